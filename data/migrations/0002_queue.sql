@@ -1,0 +1,1 @@
+-- Owned by the SQLite queue backend (engine/queue.py).

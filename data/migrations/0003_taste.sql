@@ -1,0 +1,1 @@
+-- Taste: rank pool, bases, votes, likes, profile versions and codes.
