@@ -137,3 +137,16 @@ class JobEvent(Wire):
     error: str | None = None
     worker: str | None = None
     try_number: int | None = None
+
+
+class JobError(Exception):
+    """A job that cannot succeed as asked, with a message fit for the member.
+    retryable=False fails it at once instead of trying again."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while running; the queue already knows."""

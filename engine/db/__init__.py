@@ -25,10 +25,8 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = await aiosqlite.connect(path, timeout=30, isolation_level=None)
     db.row_factory = aiosqlite.Row
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
-    await db.execute("PRAGMA foreign_keys=ON")
-    await db.execute("PRAGMA busy_timeout=30000")
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        await db.execute_fetchall(f"PRAGMA {pragma}")  # fetch: an unread row keeps the statement open
     await migrate(db)
     return db
 

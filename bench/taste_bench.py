@@ -1,0 +1,347 @@
+"""Taste-model sample efficiency on a simulated community.
+
+    .venv/bin/python bench/taste_bench.py            # full run (< 3 min on 2 cores)
+    .venv/bin/python bench/taste_bench.py --quick    # smoke run (< 30 s)
+
+The world (seeded, numpy only):
+
+* Items are d=256 "CLIP-like" embeddings: a shared offset (CLIP embeddings
+  are far from zero-mean), a content vector per prompt with a decaying
+  spectrum, a style offset from one of 40 style clusters that live in a
+  32-d style subspace, and per-item jitter. A rank-pool prompt is rendered in
+  8 random styles, so a same-prompt pair differs mostly in style.
+* The learner's Basis (k=64) is built from the rank pool only; evaluation
+  uses pairs from held-out prompts.
+* Each member has a hidden utility that is NOT in the learner's model family
+  (linear in z): a soft-max over 2-3 preferred style prototypes,
+  u(x) = log sum_j pi_j exp(beta p_j . x) + gamma a . x, on the unit-normalised
+  embedding x. Each prototype is, with probability 0.6, one of 5 community
+  favourites (with popularity weights), otherwise the member's own; a is a
+  personal linear quirk in the full 256-d space (partly outside the basis).
+* Votes are noisy: P(a beats b) = Phi(T (u_a - u_b)) (probit, not the
+  learner's logistic link); T is set once so that the true utility scores
+  ~77.5% expected held-out pairwise accuracy (the ceiling, printed).
+
+Members are split: history members give 40 random votes each and are the
+only data the community prior sees; test members are the learners, and none
+of their votes reach the prior. Accuracy is the expected held-out pairwise
+accuracy (the mean over pairs of the true probability of the predicted
+winner), averaged over test members.
+
+Methods:
+  (a) baseline: ridge Bradley-Terry, isotropic prior, random same-prompt pairs.
+      Its sigma is tuned on the test members at 200 votes (an oracle-tuned,
+      i.e. deliberately strong, baseline).
+  (b) community prior (empirical Bayes on the history members), random pairs.
+  (c) community prior + active choice (choose_pair over all within-prompt
+      pairs of a few random pool prompts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import taste  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# the simulated world
+# ---------------------------------------------------------------------------
+
+D = 256
+STYLE_DIM = 32
+N_STYLES = 40
+STYLES_PER_PROMPT = 8
+N_SHARED_PROTOS = 5
+SHARED_POPULARITY = np.array([0.35, 0.25, 0.2, 0.12, 0.08])
+P_SHARED = 0.6
+BETA = 12.0
+GAMMA = 2.0
+TARGET_CEILING = 0.775
+K = 64
+
+
+def norm_cdf(x: np.ndarray) -> np.ndarray:
+    """Standard normal CDF via erf (Abramowitz-Stegun 7.1.26, |err| < 1.5e-7)."""
+    z = np.abs(x) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-z * z)
+    return 0.5 * (1.0 + np.sign(x) * erf)
+
+
+@dataclass
+class World:
+    style_basis: np.ndarray  # (d, STYLE_DIM) orthonormal
+    style_centers: np.ndarray  # (N_STYLES, d)
+    shared_protos: np.ndarray  # (N_SHARED_PROTOS, d) unit
+    pool: np.ndarray  # (P, 8, d) raw embeddings of the rank pool
+    evalset: np.ndarray  # (E, 8, d) held-out prompts
+
+
+def make_world(rng: np.random.Generator, n_pool: int, n_eval: int) -> World:
+    q, _ = np.linalg.qr(rng.normal(size=(D, D)))
+    style_basis = q[:, :STYLE_DIM]
+    offset = rng.normal(size=D)
+    offset *= 2.0 / np.linalg.norm(offset)
+    spectrum = 1.0 / np.arange(1, D + 1)
+    spectrum /= spectrum.sum()  # content: total variance 1, decaying
+    rot, _ = np.linalg.qr(rng.normal(size=(D, D)))
+    style_centers = (rng.normal(size=(N_STYLES, STYLE_DIM)) * (0.8 / math.sqrt(STYLE_DIM))) @ style_basis.T
+
+    def render(n_prompts: int) -> np.ndarray:
+        content = (rng.normal(size=(n_prompts, D)) * np.sqrt(spectrum)) @ rot.T
+        out = np.empty((n_prompts, STYLES_PER_PROMPT, D))
+        for i in range(n_prompts):
+            styles = rng.choice(N_STYLES, STYLES_PER_PROMPT, replace=False)
+            jitter_style = (rng.normal(size=(STYLES_PER_PROMPT, STYLE_DIM)) * 0.25 / math.sqrt(STYLE_DIM)) @ style_basis.T
+            jitter = rng.normal(size=(STYLES_PER_PROMPT, D)) * (0.15 / math.sqrt(D))
+            out[i] = offset + content[i] + style_centers[styles] + jitter_style + jitter
+        return out
+
+    # community favourites: blends of two style clusters ("watercolor + soft light")
+    shared = np.empty((N_SHARED_PROTOS, D))
+    for j in range(N_SHARED_PROTOS):
+        a, b = rng.choice(N_STYLES, 2, replace=False)
+        v = style_centers[a] + 0.6 * style_centers[b]
+        shared[j] = v / np.linalg.norm(v)
+    return World(style_basis, style_centers, shared, render(n_pool), render(n_eval))
+
+
+@dataclass
+class Member:
+    protos: np.ndarray  # (j, d) unit
+    pi: np.ndarray  # (j,)
+    quirk: np.ndarray  # (d,) unit
+
+
+def make_members(rng: np.random.Generator, world: World, n: int) -> list[Member]:
+    members = []
+    for _ in range(n):
+        n_p = int(rng.integers(2, 4))
+        protos = np.empty((n_p, D))
+        for j in range(n_p):
+            if rng.random() < P_SHARED:
+                protos[j] = world.shared_protos[rng.choice(N_SHARED_PROTOS, p=SHARED_POPULARITY)]
+            else:  # the member's own: a style cluster pushed somewhere personal
+                v = world.style_centers[rng.integers(N_STYLES)] + world.style_basis @ (
+                    rng.normal(size=STYLE_DIM) * (0.5 / math.sqrt(STYLE_DIM))
+                )
+                protos[j] = v / np.linalg.norm(v)
+        quirk = rng.normal(size=D)
+        members.append(Member(protos, rng.dirichlet(np.full(n_p, 2.0)), quirk / np.linalg.norm(quirk)))
+    return members
+
+
+def utility(m: Member, x: np.ndarray) -> np.ndarray:
+    """Hidden utility of raw embeddings x (..., d)."""
+    xn = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    a = BETA * (xn @ m.protos.T) + np.log(m.pi)
+    amax = a.max(axis=-1, keepdims=True)
+    lse = (amax + np.log(np.exp(a - amax).sum(axis=-1, keepdims=True)))[..., 0]
+    return lse + GAMMA * (xn @ m.quirk)
+
+
+# ---------------------------------------------------------------------------
+# votes and evaluation
+# ---------------------------------------------------------------------------
+
+PAIRS = np.array([(i, j) for i in range(STYLES_PER_PROMPT) for j in range(i + 1, STYLES_PER_PROMPT)])
+
+
+@dataclass
+class MemberData:
+    u_pool: np.ndarray  # (P, 8) utilities of pool items
+    eval_dp: np.ndarray  # (n_eval_pairs,) true P(first beats second)
+
+
+def eval_pairs(world_z_eval: np.ndarray) -> np.ndarray:
+    """(E*28, k) whitened deltas of all within-prompt eval pairs."""
+    return (world_z_eval[:, PAIRS[:, 0]] - world_z_eval[:, PAIRS[:, 1]]).reshape(-1, world_z_eval.shape[-1])
+
+
+def true_probs(u: np.ndarray, temp: float) -> np.ndarray:
+    du = u[:, PAIRS[:, 0]] - u[:, PAIRS[:, 1]]
+    return norm_cdf(temp * du).reshape(-1)
+
+
+def expected_accuracy(pred: np.ndarray, p_true: np.ndarray) -> float:
+    """Expected accuracy of predicting 'first wins' iff pred > 0.5 (ties count half)."""
+    return float(np.mean(np.where(pred > 0, p_true, np.where(pred < 0, 1 - p_true, 0.5))))
+
+
+def calibrate_temperature(u_evals: list[np.ndarray], target: float) -> float:
+    lo, hi = 1e-3, 1e3
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        ceil = np.mean([np.mean(np.maximum(p, 1 - p)) for p in (true_probs(u, mid) for u in u_evals)])
+        lo, hi = (mid, hi) if ceil < target else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+def random_votes(rng, z_pool, u_pool, temp, n):
+    """n random same-prompt votes as (winner - loser) deltas."""
+    prompts = rng.integers(z_pool.shape[0], size=n)
+    pairs = PAIRS[rng.integers(len(PAIRS), size=n)]
+    a, b = pairs[:, 0], pairs[:, 1]
+    p = norm_cdf(temp * (u_pool[prompts, a] - u_pool[prompts, b]))
+    first = rng.random(n) < p
+    delta = z_pool[prompts, a] - z_pool[prompts, b]
+    return np.where(first[:, None], delta, -delta)
+
+
+def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, explore, times):
+    """Sequential votes chosen by choose_pair; returns {n_votes: posterior}."""
+    out = {}
+    deltas = np.empty((n, z_pool.shape[-1]))
+    post = taste.fit(deltas[:0], prior=prior)
+    if 0 in grid:
+        out[0] = post
+    for t in range(n):
+        prompts = rng.choice(z_pool.shape[0], n_cand_prompts, replace=False)
+        zc = z_pool[prompts]  # (c, 8, k)
+        cand = (zc[:, PAIRS[:, 0]] - zc[:, PAIRS[:, 1]]).reshape(-1, zc.shape[-1])
+        idx = taste.choose_pair(post, cand, rng, explore=explore)
+        pr, pair = prompts[idx // len(PAIRS)], PAIRS[idx % len(PAIRS)]
+        p = norm_cdf(temp * (u_pool[pr, pair[0]] - u_pool[pr, pair[1]]))
+        deltas[t] = cand[idx] if rng.random() < p else -cand[idx]
+        t0 = time.perf_counter()
+        post = taste.fit(deltas[: t + 1], prior=prior, init=post.mean)
+        if t + 1 == n:
+            times.append(time.perf_counter() - t0)
+        if t + 1 in grid:
+            out[t + 1] = post
+    return out
+
+
+def ece(pred: np.ndarray, p_true: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of P(first wins), binned by prediction."""
+    edges = np.minimum((pred * bins).astype(int), bins - 1)
+    err = 0.0
+    for b in range(bins):
+        sel = edges == b
+        if sel.any():
+            err += sel.mean() * abs(pred[sel].mean() - p_true[sel].mean())
+    return float(err)
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small smoke run (< 30 s)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--explore", type=float, default=0.15)
+    ap.add_argument("--cand-prompts", type=int, default=8, help="pool prompts offered to choose_pair per vote")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+
+    if args.quick:
+        n_pool, n_eval, n_hist, n_test = 300, 60, 80, 20
+        grid = [5, 10, 20, 40, 100, 200]
+    else:
+        n_pool, n_eval, n_hist, n_test = 400, 120, 300, 100
+        grid = [5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100, 150, 200]
+    hist_votes, max_votes = 40, max(grid)
+    rng = np.random.default_rng(args.seed)
+
+    # 1. world, basis and members
+    world = make_world(rng, n_pool, n_eval)
+    basis = taste.Basis.build(world.pool.reshape(-1, D), k=K)
+    z_pool = basis.whiten(world.pool.reshape(-1, D)).reshape(n_pool, STYLES_PER_PROMPT, -1)
+    z_eval = basis.whiten(world.evalset.reshape(-1, D)).reshape(n_eval, STYLES_PER_PROMPT, -1)
+    ev = eval_pairs(z_eval)
+    members = make_members(rng, world, n_hist + n_test)
+    u_pool = [utility(m, world.pool) for m in members]
+    u_eval = [utility(m, world.evalset) for m in members]
+    temp = calibrate_temperature(u_eval[n_hist:], TARGET_CEILING)
+    p_eval = [true_probs(u, temp) for u in u_eval]
+    test = range(n_hist, n_hist + n_test)
+    ceiling = float(np.mean([np.mean(np.maximum(p_eval[i], 1 - p_eval[i])) for i in test]))
+
+    # 2. the community prior sees only history members (40 random votes each)
+    t0 = time.perf_counter()
+    hist = [random_votes(rng, z_pool, u_pool[i], temp, hist_votes) for i in range(n_hist)]
+    prior_c = taste.community_prior(hist, k=basis.k)
+    t_prior = time.perf_counter() - t0
+
+    # 3. random-pair streams for each test member (shared by (a) and (b))
+    streams = {i: random_votes(rng, z_pool, u_pool[i], temp, max_votes) for i in test}
+
+    def acc_of(w: np.ndarray, i: int) -> float:
+        return expected_accuracy(ev @ w, p_eval[i])
+
+    # (a) baseline, sigma tuned at 200 votes on the test members (oracle-tuned)
+    sig_grid = [0.0625, 0.125, 0.25, 0.5, 1.0, 2.0]
+    best_sigma = max(
+        sig_grid,
+        key=lambda s: np.mean(
+            [acc_of(taste.fit(streams[i], prior=taste.Prior.isotropic(basis.k, s)).mean, i) for i in test]
+        ),
+    )
+    prior_iso = taste.Prior.isotropic(basis.k, best_sigma)
+    acc = {"a": {}, "b": {}, "c": {}}
+    for n in grid:
+        acc["a"][n] = np.mean([acc_of(taste.fit(streams[i][:n], prior=prior_iso).mean, i) for i in test])
+        acc["b"][n] = np.mean([acc_of(taste.fit(streams[i][:n], prior=prior_c).mean, i) for i in test])
+    acc0 = np.mean([acc_of(prior_c.mean, i) for i in test])
+
+    # (c) community prior + active choice
+    times: list[float] = []
+    eces, probs_c, ptrue_c = [], [], []
+    per_n = {n: [] for n in grid}
+    for i in test:
+        posts = active_votes(
+            rng, z_pool, u_pool[i], temp, prior_c, max_votes, set(grid), args.cand_prompts, args.explore, times
+        )
+        for n in grid:
+            per_n[n].append(acc_of(posts[n].mean, i))
+        probs_c.append(posts[max_votes].prob(ev))
+        ptrue_c.append(p_eval[i])
+    for n in grid:
+        acc["c"][n] = float(np.mean(per_n[n]))
+    ece_c = ece(np.concatenate(probs_c), np.concatenate(ptrue_c))
+    eces = [ece(p, q) for p, q in zip(probs_c, ptrue_c, strict=True)]
+
+    # 4. report
+    print(f"taste bench  seed={args.seed}  {'quick' if args.quick else 'full'}")
+    print(
+        f"world: d={D}, {N_STYLES} styles, pool {n_pool} prompts x {STYLES_PER_PROMPT} styles, "
+        f"eval {n_eval} held-out prompts ({len(ev)} pairs), basis k={basis.k}"
+    )
+    print(
+        f"members: {n_hist} history (x{hist_votes} random votes) -> community prior "
+        f"({t_prior:.1f} s), {n_test} test learners"
+    )
+    print(f"label noise: probit, T={temp:.3f}; ceiling (true utility) accuracy: {ceiling:.3f}")
+    print(f"baseline sigma (oracle-tuned at 200 votes over {sig_grid}): {best_sigma}")
+    print(f"community prior alone (0 votes): {acc0:.3f}")
+    print()
+    print(f"{'votes':>5} | {'(a) baseline':>12} | {'(b) prior':>10} | {'(c) prior+active':>16}")
+    print("-" * 54)
+    for n in grid:
+        print(f"{n:>5} | {acc['a'][n]:>12.3f} | {acc['b'][n]:>10.3f} | {acc['c'][n]:>16.3f}")
+    print()
+    print(f"(c) calibration error at {max_votes} votes: ECE {ece_c:.3f} (pooled), {np.mean(eces):.3f} (mean per member)")
+    print(f"median refit time per vote at {max_votes} votes: {1e3 * statistics.median(times):.3f} ms (warm start)")
+    target = acc["a"][max_votes]
+    best = {n: max(acc["b"][n], acc["c"][n]) for n in grid}
+    hit = [n for n in grid if best[n] >= target]
+    print(f"elapsed: {time.perf_counter() - t_start:.1f} s")
+    print(f"votes needed to match baseline@{max_votes}: {hit[0] if hit else f'>{max_votes}'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""python -m bot: run the Discord bot and its local GPU workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from bot.config import TOKEN_HELP, Settings
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        fields = {str(e["loc"][0]) for e in error.errors() if e.get("loc")}
+        if "DISCORD_TOKEN" in fields or "discord_token" in fields:
+            print(TOKEN_HELP, file=sys.stderr)
+        else:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            print(f"Invalid settings: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def run(settings: Settings) -> None:
+    from bot.app import create_bot
+    from bot.workers import LocalWorkers
+    from engine import db as database
+    from engine.queue import open_queue
+
+    # Resources are opened here and handed to the bot.
+    db = await database.connect(settings.db_path)
+    queue = await open_queue(settings.queue_url)
+    workers = LocalWorkers(settings)
+    await workers.start()
+    try:
+        async with create_bot(settings, db=db, queue=queue, workers=workers) as bot:
+            await bot.start(settings.discord_token.get_secret_value())
+    finally:
+        await workers.stop()
+        await queue.close()
+        await db.close()
+
+
+def main() -> None:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("discord.gateway").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

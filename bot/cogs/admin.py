@@ -1,0 +1,62 @@
+"""Owner tools: per-guild rules, the queue, and a forced command sync."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import Tastemaker
+from bot.errors import UserError
+from engine.db import jobs as db_jobs
+from engine.db import members
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class Admin(commands.GroupCog, group_name="admin", group_description="Server owner settings"):
+    def __init__(self, bot: Tastemaker):
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(description="Show the jobs waiting and running")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        active = await db_jobs.active_jobs(self.bot.db)
+        lines = [f"**{len(active)}** jobs queued or running."]
+        for job in active[:15]:
+            where = "running" if job.state == "running" else f"position {await self.bot.queue.position(job.id) or '?'}"
+            lines.append(f"`{job.id[:8]}` <@{job.user_id}> {job.kind} · {where} · {job.prompt[:60]}")
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    @app_commands.command(description="Jobs each member may have queued or running at once")
+    async def limit(self, interaction: discord.Interaction, jobs: app_commands.Range[int, 1, 50]) -> None:
+        await members.update_guild(self.bot.db, interaction.guild_id, max_jobs_per_user=jobs)
+        await interaction.response.send_message(f"Each member may now have {jobs} jobs at once.", ephemeral=True)
+
+    @app_commands.command(description="Allow or disallow image commands in a channel (none allowed = everywhere)")
+    async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel, allowed: bool) -> None:
+        rules = await members.get_guild(self.bot.db, interaction.guild_id)
+        channels = [c for c in rules.allowed_channels if c != channel.id] + ([channel.id] if allowed else [])
+        await members.update_guild(self.bot.db, interaction.guild_id, allowed_channels=tuple(channels))
+        where = ", ".join(f"<#{c}>" for c in channels) or "every channel"
+        await interaction.response.send_message(f"Image commands now work in {where}.", ephemeral=True)
+
+    @app_commands.command(description="Ban or unban a word in prompts")
+    async def banned_word(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 50], banned: bool) -> None:
+        rules = await members.get_guild(self.bot.db, interaction.guild_id)
+        word = word.strip().lower()
+        words = [w for w in rules.banned_words if w != word] + ([word] if banned else [])
+        await members.update_guild(self.bot.db, interaction.guild_id, banned_words=tuple(words))
+        await interaction.response.send_message(f"Banned words: {', '.join(words) or 'none'}.", ephemeral=True)
+
+    @app_commands.command(description="Sync slash commands now (the bot owner only)")
+    async def sync(self, interaction: discord.Interaction) -> None:
+        if not await self.bot.is_owner(interaction.user):
+            raise UserError("Only the bot's owner can force a command sync.")
+        await interaction.response.defer(ephemeral=True)
+        await self.bot.sync_commands(force=True)
+        await interaction.followup.send("Commands synced.", ephemeral=True)
+
+
+async def setup(bot: Tastemaker) -> None:
+    await bot.add_cog(Admin(bot))

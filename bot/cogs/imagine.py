@@ -1,0 +1,30 @@
+"""/imagine: a prompt becomes a 2×2 grid with U/V/🔄."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import generation
+from bot.app import Tastemaker
+from bot.views.grid import GridButton
+from bot.views.image import ImageButton
+from bot.views.job import CancelButton
+from engine.params import MAX_INPUT
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: Tastemaker):
+        self.bot = bot
+
+    @app_commands.command(description="Create four images from a prompt")
+    @app_commands.describe(prompt="What to draw, then parameters: --ar 3:2 --seed 7 --no text --s 250 --p …")
+    async def imagine(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, MAX_INPUT]) -> None:
+        prepared = await generation.prepare_imagine(self.bot, interaction.user.id, interaction.guild_id, prompt)
+        await generation.start(self.bot, interaction, prepared)
+
+
+async def setup(bot: Tastemaker) -> None:
+    bot.add_dynamic_items(GridButton, ImageButton, CancelButton)
+    await bot.add_cog(Imagine(bot))

@@ -1,0 +1,211 @@
+"""The job pump: queue events -> database -> Discord message edits.
+
+One loop for all jobs. State lives in the database (jobs.cursor, state,
+delivered_at), so after a restart the pump carries on where it stopped, and a
+result is stored once and shown once even when a Discord edit fails and is
+retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import tasks
+
+from bot import render
+from bot.views.grid import grid_view
+from bot.views.image import image_view
+from bot.views.job import cancel_view
+from engine.db import jobs as db_jobs
+from engine.jobs import EventType, JobEvent
+
+if TYPE_CHECKING:
+    from bot.app import Tastemaker
+
+log = logging.getLogger("bot.delivery")
+
+POLL_S = 0.5
+PROGRESS_EDIT_S = 2.0  # Discord allows about 5 edits per 5 s per channel
+RETRY_S = (2, 5, 15, 60, 300)
+
+
+@dataclass
+class _Shown:
+    text: str = ""
+    at: float = 0.0
+    failures: int = 0
+    retry_at: float = 0.0
+
+
+class Delivery:
+    def __init__(self, bot: Tastemaker):
+        self.bot = bot
+        self._shown: dict[str, _Shown] = {}
+        self._preview: dict[str, bytes] = {}  # newest preview JPEG per running job
+        self._lock = asyncio.Lock()
+        self.loop = tasks.loop(seconds=POLL_S)(self._tick)
+
+    def start(self) -> None:
+        self.loop.start()
+
+    def stop(self) -> None:
+        self.loop.cancel()
+
+    async def poke(self) -> None:
+        """Handle pending events now (after a cancel, or in tests)."""
+        await self._tick()
+
+    async def _tick(self) -> None:
+        async with self._lock:
+            try:
+                await self.step()
+            except Exception:  # the loop must survive anything
+                log.exception("job pump step failed")
+
+    async def step(self) -> None:
+        db, queue = self.bot.db, self.bot.queue
+        # 1. Jobs whose message still needs an edit, and their new events.
+        records = await db_jobs.undelivered(db)
+        if not records:
+            return
+        events = await queue.read_events({r.id: r.cursor for r in records if r.state in ("queued", "running")})
+        by_job: dict[str, list[JobEvent]] = {}
+        for event in events:
+            by_job.setdefault(event.job_id, []).append(event)
+        # 2. Fold each job's events into its row, then show it.
+        for record in records:
+            if record.id in by_job:
+                record = await self.apply(record, by_job[record.id])
+            await self.show(record)
+
+    async def apply(self, record: db_jobs.JobRecord, events: list[JobEvent]) -> db_jobs.JobRecord:
+        db = self.bot.db
+        changes: dict = {"cursor": events[-1].cursor}
+        for event in events:
+            if event.type is EventType.STARTED:
+                changes.update(state="running", started_at=event.at, percent=0.0)
+            elif event.type is EventType.PROGRESS:
+                changes.update(state="running", percent=event.percent)
+                if event.preview:
+                    self._preview[record.id] = event.preview
+            elif event.type is EventType.RETRYING:
+                changes.update(state="queued", percent=None)
+                log.info("job %s retrying: %s", record.id, event.error)
+            elif event.type is EventType.DONE:
+                await self.store_result(record, event)
+                gpu = event.result.timings.get("gpu", event.result.timings.get("total"))
+                changes.update(state="done", finished_at=event.at, percent=100.0, gpu_seconds=gpu)
+            elif event.type is EventType.FAILED:
+                changes.update(state="failed", finished_at=event.at, error=event.error)
+            elif event.type is EventType.CANCELLED:
+                changes.update(state="cancelled", finished_at=event.at)
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db_jobs.update_job(db, record.id, **changes)
+            if changes.get("state") == "done":
+                n = len(await db_jobs.images_of(db, record.id))
+                await db_jobs.add_usage(db, record.user_id, n, changes.get("gpu_seconds") or 0.0)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        if changes.get("state") in ("done", "failed", "cancelled"):
+            log.info("job %s %s after %.1fs", record.id, changes["state"], time.time() - record.created_at)
+        return await db_jobs.get_job(db, record.id)
+
+    async def store_result(self, record: db_jobs.JobRecord, event: JobEvent) -> None:
+        """Write the PNGs and their rows (idempotent: a replayed event overwrites the same files)."""
+        folder = Path(self.bot.settings.data_dir) / "images" / record.id
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        for index, image in enumerate(event.result.images, start=1):
+            relative = f"images/{record.id}/{index}.png"
+            await asyncio.to_thread((folder / f"{index}.png").write_bytes, image.png)
+            await db_jobs.add_image(
+                self.bot.db, job_id=record.id, idx=index, user_id=record.user_id, path=relative,
+                width=image.width, height=image.height, seed=image.seed, embedding=image.embedding,
+            )
+        if len(event.result.images) > 1:
+            grid = await asyncio.to_thread(render.grid, [image.png for image in event.result.images])
+            await asyncio.to_thread((folder / "grid.png").write_bytes, grid)
+
+    async def show(self, record: db_jobs.JobRecord) -> None:
+        shown = self._shown.setdefault(record.id, _Shown())
+        now = time.time()
+        if now < shown.retry_at:
+            return
+        try:
+            if record.state in ("done", "failed", "cancelled"):
+                await self.final_edit(record)
+                await db_jobs.update_job(self.bot.db, record.id, delivered_at=time.time())
+                await self.bot.queue.forget(record.id)
+                self._shown.pop(record.id, None)
+                self._preview.pop(record.id, None)
+                await self.notify(record)
+                return
+            await self.progress_edit(record, shown, now)
+            shown.failures = 0
+        except discord.NotFound:
+            log.warning("job %s: its message is gone; giving up on showing it", record.id)
+            await db_jobs.update_job(self.bot.db, record.id, delivered_at=time.time())
+            self._shown.pop(record.id, None)
+        except discord.HTTPException as error:
+            # Discord is having a moment: keep the result and try again later.
+            shown.failures += 1
+            delay = RETRY_S[min(shown.failures - 1, len(RETRY_S) - 1)]
+            shown.retry_at = now + delay
+            log.warning("job %s: Discord edit failed (%s); retry %d in %ss", record.id, error, shown.failures, delay)
+
+    async def progress_edit(self, record: db_jobs.JobRecord, shown: _Shown, now: float) -> None:
+        if record.state == "queued":
+            text = render.waiting(record, await self.bot.queue.position(record.id))
+        else:
+            text = render.running(record, record.percent)
+        preview = self._preview.get(record.id)
+        if text == shown.text or now - shown.at < PROGRESS_EDIT_S and shown.text:
+            return
+        message = self._message(record)
+        kwargs: dict = {"content": text, "view": cancel_view(record.id)}
+        if preview is not None:
+            kwargs["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.jpg")]
+        await message.edit(**kwargs)
+        shown.text, shown.at = text, now
+
+    async def final_edit(self, record: db_jobs.JobRecord) -> None:
+        message = self._message(record)
+        if record.state == "failed":
+            await message.edit(content=render.failed(record), attachments=[], view=None)
+            return
+        if record.state == "cancelled":
+            await message.edit(content=render.cancelled(record), attachments=[], view=None)
+            return
+        images = await db_jobs.images_of(self.bot.db, record.id)
+        folder = Path(self.bot.settings.data_dir) / "images" / record.id
+        if len(images) == 1:
+            file = discord.File(folder / "1.png", filename=f"tastemaker_{images[0].id}.png")
+            await message.edit(content=render.finished(record), attachments=[file], view=image_view(images[0].id, upscale=False))
+        else:
+            file = discord.File(folder / "grid.png", filename=f"tastemaker_{record.id[:8]}.png")
+            await message.edit(content=render.finished(record), attachments=[file], view=grid_view(record.id))
+
+    async def notify(self, record: db_jobs.JobRecord) -> None:
+        """auto_dm: a short DM with a link once a grid is ready."""
+        from engine.db import members
+
+        if record.state != "done" or not (await members.get_settings(self.bot.db, record.user_id)).auto_dm:
+            return
+        try:
+            user = self.bot.get_user(record.user_id) or await self.bot.fetch_user(record.user_id)
+            link = f"https://discord.com/channels/{record.guild_id or '@me'}/{record.channel_id}/{record.message_id}"
+            await user.send(f"Your images are ready: **{record.prompt[:200]}** {link}")
+        except discord.HTTPException as error:
+            log.info("could not DM user %s: %s", record.user_id, error)
+
+    def _message(self, record: db_jobs.JobRecord) -> discord.PartialMessage:
+        return self.bot.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)

@@ -1,0 +1,64 @@
+"""One error path: member mistakes become ephemeral messages, bugs get an id.
+
+Slash commands reach it through TastemakerTree.on_error; buttons and modals
+call reply_error() from their base classes (bot/views/base.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import discord
+from discord import app_commands
+
+from engine.params import ParamError
+
+log = logging.getLogger("bot.errors")
+
+
+class UserError(Exception):
+    """Something the member can fix. The message is shown to them as is."""
+
+
+def _member_message(error: BaseException) -> str | None:
+    while isinstance(error, (app_commands.CommandInvokeError, app_commands.TransformerError)) and error.__cause__:
+        error = error.__cause__
+    if isinstance(error, UserError | ParamError):
+        return str(error)
+    try:
+        from engine.profiles import TasteError
+    except ImportError:  # the taste service is optional while it is being built
+        TasteError = ()  # noqa: N806
+    if TasteError and isinstance(error, TasteError):
+        return str(error)
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down: try again in {error.retry_after:.0f}s."
+    if isinstance(error, app_commands.CheckFailure):
+        return str(error) or "You can't use this command here."
+    return None
+
+
+async def reply_error(interaction: discord.Interaction, error: BaseException) -> None:
+    message = _member_message(error)
+    if message is None:
+        error_id = secrets.token_hex(4)
+        command = interaction.command.qualified_name if interaction.command else interaction.data.get("custom_id")
+        log.error(
+            "error %s in %s (user %s, guild %s, channel %s)",
+            error_id, command, interaction.user.id, interaction.guild_id, interaction.channel_id,
+            exc_info=error,
+        )
+        message = f"Sorry, something went wrong on our side (error `{error_id}`). The server owner can find it in the log."
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell user %s about an error: %s", interaction.user.id, message)
+
+
+class TastemakerTree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await reply_error(interaction, error)

@@ -1,0 +1,218 @@
+"""From a member's request to a queued job, and its first message.
+
+Every check happens before anything is queued: bad input gets an ephemeral
+UserError/ParamError and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot import render
+from bot.errors import UserError
+from bot.views.job import cancel_view
+from engine import params
+from engine.db import jobs as db_jobs
+from engine.db import members
+from engine.jobs import GenerateSpec, Job, JobKind
+from engine.presets import PRESETS, get_preset
+
+if TYPE_CHECKING:
+    from bot.app import Tastemaker
+
+log = logging.getLogger("bot.generation")
+
+STRENGTHS = {"strong": 0.75, "subtle": 0.4}  # img2img denoise for Vary (Strong) / (Subtle)
+UPSCALE_STRENGTH = 0.3
+MAX_SEED = 2**32 - 1
+
+
+@dataclass
+class Prepared:
+    job: Job
+    prompt: str  # shown in the message
+    info: dict[str, Any] = field(default_factory=dict)  # stored as jobs.request
+    parent_image_id: int | None = None
+
+
+async def prepare_imagine(
+    bot: Tastemaker, user_id: int, guild_id: int | None, text: str, *, reroll: bool = False
+) -> Prepared:
+    db = bot.db
+    # 1. Expand the member's options and suffix, then parse (ParamError on bad input).
+    prefs = await members.get_settings(db, user_id)
+    options = await members.get_options(db, user_id)
+    expanded = params.expand(text, options, prefs.suffix)
+    request = params.parse(expanded, presets=PRESETS)
+    await check_guild_rules(bot, guild_id, request.text)
+    # 2. Member defaults: --s from /settings, --p when personalization is on.
+    stylize = request.stylize if request.stylize is not None else prefs.stylize
+    if request.personalize is None and prefs.personalize:
+        request = request.with_(personalize=(params.CodeWeight(code=None, weight=1.0),))
+    # 3. A reroll keeps everything but the seed.
+    seed = request.seed if request.seed is not None and not reroll else secrets.randbelow(MAX_SEED + 1)
+    request = request.with_(seed=None if reroll else request.seed)
+    preset = get_preset(request.preset or bot.settings.model)
+    width, height = params.dimensions(request.aspect, preset.base_size)
+    # 4. Personalization: codes -> a conditioning vector and adapter scale.
+    taste = await personalization(bot, user_id, request, stylize, preset.name)
+    spec = GenerateSpec(
+        prompt=request.text,
+        negative_prompt=", ".join(request.negative),
+        width=width,
+        height=height,
+        seed=seed,
+        chaos=request.chaos,
+        quality=request.quality,
+        tile=request.tile,
+        stylize=stylize,
+        **taste.spec_fields,
+    )
+    job = Job(kind=JobKind.IMAGINE, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
+    info = {"text": request.canonical(), "seed": seed, "stylize": stylize, "codes": taste.codes}
+    return Prepared(job=job, prompt=request.canonical(), info=info)
+
+
+async def prepare_from_image(
+    bot: Tastemaker, user_id: int, guild_id: int | None, image_id: int, kind: JobKind, strength_name: str = "strong",
+    prompt: str | None = None,
+) -> Prepared:
+    """Variation (img2img) or upscale of one stored image."""
+    image = await db_jobs.get_image(bot.db, image_id)
+    if image is None:
+        raise UserError("That image is no longer stored on this bot.")
+    source = await db_jobs.get_job(bot.db, image.job_id)
+    path = Path(bot.settings.data_dir) / image.path
+    if not path.exists():
+        raise UserError("That image's file is gone from the bot's disk, so it can't be reused.")
+    base = source.request if source else {}
+    text = prompt if prompt is not None else base.get("text", source.prompt if source else "")
+    request = params.parse(params.expand(text, {}, ""), presets=PRESETS) if text else None
+    if request is not None:
+        await check_guild_rules(bot, guild_id, request.text)
+    preset = get_preset((request.preset if request else None) or (source and source_preset(source)) or bot.settings.model)
+    seed = secrets.randbelow(MAX_SEED + 1)
+    width, height = image.width, image.height
+    if kind is JobKind.UPSCALE:
+        count, strength = 1, UPSCALE_STRENGTH
+    else:
+        count, strength = 4, STRENGTHS[strength_name]
+    stylize = base.get("stylize", 100)
+    taste = (
+        await personalization(bot, user_id, request, stylize, preset.name)
+        if request is not None and request.personalize
+        else Taste()
+    )
+    spec = GenerateSpec(
+        prompt=request.text if request else "",
+        negative_prompt=", ".join(request.negative) if request else "",
+        width=width,
+        height=height,
+        seed=seed,
+        count=count,
+        init_image=path.read_bytes(),
+        strength=strength,
+        stylize=stylize,
+        **taste.spec_fields,
+    )
+    job = Job(kind=kind, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
+    info = {
+        "text": request.canonical() if request else text,
+        "seed": seed,
+        "stylize": stylize,
+        "codes": taste.codes,
+        "strength_name": strength_name.capitalize(),
+        "source_index": image.idx,
+    }
+    return Prepared(job=job, prompt=info["text"], info=info, parent_image_id=image_id)
+
+
+def source_preset(source: db_jobs.JobRecord) -> str | None:
+    return source.request.get("preset")
+
+
+@dataclass
+class Taste:
+    codes: list[tuple[str, float]] = field(default_factory=list)
+    spec_fields: dict[str, Any] = field(default_factory=dict)
+
+
+async def personalization(
+    bot: Tastemaker, user_id: int, request: params.Request, stylize: int, preset: str
+) -> Taste:
+    if not request.personalize:
+        return Taste()
+    from engine import profiles
+
+    picks = [(pick.code, pick.weight) for pick in request.personalize]
+    taste = await profiles.resolve(bot.db, user_id, picks, bot.settings.unlock_votes)
+    codes = [list(code) for code in taste.codes]
+    if stylize == 0:  # --s 0 turns personalization off and costs nothing
+        return Taste(codes=codes)
+    conditioning = profiles.conditioning(taste.w, taste.basis, stylize, preset)
+    fields: dict[str, Any] = {"conditioning": conditioning.vector, "ip_adapter_scale": conditioning.scale}
+    if request.quality >= 2:  # best-of-N under the member's taste
+        fields["candidates"] = 8
+        fields["rerank_direction"] = list(profiles.rerank_direction(taste.basis, taste.w))
+    return Taste(codes=codes, spec_fields=fields)
+
+
+async def check_guild_rules(bot: Tastemaker, guild_id: int | None, text: str) -> None:
+    rules = await members.get_guild(bot.db, guild_id)
+    lowered = text.lower()
+    for word in rules.banned_words:
+        if word and word.lower() in lowered:
+            raise UserError(f"This server doesn't allow the word `{word}` in prompts.")
+
+
+async def check_limits(bot: Tastemaker, user_id: int, guild_id: int | None, channel_id: int | None) -> None:
+    rules = await members.get_guild(bot.db, guild_id)
+    if rules.allowed_channels and channel_id not in rules.allowed_channels:
+        where = ", ".join(f"<#{c}>" for c in rules.allowed_channels)
+        raise UserError(f"Image commands work only in {where} on this server.")
+    limit = rules.max_jobs_per_user or bot.settings.max_jobs_per_user
+    active = await db_jobs.active_jobs(bot.db, user_id)
+    if len(active) >= limit:
+        raise UserError(
+            f"You already have {len(active)} jobs queued or running, and the limit is {limit}. "
+            "Wait for one to finish, or cancel one with its ❌ button."
+        )
+
+
+async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Prepared) -> discord.Message:
+    """Queue the job and post its '(Waiting to start)' message (the one the pump edits)."""
+    user_id = interaction.user.id
+    await check_limits(bot, user_id, interaction.guild_id, interaction.channel_id)
+    if not interaction.response.is_done():
+        await interaction.response.defer()
+    try:
+        await members.ensure_user(bot.db, user_id)
+        info = {**prepared.info, "preset": prepared.job.preset}
+        await db_jobs.insert_job(
+            bot.db,
+            id=prepared.job.id,
+            kind=prepared.job.kind,
+            user_id=user_id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            prompt=prepared.prompt,
+            request=info,
+            parent_image_id=prepared.parent_image_id,
+        )
+        await bot.queue.submit(prepared.job)
+        record = await db_jobs.get_job(bot.db, prepared.job.id)
+        position = await bot.queue.position(prepared.job.id)
+        message = await interaction.followup.send(render.waiting(record, position), view=cancel_view(record.id), wait=True)
+        await db_jobs.update_job(bot.db, record.id, message_id=message.id, channel_id=message.channel.id)
+    except Exception:
+        await bot.queue.cancel(prepared.job.id)
+        await db_jobs.update_job(bot.db, prepared.job.id, state="cancelled", delivered_at=0)
+        raise
+    log.info("job %s queued for user %s at position %s: %s", record.id, user_id, position, record.kind)
+    return message

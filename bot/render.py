@@ -1,0 +1,86 @@
+"""What members see: message text, grids and pair composites."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from PIL import Image
+
+from engine.db.jobs import JobRecord
+
+MAX_PROMPT_SHOWN = 1200  # Discord messages stop at 2000 characters
+
+
+def headline(job: JobRecord) -> str:
+    prompt = job.prompt if len(job.prompt) <= MAX_PROMPT_SHOWN else job.prompt[: MAX_PROMPT_SHOWN - 1] + "…"
+    prompt = prompt.replace("*", "\\*")
+    label = {
+        "variation": f" - Variations ({job.request.get('strength_name', 'Strong')})",
+        "upscale": " - Upscaled (×2)",
+    }.get(job.kind, "")
+    return f"**{prompt}**{label} - <@{job.user_id}>"
+
+
+def waiting(job: JobRecord, position: int | None) -> str:
+    where = f" · position {position} in queue" if position else ""
+    return f"{headline(job)} (Waiting to start){where}"
+
+
+def running(job: JobRecord, percent: float | None) -> str:
+    return f"{headline(job)} ({int(percent or 0)}%)"
+
+
+def finished(job: JobRecord) -> str:
+    details = []
+    codes = job.request.get("codes")
+    if codes:
+        picks = " ".join(code if weight == 1 else f"{code}::{weight:g}" for code, weight in codes)
+        details.append(f"`--p {picks} --s {job.request.get('stylize', 100)}`")
+    if "seed" in job.request:
+        details.append(f"seed {job.request['seed']}")
+    if job.gpu_seconds:
+        details.append(f"{job.gpu_seconds:.1f}s")
+    return headline(job) + (" · " + " · ".join(details) if details else "")
+
+
+def failed(job: JobRecord) -> str:
+    return f"{headline(job)} (failed: {job.error or 'unknown error'})"
+
+
+def cancelled(job: JobRecord) -> str:
+    return f"{headline(job)} (cancelled)"
+
+
+def single(job: JobRecord, index: int) -> str:
+    return f"**{job.prompt[:MAX_PROMPT_SHOWN]}** - Image #{index} <@{job.user_id}>"
+
+
+def grid(pngs: Sequence[bytes]) -> bytes:
+    """Up to four images, 2×2, as one PNG."""
+    images = [Image.open(io.BytesIO(data)).convert("RGB") for data in pngs]
+    width, height = images[0].size
+    columns = 2 if len(images) > 1 else 1
+    rows = (len(images) + columns - 1) // columns
+    canvas = Image.new("RGB", (width * columns, height * rows), "black")
+    for index, image in enumerate(images):
+        canvas.paste(image.resize((width, height)), ((index % columns) * width, (index // columns) * height))
+    return to_png(canvas)
+
+
+def side_by_side(left: bytes, right: bytes, gap: int = 8) -> bytes:
+    """A rank pair: two images at one height with a gap."""
+    a, b = (Image.open(io.BytesIO(data)).convert("RGB") for data in (left, right))
+    height = min(a.height, b.height)
+    a = a.resize((round(a.width * height / a.height), height))
+    b = b.resize((round(b.width * height / b.height), height))
+    canvas = Image.new("RGB", (a.width + gap + b.width, height), (47, 49, 54))
+    canvas.paste(a, (0, 0))
+    canvas.paste(b, (a.width + gap, 0))
+    return to_png(canvas)
+
+
+def to_png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=False)
+    return out.getvalue()

@@ -1,0 +1,27 @@
+"""Settings shared by the bot and the workers (pydantic-settings, `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Field(Path("data/runtime"), validation_alias="TASTEMAKER_DATA_DIR")
+    model: str = Field("sdxl-turbo", validation_alias="TASTEMAKER_MODEL")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", validation_alias="TASTEMAKER_DEVICE")
+    # Empty: the SQLite queue inside the bot's database. redis://host:6379/0 to scale out.
+    queue: str = Field("", validation_alias="TASTEMAKER_QUEUE")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "tastemaker.db"
+
+    @property
+    def queue_url(self) -> str:
+        return self.queue or f"sqlite:///{self.db_path.resolve()}"

@@ -1,0 +1,164 @@
+"""The bot's record of jobs (who asked, where to post, what happened) and images."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+import numpy as np
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: str
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None
+    prompt: str
+    request: dict[str, Any]
+    parent_image_id: int | None
+    state: str
+    cursor: str
+    percent: float | None
+    error: str | None
+    gpu_seconds: float | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    delivered_at: float | None
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> JobRecord:
+        values = dict(row)
+        values["request"] = json.loads(values["request"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    job_id: str
+    idx: int
+    user_id: int
+    path: str
+    width: int
+    height: int
+    seed: int
+    embedding: np.ndarray | None
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> ImageRecord:
+        values = dict(row)
+        blob = values["embedding"]
+        values["embedding"] = None if blob is None else np.frombuffer(blob, dtype=np.float32)
+        return cls(**values)
+
+
+async def insert_job(
+    db: aiosqlite.Connection,
+    *,
+    id: str,
+    kind: str,
+    user_id: int,
+    guild_id: int | None,
+    channel_id: int | None,
+    prompt: str,
+    request: dict[str, Any],
+    parent_image_id: int | None = None,
+) -> None:
+    await db.execute(
+        "INSERT INTO jobs (id, kind, user_id, guild_id, channel_id, prompt, request, parent_image_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (id, kind, user_id, guild_id, channel_id, prompt, json.dumps(request), parent_image_id, time.time()),
+    )
+
+
+_JOB_COLUMNS = {
+    "message_id", "channel_id", "state", "cursor", "percent", "error", "gpu_seconds",
+    "started_at", "finished_at", "delivered_at",
+}
+
+
+async def update_job(db: aiosqlite.Connection, job_id: str, **fields: Any) -> None:
+    unknown = set(fields) - _JOB_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown job columns {sorted(unknown)}")
+    if fields:
+        assignments = ", ".join(f"{column} = ?" for column in fields)  # names from the fixed set above
+        await db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+
+
+async def get_job(db: aiosqlite.Connection, job_id: str) -> JobRecord | None:
+    async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
+        row = await cur.fetchone()
+    return JobRecord.from_row(row) if row else None
+
+
+async def undelivered(db: aiosqlite.Connection) -> list[JobRecord]:
+    """Jobs whose message still needs an edit: in flight, or finished but not yet shown."""
+    async with db.execute(
+        "SELECT * FROM jobs WHERE delivered_at IS NULL AND message_id IS NOT NULL ORDER BY created_at"
+    ) as cur:
+        return [JobRecord.from_row(row) for row in await cur.fetchall()]
+
+
+async def active_jobs(db: aiosqlite.Connection, user_id: int | None = None) -> list[JobRecord]:
+    sql = "SELECT * FROM jobs WHERE state IN ('queued', 'running')"
+    args: tuple = ()
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        args = (user_id,)
+    async with db.execute(sql + " ORDER BY created_at", args) as cur:
+        return [JobRecord.from_row(row) for row in await cur.fetchall()]
+
+
+async def add_image(
+    db: aiosqlite.Connection,
+    *,
+    job_id: str,
+    idx: int,
+    user_id: int,
+    path: str,
+    width: int,
+    height: int,
+    seed: int,
+    embedding: np.ndarray | list[float] | None,
+) -> int:
+    blob = None if embedding is None else np.asarray(embedding, dtype=np.float32).tobytes()
+    async with db.execute(
+        "INSERT INTO images (job_id, idx, user_id, path, width, height, seed, embedding, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (job_id, idx) DO UPDATE SET path = excluded.path RETURNING id",
+        (job_id, idx, user_id, path, width, height, seed, blob, time.time()),
+    ) as cur:
+        return (await cur.fetchone())[0]
+
+
+async def images_of(db: aiosqlite.Connection, job_id: str) -> list[ImageRecord]:
+    async with db.execute("SELECT * FROM images WHERE job_id = ? ORDER BY idx", (job_id,)) as cur:
+        return [ImageRecord.from_row(row) for row in await cur.fetchall()]
+
+
+async def get_image(db: aiosqlite.Connection, image_id: int) -> ImageRecord | None:
+    async with db.execute("SELECT * FROM images WHERE id = ?", (image_id,)) as cur:
+        row = await cur.fetchone()
+    return ImageRecord.from_row(row) if row else None
+
+
+async def add_usage(db: aiosqlite.Connection, user_id: int, images: int, gpu_seconds: float) -> None:
+    await db.execute(
+        "UPDATE users SET images_made = images_made + ?, gpu_seconds = gpu_seconds + ? WHERE id = ?",
+        (images, gpu_seconds, user_id),
+    )
+
+
+async def usage(db: aiosqlite.Connection, user_id: int) -> tuple[int, float]:
+    async with db.execute("SELECT images_made, gpu_seconds FROM users WHERE id = ?", (user_id,)) as cur:
+        row = await cur.fetchone()
+    return (row[0], row[1]) if row else (0, 0.0)

@@ -1,0 +1,493 @@
+"""Taste tables (data/migrations/0003_taste.sql): plain parameterised SQL.
+
+Embeddings go in and out as float32 blobs, taste vectors as float64 blobs;
+callers get numpy arrays back. No taste math here (engine/profiles.py).
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import aiosqlite
+import numpy as np
+
+# ---------------------------------------------------------------------------
+# blobs
+# ---------------------------------------------------------------------------
+
+
+def f32_blob(vector) -> bytes:
+    return np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()
+
+
+def f32_array(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32).astype(np.float64)
+
+
+def f64_blob(vector) -> bytes:
+    return np.asarray(vector, dtype=np.float64).reshape(-1).tobytes()
+
+
+def f64_array(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float64).copy()
+
+
+def npz_blob(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        return {name: z[name] for name in z.files}
+
+
+async def _one(db: aiosqlite.Connection, sql: str, args: Iterable = ()) -> aiosqlite.Row | None:
+    async with db.execute(sql, tuple(args)) as cur:
+        return await cur.fetchone()
+
+
+async def _all(db: aiosqlite.Connection, sql: str, args: Iterable = ()) -> list[aiosqlite.Row]:
+    async with db.execute(sql, tuple(args)) as cur:
+        return list(await cur.fetchall())
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str, args: Iterable = ()):
+    row = await _one(db, sql, args)
+    return None if row is None else row[0]
+
+
+# ---------------------------------------------------------------------------
+# bases
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BasisRow:
+    version: int
+    preset: str
+    dim: int
+    k: int
+    images: int
+    created_at: float
+    data: bytes
+
+
+def _basis_row(row) -> BasisRow | None:
+    if row is None:
+        return None
+    return BasisRow(row["version"], row["preset"], row["dim"], row["k"], row["images"], row["created_at"], row["data"])
+
+
+async def next_basis_version(db: aiosqlite.Connection) -> int:
+    return int(await _scalar(db, "SELECT COALESCE(MAX(version), 0) + 1 FROM bases"))
+
+
+async def insert_basis(
+    db: aiosqlite.Connection, version: int, preset: str, dim: int, k: int, images: int, data: bytes
+) -> None:
+    await db.execute(
+        "INSERT INTO bases (version, preset, dim, k, images, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (version, preset, dim, k, images, time.time(), data),
+    )
+
+
+async def latest_basis_key(db: aiosqlite.Connection) -> tuple[int, float] | None:
+    """(version, created_at) of the current basis without its data, for caches."""
+    row = await _one(db, "SELECT version, created_at FROM bases ORDER BY version DESC LIMIT 1")
+    return None if row is None else (int(row[0]), float(row[1]))
+
+
+async def latest_basis(db: aiosqlite.Connection) -> BasisRow | None:
+    """The current basis: the highest version."""
+    return _basis_row(await _one(db, "SELECT * FROM bases ORDER BY version DESC LIMIT 1"))
+
+
+async def get_basis(db: aiosqlite.Connection, version: int) -> BasisRow | None:
+    return _basis_row(await _one(db, "SELECT * FROM bases WHERE version = ?", (version,)))
+
+
+# ---------------------------------------------------------------------------
+# pool images
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolImage:
+    id: int
+    prompt_id: int
+    prompt: str
+    style: str
+    path: str
+    seed: int
+    preset: str
+    basis_version: int | None
+    embedding: np.ndarray  # float64 copy of the stored float32
+
+
+def _pool_image(row) -> PoolImage:
+    return PoolImage(
+        row["id"], row["prompt_id"], row["prompt"], row["style"], row["path"], row["seed"], row["preset"],
+        row["basis_version"], f32_array(row["embedding"]),
+    )
+
+
+async def next_prompt_id(db: aiosqlite.Connection) -> int:
+    return int(await _scalar(db, "SELECT COALESCE(MAX(prompt_id), 0) + 1 FROM pool_images"))
+
+
+async def insert_pool_image(
+    db: aiosqlite.Connection, prompt_id: int, prompt: str, style: str, path: str, seed: int, preset: str, embedding
+) -> int:
+    cur = await db.execute(
+        "INSERT INTO pool_images (prompt_id, prompt, style, path, seed, preset, embedding, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (prompt_id, prompt, style, path, seed, preset, f32_blob(embedding), time.time()),
+    )
+    return int(cur.lastrowid)
+
+
+async def pool_images_for_basis(db: aiosqlite.Connection, basis_version: int, dim: int) -> list[PoolImage]:
+    """The pool of a basis: every image of its embedding size it was built from
+    (basis_version <= it)."""
+    rows = await _all(
+        db,
+        "SELECT * FROM pool_images WHERE basis_version IS NOT NULL AND basis_version <= ? AND length(embedding) = ?"
+        " ORDER BY id",
+        (basis_version, 4 * dim),
+    )
+    return [_pool_image(r) for r in rows]
+
+
+async def pool_images_of_dim(db: aiosqlite.Connection, dim: int) -> list[PoolImage]:
+    """Every pool image with d-dimensional embeddings (one CLIP space), to build a basis."""
+    rows = await _all(db, "SELECT * FROM pool_images WHERE length(embedding) = ? ORDER BY id", (4 * dim,))
+    return [_pool_image(r) for r in rows]
+
+
+async def get_pool_image(db: aiosqlite.Connection, image_id: int) -> PoolImage | None:
+    row = await _one(db, "SELECT * FROM pool_images WHERE id = ?", (image_id,))
+    return None if row is None else _pool_image(row)
+
+
+async def pool_prompts(db: aiosqlite.Connection, preset: str) -> set[str]:
+    """The prompts already in the pool for this preset."""
+    rows = await _all(db, "SELECT DISTINCT prompt FROM pool_images WHERE preset = ?", (preset,))
+    return {r[0] for r in rows}
+
+
+async def assign_pool_basis(db: aiosqlite.Connection, basis_version: int, dim: int) -> int:
+    """Mark the d-dimensional images that have no basis yet as part of this one."""
+    cur = await db.execute(
+        "UPDATE pool_images SET basis_version = ? WHERE basis_version IS NULL AND length(embedding) = ?",
+        (basis_version, 4 * dim),
+    )
+    return cur.rowcount
+
+
+async def pool_counts(db: aiosqlite.Connection) -> tuple[int, int, int]:
+    """(images, prompt groups, images without a basis yet)."""
+    row = await _one(
+        db,
+        "SELECT COUNT(*), COUNT(DISTINCT prompt_id), COALESCE(SUM(basis_version IS NULL), 0) FROM pool_images",
+    )
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+# ---------------------------------------------------------------------------
+# style words
+# ---------------------------------------------------------------------------
+
+
+async def upsert_style_word(db: aiosqlite.Connection, word: str, preset: str, embedding) -> None:
+    await db.execute(
+        "INSERT INTO style_words (word, preset, embedding) VALUES (?, ?, ?)"
+        " ON CONFLICT (word, preset) DO UPDATE SET embedding = excluded.embedding",
+        (word, preset, f32_blob(embedding)),
+    )
+
+
+async def style_words(db: aiosqlite.Connection, preset: str) -> tuple[list[str], np.ndarray | None]:
+    """(words, (n, d) text embeddings) of a preset; (.., None) when there are none."""
+    rows = await _all(db, "SELECT word, embedding FROM style_words WHERE preset = ? ORDER BY word", (preset,))
+    if not rows:
+        return [], None
+    return [r["word"] for r in rows], np.stack([f32_array(r["embedding"]) for r in rows])
+
+
+# ---------------------------------------------------------------------------
+# rank pairs (votes)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankPair:
+    id: int
+    user_id: int
+    left_id: int
+    right_id: int
+    shown_at: float
+    choice: str | None
+    answered_at: float | None
+
+
+async def insert_rank_pair(db: aiosqlite.Connection, user_id: int, left_id: int, right_id: int) -> int:
+    cur = await db.execute(
+        "INSERT INTO rank_pairs (user_id, left_id, right_id, shown_at) VALUES (?, ?, ?, ?)",
+        (user_id, left_id, right_id, time.time()),
+    )
+    return int(cur.lastrowid)
+
+
+async def get_rank_pair(db: aiosqlite.Connection, pair_id: int) -> RankPair | None:
+    row = await _one(db, "SELECT * FROM rank_pairs WHERE id = ?", (pair_id,))
+    if row is None:
+        return None
+    return RankPair(*(row[c] for c in ("id", "user_id", "left_id", "right_id", "shown_at", "choice", "answered_at")))
+
+
+async def answer_rank_pair(db: aiosqlite.Connection, pair_id: int, user_id: int, choice: str) -> bool:
+    """Record the answer once: False when the pair is not this member's or was answered."""
+    cur = await db.execute(
+        "UPDATE rank_pairs SET choice = ?, answered_at = ? WHERE id = ? AND user_id = ? AND choice IS NULL",
+        (choice, time.time(), pair_id, user_id),
+    )
+    return cur.rowcount == 1
+
+
+async def answered_pairs(db: aiosqlite.Connection, user_id: int) -> set[tuple[int, int]]:
+    """Unordered (min id, max id) of every pair the member answered, skips included."""
+    rows = await _all(
+        db,
+        "SELECT MIN(left_id, right_id), MAX(left_id, right_id) FROM rank_pairs WHERE user_id = ? AND choice IS NOT NULL",
+        (user_id,),
+    )
+    return {(r[0], r[1]) for r in rows}
+
+
+async def vote_count(db: aiosqlite.Connection, user_id: int) -> int:
+    """Answered pairs that were votes (left or right); skips do not count."""
+    return int(
+        await _scalar(db, "SELECT COUNT(*) FROM rank_pairs WHERE user_id = ? AND choice IN ('left', 'right')", (user_id,))
+    )
+
+
+async def vote_embeddings(db: aiosqlite.Connection, user_id: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(user_id, winner embedding, loser embedding) of each vote, of one member or everyone."""
+    sql = (
+        "SELECT p.user_id, p.choice, l.embedding AS le, r.embedding AS re FROM rank_pairs p"
+        " JOIN pool_images l ON l.id = p.left_id JOIN pool_images r ON r.id = p.right_id"
+        " WHERE p.choice IN ('left', 'right')"
+    )
+    args: tuple = ()
+    if user_id is not None:
+        sql += " AND p.user_id = ?"
+        args = (user_id,)
+    rows = await _all(db, sql + " ORDER BY p.id", args)
+    out = []
+    for r in rows:
+        left, right = f32_array(r["le"]), f32_array(r["re"])
+        out.append((r["user_id"], left, right) if r["choice"] == "left" else (r["user_id"], right, left))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# likes
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    job_id: str
+    idx: int
+    user_id: int
+    embedding: np.ndarray | None
+
+
+def _image_row(row) -> ImageRow:
+    emb = row["embedding"]
+    return ImageRow(row["id"], row["job_id"], row["idx"], row["user_id"], None if emb is None else f32_array(emb))
+
+
+async def get_image(db: aiosqlite.Connection, image_id: int) -> ImageRow | None:
+    row = await _one(db, "SELECT id, job_id, idx, user_id, embedding FROM images WHERE id = ?", (image_id,))
+    return None if row is None else _image_row(row)
+
+
+async def job_images(db: aiosqlite.Connection, job_id: str) -> list[ImageRow]:
+    rows = await _all(db, "SELECT id, job_id, idx, user_id, embedding FROM images WHERE job_id = ? ORDER BY idx", (job_id,))
+    return [_image_row(r) for r in rows]
+
+
+async def job_parent_image(db: aiosqlite.Connection, job_id: str) -> int | None:
+    return await _scalar(db, "SELECT parent_image_id FROM jobs WHERE id = ?", (job_id,))
+
+
+async def insert_like(db: aiosqlite.Connection, user_id: int, image_id: int, grid_image_id: int) -> bool:
+    """False when the member already liked it."""
+    try:
+        await db.execute(
+            "INSERT INTO likes (user_id, image_id, grid_image_id, created_at) VALUES (?, ?, ?, ?)",
+            (user_id, image_id, grid_image_id, time.time()),
+        )
+    except sqlite3.IntegrityError:
+        return False
+    return True
+
+
+async def like_count(db: aiosqlite.Connection, user_id: int) -> int:
+    return int(await _scalar(db, "SELECT COUNT(*) FROM likes WHERE user_id = ?", (user_id,)))
+
+
+async def like_embeddings(
+    db: aiosqlite.Connection, user_id: int | None = None
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(user_id, winner embedding, loser embedding) for each like and each other
+    image of the liked image's grid, of one member or everyone. Images without
+    an embedding are left out."""
+    sql = (
+        "SELECT l.user_id, g.embedding AS we, o.embedding AS le FROM likes l"
+        " JOIN images g ON g.id = l.grid_image_id"
+        " JOIN images o ON o.job_id = g.job_id AND o.id != g.id"
+        " WHERE g.embedding IS NOT NULL AND o.embedding IS NOT NULL"
+    )
+    args: tuple = ()
+    if user_id is not None:
+        sql += " AND l.user_id = ?"
+        args = (user_id,)
+    rows = await _all(db, sql + " ORDER BY l.rowid, o.idx", args)
+    return [(r["user_id"], f32_array(r["we"]), f32_array(r["le"])) for r in rows]
+
+
+async def community_observations(db: aiosqlite.Connection) -> tuple[int, int]:
+    """(members with votes or likes, votes + likes) over everyone."""
+    row = await _one(
+        db,
+        "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM ("
+        " SELECT user_id FROM rank_pairs WHERE choice IN ('left', 'right')"
+        " UNION ALL SELECT user_id FROM likes)",
+    )
+    return int(row[0]), int(row[1])
+
+
+# ---------------------------------------------------------------------------
+# profile versions (codes)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileVersion:
+    code: str
+    user_id: int
+    kind: str  # 'votes' | 'moodboard'
+    version: int
+    basis_version: int
+    w: np.ndarray
+    votes: int
+    likes: int
+    images: int
+    confidence: float
+    public: bool
+    created_at: float
+
+
+def _profile_version(row) -> ProfileVersion:
+    return ProfileVersion(
+        row["code"], row["user_id"], row["kind"], row["version"], row["basis_version"], f64_array(row["w"]),
+        row["votes"], row["likes"], row["images"], row["confidence"], bool(row["public"]), row["created_at"],
+    )
+
+
+async def insert_profile_version(
+    db: aiosqlite.Connection,
+    code: str,
+    user_id: int,
+    kind: str,
+    basis_version: int,
+    w,
+    votes: int,
+    likes: int,
+    images: int = 0,
+    confidence: float = 0.0,
+    public: bool = True,
+) -> int:
+    """Insert the next version of the member's profile of this kind; returns its number.
+    Raises sqlite3.IntegrityError when the code is taken."""
+    version = int(
+        await _scalar(
+            db, "SELECT COALESCE(MAX(version), 0) + 1 FROM profile_versions WHERE user_id = ? AND kind = ?", (user_id, kind)
+        )
+    )
+    await db.execute(
+        "INSERT INTO profile_versions (code, user_id, kind, version, basis_version, w, votes, likes, images,"
+        " confidence, public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (code, user_id, kind, version, basis_version, f64_blob(w), votes, likes, images, confidence, int(public), time.time()),
+    )
+    return version
+
+
+async def get_profile_version(db: aiosqlite.Connection, code: str) -> ProfileVersion | None:
+    row = await _one(db, "SELECT * FROM profile_versions WHERE code = ?", (code,))
+    return None if row is None else _profile_version(row)
+
+
+async def latest_profile_version(db: aiosqlite.Connection, user_id: int, kind: str = "votes") -> ProfileVersion | None:
+    row = await _one(
+        db, "SELECT * FROM profile_versions WHERE user_id = ? AND kind = ? ORDER BY version DESC LIMIT 1", (user_id, kind)
+    )
+    return None if row is None else _profile_version(row)
+
+
+async def list_profile_versions(db: aiosqlite.Connection, user_id: int) -> list[ProfileVersion]:
+    rows = await _all(db, "SELECT * FROM profile_versions WHERE user_id = ? ORDER BY created_at DESC, rowid DESC", (user_id,))
+    return [_profile_version(r) for r in rows]
+
+
+async def set_profile_public(db: aiosqlite.Connection, code: str, user_id: int, public: bool) -> bool:
+    """False when the code is not this member's."""
+    cur = await db.execute(
+        "UPDATE profile_versions SET public = ? WHERE code = ? AND user_id = ?", (int(public), code, user_id)
+    )
+    return cur.rowcount == 1
+
+
+async def vote_profile_norms(db: aiosqlite.Connection, basis_version: int) -> list[float]:
+    """|w| of every member's latest votes snapshot on this basis (a typical taste size)."""
+    rows = await _all(
+        db,
+        "SELECT w FROM profile_versions p WHERE kind = 'votes' AND basis_version = ? AND version = ("
+        " SELECT MAX(version) FROM profile_versions q WHERE q.user_id = p.user_id AND q.kind = 'votes')",
+        (basis_version,),
+    )
+    return [float(np.linalg.norm(f64_array(r[0]))) for r in rows]
+
+
+# ---------------------------------------------------------------------------
+# community prior cache
+# ---------------------------------------------------------------------------
+
+
+async def get_community_prior(db: aiosqlite.Connection, basis_version: int) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """(members, observations, mean, cov) cached for this basis, or None."""
+    row = await _one(db, "SELECT * FROM community_priors WHERE basis_version = ?", (basis_version,))
+    if row is None:
+        return None
+    arrays = npz_arrays(row["data"])
+    return int(row["members"]), int(row["observations"]), arrays["mean"], arrays["cov"]
+
+
+async def put_community_prior(
+    db: aiosqlite.Connection, basis_version: int, members: int, observations: int, mean: np.ndarray, cov: np.ndarray
+) -> None:
+    await db.execute(
+        "INSERT INTO community_priors (basis_version, members, observations, data, created_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (basis_version) DO UPDATE SET members = excluded.members, observations = excluded.observations,"
+        " data = excluded.data, created_at = excluded.created_at",
+        (basis_version, members, observations, npz_blob(mean=np.asarray(mean), cov=np.asarray(cov)), time.time()),
+    )

@@ -1,0 +1,744 @@
+"""Running jobs on a loaded preset: imagine, variation, upscale, embed, pool.
+
+`Engine` loads a preset once (lazily, or via `.load()`) and keeps it resident.
+`Engine.run(job, report, should_stop)` checks the job's inputs first, then
+runs it in numbered steps, and returns a `JobResult`.
+
+Choices worth knowing:
+
+* **Seeds.** Image i of a job uses seed `seed + i` with its own CPU
+  `torch.Generator`, for its initial noise and for any noise the scheduler
+  adds, so an image depends on its seed only (on a given device).
+* **Batches.** Images are generated in batches of at most `max_batch`
+  (default 4); best-of-N candidates are made in the same batches as a plain
+  grid of that many images, so reranking keeps exactly the top of what a
+  plain run with the same seeds would make.
+* **Chaos** (0-100, imagine only; a = chaos / 100). Images with different
+  seeds already start from independent noise, so chaos adds two seeded,
+  per-image perturbations that push the four images further apart and
+  further from the literal prompt: (1) low-frequency noise mixed into the
+  initial latents, `(x + k·L) / sqrt(1 + k²)` with k = a and L a 4x4-cell
+  Gaussian field upsampled to the latent size and normalised to unit
+  variance, which moves the layout and colour masses; (2) Gaussian noise on
+  the prompt embedding, 0.3·a of its standard deviation, in a different
+  direction for each image. chaos = 0 leaves both untouched.
+* **Stylize** (0-1000, default 100) scales the guidance by
+  `1 + 0.3·(s - 100) / 900` (0.97x at 0, 1.3x at 1000), and only for presets
+  that use classifier-free guidance; turbo-style presets ignore it.
+* **Quality** scales the preset's step count (0.5, 1, 2).
+* **Personalization.** The IP-Adapter is loaded once. With
+  `spec.conditioning` set, the vector c is passed as `ip_adapter_image_embeds`
+  with `set_ip_adapter_scale(spec.ip_adapter_scale)`: one tensor of shape
+  (B, 1, D) without guidance, or (2B, 1, D) = [zeros (B), c (B)] with
+  classifier-free guidance (the negative half is zeros, as diffusers does for
+  an image). Without conditioning the scale is 0 and the embeds are zeros;
+  diffusers' IP-Adapter processor skips the adapter branch at scale 0, so the
+  output is bit-identical to a pipeline that never loaded the adapter.
+* **Progress.** `report(percent, preview_jpeg | None)` after every denoising
+  step; a preview at most about every 0.7 s (the first step always has one):
+  a 2x2 grid of the batch from a linear latent->RGB map, at most 256 px.
+* **Cancellation.** `should_stop()` is polled at every step and between
+  batches; when it says stop, `pipe._interrupt` is set and `JobCancelled`
+  raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.embed import ImageDecodeError, decode_image
+from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
+    EmbedSpec,
+    GenerateSpec,
+    ImageOut,
+    Job,
+    JobCancelled,
+    JobError,
+    JobKind,
+    JobResult,
+    PoolSpec,
+)
+from engine.models import Loaded
+from engine.models import load as load_preset
+from engine.models import release
+from engine.presets import DEFAULT_PRESET, Preset, get_preset
+
+Report = Callable[[float, bytes | None], None]
+ShouldStop = Callable[[], bool]
+
+__all__ = ["Engine", "JobCancelled", "JobError", "latents_to_preview"]
+
+# Input limits.
+SIZE_MULTIPLE = 64
+MIN_SIDE = 64
+MAX_SIDE = 2048
+MAX_PIXELS = 2048 * 2048  # per generated image, upscale output included
+MAX_COUNT = 16
+MAX_CANDIDATES = 64
+MAX_POOL_STYLES = 64
+MAX_EMBED_IMAGES = 256
+MAX_EMBED_TEXTS = 1024
+MAX_SEED = 2**63 - 1 - MAX_CANDIDATES
+
+PREVIEW_EVERY_S = 0.7
+PREVIEW_MAX_PX = 256
+VAE_TILING_ABOVE_PIXELS = 1536 * 1536
+
+# Linear latent -> RGB approximations (rows: the 4 latent channels; columns: R, G, B).
+LATENT_RGB_SD15 = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
+LATENT_RGB_SD15_BIAS = (0.0, 0.0, 0.0)
+LATENT_RGB_SDXL = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188))
+LATENT_RGB_SDXL_BIAS = (0.1084, -0.0175, -0.0011)
+
+
+def _noop_report(percent: float, preview: bytes | None) -> None:
+    pass
+
+
+def _never() -> bool:
+    return False
+
+
+# ----------------------------------------------------------------------------
+# Progress, previews, cancellation
+# ----------------------------------------------------------------------------
+
+
+def latents_to_preview(latents: torch.Tensor, kind: str, scale: float = 1.0) -> bytes:
+    """Cheap preview: a linear latent->RGB map of up to 4 latents as a 2x2 grid, JPEG <= 256 px."""
+    factors, bias = (LATENT_RGB_SDXL, LATENT_RGB_SDXL_BIAS) if kind == "sdxl" else (LATENT_RGB_SD15, LATENT_RGB_SD15_BIAS)
+    lat = latents[:4].detach().float().cpu() * scale
+    m = torch.tensor(factors, dtype=torch.float32)
+    rgb = torch.einsum("bchw,cr->brhw", lat[:, : m.shape[0]], m) + torch.tensor(bias).view(1, 3, 1, 1)
+    rgb = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    n, h, w, _ = rgb.shape
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = rgb[i]
+    im = Image.fromarray(grid)
+    im.thumbnail((PREVIEW_MAX_PX, PREVIEW_MAX_PX), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=70)
+    return buf.getvalue()
+
+
+class _Progress:
+    """callback_on_step_end for a job made of `n_batches` pipeline calls."""
+
+    def __init__(self, report: Report, should_stop: ShouldStop, kind: str, n_batches: int):
+        self.report = report
+        self.should_stop = should_stop
+        self.kind = kind
+        self.n_batches = max(1, n_batches)
+        self.batch = -1
+        self.last_preview = -math.inf
+        self.last_percent = 0.0
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise JobCancelled()
+
+    def next_batch(self) -> None:
+        self.check()
+        self.batch += 1
+
+    def __call__(self, pipe, step: int, timestep, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.should_stop():
+            pipe._interrupt = True
+            raise JobCancelled()
+        total = max(1, int(getattr(pipe, "num_timesteps", 0) or 1))
+        percent = 100.0 * (self.batch + min(step + 1, total) / total) / self.n_batches
+        percent = max(self.last_percent, round(percent, 1))
+        self.last_percent = percent
+        preview = None
+        now = time.monotonic()
+        if now - self.last_preview >= PREVIEW_EVERY_S and "latents" in callback_kwargs:
+            preview = latents_to_preview(callback_kwargs["latents"], self.kind, _preview_scale(pipe.scheduler))
+            self.last_preview = now
+        self.report(percent, preview)
+        return callback_kwargs
+
+
+def _preview_scale(scheduler) -> float:
+    """Euler-type schedulers keep latents at x0 + sigma*eps: shrink them to about unit scale."""
+    try:
+        if float(scheduler.init_noise_sigma) > 1.5 and scheduler.step_index is not None:
+            sigma = float(scheduler.sigmas[min(scheduler.step_index, len(scheduler.sigmas) - 1)])
+            return 1.0 / math.sqrt(1.0 + sigma * sigma)
+    except (AttributeError, TypeError, IndexError):
+        pass
+    return 1.0
+
+
+# ----------------------------------------------------------------------------
+# Small helpers
+# ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _circular_padding(*modules: torch.nn.Module) -> Iterator[None]:
+    """Seamless tiling: circular padding on every padded Conv2d; restored afterwards."""
+    changed: list[tuple[torch.nn.Conv2d, str]] = []
+    try:
+        for module in modules:
+            for conv in module.modules():
+                if isinstance(conv, torch.nn.Conv2d) and any(p > 0 for p in _pair(conv.padding)):
+                    changed.append((conv, conv.padding_mode))
+                    conv.padding_mode = "circular"
+        yield
+    finally:
+        for conv, mode in changed:
+            conv.padding_mode = mode
+
+
+def _pair(padding) -> tuple[int, ...]:
+    if isinstance(padding, str):
+        return (1,) if padding == "same" else (0,)
+    return tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
+
+
+@contextlib.contextmanager
+def _vae_tiling(vae, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    vae.enable_tiling()
+    try:
+        yield
+    finally:
+        vae.disable_tiling()
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def _chaos_generator(seed: int) -> torch.Generator:
+    """A second seeded stream per image, independent of its noise generator."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B1 + 0x7F4A7C15) % (2**63))
+
+
+def _batches(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class _Timer:
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        self._sync()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.seconds += time.perf_counter() - t0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+# ----------------------------------------------------------------------------
+# The engine
+# ----------------------------------------------------------------------------
+
+
+class Engine:
+    """One preset, loaded once and kept resident; runs jobs one at a time."""
+
+    def __init__(
+        self,
+        preset: str | Preset = DEFAULT_PRESET,
+        device: str = "auto",
+        data_dir: str | os.PathLike = Path("data"),
+        *,
+        ip_adapter: bool = True,
+        max_batch: int = 4,
+    ):
+        self.preset: Preset = get_preset(preset) if isinstance(preset, str) else preset
+        self.device = device
+        self.data_dir = Path(data_dir)
+        self.ip_adapter = ip_adapter
+        self.max_batch = max(1, int(max_batch))
+        self.loaded: Loaded | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def load(self) -> Loaded:
+        if self.loaded is None:
+            self.loaded = load_preset(self.preset, self.device, self.data_dir, ip_adapter=self.ip_adapter)
+        return self.loaded
+
+    @property
+    def is_loaded(self) -> bool:
+        return self.loaded is not None
+
+    def close(self) -> None:
+        """Drop the models and free their memory (before loading another preset)."""
+        release(self.loaded)
+        self.loaded = None
+
+    # -- entry point -------------------------------------------------------------
+
+    def run(self, job: Job, report: Report | None = None, should_stop: ShouldStop | None = None) -> JobResult:
+        """Run one job. Raises JobError (bad input, OOM) or JobCancelled."""
+        report = report or _noop_report
+        should_stop = should_stop or _never
+
+        # 1. Check the inputs that need no model (before paying for a load).
+        decoded = self._check_job(job)
+        if should_stop():
+            raise JobCancelled()
+
+        # 2. Load (once per Engine), then check what depends on the model.
+        t0 = time.perf_counter()
+        was_loaded = self.is_loaded
+        m = self.load()
+        load_s = 0.0 if was_loaded else time.perf_counter() - t0
+        if job.generate is not None:
+            self._check_against_model(job.generate, m)
+
+        # 3. Run it.
+        gen_t, emb_t = _Timer(m.device), _Timer(m.device)
+        progress = _Progress(report, should_stop, "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
+        try:
+            if job.kind == JobKind.IMAGINE:
+                result = self._imagine(m, job.generate, progress, gen_t, emb_t)
+            elif job.kind == JobKind.VARIATION:
+                result = self._variation(m, job.generate, decoded, progress, gen_t, emb_t)
+            elif job.kind == JobKind.UPSCALE:
+                result = self._upscale(m, job.generate, decoded, progress, gen_t, emb_t)
+            elif job.kind == JobKind.EMBED:
+                result = self._embed(m, job.embed, progress, emb_t)
+            elif job.kind == JobKind.POOL:
+                result = self._pool(m, job.pool, progress, gen_t, emb_t)
+            else:  # pragma: no cover - JobKind is closed
+                raise JobError(f"unknown job kind {job.kind!r}")
+        except torch.cuda.OutOfMemoryError as e:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise JobError(f"out of GPU memory: {e}".splitlines()[0], retryable=True) from None
+        except ImageDecodeError as e:
+            raise JobError(str(e), retryable=False) from None
+
+        # 4. Timings ("gpu" is what /info counts).
+        result.timings.update(
+            load=round(load_s, 4),
+            generate=round(gen_t.seconds, 4),
+            embed=round(emb_t.seconds, 4),
+            gpu=round(gen_t.seconds + emb_t.seconds, 4),
+        )
+        return result
+
+    # -- input checks ---------------------------------------------------------------
+
+    def _check_job(self, job: Job) -> Image.Image | None:
+        """Checks that need no model. Returns the decoded init image, if any."""
+        if job.kind in (JobKind.IMAGINE, JobKind.VARIATION, JobKind.UPSCALE):
+            spec = job.generate
+            if spec is None:
+                raise JobError(f"a {job.kind} job needs `generate` parameters")
+            return self._check_generate(job.kind, spec)
+        if job.kind == JobKind.EMBED:
+            spec = job.embed
+            if spec is None:
+                raise JobError("an embed job needs `embed` parameters")
+            if not spec.images and not spec.texts:
+                raise JobError("an embed job needs at least one image or text")
+            if len(spec.images) > MAX_EMBED_IMAGES or len(spec.texts) > MAX_EMBED_TEXTS:
+                raise JobError(f"an embed job takes at most {MAX_EMBED_IMAGES} images and {MAX_EMBED_TEXTS} texts")
+            return None
+        if job.kind == JobKind.POOL:
+            spec = job.pool
+            if spec is None:
+                raise JobError("a pool job needs `pool` parameters")
+            if not spec.styles:
+                raise JobError("a pool job needs at least one style")
+            if len(spec.styles) > MAX_POOL_STYLES:
+                raise JobError(f"a pool job takes at most {MAX_POOL_STYLES} styles")
+            self._check_size(spec.width, spec.height)
+            self._check_seed(spec.seed, len(spec.styles))
+            return None
+        raise JobError(f"unknown job kind {job.kind!r}")
+
+    @staticmethod
+    def _check_size(width: int, height: int) -> None:
+        for name, v in (("width", width), ("height", height)):
+            if v % SIZE_MULTIPLE or not MIN_SIDE <= v <= MAX_SIDE:
+                raise JobError(f"{name} {v} is not allowed: use a multiple of {SIZE_MULTIPLE} from {MIN_SIDE} to {MAX_SIDE}")
+        if width * height > MAX_PIXELS:
+            raise JobError(f"{width}x{height} is too large: at most {MAX_PIXELS:,} pixels")
+
+    @staticmethod
+    def _check_seed(seed: int, n: int) -> None:
+        if not 0 <= seed <= MAX_SEED - n:
+            raise JobError(f"seed {seed} is out of range: 0 to {MAX_SEED - n}")
+
+    def _check_generate(self, kind: JobKind, spec: GenerateSpec) -> Image.Image | None:
+        n = max(spec.count, spec.candidates or 0)
+        if not 1 <= spec.count <= MAX_COUNT:
+            raise JobError(f"count {spec.count} is out of range: 1 to {MAX_COUNT}")
+        if spec.candidates is not None and not spec.count <= spec.candidates <= MAX_CANDIDATES:
+            raise JobError(f"candidates {spec.candidates} is out of range: {spec.count} to {MAX_CANDIDATES}")
+        self._check_seed(spec.seed, n)
+        if not 0 <= spec.chaos <= 100:
+            raise JobError(f"chaos {spec.chaos} is out of range: 0 to 100")
+        if not 0 <= spec.stylize <= 1000:
+            raise JobError(f"stylize {spec.stylize} is out of range: 0 to 1000")
+        if not (math.isfinite(spec.quality) and 0 < spec.quality <= 4):
+            raise JobError(f"quality {spec.quality} is out of range: above 0, at most 4")
+        if not (math.isfinite(spec.ip_adapter_scale) and 0 <= spec.ip_adapter_scale <= 4):
+            raise JobError(f"ip_adapter_scale {spec.ip_adapter_scale} is out of range: 0 to 4")
+        for name, vec in (("conditioning", spec.conditioning), ("rerank_direction", spec.rerank_direction)):
+            if vec is not None and (not vec or not all(math.isfinite(x) for x in vec)):
+                raise JobError(f"{name} must be a non-empty list of finite numbers")
+        if spec.rerank_direction is not None and not any(spec.rerank_direction):
+            raise JobError("rerank_direction must not be all zeros")
+        if kind == JobKind.IMAGINE:
+            self._check_size(spec.width, spec.height)
+            return None
+
+        # variation / upscale: an init image.
+        if not spec.init_image:
+            raise JobError(f"a {kind} job needs an init_image")
+        try:
+            init = decode_image(spec.init_image)
+        except ImageDecodeError as e:
+            raise JobError(f"init_image: {e}", retryable=False) from None
+        w, h = init.size
+        if kind == JobKind.VARIATION:
+            if not 0 < spec.strength <= 1:
+                raise JobError(f"strength {spec.strength} is out of range: above 0, at most 1")
+            try:
+                self._check_size(w, h)
+            except JobError as e:
+                raise JobError(f"init_image: {e}") from None
+        else:  # upscale
+            if not 0 <= spec.strength <= 1:
+                raise JobError(f"strength {spec.strength} is out of range: 0 to 1 (0 = the preset's)")
+            if w % (SIZE_MULTIPLE // 2) or h % (SIZE_MULTIPLE // 2):
+                raise JobError(f"init_image {w}x{h}: sides must be multiples of {SIZE_MULTIPLE // 2} to upscale x2")
+            if 4 * w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+                raise JobError(f"init_image {w}x{h} is too large to upscale x2: at most {MAX_PIXELS:,} output pixels")
+        return init
+
+    def _check_against_model(self, spec: GenerateSpec, m: Loaded) -> None:
+        if spec.conditioning is not None:
+            if not m.ip_adapter:
+                raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: personalization is unavailable")
+            if len(spec.conditioning) != m.ip_embed_dim:
+                raise JobError(
+                    f"conditioning has {len(spec.conditioning)} numbers; preset {self.preset.name!r} takes {m.ip_embed_dim}"
+                )
+        if spec.rerank_direction is not None and len(spec.rerank_direction) != m.embedder.dim:
+            raise JobError(
+                f"rerank_direction has {len(spec.rerank_direction)} numbers; preset {self.preset.name!r} embeds in {m.embedder.dim}"
+            )
+
+    # -- sampling parameters ---------------------------------------------------------------
+
+    def _steps(self, quality: float) -> int:
+        return max(1, round(self.preset.steps * quality))
+
+    def _guidance(self, stylize: int) -> float:
+        g = float(self.preset.guidance_scale)
+        if not self.preset.uses_cfg:
+            return g
+        return g * (1.0 + 0.3 * (stylize - 100) / 900.0)
+
+    @staticmethod
+    def _uses_cfg(pipe, guidance: float) -> bool:
+        # The pipelines' own rule (do_classifier_free_guidance).
+        return guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def _imagine(self, m: Loaded, spec: GenerateSpec, progress: _Progress, gen_t: _Timer, emb_t: _Timer) -> JobResult:
+        # 1. Parameters: best-of-N when candidates > count and a direction is given.
+        rerank = spec.rerank_direction is not None and (spec.candidates or 0) > spec.count
+        n = spec.candidates if rerank else spec.count
+        seeds = [spec.seed + i for i in range(n)]
+        progress.n_batches = len(_batches(n, self.max_batch))
+
+        # 2. Generate.
+        with gen_t():
+            images = self._sample(
+                m,
+                m.pipe,
+                progress,
+                prompts=[spec.prompt] * n,
+                negative=spec.negative_prompt,
+                seeds=seeds,
+                width=spec.width,
+                height=spec.height,
+                steps=self._steps(spec.quality),
+                guidance=self._guidance(spec.stylize),
+                conditioning=spec.conditioning,
+                ip_scale=spec.ip_adapter_scale,
+                chaos=spec.chaos,
+                tile=spec.tile,
+            )
+
+        # 3. Embed every image (the taste model learns from these).
+        with emb_t():
+            embs = m.embedder.embed_images(images)
+
+        # 4. Rerank: keep the `count` best by cosine with the direction, best first.
+        order, scores = list(range(n)), [None] * n
+        if rerank:
+            d = np.asarray(spec.rerank_direction, dtype=np.float64)
+            e = embs.astype(np.float64)
+            cos = (e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)) @ d
+            order = sorted(range(n), key=lambda i: (-cos[i], i))[: spec.count]
+            scores = [float(s) for s in cos]
+        return JobResult(images=[self._out(images[i], embs[i], seeds[i], score=scores[i]) for i in order])
+
+    def _variation(self, m, spec: GenerateSpec, init: Image.Image, progress, gen_t, emb_t) -> JobResult:
+        # 1. Parameters: the source's size; enough steps for at least one at this strength.
+        seeds = [spec.seed + i for i in range(spec.count)]
+        steps = max(self._steps(spec.quality), math.ceil(1.0 / spec.strength))
+        progress.n_batches = len(_batches(spec.count, self.max_batch))
+        # 2. img2img from the source.
+        with gen_t():
+            images = self._sample(
+                m,
+                m.img2img,
+                progress,
+                prompts=[spec.prompt] * spec.count,
+                negative=spec.negative_prompt,
+                seeds=seeds,
+                width=init.width,
+                height=init.height,
+                steps=steps,
+                guidance=self._guidance(spec.stylize),
+                conditioning=spec.conditioning,
+                ip_scale=spec.ip_adapter_scale,
+                init=init,
+                strength=spec.strength,
+                tile=spec.tile,
+            )
+        # 3. Embed.
+        with emb_t():
+            embs = m.embedder.embed_images(images)
+        return JobResult(images=[self._out(im, e, s) for im, e, s in zip(images, embs, seeds)])
+
+    def _upscale(self, m, spec: GenerateSpec, init: Image.Image, progress, gen_t, emb_t) -> JobResult:
+        # 1. Lanczos x2, then a low-strength img2img pass to add detail ("hires fix").
+        big = init.resize((init.width * 2, init.height * 2), Image.Resampling.LANCZOS)
+        strength = spec.strength or self.preset.upscale_strength
+        steps = max(self._steps(spec.quality), math.ceil(1.0 / strength))
+        progress.n_batches = 1
+        with gen_t():
+            images = self._sample(
+                m,
+                m.img2img,
+                progress,
+                prompts=[spec.prompt],
+                negative=spec.negative_prompt,
+                seeds=[spec.seed],
+                width=big.width,
+                height=big.height,
+                steps=steps,
+                guidance=self._guidance(spec.stylize),
+                conditioning=spec.conditioning,
+                ip_scale=spec.ip_adapter_scale,
+                init=big,
+                strength=strength,
+                tile=spec.tile,
+            )
+        # 2. Embed.
+        with emb_t():
+            embs = m.embedder.embed_images(images)
+        return JobResult(images=[self._out(images[0], embs[0], spec.seed)])
+
+    def _embed(self, m, spec: EmbedSpec, progress: _Progress, emb_t: _Timer) -> JobResult:
+        # 1. Decode (guarded) before touching the model, so bad bytes fail fast.
+        images = [decode_image(b) for b in spec.images]
+        progress.check()
+        # 2. Embed.
+        with emb_t():
+            img = m.embedder.embed_images(images) if images else np.zeros((0, m.embedder.dim), np.float32)
+            txt = m.embedder.embed_texts(spec.texts) if spec.texts else np.zeros((0, m.embedder.dim), np.float32)
+        return JobResult(image_embeddings=img.tolist(), text_embeddings=txt.tolist())
+
+    def _pool(self, m, spec: PoolSpec, progress, gen_t, emb_t) -> JobResult:
+        # 1. One image per style, all with the same seed: pairs differ by style, not content.
+        prompts = [f"{spec.prompt}, {style}" for style in spec.styles]
+        n = len(prompts)
+        progress.n_batches = len(_batches(n, self.max_batch))
+        # 2. Generate (the preset's plain settings, no personalization).
+        with gen_t():
+            images = self._sample(
+                m,
+                m.pipe,
+                progress,
+                prompts=prompts,
+                negative="",
+                seeds=[spec.seed] * n,
+                width=spec.width,
+                height=spec.height,
+                steps=self._steps(1.0),
+                guidance=self._guidance(100),
+                conditioning=None,
+                ip_scale=0.0,
+            )
+        # 3. Embed.
+        with emb_t():
+            embs = m.embedder.embed_images(images)
+        return JobResult(
+            images=[self._out(im, e, spec.seed, label=style) for im, e, style in zip(images, embs, spec.styles)]
+        )
+
+    @staticmethod
+    def _out(im: Image.Image, emb: np.ndarray, seed: int, label: str = "", score: float | None = None) -> ImageOut:
+        return ImageOut(
+            png=_png(im),
+            embedding=[float(x) for x in emb],
+            seed=seed,
+            width=im.width,
+            height=im.height,
+            label=label,
+            score=score,
+        )
+
+    # -- the sampling loop ---------------------------------------------------------------
+
+    def _sample(
+        self,
+        m: Loaded,
+        pipe,
+        progress: _Progress,
+        *,
+        prompts: list[str],
+        negative: str,
+        seeds: list[int],
+        width: int,
+        height: int,
+        steps: int,
+        guidance: float,
+        conditioning: list[float] | None,
+        ip_scale: float,
+        chaos: int = 0,
+        init: Image.Image | None = None,
+        strength: float | None = None,
+        tile: bool = False,
+    ) -> list[Image.Image]:
+        """Generate len(seeds) images in batches of at most max_batch; image i uses seeds[i]."""
+        cfg = self._uses_cfg(pipe, guidance)
+        out: list[Image.Image] = []
+        tile_ctx = _circular_padding(pipe.unet, pipe.vae) if tile else contextlib.nullcontext()
+        with tile_ctx, _vae_tiling(pipe.vae, width * height > VAE_TILING_ABOVE_PIXELS):
+            for batch in _batches(len(seeds), self.max_batch):
+                progress.next_batch()
+                b = len(batch)
+                bseeds = [seeds[i] for i in batch]
+                # 1. Prompt embeddings (+ chaos noise).
+                kw = self._encode_prompts(pipe, [prompts[i] for i in batch], negative, cfg)
+                if chaos:
+                    self._chaos_prompt(kw, bseeds, chaos / 100.0)
+                # 2. One generator per image.
+                generators = [torch.Generator("cpu").manual_seed(s) for s in bseeds]
+                # 3. Initial latents (txt2img) with chaos; img2img makes its own from the image.
+                if init is None:
+                    kw["latents"] = self._initial_latents(m, pipe, generators, bseeds, width, height, chaos / 100.0)
+                    kw.update(height=height, width=width)
+                else:
+                    kw.update(image=[init] * b, strength=strength)
+                # 4. IP-Adapter embeds: conditioning, or zeros at scale 0 (an exact no-op).
+                if m.ip_adapter:
+                    kw["ip_adapter_image_embeds"] = [self._ip_embeds(m, conditioning, b, cfg)]
+                    pipe.set_ip_adapter_scale(float(ip_scale) if conditioning is not None else 0.0)
+                # 5. Denoise and decode.
+                result = pipe(
+                    **kw,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=generators,
+                    output_type="pil",
+                    callback_on_step_end=progress,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                )
+                out.extend(result.images)
+        return out
+
+    def _encode_prompts(self, pipe, prompts: list[str], negative: str, cfg: bool) -> dict[str, Any]:
+        device = self.loaded.device
+        negatives = [negative] * len(prompts) if (cfg and negative) else None
+        if self.preset.kind == "sdxl":
+            pe, npe, ppe, nppe = pipe.encode_prompt(
+                prompt=prompts,
+                device=device,
+                num_images_per_prompt=1,
+                do_classifier_free_guidance=cfg,
+                negative_prompt=negatives,
+            )
+            kw = {"prompt_embeds": pe, "pooled_prompt_embeds": ppe}
+            if cfg:
+                kw.update(negative_prompt_embeds=npe, negative_pooled_prompt_embeds=nppe)
+            return kw
+        pe, npe = pipe.encode_prompt(prompts, device, 1, cfg, negative_prompt=negatives)
+        kw = {"prompt_embeds": pe}
+        if cfg:
+            kw["negative_prompt_embeds"] = npe
+        return kw
+
+    @staticmethod
+    def _chaos_prompt(kw: dict[str, Any], seeds: list[int], a: float) -> None:
+        for key in ("prompt_embeds", "pooled_prompt_embeds"):
+            if key not in kw:
+                continue
+            t = kw[key]
+            std = t.float().std().item()
+            noise = torch.stack(
+                [torch.randn(t.shape[1:], generator=_chaos_generator(s)) for s in seeds]
+            ).to(t.device, t.dtype)
+            kw[key] = t + (0.3 * a * std) * noise
+
+    def _initial_latents(self, m: Loaded, pipe, generators, seeds, width, height, a: float) -> torch.Tensor:
+        from diffusers.utils.torch_utils import randn_tensor
+
+        f = pipe.vae_scale_factor
+        c = pipe.unet.config.in_channels
+        shape = (len(generators), c, height // f, width // f)
+        latents = randn_tensor(shape, generator=generators, device=torch.device("cpu"), dtype=torch.float32)
+        if a > 0:
+            cells = (max(1, round(4 * height / max(width, height))), max(1, round(4 * width / max(width, height))))
+            lows = []
+            for s in seeds:
+                low = torch.randn((1, c, *cells), generator=_chaos_generator(s ^ 0x5A5A))
+                low = torch.nn.functional.interpolate(low, size=shape[2:], mode="bicubic", align_corners=False)
+                low = (low - low.mean(dim=(2, 3), keepdim=True)) / low.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+                lows.append(low)
+            latents = (latents + a * torch.cat(lows)) / math.sqrt(1.0 + a * a)
+        return latents.to(m.device, m.dtype)
+
+    @staticmethod
+    def _ip_embeds(m: Loaded, conditioning: list[float] | None, b: int, cfg: bool) -> torch.Tensor:
+        """(B, 1, D) without guidance; (2B, 1, D) = [negative zeros; positive] with guidance."""
+        d = m.ip_embed_dim
+        if conditioning is None:
+            pos = torch.zeros((b, 1, d))
+        else:
+            pos = torch.tensor(conditioning, dtype=torch.float32).view(1, 1, d).expand(b, 1, d)
+        t = torch.cat([torch.zeros_like(pos), pos]) if cfg else pos
+        return t.to(m.device, m.dtype).contiguous()

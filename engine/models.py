@@ -1,0 +1,615 @@
+"""Loading model presets: diffusion pipelines, IP-Adapter and OpenCLIP.
+
+Real presets load from the hub cache by their ids (and download on first use
+on a machine with internet). The `tiny` preset is built once from configs
+with random seeded weights into `<data_dir>/models/tiny/` (`build_tiny`) and
+is then loaded by the very same calls: `<Pipeline>.from_pretrained(dir)`,
+`pipe.load_ip_adapter(dir, ...)` and
+`open_clip.create_model_and_transforms(name, pretrained=file)`. The only
+difference between tiny and real is where the files come from.
+
+Only the worker imports this module (torch lives here and below).
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.embed import Embedder
+from engine.presets import TINY_OPENCLIP_MODEL, Preset, get_preset
+
+log = logging.getLogger(__name__)
+
+# Bump when build_tiny changes what it writes: older builds are rebuilt.
+TINY_BUILD_VERSION = 1
+TINY_MARKER = "BUILT"
+TINY_IP_ADAPTER_SUBFOLDER = "ip_adapter"
+TINY_IP_ADAPTER_WEIGHT = "ip-adapter_tiny.safetensors"
+TINY_OPENCLIP_DIR = "openclip"
+TINY_OPENCLIP_WEIGHT = "open_clip_model.safetensors"
+
+# Sizes of the tiny modules. The OpenCLIP embedding dim equals the IP-Adapter
+# image-embedding dim, as ViT-H-14 (1024) does for the real IP-Adapters.
+_TINY_TEXT_DIM = 32  # text encoder width = UNet cross_attention_dim
+_TINY_EMBED_DIM = 64  # OpenCLIP embed_dim = IP-Adapter image_embed_dim
+_TINY_IP_TOKENS = 4  # the plain IP-Adapter projects one image embedding to 4 tokens
+
+
+# ----------------------------------------------------------------------------
+# Paths and small types
+# ----------------------------------------------------------------------------
+
+
+def tiny_dir(data_dir: str | os.PathLike, arch: str = "sd") -> Path:
+    """Where build_tiny puts a tiny build: models/tiny (SD layout) or models/tiny-sdxl."""
+    return Path(data_dir) / "models" / ("tiny" if arch == "sd" else f"tiny-{arch}")
+
+
+def tiny_is_built(data_dir: str | os.PathLike, arch: str = "sd") -> bool:
+    marker = tiny_dir(data_dir, arch) / TINY_MARKER
+    try:
+        return json.loads(marker.read_text()).get("version") == TINY_BUILD_VERSION
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    name: str
+    present: bool
+    detail: str
+
+
+@dataclass
+class Loaded:
+    """Everything a worker keeps resident for one preset."""
+
+    preset: Preset
+    pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
+    img2img: Any  # the img2img pipeline, sharing the components of `pipe` (from_pipe)
+    embedder: Embedder
+    device: torch.device
+    dtype: torch.dtype
+    ip_adapter: bool  # an IP-Adapter is loaded into pipe.unet
+    ip_embed_dim: int | None  # the IP-Adapter's image-embedding dim
+    load_seconds: float
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(device: torch.device) -> torch.dtype:
+    """fp32 on the CPU; on CUDA bf16 where supported, else fp16 (env TASTEMAKER_DTYPE overrides)."""
+    forced = os.environ.get("TASTEMAKER_DTYPE", "").strip().lower()
+    if forced:
+        table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+        if forced not in table:
+            raise ValueError(f"TASTEMAKER_DTYPE={forced!r}: use one of {', '.join(table)}")
+        return table[forced]
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+# ----------------------------------------------------------------------------
+# The tiny preset: built from configs, random seeded weights
+# ----------------------------------------------------------------------------
+
+
+def _clip_bpe_vocab() -> tuple[dict[str, int], list[str]]:
+    """CLIP's BPE vocab and merges, from the file that ships inside open_clip.
+
+    Mirrors open_clip's SimpleTokenizer (and so the tokenizer of every SD text
+    encoder): 256 byte symbols, the same with "</w>", one token per merge,
+    then the two special tokens, 49408 in all. Special tokens use the names
+    that transformers' CLIPTokenizer expects.
+    """
+    import open_clip.tokenizer as oct
+
+    merges_raw = gzip.open(oct.default_bpe()).read().decode("utf-8").split("\n")
+    merges = merges_raw[1 : 49152 - 256 - 2 + 1]
+    byte_symbols = list(oct.bytes_to_unicode().values())
+    vocab_list = byte_symbols + [v + "</w>" for v in byte_symbols]
+    vocab_list += ["".join(m.split()) for m in merges]
+    vocab_list += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {tok: i for i, tok in enumerate(vocab_list)}
+    return vocab, merges
+
+
+def _tiny_openclip_config() -> dict:
+    return {
+        "embed_dim": _TINY_EMBED_DIM,
+        "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "mlp_ratio": 2.0, "patch_size": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2, "mlp_ratio": 2.0},
+    }
+
+
+def register_tiny_openclip(config_path: str | os.PathLike) -> None:
+    """Make the tiny OpenCLIP architecture known to open_clip (once per process)."""
+    import open_clip
+
+    if TINY_OPENCLIP_MODEL not in open_clip.list_models():
+        open_clip.add_model_config(Path(config_path))
+
+
+def _tiny_ip_adapter_state_dict(unet, seed: int) -> dict[str, torch.Tensor]:
+    """A plain IP-Adapter in the layout of the released weight files.
+
+    image_proj.{proj,norm}.*: ImageProjection, one image embedding -> 4 tokens.
+    ip_adapter.{k}.to_{k,v}_ip.weight: for the k-th attention processor of the
+    UNet (in unet.attn_processors order) when it is a cross-attention (attn2);
+    the file numbers every processor and only cross-attentions have weights,
+    hence k = 1, 3, 5, ... exactly as diffusers' loader reads them.
+    """
+    g = torch.Generator().manual_seed(seed)
+    cross = unet.config.cross_attention_dim
+    channels = list(unet.config.block_out_channels)
+
+    def randn(*shape, fan_in):
+        return torch.randn(*shape, generator=g) / fan_in**0.5
+
+    sd = {
+        "image_proj.proj.weight": randn(cross * _TINY_IP_TOKENS, _TINY_EMBED_DIM, fan_in=_TINY_EMBED_DIM),
+        "image_proj.proj.bias": torch.zeros(cross * _TINY_IP_TOKENS),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    for key_id, name in enumerate(unet.attn_processors.keys()):
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        # Larger than a trained adapter's so that its effect shows on a random UNet.
+        sd[f"ip_adapter.{key_id}.to_k_ip.weight"] = randn(hidden, cross, fan_in=cross / 4)
+        sd[f"ip_adapter.{key_id}.to_v_ip.weight"] = randn(hidden, cross, fan_in=cross / 4)
+    return sd
+
+
+def _tiny_unet(arch: str):
+    from diffusers import UNet2DConditionModel
+
+    common = dict(
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        norm_num_groups=16,
+    )
+    if arch == "sd":
+        return UNet2DConditionModel(sample_size=16, cross_attention_dim=_TINY_TEXT_DIM, **common)
+    # SDXL layout: two text encoders (concatenated) and the "text_time" added conditioning.
+    return UNet2DConditionModel(
+        sample_size=16,
+        cross_attention_dim=2 * _TINY_TEXT_DIM,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + _TINY_TEXT_DIM,
+        transformer_layers_per_block=(1, 1),
+        **common,
+    )
+
+
+def _tiny_text_config(**extra):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=_TINY_TEXT_DIM,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=_TINY_TEXT_DIM,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+        **extra,
+    )
+
+
+def build_tiny(data_dir: str | os.PathLike, *, arch: str = "sd", force: bool = False) -> Path:
+    """Build a tiny random-weight preset under <data_dir>/models/ (once; seeded, so deterministic).
+
+    arch "sd" (the `tiny` preset, SD1.5 layout) or "sdxl" (SDXL layout: two
+    text encoders, text_time conditioning; tests of the SDXL code path).
+    Writes a standard diffusers pipeline folder (unet, vae, text encoder(s),
+    tokenizer(s), scheduler, model_index.json), an IP-Adapter weight file in
+    the released layout and an OpenCLIP config + weights whose embedding dim
+    equals the IP-Adapter's image-embedding dim. Safe against concurrent
+    builders: it builds in a private folder and renames it into place.
+    """
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    import open_clip
+
+    if arch not in ("sd", "sdxl"):
+        raise ValueError(f"unknown tiny arch {arch!r}: use 'sd' or 'sdxl'")
+    target = tiny_dir(data_dir, arch)
+    if tiny_is_built(data_dir, arch) and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    try:
+        # 1. UNet: two levels, cross-attention on the lower one.
+        torch.manual_seed(0)
+        unet = _tiny_unet(arch)
+        # 2. VAE: four levels, so latents are 1/8 of the image per side as in SD.
+        torch.manual_seed(1)
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(16, 16, 32, 32),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=128,
+        )
+        # 3. Text encoder(s) + a real CLIP tokenizer (offline, from open_clip's BPE file).
+        torch.manual_seed(2)
+        text_encoder = CLIPTextModel(_tiny_text_config())
+        vocab, merges = _clip_bpe_vocab()
+        tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
+        # 4. Scheduler: Euler ancestral with trailing timesteps, as few-step turbo models use.
+        scheduler = EulerAncestralDiscreteScheduler(
+            num_train_timesteps=1000,
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            timestep_spacing="trailing",
+            steps_offset=1,
+        )
+        if arch == "sd":
+            pipe = StableDiffusionPipeline(
+                vae=vae,
+                text_encoder=text_encoder,
+                tokenizer=tokenizer,
+                unet=unet,
+                scheduler=scheduler,
+                safety_checker=None,
+                feature_extractor=None,
+                image_encoder=None,
+                requires_safety_checker=False,
+            )
+        else:
+            torch.manual_seed(5)
+            text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config())
+            pipe = StableDiffusionXLPipeline(
+                vae=vae,
+                text_encoder=text_encoder,
+                text_encoder_2=text_encoder_2,
+                tokenizer=tokenizer,
+                tokenizer_2=tokenizer,
+                unet=unet,
+                scheduler=scheduler,
+                image_encoder=None,
+                feature_extractor=None,
+                force_zeros_for_empty_prompt=True,
+            )
+        pipe.save_pretrained(work, safe_serialization=True)
+
+        # 5. IP-Adapter weights in the released file layout.
+        (work / TINY_IP_ADAPTER_SUBFOLDER).mkdir()
+        save_file(
+            {k: v.contiguous() for k, v in _tiny_ip_adapter_state_dict(unet, seed=3).items()},
+            str(work / TINY_IP_ADAPTER_SUBFOLDER / TINY_IP_ADAPTER_WEIGHT),
+        )
+
+        # 6. OpenCLIP: register the architecture, random seeded init, save weights.
+        clip_dir = work / TINY_OPENCLIP_DIR
+        clip_dir.mkdir()
+        config_path = clip_dir / f"{TINY_OPENCLIP_MODEL}.json"
+        config_path.write_text(json.dumps(_tiny_openclip_config(), indent=2))
+        register_tiny_openclip(config_path)
+        torch.manual_seed(4)
+        clip_model = open_clip.create_model(TINY_OPENCLIP_MODEL, pretrained=None)
+        save_file(
+            {k: v.contiguous() for k, v in clip_model.state_dict().items()},
+            str(clip_dir / TINY_OPENCLIP_WEIGHT),
+        )
+
+        (work / TINY_MARKER).write_text(json.dumps({"version": TINY_BUILD_VERSION, "arch": arch}))
+        # 7. Move into place. A concurrent builder may have won the race: keep theirs.
+        if target.exists():
+            if tiny_is_built(data_dir, arch) and not force:
+                return target
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(work, target)
+        except OSError:
+            if not tiny_is_built(data_dir, arch):
+                raise
+        log.info("built a tiny %s model in %s", arch, target)
+        return target
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def tiny_sdxl_preset(data_dir: str | os.PathLike, **overrides) -> Preset:
+    """A preset for the tiny SDXL-layout build (tests): loaded like a real SDXL preset,
+    from_pretrained on a local folder instead of a hub id. Builds it if needed."""
+    root = build_tiny(data_dir, arch="sdxl")
+    fields = dict(
+        name="tiny-sdxl",
+        description="Tiny random-weight SDXL-layout model (tests)",
+        kind="sdxl",
+        base_repo=str(root),
+        variant=None,
+        ip_adapter_repo=str(root),
+        ip_adapter_subfolder=TINY_IP_ADAPTER_SUBFOLDER,
+        ip_adapter_weight=TINY_IP_ADAPTER_WEIGHT,
+        openclip_model=TINY_OPENCLIP_MODEL,
+        openclip_pretrained=str(root / TINY_OPENCLIP_DIR / TINY_OPENCLIP_WEIGHT),
+        embed_dim=_TINY_EMBED_DIM,
+        base_size=128,
+        steps=4,
+        guidance_scale=0.0,
+        upscale_strength=0.5,
+    )
+    fields.update(overrides)
+    return Preset(**fields)
+
+
+# ----------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------
+
+
+def _dtype_kw() -> str:
+    """diffusers renamed from_pretrained's `torch_dtype` to `dtype` (and warns on the old name)."""
+    try:
+        from diffusers.utils import deprecation_utils
+
+        return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+    except ImportError:
+        return "torch_dtype"
+
+
+_DTYPE_KW = _dtype_kw()
+
+
+def _pipeline_classes(preset: Preset):
+    from diffusers import (
+        StableDiffusionImg2ImgPipeline,
+        StableDiffusionPipeline,
+        StableDiffusionXLImg2ImgPipeline,
+        StableDiffusionXLPipeline,
+    )
+
+    if preset.kind == "sdxl":
+        return StableDiffusionXLPipeline, StableDiffusionXLImg2ImgPipeline
+    return StableDiffusionPipeline, StableDiffusionImg2ImgPipeline
+
+
+def _sources(preset: Preset, data_dir: str | os.PathLike) -> dict[str, Any]:
+    """Where each part of a preset comes from: hub ids, or the tiny folder."""
+    if preset.kind == "tiny":
+        root = tiny_dir(data_dir)
+        return {
+            "base": str(root),
+            "ip_adapter": (str(root), TINY_IP_ADAPTER_SUBFOLDER, TINY_IP_ADAPTER_WEIGHT),
+            "openclip": (TINY_OPENCLIP_MODEL, str(root / TINY_OPENCLIP_DIR / TINY_OPENCLIP_WEIGHT)),
+        }
+    return {
+        "base": preset.base_repo,
+        "ip_adapter": (
+            (preset.ip_adapter_repo, preset.ip_adapter_subfolder, preset.ip_adapter_weight)
+            if preset.ip_adapter_repo
+            else None
+        ),
+        "openclip": (preset.openclip_model, preset.openclip_pretrained),
+    }
+
+
+def load(
+    preset: Preset | str,
+    device: str | torch.device = "auto",
+    data_dir: str | os.PathLike = "data",
+    *,
+    ip_adapter: bool = True,
+) -> Loaded:
+    """Load a preset's pipelines and embedder onto `device` (tiny: built first if needed).
+
+    `ip_adapter=False` skips the IP-Adapter (personalization then is
+    unavailable); the result is then exactly a pipeline that never saw one.
+    """
+    from diffusers import UNet2DConditionModel
+
+    t0 = time.perf_counter()
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    dev = resolve_device(device)
+    dtype = resolve_dtype(dev)
+    if preset.kind == "tiny":
+        build_tiny(data_dir)
+    src = _sources(preset, data_dir)
+    clip_name, clip_pretrained = src["openclip"]
+    if clip_name == TINY_OPENCLIP_MODEL:
+        register_tiny_openclip(Path(clip_pretrained).parent / f"{TINY_OPENCLIP_MODEL}.json")
+    txt2img_cls, img2img_cls = _pipeline_classes(preset)
+
+    # 1. Diffusion pipeline (fp16 weight files are cast to `dtype`).
+    kwargs: dict[str, Any] = {_DTYPE_KW: dtype, "use_safetensors": True}
+    if preset.variant:
+        kwargs["variant"] = preset.variant
+    if preset.kind != "sdxl":
+        # The bot does its own moderation (banned words, allowed channels); the SD1.5
+        # safety checker would cost another CLIP model on the GPU.
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if preset.unet_repo:
+        kwargs["unet"] = UNet2DConditionModel.from_pretrained(
+            preset.unet_repo, subfolder=preset.unet_subfolder, variant=preset.variant, **{_DTYPE_KW: dtype}
+        )
+    pipe = txt2img_cls.from_pretrained(src["base"], **kwargs)
+    if preset.kind == "sd15":
+        from diffusers import DPMSolverMultistepScheduler
+
+        pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+
+    # 2. IP-Adapter, loaded once; the image encoder is OpenCLIP (step 4), not CLIPVision.
+    ip_embed_dim = None
+    has_ip = bool(ip_adapter and src["ip_adapter"])
+    if has_ip:
+        repo, subfolder, weight = src["ip_adapter"]
+        pipe.load_ip_adapter(repo, subfolder=subfolder, weight_name=weight, image_encoder_folder=None)
+        pipe.set_ip_adapter_scale(0.0)
+        ip_embed_dim = int(pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features)
+
+    # 3. Device, memory format, optional compile; img2img shares every component.
+    pipe.to(dev)
+    pipe.set_progress_bar_config(disable=True)
+    if dev.type == "cuda":
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+        if os.environ.get("TASTEMAKER_COMPILE") == "1":
+            pipe.unet.compile()
+    img2img = img2img_cls.from_pipe(pipe)
+    img2img.set_progress_bar_config(disable=True)
+
+    # 4. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).
+    embedder = Embedder.load(clip_name, clip_pretrained, device=dev)
+    if ip_embed_dim is not None and ip_embed_dim != embedder.dim:
+        raise RuntimeError(
+            f"preset {preset.name!r}: IP-Adapter takes {ip_embed_dim}-d image embeddings "
+            f"but {clip_name} makes {embedder.dim}-d ones"
+        )
+
+    seconds = time.perf_counter() - t0
+    log.info("loaded preset %s on %s (%s) in %.1f s", preset.name, dev, dtype, seconds)
+    return Loaded(
+        preset=preset,
+        pipe=pipe,
+        img2img=img2img,
+        embedder=embedder,
+        device=dev,
+        dtype=dtype,
+        ip_adapter=has_ip,
+        ip_embed_dim=ip_embed_dim,
+        load_seconds=seconds,
+    )
+
+
+def release(loaded: Loaded | None) -> None:
+    """Drop a loaded preset and give its memory back (call when switching models)."""
+    if loaded is None:
+        return
+    loaded.pipe = loaded.img2img = loaded.embedder = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------
+# What is present locally (python -m engine.worker --check); never downloads
+# ----------------------------------------------------------------------------
+
+_TOKENIZER_FILES = ("vocab.json", "tokenizer.json")
+_COMPONENTS = {
+    # component -> (config file(s), weight stem or None for tokenizers/schedulers)
+    "unet": (("config.json",), "diffusion_pytorch_model"),
+    "vae": (("config.json",), "diffusion_pytorch_model"),
+    "text_encoder": (("config.json",), "model"),
+    "tokenizer": (_TOKENIZER_FILES, None),
+    "scheduler": (("scheduler_config.json",), None),
+}
+_SDXL_COMPONENTS = {
+    **_COMPONENTS,
+    "text_encoder_2": (("config.json",), "model"),
+    "tokenizer_2": (_TOKENIZER_FILES, None),
+}
+
+
+def _cached(repo: str, filename: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(repo, filename)
+    return hit if isinstance(hit, str) else None
+
+
+def _check_files(name: str, repo: str, alternatives: list[str]) -> CheckItem:
+    local = os.path.isdir(repo)  # a preset may name a local folder instead of a hub id
+    for filename in alternatives:
+        if local:
+            hit = str(Path(repo) / filename) if os.path.isfile(Path(repo) / filename) else None
+        else:
+            hit = _cached(repo, filename)
+        if hit:
+            return CheckItem(name, True, hit)
+    return CheckItem(name, False, f"missing: {repo}/{alternatives[0]}")
+
+
+def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[CheckItem]:
+    """What a preset needs and whether it is present locally. Never downloads."""
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    if preset.kind == "tiny":
+        root = tiny_dir(data_dir)
+        built = tiny_is_built(data_dir)
+        detail = str(root) if built else f"not built yet: {root} (built on first load)"
+        return [CheckItem("tiny model", built, detail)]
+
+    items: list[CheckItem] = []
+    repo = preset.base_repo
+    items.append(_check_files("model_index", repo, ["model_index.json"]))
+    components = _SDXL_COMPONENTS if preset.kind == "sdxl" else _COMPONENTS
+    for comp, (config, stem) in components.items():
+        if comp == "unet" and preset.unet_repo:
+            sub = f"{preset.unet_subfolder}/" if preset.unet_subfolder else ""
+            comp_repo, prefix = preset.unet_repo, sub
+        else:
+            comp_repo, prefix = repo, f"{comp}/"
+        items.append(_check_files(f"{comp} config" if stem else comp, comp_repo, [prefix + c for c in config]))
+        if stem:
+            names = [f"{prefix}{stem}.safetensors"]
+            if preset.variant:
+                names.insert(0, f"{prefix}{stem}.{preset.variant}.safetensors")
+            items.append(_check_files(f"{comp} weights", comp_repo, names))
+    if preset.ip_adapter_repo:
+        path = f"{preset.ip_adapter_subfolder}/{preset.ip_adapter_weight}".lstrip("/")
+        items.append(_check_files("ip_adapter", preset.ip_adapter_repo, [path]))
+    items.append(_check_openclip(preset))
+    return items
+
+
+def _check_openclip(preset: Preset) -> CheckItem:
+    import open_clip
+
+    name = f"openclip {preset.openclip_model}/{preset.openclip_pretrained}"
+    if os.path.isfile(preset.openclip_pretrained):
+        return CheckItem(name, True, preset.openclip_pretrained)
+    cfg = open_clip.get_pretrained_cfg(preset.openclip_model, preset.openclip_pretrained)
+    hub = (cfg or {}).get("hf_hub", "")
+    if not hub:
+        return CheckItem(name, False, "no hub source known for this OpenCLIP tag")
+    repo, filename = os.path.split(hub)  # as open_clip reads it: "org/repo/" or "org/repo/file"
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if filename.endswith((".bin", ".pth")):
+        names.insert(0, filename[:-4] + ".safetensors")
+    return _check_files(name, repo, names)

@@ -1,0 +1,411 @@
+"""The prompt language: `/imagine` text -> a typed, validated `Request`.
+
+    a lighthouse in a storm --ar 3:2 --seed 7 --no people, boats --p k3xq7ab::2 --s 250
+
+Everything before the first parameter is the prompt text; each `--name` (or
+`—name`, as phones autocorrect it) takes the text up to the next parameter as
+its value. Every bad input raises `ParamError`, whose message is short markdown
+naming the parameter, the value and what is allowed, ready to show a member.
+
+Pure Python (stdlib + pydantic): the bot imports this and never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "CODE_RE", "CodeWeight", "ParamError", "Request", "dimensions", "expand",
+    "is_code", "parse", "validate_option_name", "validate_option_value",
+]
+
+MAX_TEXT = 1500  # prompt text, without parameters
+MAX_INPUT = 6000  # whole input, parameters included (Discord's option limit)
+MAX_NEGATIVE = 1000  # the `--no` list, as written by canonical()
+MAX_CODES = 8  # codes in one `--p`
+MAX_URL = 500
+MAX_OPTION_VALUE = 200
+SEED_MAX = 2**32 - 1
+
+CODE_RE = re.compile(r"[a-z2-7]{7}", re.IGNORECASE | re.ASCII)  # use with fullmatch
+_MARK_RE = re.compile(r"(?<!\S)(?:--|\u2014)([A-Za-z]\S*)")  # `--name` / `—name`
+_INT_RE = re.compile(r"[0-9]+")
+_DEC_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_WEIGHT_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3})?|\.[0-9]{1,3}")
+_ASPECT_RE = re.compile(r"([0-9]{1,6}):([0-9]{1,6})")
+_URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
+_PRESET_RE = re.compile(r"[a-z0-9_.-]{1,64}")
+_OPTION_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+class ParamError(ValueError):
+    """Bad `/imagine` input. The message is markdown meant for the member (ephemeral)."""
+
+
+def is_code(s: object) -> bool:
+    """True for a profile code: 7 base32 characters (`[a-z2-7]`), any case."""
+    return isinstance(s, str) and CODE_RE.fullmatch(s) is not None
+
+
+# 1. The typed request -------------------------------------------------------
+
+class CodeWeight(BaseModel):
+    """One `--p` entry. `code` None means "the member's current code" (bare `--p`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    code: str | None = None
+    weight: float = Field(1.0, gt=0, le=100)
+
+
+class Request(BaseModel):
+    """A parsed `/imagine` prompt. Defaults are what a prompt without parameters means."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    text: str
+    negative: tuple[str, ...] = ()
+    aspect: tuple[int, int] = (1, 1)
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    chaos: int = Field(0, ge=0, le=100)
+    stylize: int | None = Field(None, ge=0, le=1000)  # None: the member's default
+    personalize: tuple[CodeWeight, ...] | None = None  # None: not asked for
+    quality: float = 1.0
+    tile: bool = False
+    sref: str | None = None
+    preset: str | None = None
+
+    @field_validator("quality")
+    @classmethod
+    def _quality_ok(cls, q: float) -> float:
+        if q not in (0.5, 1.0, 2.0):
+            raise ValueError("quality must be 0.5, 1 or 2")
+        return q
+
+    @field_validator("aspect")
+    @classmethod
+    def _aspect_ok(cls, a: tuple[int, int]) -> tuple[int, int]:
+        if min(a) <= 0:
+            raise ValueError("aspect must be positive")
+        return a
+
+    def canonical(self) -> str:
+        """The prompt with only non-default parameters, in a fixed order; parses back to self."""
+        parts = [self.text]
+        for spec in _SPECS:
+            value = getattr(self, spec.field)
+            if value != Request.model_fields[spec.field].default:
+                parts.append(f"--{spec.names[0]} {spec.render(value)}".rstrip())
+        return " ".join(p for p in parts if p)
+
+    def with_(self, **changes: Any) -> Request:
+        """A validated copy with some fields changed."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+    @property
+    def uses_current_code(self) -> bool:
+        """True when a bare `--p` asks for the member's current code."""
+        return any(cw.code is None for cw in self.personalize or ())
+
+    def with_current_code(self, code: str) -> Request:
+        """Fill a bare `--p` with the member's current code (shown back to them)."""
+        if not is_code(code):
+            raise ValueError(f"not a code: {code!r}")
+        if not self.uses_current_code:
+            return self
+        filled = tuple(CodeWeight(code=cw.code or code.lower(), weight=cw.weight)
+                       for cw in self.personalize or ())
+        return self.with_(personalize=filled)
+
+
+# 2. Tokenizing: prose, then `--name value` segments ---------------------------
+
+@dataclass(frozen=True)
+class _Seg:
+    raw: str  # the marker as written: "—AR"
+    flag: str  # as shown in messages: "--AR"
+    name: str  # looked up: "ar"
+    value: str  # text up to the next marker, stripped
+
+
+def _tokenize(text: str) -> tuple[str, list[_Seg]]:
+    marks = list(_MARK_RE.finditer(text))
+    prose = text[: marks[0].start()] if marks else text
+    segs = []
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        segs.append(_Seg(m.group(0), "--" + m.group(1), m.group(1).lower(), text[m.end():end].strip()))
+    return prose, segs
+
+
+def _q(*parts: str) -> str:
+    """Inline markdown code for a flag/value, kept short and unbreakable."""
+    s = " ".join(" ".join(parts).split()).replace("`", "'")
+    if len(s) > 60:
+        s = s[:57] + "…"
+    return f"`{s}`" if s else "nothing"
+
+
+# 3. One converter per kind of value ------------------------------------------
+
+@dataclass(frozen=True)
+class _Spec:
+    field: str  # Request field
+    title: str  # name in messages: "stylize takes 0–1000"
+    names: tuple[str, ...]  # canonical flag first
+    allowed: str
+    convert: Callable[[_Seg, _Spec, Collection[str]], Any]
+    render: Callable[[Any], str]  # value -> text after the flag in canonical()
+
+
+def _fail(seg: _Seg, spec: _Spec, value: str, why: str) -> ParamError:
+    return ParamError(f"{_q(seg.flag, value)} {why}: {spec.title} takes {spec.allowed}.")
+
+
+def _one(seg: _Seg, spec: _Spec) -> str:
+    tokens = seg.value.split()
+    if not tokens:
+        raise ParamError(f"{_q(seg.flag)} needs a value: {spec.title} takes {spec.allowed}.")
+    if len(tokens) > 1:
+        raise ParamError(f"Unexpected {_q(*tokens[1:])} after {_q(seg.flag, tokens[0])}. "
+                         "Parameters go at the end of the prompt, after the description.")
+    return tokens[0]
+
+
+def _integer(lo: int, hi: int) -> Callable[[_Seg, _Spec, Collection[str]], int]:
+    def convert(seg: _Seg, spec: _Spec, presets: Collection[str]) -> int:
+        tok = _one(seg, spec)
+        if not _INT_RE.fullmatch(tok):
+            raise _fail(seg, spec, tok, "is not a whole number")
+        n = int(tok) if len(tok.lstrip("0")) <= 12 else hi + 1  # no int() of huge strings
+        if not lo <= n <= hi:
+            raise _fail(seg, spec, tok, "is out of range")
+        return n
+    return convert
+
+
+def _aspect(seg: _Seg, spec: _Spec, presets: Collection[str]) -> tuple[int, int]:
+    tok = _one(replace(seg, value=re.sub(r"\s*:\s*", ":", seg.value)), spec)
+    m = _ASPECT_RE.fullmatch(tok)
+    w, h = (int(m[1]), int(m[2])) if m else (0, 0)
+    if not w or not h:
+        raise _fail(seg, spec, tok, "is not a ratio of positive whole numbers")
+    if w > 4 * h or h > 4 * w:
+        raise _fail(seg, spec, tok, "is out of range")
+    g = math.gcd(w, h)
+    return w // g, h // g
+
+
+def _negative(seg: _Seg, spec: _Spec, presets: Collection[str]) -> tuple[str, ...]:
+    terms = tuple(t for t in (" ".join(p.split()) for p in seg.value.split(",")) if t)
+    if not terms:
+        raise ParamError(f"{_q(seg.flag)} needs a value: {spec.title} takes {spec.allowed}.")
+    if (n := len(", ".join(terms))) > MAX_NEGATIVE:
+        raise ParamError(f"{_q(seg.flag)} is too long ({n} characters); the limit is {MAX_NEGATIVE}.")
+    return terms
+
+
+def _personalize(seg: _Seg, spec: _Spec, presets: Collection[str]) -> tuple[CodeWeight, ...]:
+    tokens = seg.value.replace(",", " ").split()
+    if not tokens:
+        return (CodeWeight(code=None),)
+    if len(tokens) > MAX_CODES:
+        raise ParamError(f"{_q(seg.flag)} got {len(tokens)} codes: {spec.title} takes at most {MAX_CODES}.")
+    out: list[CodeWeight] = []
+    for tok in tokens:
+        code, sep, weight = tok.partition("::")
+        if not is_code(code):
+            raise ParamError(f"{_q(seg.flag, tok)}: {_q(code)} is not a code. "
+                             "Codes are 7 characters of a–z and 2–7, like `k3xq7ab`.")
+        code = code.lower()
+        if any(cw.code == code for cw in out):
+            raise ParamError(f"{_q(seg.flag, code)}: the code `{code}` is given twice. List each code once.")
+        if sep and not (_WEIGHT_RE.fullmatch(weight) and 0 < float(weight) <= 100):
+            raise ParamError(f"{_q(seg.flag, tok)} has a bad weight {_q(weight)}: a weight is a "
+                             f"number above 0 and at most 100, like `{code}::2`.")
+        out.append(CodeWeight(code=code, weight=float(weight) if sep else 1.0))
+    return tuple(out)
+
+
+def _quality(seg: _Seg, spec: _Spec, presets: Collection[str]) -> float:
+    tok = _one(seg, spec)
+    if not _DEC_RE.fullmatch(tok):
+        raise _fail(seg, spec, tok, "is not a number")
+    if (q := float(tok)) not in (0.5, 1.0, 2.0):
+        raise _fail(seg, spec, tok, "is out of range")
+    return q
+
+
+def _tile(seg: _Seg, spec: _Spec, presets: Collection[str]) -> bool:
+    if seg.value:
+        raise ParamError(f"{_q(seg.flag)} takes no value, but got {_q(seg.value)}. "
+                         "Parameters go at the end of the prompt, after the description.")
+    return True
+
+
+def _sref(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
+    tok = _one(seg, spec)
+    if is_code(tok):
+        return tok.lower()
+    if _URL_RE.fullmatch(tok) and len(tok) <= MAX_URL:
+        return tok
+    raise _fail(seg, spec, tok, "is not a code or a link")
+
+
+def _preset(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
+    tok = _one(seg, spec)
+    if presets:
+        known = {p.lower(): p for p in presets}
+        if tok.lower() in known:
+            return known[tok.lower()]
+        names = ", ".join(f"`{p}`" for p in sorted(presets))
+        raise ParamError(f"{_q(seg.flag, tok)} is not a model: {spec.title} takes one of {names}.")
+    if not _PRESET_RE.fullmatch(tok.lower()):
+        raise _fail(seg, spec, tok, "is not a model name")
+    return tok.lower()
+
+
+def _num(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def _render_p(codes: tuple[CodeWeight, ...]) -> str:
+    return " ".join(cw.code + ("" if cw.weight == 1 else f"::{_num(cw.weight)}")
+                    for cw in codes if cw.code)
+
+
+# Order here is the order of canonical(); the first name is the one it writes.
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("aspect", "aspect", ("ar", "aspect"), "W:H from 1:4 to 4:1, like `3:2`",
+          _aspect, lambda a: f"{a[0]}:{a[1]}"),
+    _Spec("seed", "seed", ("seed",), f"0–{SEED_MAX}", _integer(0, SEED_MAX), str),
+    _Spec("negative", "the negative prompt", ("no",), "a comma-separated list, like `--no text, blur`",
+          _negative, ", ".join),
+    _Spec("personalize", "personalize", ("p", "personalize"),
+          f"up to {MAX_CODES} codes, each optionally weighted: `--p k3xq7ab::2 m4zz2qa`",
+          _personalize, _render_p),
+    _Spec("stylize", "stylize", ("s", "stylize"), "0–1000", _integer(0, 1000), str),
+    _Spec("chaos", "chaos", ("c", "chaos"), "0–100", _integer(0, 100), str),
+    _Spec("quality", "quality", ("q", "quality"), "`.5`, `1` or `2`", _quality,
+          lambda q: _num(q).removeprefix("0")),
+    _Spec("tile", "tile", ("tile",), "no value", _tile, lambda _: ""),
+    _Spec("sref", "sref", ("sref",), "a 7-character code or an http(s) image link", _sref, str),
+    _Spec("preset", "version", ("v", "version"), "a model name like `tiny`", _preset, str),
+)
+_BY_NAME: dict[str, _Spec] = {name: spec for spec in _SPECS for name in spec.names}
+
+
+# 4. Public functions -----------------------------------------------------------
+
+def parse(text: str, presets: Collection[str] = ()) -> Request:
+    """Parse a prompt (already expanded). `presets` names the valid `--v` values; empty = any name."""
+    if len(text) > MAX_INPUT:
+        raise ParamError(f"Your prompt is {len(text)} characters long; the limit is {MAX_INPUT}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates: cannot be stored or sent as JSON
+        raise ParamError(f"Your prompt has a broken character at position {e.start + 1}.") from None
+    prose, segs = _tokenize(text)
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}  # field -> flag as first written
+    for seg in segs:
+        spec = _BY_NAME.get(seg.name)
+        if spec is None:
+            close = difflib.get_close_matches(seg.name, list(_BY_NAME), n=1)
+            hint = f" Did you mean `--{close[0]}`?" if close else ""
+            known = ", ".join(f"`--{s.names[0]}`" for s in _SPECS)
+            raise ParamError(f"{_q(seg.flag)} is not a parameter.{hint} Known: {known}.")
+        if spec.field in given:
+            first = given[spec.field]
+            also = "" if first.lower() == seg.flag.lower() else f" (also as {_q(first)})"
+            raise ParamError(f"{_q(seg.flag)} is given twice{also}. Use each parameter once.")
+        given[spec.field] = seg.flag
+        values[spec.field] = spec.convert(seg, spec, presets)
+    body = " ".join(prose.split())
+    if not body:
+        raise ParamError("Your prompt has no description. Describe the image first, "
+                         "then add parameters: `a lighthouse in a storm --ar 3:2`.")
+    if len(body) > MAX_TEXT:
+        raise ParamError(f"Your prompt is {len(body)} characters long; the limit is {MAX_TEXT} "
+                         "(not counting parameters).")
+    return Request(text=body, **values)
+
+
+def expand(text: str, options: Mapping[str, str] | None = None, suffix: str = "") -> str:
+    """Replace the member's custom `--NAME` options by their values and append their suffix.
+
+    One pass (an option's value is not expanded again). Prose from option values and
+    the suffix joins the description; parameters follow it. A suffix parameter the
+    prompt already sets is dropped, so what the member typed wins.
+    """
+    opts = {k.lower(): v for k, v in (options or {}).items() if k.lower() not in _BY_NAME}
+    prose: list[str] = []
+
+    def split(source: str) -> list[_Seg]:
+        head, segs = _tokenize(source)
+        prose.append(head)
+        out: list[_Seg] = []
+        for seg in segs:
+            if seg.name in opts:
+                value_head, value_segs = _tokenize(opts[seg.name])
+                prose.extend((value_head, seg.value))
+                out.extend(value_segs)
+            else:
+                out.append(seg)
+        return out
+
+    mine = split(text)
+    fields = {_BY_NAME[s.name].field for s in mine if s.name in _BY_NAME}
+    extra = [s for s in split(suffix) if s.name not in _BY_NAME or _BY_NAME[s.name].field not in fields]
+    parts = [" ".join(" ".join(prose).split())] + [f"{s.raw} {s.value}".strip() for s in mine + extra]
+    return " ".join(p for p in parts if p)
+
+
+def validate_option_name(name: str) -> str:
+    """Check a `/prefer option set` name; returns it normalised (lower case, no leading `--`)."""
+    n = re.sub(r"^(?:--|\u2014)", "", name.strip()).lower()
+    if not _OPTION_RE.fullmatch(n):
+        raise ParamError(f"{_q(name)} is not a valid option name: use 1–32 characters of "
+                         "a–z, 0–9, `_` and `-`, starting with a letter.")
+    if n in _BY_NAME:
+        raise ParamError(f"`--{n}` is a built-in parameter; pick another name for your option.")
+    return n
+
+
+def validate_option_value(value: str, presets: Collection[str] = ()) -> str:
+    """Check a custom option's value (parameters, prose or both); returns it whitespace-normalised."""
+    v = " ".join(value.split())
+    if not v:
+        raise ParamError("An option needs a value, like `--ar 16:9 --s 250`.")
+    if len(v) > MAX_OPTION_VALUE:
+        raise ParamError(f"The option value is {len(v)} characters long; the limit is {MAX_OPTION_VALUE}.")
+    parse(f"x {v}", presets)
+    return v
+
+
+def dimensions(aspect: tuple[int, int], base: int) -> tuple[int, int]:
+    """(width, height): multiples of 64 with about base*base pixels, ratio close to aspect.
+
+    Ratio error counts four times as much as area error (both in log space), so
+    small bases keep the shape (3:2 at base 128 -> 192x128) and large ones land on
+    the usual buckets (16:9 at 1024 -> 1344x768).
+    """
+    w, h = aspect
+    if w <= 0 or h <= 0 or base < 64:
+        raise ValueError(f"bad aspect {aspect!r} or base {base!r}")
+    if w < h:
+        return dimensions((h, w), base)[::-1]
+    ratio, area = w / h, base * base / 4096  # area in 64x64 units
+    best: tuple[float, int, int] | None = None
+    for hu in range(1, int(base / 64 / math.sqrt(ratio)) * 2 + 3):
+        for wu in {max(1, math.floor(hu * ratio)), math.ceil(hu * ratio)}:
+            cost = abs(math.log(wu / hu / ratio)) + 0.25 * abs(math.log(wu * hu / area))
+            cand = (round(cost, 9), wu, hu)
+            best = cand if best is None or cand < best else best
+    assert best is not None
+    return best[1] * 64, best[2] * 64

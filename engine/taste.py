@@ -1,0 +1,612 @@
+"""Taste model: whitened CLIP features, Bradley-Terry votes, Laplace posterior.
+
+numpy only: the bot process imports this module and refits a member's taste
+after every vote (about a millisecond at k = 64).
+
+The pieces, in the order the bot uses them:
+
+1. ``Basis``: built once per rank pool. ``whiten`` maps an image embedding phi
+   to z = Lambda^-1/2 U^T (phi/|phi| - mu), k numbers with unit variance over
+   the pool.
+2. ``Prior``: what we believe about a member's taste w before their votes,
+   N(m, S). ``community_prior`` estimates it from everyone's votes (empirical
+   Bayes); ``Prior.isotropic`` is the cold start.
+3. ``fit``: a vote "a beats b" is an observation of delta = z_a - z_b with
+   P(a beats b) = sigma(w^T delta) (Bradley-Terry). A like is a win of weight
+   ``LIKE_WEIGHT``. Newton's method finds the MAP w-hat; the Hessian there is
+   the precision H of the Laplace posterior N(w-hat, H^-1).
+4. ``Posterior.prob``: predictive P(a beats b), moderated by the posterior
+   uncertainty along delta. ``choose_pair`` shows the pair whose outcome is
+   most informative next.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+LIKE_WEIGHT = 0.3  # a like is a win of this weight over the images shown beside it
+DEFAULT_K = 64
+
+__all__ = [
+    "LIKE_WEIGHT",
+    "Basis",
+    "Posterior",
+    "Prior",
+    "choose_pair",
+    "community_prior",
+    "fit",
+    "log_sigmoid",
+    "sigmoid",
+    "update",
+]
+
+
+# ---------------------------------------------------------------------------
+# small numerics
+# ---------------------------------------------------------------------------
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    """1 / (1 + e^-x), stable for any x (no overflow warnings)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def log_sigmoid(x: np.ndarray | float) -> np.ndarray:
+    """log sigma(x) = -log(1 + e^-x), stable for any x."""
+    return -np.logaddexp(0.0, -np.asarray(x, dtype=np.float64))
+
+
+def _frozen(a, ndim: int, name: str) -> np.ndarray:
+    """A private read-only float64 copy, so cached factorisations stay valid."""
+    arr = np.array(a, dtype=np.float64, copy=True)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-d, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} has non-finite values")
+    arr.setflags(write=False)
+    return arr
+
+
+def _cholesky(a: np.ndarray, name: str) -> np.ndarray:
+    """Lower Cholesky factor; retries with a tiny jitter for round-off."""
+    try:
+        return np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        scale = max(float(np.mean(np.diag(a))), 1e-300)
+        try:
+            return np.linalg.cholesky(a + 1e-10 * scale * np.eye(a.shape[0]))
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{name} is not positive definite") from None
+
+
+def _chol_inverse(chol: np.ndarray) -> np.ndarray:
+    """A^-1 from A's lower Cholesky factor L: (L^-1)^T L^-1."""
+    l_inv = np.linalg.solve(chol, np.eye(chol.shape[0]))
+    return l_inv.T @ l_inv
+
+
+def _as_deltas(deltas, k: int | None) -> np.ndarray:
+    d = np.asarray(deltas, dtype=np.float64)
+    if d.ndim == 1:
+        d = d.reshape(0, k) if (d.size == 0 and k is not None) else d[None, :]
+    if d.ndim != 2:
+        raise ValueError(f"deltas must be (n, k), got shape {d.shape}")
+    if k is not None and d.shape[1] != k:
+        raise ValueError(f"deltas have {d.shape[1]} features, the prior has {k}")
+    return d
+
+
+def _as_weights(weights, n: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    c = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if c.shape != (n,):
+        raise ValueError(f"weights must have shape ({n},), got {c.shape}")
+    if np.any(c < 0) or not np.all(np.isfinite(c)):
+        raise ValueError("weights must be finite and >= 0")
+    return c
+
+
+# ---------------------------------------------------------------------------
+# 1. Basis
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Basis:
+    """The whitening basis of one rank pool (one ``version``)."""
+
+    version: int
+    mean: np.ndarray  # (d,) mean of the unit-normalised pool embeddings (mu-hat)
+    components: np.ndarray  # (d, k) U, orthonormal columns, top-k principal directions
+    variances: np.ndarray  # (k,) Lambda, variances along U
+    rho: float  # median |phi| of the raw embeddings
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", int(self.version))
+        object.__setattr__(self, "rho", float(self.rho))
+        object.__setattr__(self, "mean", _frozen(self.mean, 1, "mean"))
+        object.__setattr__(self, "components", _frozen(self.components, 2, "components"))
+        object.__setattr__(self, "variances", _frozen(self.variances, 1, "variances"))
+        d, k = self.components.shape
+        if self.mean.shape != (d,) or self.variances.shape != (k,):
+            raise ValueError(
+                f"inconsistent basis shapes: mean {self.mean.shape}, "
+                f"components {self.components.shape}, variances {self.variances.shape}"
+            )
+        if np.any(self.variances <= 0):
+            raise ValueError("variances must be > 0")
+
+    @classmethod
+    def build(cls, embeddings: np.ndarray, k: int = DEFAULT_K, version: int = 1) -> Basis:
+        """PCA of the unit-normalised embeddings; k is capped at min(n-1, d)."""
+        # 1. check inputs
+        phi = np.asarray(embeddings, dtype=np.float64)
+        if phi.ndim != 2 or phi.shape[0] < 2:
+            raise ValueError(f"need (n >= 2, d) embeddings, got shape {phi.shape}")
+        n, d = phi.shape
+        k = int(min(k, n - 1, d))
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        # 2. normalise; rho is the typical raw norm (conditioning is rescaled to it)
+        norms = np.linalg.norm(phi, axis=1)
+        rho = float(np.median(norms))
+        x = phi / np.maximum(norms, 1e-12)[:, None]
+        # 3. centre and take the top-k principal directions
+        mu = x.mean(axis=0)
+        xc = x - mu
+        _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        comps = vt[:k].T.copy()  # (d, k)
+        var = s[:k] ** 2 / (n - 1)
+        # 4. deterministic signs (largest |entry| of each column positive)
+        idx = np.argmax(np.abs(comps), axis=0)
+        comps *= np.sign(comps[idx, np.arange(k)])
+        # 5. floor degenerate directions so whitening never divides by ~0
+        var = np.maximum(var, 1e-12 * max(float(var[0]), 1e-300))
+        return cls(version=version, mean=mu, components=comps, variances=var, rho=rho)
+
+    @property
+    def k(self) -> int:
+        return int(self.components.shape[1])
+
+    @property
+    def d(self) -> int:
+        return int(self.components.shape[0])
+
+    @cached_property
+    def _projector(self) -> np.ndarray:
+        return self.components / np.sqrt(self.variances)  # U Lambda^-1/2, (d, k)
+
+    def whiten(self, embeddings: np.ndarray) -> np.ndarray:
+        """z = Lambda^-1/2 U^T (phi/|phi| - mu) for (n, d) or (d,) embeddings."""
+        phi = np.asarray(embeddings, dtype=np.float64)
+        if phi.shape[-1] != self.d or phi.ndim not in (1, 2):
+            raise ValueError(f"embeddings must be (n, {self.d}) or ({self.d},), got {phi.shape}")
+        norms = np.linalg.norm(phi, axis=-1, keepdims=True)
+        x = phi / np.maximum(norms, 1e-12)
+        return (x - self.mean) @ self._projector
+
+    def unwhiten_direction(self, w: np.ndarray) -> np.ndarray:
+        """U Lambda^1/2 w: a taste vector as a direction in embedding space."""
+        return self.components @ (np.sqrt(self.variances) * np.asarray(w, dtype=np.float64))
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            version=np.int64(self.version),
+            mean=self.mean,
+            components=self.components,
+            variances=self.variances,
+            rho=np.float64(self.rho),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Basis:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(
+                version=int(z["version"]),
+                mean=z["mean"],
+                components=z["components"],
+                variances=z["variances"],
+                rho=float(z["rho"]),
+            )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Basis):
+            return NotImplemented
+        return (
+            self.version == other.version
+            and self.rho == other.rho
+            and np.array_equal(self.mean, other.mean)
+            and np.array_equal(self.components, other.components)
+            and np.array_equal(self.variances, other.variances)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------
+# 2. Prior
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Prior:
+    """w ~ N(mean, cov) before a member's own votes."""
+
+    mean: np.ndarray  # (k,)
+    cov: np.ndarray  # (k, k)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", _frozen(self.mean, 1, "prior mean"))
+        object.__setattr__(self, "cov", _frozen(self.cov, 2, "prior cov"))
+        k = self.mean.shape[0]
+        if self.cov.shape != (k, k):
+            raise ValueError(f"prior cov must be ({k}, {k}), got {self.cov.shape}")
+
+    @classmethod
+    def isotropic(cls, k: int, sigma: float = 1.0) -> Prior:
+        if k < 1 or not sigma > 0:
+            raise ValueError("need k >= 1 and sigma > 0")
+        return cls(mean=np.zeros(k), cov=(float(sigma) ** 2) * np.eye(k))
+
+    @property
+    def k(self) -> int:
+        return int(self.mean.shape[0])
+
+    @cached_property
+    def precision(self) -> np.ndarray:
+        """S^-1 (computed once, via Cholesky)."""
+        p = _chol_inverse(_cholesky(self.cov, "prior cov"))
+        p = 0.5 * (p + p.T)
+        p.setflags(write=False)
+        return p
+
+    @cached_property
+    def _precision_mean(self) -> np.ndarray:
+        return self.precision @ self.mean  # S^-1 m
+
+
+# ---------------------------------------------------------------------------
+# 3. Posterior
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Posterior:
+    """Laplace posterior N(mean, precision^-1) over a member's taste w."""
+
+    mean: np.ndarray  # w-hat (k,)
+    precision: np.ndarray  # H (k, k) = sum c p(1-p) d d^T + S^-1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", _frozen(self.mean, 1, "posterior mean"))
+        object.__setattr__(self, "precision", _frozen(self.precision, 2, "precision"))
+        k = self.mean.shape[0]
+        if self.precision.shape != (k, k):
+            raise ValueError(f"precision must be ({k}, {k}), got {self.precision.shape}")
+
+    @property
+    def k(self) -> int:
+        return int(self.mean.shape[0])
+
+    @cached_property
+    def _chol(self) -> np.ndarray:
+        return _cholesky(self.precision, "posterior precision")
+
+    @cached_property
+    def covariance(self) -> np.ndarray:
+        """H^-1."""
+        c = _chol_inverse(self._chol)
+        c = 0.5 * (c + c.T)
+        c.setflags(write=False)
+        return c
+
+    def variance_along(self, deltas: np.ndarray) -> np.ndarray:
+        """v = d^T H^-1 d for each row d (via the Cholesky factor of H)."""
+        d = _as_deltas(deltas, self.k)
+        half = np.linalg.solve(self._chol, d.T)  # L^-1 d, (k, n)
+        return np.einsum("ij,ij->j", half, half)
+
+    def _moderated(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = self.variance_along(d)
+        pbar = sigmoid((d @ self.mean) / np.sqrt(1.0 + (math.pi / 8.0) * v))
+        return pbar, v
+
+    def prob(self, deltas: np.ndarray) -> np.ndarray:
+        """P(first beats second) for each row delta = z_a - z_b.
+
+        The probit-style moderation sigma(w^T d / sqrt(1 + pi v / 8)) averages
+        the sigmoid over the posterior, so uncertain directions stay near 0.5.
+        A 1-d delta gives a 0-d array.
+        """
+        single = np.ndim(deltas) == 1
+        pbar, _ = self._moderated(_as_deltas(deltas, self.k))
+        return pbar[0] if single else pbar
+
+    def score(self, deltas_or_z: np.ndarray) -> np.ndarray:
+        """w-hat^T z: the utility the profile gives to (whitened) images."""
+        return np.asarray(deltas_or_z, dtype=np.float64) @ self.mean
+
+    def confidence(self) -> float:
+        """How well the profile is pinned down, in [0, 1].
+
+        It is the expected correlation, under the posterior, between the
+        profile's scores w-hat^T d and the member's true scores w^T d over
+        isotropic random feature differences d:
+        |w-hat| / sqrt(|w-hat|^2 + tr H^-1). It is 0 with no votes under a
+        zero-mean prior and approaches 1 as votes shrink the posterior
+        variance relative to the size of the learned taste.
+        """
+        sig = float(self.mean @ self.mean)
+        noise = float(np.trace(self.covariance))
+        if sig <= 0.0:
+            return 0.0
+        return float(math.sqrt(sig / (sig + noise)))
+
+
+# ---------------------------------------------------------------------------
+# 4. Fitting
+# ---------------------------------------------------------------------------
+
+
+def fit(
+    deltas: np.ndarray,
+    weights: np.ndarray | None = None,
+    prior: Prior | None = None,
+    *,
+    max_iter: int = 20,
+    tol: float = 1e-6,
+    init: np.ndarray | None = None,
+) -> Posterior:
+    """MAP Bradley-Terry taste under a Gaussian prior, with its Laplace precision.
+
+    deltas[i] = z(winner) - z(loser), shape (n, k), n may be 0 (then the
+    posterior is the prior). weights[i] >= 0: 1.0 for a vote, LIKE_WEIGHT for
+    a like; a weight of 2 counts exactly like the same vote given twice.
+    ``init`` (e.g. the previous posterior mean) warm-starts Newton's method.
+    """
+    # 1. check inputs; the prior fixes k (or defaults to isotropic N(0, I))
+    d = _as_deltas(deltas, prior.k if prior is not None else None)
+    n, k = d.shape
+    if prior is None:
+        prior = Prior.isotropic(k)
+    c = _as_weights(weights, n)
+    p_mat = prior.precision
+    m = prior.mean
+
+    # 2. no (weighted) evidence: the posterior is the prior
+    keep = c > 0
+    if not np.all(keep):
+        d, c = d[keep], c[keep]
+    if d.shape[0] == 0:
+        return Posterior(mean=m, precision=p_mat)
+
+    def objective(w: np.ndarray, s: np.ndarray) -> float:
+        # negative log posterior (up to a constant); s = d @ w
+        r = w - m
+        return float(-(c @ log_sigmoid(s)) + 0.5 * r @ p_mat @ r)
+
+    # 3. Newton's method with backtracking on the negative log posterior
+    w = m.copy() if init is None else np.array(init, dtype=np.float64).reshape(k)
+    s = d @ w
+    f = objective(w, s)
+    for _ in range(max_iter):
+        p = sigmoid(s)
+        grad = d.T @ (c * (1.0 - p)) - p_mat @ (w - m)  # ascent direction of log posterior
+        hess = (d.T * (c * p * (1.0 - p))) @ d + p_mat
+        chol = _cholesky(hess, "Hessian")
+        step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+        decrement = float(grad @ step)  # Newton decrement^2
+        if decrement < tol:
+            break
+        # 4. backtrack until the objective decreases (rarely needed)
+        t = 1.0
+        ds = d @ step
+        while True:
+            s_new = s + t * ds
+            f_new = objective(w + t * step, s_new)
+            if f_new <= f - 0.25 * t * decrement or t < 1e-8:
+                break
+            t *= 0.5
+        w = w + t * step
+        s, f = s_new, f_new
+        if t * t * decrement < tol:
+            break
+
+    # 5. the Laplace precision at the mode
+    p = sigmoid(s)
+    hess = (d.T * (c * p * (1.0 - p))) @ d + p_mat
+    return Posterior(mean=w, precision=0.5 * (hess + hess.T))
+
+
+def update(
+    posterior: Posterior,
+    delta: np.ndarray,
+    weight: float = 1.0,
+    prior: Prior | None = None,
+) -> Posterior:
+    """Cheap approximate update with one new vote (assumed-density filtering).
+
+    Treats the current posterior as the prior for the new vote and solves the
+    resulting one-dimensional MAP problem exactly, O(k^2). It drifts slightly
+    from ``fit`` on all votes (earlier votes are not re-linearised), so the bot
+    should still refit now and then. ``prior`` is accepted for symmetry with
+    ``fit`` and unused.
+    """
+    del prior
+    # 1. the MAP moves along H^-1 d only: w = w0 + a H^-1 d
+    d = np.asarray(delta, dtype=np.float64).reshape(posterior.k)
+    c = float(weight)
+    if c < 0:
+        raise ValueError("weight must be >= 0")
+    if c == 0:
+        return posterior
+    hd = np.linalg.solve(posterior._chol.T, np.linalg.solve(posterior._chol, d))
+    v = float(d @ hd)
+    s0 = float(d @ posterior.mean)
+    # 2. solve a = c (1 - sigma(s0 + a v)) by Newton in one dimension
+    a = 0.0
+    for _ in range(50):
+        p = float(sigmoid(s0 + a * v))
+        g = c * (1.0 - p) - a
+        if abs(g) < 1e-12:
+            break
+        a += g / (1.0 + c * p * (1.0 - p) * v)
+    w = posterior.mean + a * hd
+    p = float(sigmoid(s0 + a * v))
+    h = posterior.precision + (c * p * (1.0 - p)) * np.outer(d, d)
+    return Posterior(mean=w, precision=h)
+
+
+# ---------------------------------------------------------------------------
+# 5. Choosing the next pair
+# ---------------------------------------------------------------------------
+
+
+def choose_pair(
+    posterior: Posterior,
+    candidate_deltas: np.ndarray,
+    rng: np.random.Generator,
+    explore: float = 0.15,
+) -> int:
+    """Index of the candidate pair to show next.
+
+    Each candidate scores v * pbar (1 - pbar), with v = d^T H^-1 d and pbar the
+    moderated prediction: pairs we are unsure about *and* whose outcome would
+    move the posterior. With probability ``explore`` a uniformly random index
+    is returned instead, to guard against a biased model.
+    """
+    d = _as_deltas(candidate_deltas, posterior.k)
+    n = d.shape[0]
+    if n == 0:
+        raise ValueError("no candidate pairs")
+    if explore > 0 and rng.random() < explore:
+        return int(rng.integers(n))
+    pbar, v = posterior._moderated(d)
+    return int(np.argmax(v * pbar * (1.0 - pbar)))
+
+
+# ---------------------------------------------------------------------------
+# 6. Community prior (empirical Bayes)
+# ---------------------------------------------------------------------------
+
+
+def community_prior(
+    per_member_deltas: list[np.ndarray],
+    per_member_weights: list[np.ndarray] | None = None,
+    *,
+    k: int | None = None,
+    min_members: int = 3,
+    sigma: float = 1.0,
+    rounds: int = 30,
+    tol: float = 1e-4,
+    shrink: float = 1.0,
+    accelerate: bool = True,
+) -> Prior:
+    """Estimate the prior N(m, S) of a new member's taste from everyone's votes.
+
+    Empirical Bayes by EM on the Laplace approximation: fit each member under
+    the current prior, then set m = mean of the w-hats and S = covariance of
+    the w-hats + mean posterior covariance. S is shrunk toward a multiple of
+    the identity by alpha = shrink * k / (k + members), so it stays well
+    conditioned with few members. Plain EM crawls here (each member's 40 or
+    so votes leave most directions to the prior), so the EM map is
+    extrapolated with SQUAREM (Varadhan & Roland 2008), falling back to the
+    plain step whenever the extrapolation is not positive definite.
+
+    Members without votes carry no information and are skipped; with fewer
+    than ``min_members`` members who voted, the isotropic N(0, sigma^2 I) prior
+    is returned. ``rounds`` counts EM maps (member refits of everyone).
+    """
+    # 1. collect members who actually voted
+    if k is None:
+        for arr in per_member_deltas:
+            a = np.asarray(arr)
+            if a.ndim == 2:
+                k = int(a.shape[1])
+                break
+            if a.ndim == 1 and a.size:
+                k = int(a.size)
+                break
+    if k is None:
+        raise ValueError("cannot infer k from no data; pass k=")
+    if per_member_weights is not None and len(per_member_weights) != len(per_member_deltas):
+        raise ValueError("per_member_weights must match per_member_deltas")
+    members: list[tuple[np.ndarray, np.ndarray]] = []
+    for i, arr in enumerate(per_member_deltas):
+        d = _as_deltas(arr, k)
+        c = _as_weights(None if per_member_weights is None else per_member_weights[i], d.shape[0])
+        if c.sum() > 0:
+            members.append((d[c > 0], c[c > 0]))
+    n_members = len(members)
+    if n_members < max(min_members, 2):
+        return Prior.isotropic(k, sigma)
+
+    alpha = min(1.0, shrink * k / (k + n_members))
+    eye = np.eye(k)
+    inits: list[np.ndarray | None] = [None] * n_members
+
+    # 2. one EM map: refit everyone under (m, S), re-estimate (m, S)
+    def em(m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prior = Prior(mean=m, cov=s)
+        w_hats = np.empty((n_members, k))
+        cov_sum = np.zeros((k, k))
+        for j, (d, c) in enumerate(members):
+            post = fit(d, c, prior, init=inits[j])
+            w_hats[j] = inits[j] = post.mean
+            cov_sum += post.covariance
+        m_new = w_hats.mean(axis=0)
+        r = w_hats - m_new
+        s_hat = (r.T @ r + cov_sum) / n_members
+        s_new = (1.0 - alpha) * s_hat + alpha * (np.trace(s_hat) / k) * eye
+        return m_new, 0.5 * (s_new + s_new.T)
+
+    def is_pd(s: np.ndarray) -> bool:
+        try:
+            np.linalg.cholesky(s)
+            return True
+        except np.linalg.LinAlgError:
+            return False
+
+    # 3. SQUAREM: two EM maps, extrapolate along their path, one stabilising map
+    m, s = np.zeros(k), (float(sigma) ** 2) * eye
+    used = 0
+    while used < rounds:
+        m1, s1 = em(m, s)
+        used += 1
+        if not accelerate or used + 2 > rounds:
+            done = np.linalg.norm(s1 - s) < tol * np.linalg.norm(s)
+            m, s = m1, s1
+            if done:
+                break
+            continue
+        m2, s2 = em(m1, s1)
+        used += 1
+        r_m, r_s = m1 - m, s1 - s
+        v_m, v_s = m2 - 2 * m1 + m, s2 - 2 * s1 + s
+        r_norm = math.sqrt(float(r_m @ r_m) + float(np.sum(r_s * r_s)))
+        v_norm = math.sqrt(float(v_m @ v_m) + float(np.sum(v_s * v_s)))
+        if r_norm < tol * np.linalg.norm(s):
+            m, s = m2, s2
+            break
+        step = -r_norm / max(v_norm, 1e-300)
+        step = min(step, -1.0)
+        m_x, s_x = m - 2 * step * r_m + step * step * v_m, s - 2 * step * r_s + step * step * v_s
+        while step < -1.0 and not is_pd(s_x):
+            step = (step - 1.0) / 2.0 if step > -1.01 else step / 2.0
+            step = min(step, -1.0)
+            m_x, s_x = m - 2 * step * r_m + step * step * v_m, s - 2 * step * r_s + step * step * v_s
+        if step >= -1.0 or not is_pd(s_x):
+            m, s = m2, s2
+            continue
+        m, s = em(m_x, 0.5 * (s_x + s_x.T))
+        used += 1
+    return Prior(mean=m, cov=s)

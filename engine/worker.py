@@ -1,0 +1,272 @@
+"""python -m engine.worker: claim jobs from the queue, run them, report back.
+
+The worker is stateless: each job carries everything it needs, and progress,
+results and errors go back through the queue. So the same loop runs beside the
+bot (a subprocess or, for CPU trials and tests, a thread) or on another machine
+behind Redis:
+
+    python -m engine.worker --queue redis://HOST:6379/0
+
+SIGTERM finishes the current job (up to --drain seconds), then requeues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from engine.jobs import Job, JobCancelled, JobError, JobResult
+from engine.queue import JobQueue, open_queue
+
+log = logging.getLogger("engine.worker")
+
+Report = Callable[[float, bytes | None], None]
+
+
+class Runner(Protocol):
+    """Runs one job, blocking, in a worker thread (engine.generate.Engine)."""
+
+    def run(self, job: Job, report: Report, should_stop: Callable[[], bool]) -> JobResult: ...
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: JobQueue,
+        runner: Runner,
+        worker_id: str | None = None,
+        lease_s: float = 30.0,
+        poll_s: float = 0.5,
+        progress_every_s: float = 0.25,
+    ):
+        self.queue = queue
+        self.runner = runner
+        self.worker_id = worker_id or default_worker_id()
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.progress_every_s = progress_every_s
+        self.current: Job | None = None
+        self._abort = threading.Event()  # set to give up the current job (shutdown drain expired)
+
+    async def run_forever(self, stop: asyncio.Event, drain_s: float = 60.0) -> None:
+        """Claim and run jobs until `stop` is set. A job in progress is finished,
+        or requeued if it runs past `drain_s` after the stop."""
+        backoff = self.poll_s
+        log.info("worker %s ready", self.worker_id)
+        while not stop.is_set():
+            try:
+                work = asyncio.ensure_future(self.run_once())
+                stopping = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    done, _ = await asyncio.wait({work}, timeout=drain_s)
+                    if not done:
+                        log.warning("worker %s: drain timed out, requeueing %s", self.worker_id, self.current and self.current.id)
+                        self._abort.set()
+                        await work
+                stopping.cancel()
+                did_work = work.result()
+                backoff = self.poll_s
+            except Exception as error:  # the queue is unreachable: wait and try again
+                log.warning("worker %s: queue error (%s); retrying in %.1fs", self.worker_id, error, backoff)
+                did_work = False
+                backoff = min(backoff * 2, 10.0)
+            if not did_work:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+        log.info("worker %s stopped", self.worker_id)
+
+    async def run_once(self) -> bool:
+        """Claim one job and run it. False when the queue had nothing for us."""
+        await self.queue.requeue_expired()
+        job = await self.queue.claim(self.worker_id, self.lease_s)
+        if job is None:
+            return False
+        self.current = job
+        try:
+            await self._run(job)
+        finally:
+            self.current = None
+        return True
+
+    async def _run(self, job: Job) -> None:
+        # 1. Wire the blocking runner to the queue: progress goes into a slot the
+        #    keeper task drains, so a slow queue never stalls the GPU.
+        stop = threading.Event()
+        latest: list[tuple[float, bytes | None]] = []
+        started = time.perf_counter()
+
+        def report(percent: float, preview: bytes | None) -> None:
+            latest[:] = [(percent, preview)]
+
+        def should_stop() -> bool:
+            return stop.is_set() or self._abort.is_set()
+
+        keeper = asyncio.ensure_future(self._keep_alive(job, latest, stop))
+        # 2. Run the job in a thread.
+        try:
+            result = await asyncio.to_thread(self.runner.run, job, report, should_stop)
+        except JobCancelled:
+            if self._abort.is_set():
+                await self.queue.fail(job.id, self.worker_id, "the worker shut down", retryable=True)
+            log.info("job %s cancelled after %.2fs", job.id, time.perf_counter() - started)
+            return
+        except JobError as error:
+            state = await self.queue.fail(job.id, self.worker_id, str(error), retryable=error.retryable)
+            log.info("job %s %s: %s", job.id, state, error)
+            return
+        except Exception as error:
+            log.exception("job %s crashed", job.id)
+            await self.queue.fail(job.id, self.worker_id, f"{type(error).__name__}: {error}", retryable=True)
+            return
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        # 3. Hand the result back; the queue refuses it if we lost the lease.
+        result = result.model_copy(update={"worker": self.worker_id})
+        if await self.queue.complete(job.id, self.worker_id, result):
+            log.info("job %s done in %.2fs", job.id, time.perf_counter() - started)
+        else:
+            log.warning("job %s finished but this worker no longer held it; result dropped", job.id)
+
+    async def _keep_alive(self, job: Job, latest: list, stop: threading.Event) -> None:
+        """Send the newest progress and renew the lease until cancelled."""
+        next_beat = time.monotonic() + self.lease_s / 3
+        while True:
+            await asyncio.sleep(self.progress_every_s)
+            try:
+                if latest:
+                    percent, preview = latest.pop()
+                    await self.queue.progress(job.id, self.worker_id, percent, preview)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.lease_s / 3
+                    if not await self.queue.heartbeat(job.id, self.worker_id, self.lease_s):
+                        stop.set()  # cancelled, or the lease went to another worker
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # keep the GPU busy; the lease decides
+                log.warning("job %s: could not reach the queue: %s", job.id, error)
+
+
+def load_engine(preset: str, device: str, data_dir: Path) -> Runner:
+    from engine.generate import Engine  # torch is imported here, never by the bot
+
+    engine = Engine(preset, device=device, data_dir=data_dir)
+    engine.load()
+    return engine
+
+
+class InlineWorker:
+    """A worker in a thread of the calling process: CPU trials and tests."""
+
+    def __init__(self, queue_url: str, preset: str, device: str, data_dir: Path, lease_s: float = 30.0):
+        self.queue_url, self.preset, self.device, self.data_dir = queue_url, preset, device, data_dir
+        self.lease_s = lease_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="tastemaker-inline-worker", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> InlineWorker:
+        self._thread.start()
+        return self
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # surfaced through .error and the log
+            self.error = error
+            log.exception("inline worker died")
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = await asyncio.to_thread(load_engine, self.preset, self.device, self.data_dir)
+        queue = await open_queue(self.queue_url)
+        self._ready.set()
+        try:
+            await Worker(queue, runner, lease_s=self.lease_s, poll_s=0.1).run_forever(self._stop)
+        finally:
+            await queue.close()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass  # its loop already ended
+        self._thread.join(timeout)
+
+
+def check(preset: str, data_dir: Path) -> int:
+    from engine import models
+
+    items = models.check(preset, data_dir)
+    width = max(len(item.name) for item in items)
+    for item in items:
+        mark = "ok     " if item.present else "MISSING"
+        print(f"{mark}  {item.name:<{width}}  {item.detail}")
+    missing = [item for item in items if not item.present]
+    if missing:
+        print(f"{len(missing)} missing: they download on first use (needs internet), or build the tiny preset with TASTEMAKER_MODEL=tiny.")
+    return 1 if missing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.config import EngineSettings
+
+    settings = EngineSettings()
+    parser = argparse.ArgumentParser(prog="python -m engine.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--queue", default=settings.queue_url, help="sqlite:///PATH or redis://HOST:6379/0")
+    parser.add_argument("--preset", default=settings.model, help="model preset (TASTEMAKER_MODEL)")
+    parser.add_argument("--device", default=settings.device, choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--data-dir", type=Path, default=settings.data_dir)
+    parser.add_argument("--id", dest="worker_id", default=None, help="worker name in logs and the queue")
+    parser.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts without a heartbeat")
+    parser.add_argument("--drain", type=float, default=60.0, help="seconds to finish the current job on SIGTERM")
+    parser.add_argument("--check", action="store_true", help="list what the preset needs and whether it is present")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.check:
+        return check(args.preset, args.data_dir)
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await asyncio.to_thread(load_engine, args.preset, args.device, args.data_dir)
+    queue = await open_queue(args.queue)
+    try:
+        await Worker(queue, runner, args.worker_id, lease_s=args.lease).run_forever(stop, drain_s=args.drain)
+    finally:
+        await queue.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

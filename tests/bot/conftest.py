@@ -1,0 +1,86 @@
+"""Bot fixtures: the real bot, driven through SimCord, on the tiny preset."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.app import Tastemaker, create_bot
+from bot.config import Settings
+from bot.delivery import POLL_S
+
+
+def make_settings(data_dir: Path, **overrides: str) -> Settings:
+    values = {
+        "DISCORD_TOKEN": "simcord-does-not-need-one",
+        "TASTEMAKER_DATA_DIR": str(data_dir),
+        "TASTEMAKER_MODEL": "tiny",
+        "TASTEMAKER_WORKERS": "inline",
+        "TASTEMAKER_DEVICE": "cpu",
+        "TASTEMAKER_QUEUE": "",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, tiny_models: Path) -> Path:
+    """A fresh data dir per test that shares the session's tiny model files."""
+    (tmp_path / "models").symlink_to(tiny_models / "models", target_is_directory=True)
+    return tmp_path
+
+
+@pytest.fixture
+def bot_overrides() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+def settings(data_dir: Path, bot_overrides: dict[str, str]) -> Settings:
+    return make_settings(data_dir, **bot_overrides)
+
+
+@pytest.fixture
+async def simcord_bot(settings: Settings):
+    bot = create_bot(settings)
+    yield bot
+    await bot.close()  # after SimCord's shutdown: stops the inline worker, closes the database
+
+
+@pytest.fixture
+def world(simcord_env):
+    """A guild with a #art channel and two members."""
+    guild = simcord_env.create_guild("Art club")
+    channel = guild.create_text_channel("art")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+    bob = guild.add_member(simcord_env.create_user("bob"))
+    return guild, channel, alice, bob
+
+
+async def run_until(env, predicate: Callable[[], bool], timeout: float = 90.0) -> None:
+    """Let real time pass for the worker while virtual time drives the bot's job pump."""
+    deadline = time.monotonic_ns() + int(timeout * 1e9)
+    while not predicate():
+        if time.monotonic_ns() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s\n{env.transcript()[-3000:]}")
+        await asyncio.to_thread(time.sleep, 0.05)
+        await env.advance_time(POLL_S)
+
+
+def acknowledge_user_errors(env) -> list[str]:
+    """Member mistakes reach the tree's error handler by design; acknowledge them
+    (and only them) so SimCord doesn't report them as bot failures."""
+    from discord import app_commands
+
+    from bot.errors import _member_message
+
+    messages = []
+    for error in env.errors:
+        message = _member_message(error)
+        assert message is not None, f"unexpected bot error: {error!r}"
+        messages.append(message)
+    return messages
