@@ -39,15 +39,21 @@ Methods:
 
 from __future__ import annotations
 
-import argparse
-import math
-import statistics
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
+import os
 
-import numpy as np
+# k=64 linear algebra is far too small for threads; they only contend on 2 cores
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -124,13 +130,13 @@ class Member:
     quirk: np.ndarray  # (d,) unit
 
 
-def make_members(rng: np.random.Generator, world: World, n: int) -> list[Member]:
+def make_members(rng: np.random.Generator, world: World, n: int, p_shared: float = P_SHARED) -> list[Member]:
     members = []
     for _ in range(n):
         n_p = int(rng.integers(2, 4))
         protos = np.empty((n_p, D))
         for j in range(n_p):
-            if rng.random() < P_SHARED:
+            if rng.random() < p_shared:
                 protos[j] = world.shared_protos[rng.choice(N_SHARED_PROTOS, p=SHARED_POPULARITY)]
             else:  # the member's own: a style cluster pushed somewhere personal
                 v = world.style_centers[rng.integers(N_STYLES)] + world.style_basis @ (
@@ -244,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="small smoke run (< 30 s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--explore", type=float, default=0.15)
+    ap.add_argument("--shared", type=float, default=P_SHARED, help="chance a taste prototype is a community one")
     ap.add_argument("--cand-prompts", type=int, default=8, help="pool prompts offered to choose_pair per vote")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -263,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     z_pool = basis.whiten(world.pool.reshape(-1, D)).reshape(n_pool, STYLES_PER_PROMPT, -1)
     z_eval = basis.whiten(world.evalset.reshape(-1, D)).reshape(n_eval, STYLES_PER_PROMPT, -1)
     ev = eval_pairs(z_eval)
-    members = make_members(rng, world, n_hist + n_test)
+    members = make_members(rng, world, n_hist + n_test, args.shared)
     u_pool = [utility(m, world.pool) for m in members]
     u_eval = [utility(m, world.evalset) for m in members]
     temp = calibrate_temperature(u_eval[n_hist:], TARGET_CEILING)

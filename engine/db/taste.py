@@ -252,9 +252,15 @@ async def get_rank_pair(db: aiosqlite.Connection, pair_id: int) -> RankPair | No
 
 
 async def answer_rank_pair(db: aiosqlite.Connection, pair_id: int, user_id: int, choice: str) -> bool:
-    """Record the answer once: False when the pair is not this member's or was answered."""
+    """Record the answer once: False when the pair is not this member's, was
+    answered, or the member already answered the same two images in another row
+    (an older /rank message that showed them too)."""
     cur = await db.execute(
-        "UPDATE rank_pairs SET choice = ?, answered_at = ? WHERE id = ? AND user_id = ? AND choice IS NULL",
+        "UPDATE rank_pairs SET choice = ?, answered_at = ? WHERE id = ? AND user_id = ? AND choice IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM rank_pairs o WHERE o.user_id = rank_pairs.user_id"
+        " AND o.choice IS NOT NULL AND o.id != rank_pairs.id"
+        " AND MIN(o.left_id, o.right_id) = MIN(rank_pairs.left_id, rank_pairs.right_id)"
+        " AND MAX(o.left_id, o.right_id) = MAX(rank_pairs.left_id, rank_pairs.right_id))",
         (choice, time.time(), pair_id, user_id),
     )
     return cur.rowcount == 1

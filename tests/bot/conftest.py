@@ -84,3 +84,28 @@ def acknowledge_user_errors(env) -> list[str]:
         assert message is not None, f"unexpected bot error: {error!r}"
         messages.append(message)
     return messages
+
+
+@pytest.fixture
+async def restart_bot(simcord_env, simcord_bot, settings):
+    """Restart as a real process would: a new bot object on the same data dir."""
+    bots = [simcord_bot]
+
+    async def restart() -> Tastemaker:
+        fresh = create_bot(settings)
+        await simcord_env.restart_bot(fresh)
+        await bots[-1].close()  # the old process is gone: its worker and connections too
+        bots.append(fresh)
+        return fresh
+
+    yield restart
+    for bot in bots[1:]:
+        await bot.close()
+
+
+def custom_id(message, emoji: str) -> str:
+    for row in message.components:
+        for child in row.children:
+            if str(child.emoji) == emoji:
+                return child.custom_id
+    raise AssertionError(f"no {emoji} button on {message.content!r}")

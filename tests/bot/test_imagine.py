@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import io
 
-from tests.bot.conftest import acknowledge_user_errors, run_until
+import pytest
+from PIL import Image
+
+from tests.bot.conftest import acknowledge_user_errors, custom_id, run_until
 
 
 def buttons(message) -> list[str]:
@@ -48,3 +51,70 @@ async def test_bad_parameters_get_an_ephemeral_error_and_queue_nothing(simcord_e
     assert channel.last_message is None
     async with simcord_bot.db.execute("SELECT COUNT(*) FROM jobs") as cur:
         assert (await cur.fetchone())[0] == 0
+
+
+def job_message(channel, prompt_fragment: str):
+    """The newest bot message about a prompt."""
+    for message in reversed(channel.history()):
+        if prompt_fragment in message.content:
+            return message
+    return None
+
+
+def finished(channel, fragment: str) -> bool:
+    message = job_message(channel, fragment)
+    return message is not None and bool(message.attachments) and "%" not in message.content and "Waiting" not in message.content
+
+
+async def test_imagine_ends_in_a_grid_with_nine_buttons(simcord_env, world):
+    _, channel, alice, _ = world
+    result = await alice.slash(channel, "imagine", prompt="a lighthouse in a storm --ar 3:2 --seed 7")
+    assert "(Waiting to start)" in channel.last_message.content
+
+    await run_until(simcord_env, lambda: finished(channel, "a lighthouse in a storm"))
+
+    message = job_message(channel, "a lighthouse in a storm")
+    assert message.content.startswith("**a lighthouse in a storm --ar 3:2 --seed 7** - " + alice.mention)
+    assert "seed 7" in message.content
+    assert buttons(message) == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "🔄"]
+    [grid] = message.attachments
+    assert grid.filename.endswith(".png")
+    # tiny preset, 3:2 -> 192x128 per image -> 384x256 grid
+    assert Image.open(io.BytesIO(await grid.read())).size == (384, 256)
+
+
+async def test_u_v_and_reroll_work_after_a_restart(simcord_env, world, restart_bot):
+    _, channel, alice, bob = world
+    await alice.slash(channel, "imagine", prompt="a quiet harbor at dawn --seed 11")
+    await run_until(simcord_env, lambda: finished(channel, "a quiet harbor at dawn"))
+    grid = job_message(channel, "a quiet harbor at dawn")
+
+    await restart_bot()
+
+    # U2: the second image on its own, with its own buttons
+    picked = await alice.click(grid, label="U2")
+    assert not picked.ephemeral
+    single = channel.last_message
+    assert "Image #2" in single.content
+    assert len(single.attachments) == 1
+    assert buttons(single) == ["Vary (Strong)", "Vary (Subtle)", "Upscale ×2", "Like"]
+
+    # Someone else's buttons are politely refused
+    refused = await bob.click(grid, label="U1")
+    assert refused.ephemeral and "Only" in refused.response.content
+    acknowledge_user_errors(simcord_env)
+
+    # V3: a new grid of strong variations of image 3
+    await alice.click(grid, label="V3")
+    assert "(Waiting to start)" in channel.last_message.content
+    await run_until(simcord_env, lambda: finished(channel, "Variations (Strong)"))
+    variations = job_message(channel, "Variations (Strong)")
+    assert buttons(variations)[:4] == ["U1", "U2", "U3", "U4"]
+
+    # 🔄: the same prompt with a new seed
+    await alice.click(grid, custom_id=custom_id(grid, "🔄"))
+    # the reroll drops the fixed seed, so its prompt ends before "--seed"
+    await run_until(simcord_env, lambda: finished(channel, "**a quiet harbor at dawn** - "))
+    rerolled = job_message(channel, "**a quiet harbor at dawn** - ")
+    assert buttons(rerolled)[-1] == "🔄"
+    assert "seed 11" not in rerolled.content

@@ -9,6 +9,7 @@ so the other tests in this folder do not pay for it.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +17,12 @@ import pytest
 
 from engine.jobs import GenerateSpec, Job, JobKind, JobResult
 
-TORCH_THREADS = 2
+# One intra-op thread: on a small shared CI box (2 cores, other test processes
+# running) two threads spin-wait against each other and the tiny models ran
+# 7-30x slower than with one. TASTEMAKER_TEST_THREADS overrides.
+TORCH_THREADS = int(os.environ.get("TASTEMAKER_TEST_THREADS", "1"))
+# Also before torch is first imported (the tiny build in tests/conftest.py may come first).
+os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))
 
 
 def _modest_threads() -> None:

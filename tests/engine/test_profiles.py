@@ -259,6 +259,10 @@ async def test_answer_twice_and_foreign_pair(world):
     with pytest.raises(ValueError):
         await profiles.answer_pair(world.db, 1, pair.id, "up")
     assert (await q.get_rank_pair(world.db, pair.id)).choice == "right"
+    # the same two images shown again in an older, still open message: not a second vote
+    stale = await q.insert_rank_pair(world.db, 1, pair.right_id, pair.left_id)
+    assert not await profiles.answer_pair(world.db, 1, stale, "left")
+    assert (await profiles.status(world.db, 1, UNLOCK)).votes == 1
 
 
 async def test_votes_learn_the_taste(world):
