@@ -452,7 +452,8 @@ class Engine:
                 )
         if spec.rerank_direction is not None and len(spec.rerank_direction) != m.embedder.dim:
             raise JobError(
-                f"rerank_direction has {len(spec.rerank_direction)} numbers; preset {self.preset.name!r} embeds in {m.embedder.dim}"
+                f"rerank_direction has {len(spec.rerank_direction)} numbers; "
+                f"preset {self.preset.name!r} embeds in {m.embedder.dim}"
             )
 
     # -- sampling parameters ---------------------------------------------------------------

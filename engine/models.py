@@ -482,16 +482,17 @@ def load(
         pipe.set_ip_adapter_scale(0.0)
         ip_embed_dim = int(pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features)
 
-    # 3. Device, memory format, optional compile; img2img shares every component.
+    # 3. Device; img2img shares every component (from_pipe casts them to fp32
+    #    unless told the dtype, which would change `pipe` too); memory format; compile.
     pipe.to(dev)
-    pipe.set_progress_bar_config(disable=True)
+    img2img = img2img_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
+    for p in (pipe, img2img):
+        p.set_progress_bar_config(disable=True)
     if dev.type == "cuda":
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
         if os.environ.get("TASTEMAKER_COMPILE") == "1":
-            pipe.unet.compile()
-    img2img = img2img_cls.from_pipe(pipe)
-    img2img.set_progress_bar_config(disable=True)
+            pipe.unet.compile()  # in place: img2img shares this module
 
     # 4. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).
     embedder = Embedder.load(clip_name, clip_pretrained, device=dev)

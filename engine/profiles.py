@@ -259,7 +259,8 @@ def reward_direction(basis: tm.Basis, w: np.ndarray) -> np.ndarray:
 
 def rerank_direction(basis: tm.Basis, w: np.ndarray) -> list[float]:
     """A unit direction r in embedding space with dot(phi/|phi|, r) = (w^T z(phi) + const) / |U Lambda^-1/2 w|,
-    so it orders images exactly as the profile does (for --q 2 best-of-N)."""
+    so it orders images exactly as the profile does (for --q 2 best-of-N).
+    All zeros when w is zero: there is nothing to rank by, so skip reranking."""
     r = reward_direction(basis, w)
     norm = float(np.linalg.norm(r))
     return (r / norm if norm > 0 else r).tolist()
@@ -323,6 +324,7 @@ def _new_code() -> str:
 
 _basis_cache: dict[tuple[int, float], tuple[tm.Basis, str]] = {}
 _pool_cache: dict[tuple[int, float, int], _Pool] = {}
+_refitting: set[int] = set()  # basis versions whose community prior is being refitted
 
 
 @dataclass(frozen=True, eq=False)
@@ -409,7 +411,8 @@ async def _observations(
     if not rows:
         return {}
     users = np.array([r[0] for r in rows])
-    deltas = basis.whiten(np.stack([r[1] for r in rows])) - basis.whiten(np.stack([r[2] for r in rows]))
+    z = basis.whiten(np.stack([r[1] for r in rows] + [r[2] for r in rows]))
+    deltas = z[: len(rows)] - z[len(rows) :]
     weights = np.array([r[3] for r in rows])
     return {int(u): (deltas[users == u], weights[users == u]) for u in np.unique(users)}
 
@@ -420,23 +423,31 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
     observations community-wide (or when the number of members changes)."""
     members, observations = await q.community_observations(db)
     cached = await q.get_community_prior(db, basis.version)
-    if cached is not None:
+    stale = None
+    if cached is not None and cached[2].shape == (basis.k,):
         c_members, c_obs, mean, cov = cached
-        if mean.shape == (basis.k,) and c_members == members and observations - c_obs < PRIOR_REFRESH:
-            return tm.Prior(mean=mean, cov=cov)
+        stale = tm.Prior(mean=mean, cov=cov)
+        if c_members == members and observations - c_obs < PRIOR_REFRESH:
+            return stale
     if members < PRIOR_MIN_MEMBERS:
         return tm.Prior.isotropic(basis.k, PRIOR_SIGMA)
-    data = await _observations(db, basis, None)
-    users = sorted(data)
-    prior = await asyncio.to_thread(
-        tm.community_prior,
-        [data[u][0] for u in users],
-        [data[u][1] for u in users],
-        k=basis.k,
-        min_members=PRIOR_MIN_MEMBERS,
-        sigma=PRIOR_SIGMA,
-    )
-    await q.put_community_prior(db, basis.version, members, observations, prior.mean, prior.cov)
+    if basis.version in _refitting and stale is not None:
+        return stale  # another request of this process is refitting it (off the event loop)
+    _refitting.add(basis.version)
+    try:
+        data = await _observations(db, basis, None)
+        users = sorted(data)
+        prior = await asyncio.to_thread(
+            tm.community_prior,
+            [data[u][0] for u in users],
+            [data[u][1] for u in users],
+            k=basis.k,
+            min_members=PRIOR_MIN_MEMBERS,
+            sigma=PRIOR_SIGMA,
+        )
+        await q.put_community_prior(db, basis.version, members, observations, prior.mean, prior.cov)
+    finally:
+        _refitting.discard(basis.version)
     return prior
 
 

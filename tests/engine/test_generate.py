@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.jobs import JobCancelled, JobError, JobKind, PoolSpec, Job
+from engine.jobs import Job, JobCancelled, JobError, JobKind, PoolSpec
 from engine.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 # -- presets ---------------------------------------------------------------------------
@@ -131,7 +131,6 @@ def test_same_seed_same_png_different_seed_differs(engine, gen, base_grid):
 
 def test_progress_percents_and_previews(engine, gen):
     from PIL import Image
-    import io
 
     calls: list[tuple[float, bytes | None]] = []
     gen.imagine(engine, seed=1, count=6, report=lambda p, prev: calls.append((p, prev)))  # batches of 4 and 2
@@ -165,7 +164,8 @@ def test_tile_changes_output_and_is_restored(engine, gen, base_grid):
 
     tiled = gen.imagine(engine, seed=5, count=1, tile=True)
     assert tiled.images[0].png != base_grid.images[0].png
-    convs = [m for part in (engine.loaded.pipe.unet, engine.loaded.pipe.vae) for m in part.modules() if isinstance(m, torch.nn.Conv2d)]
+    parts = (engine.loaded.pipe.unet, engine.loaded.pipe.vae)
+    convs = [m for part in parts for m in part.modules() if isinstance(m, torch.nn.Conv2d)]
     assert {c.padding_mode for c in convs} == {"zeros"}
 
 

@@ -1,0 +1,44 @@
+# Two commands: `make run` starts the bot and its local worker, `make test` runs the tests.
+# Both create .venv and install everything on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test install check worker bench pool clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m bot
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# What the configured model preset needs, and whether it is on disk.
+check: $(STAMP)
+	$(PY) -m engine.worker --check
+
+# A GPU worker for another machine: make worker QUEUE=redis://HOST:6379/0
+worker: $(STAMP)
+	$(PY) -m engine.worker $(if $(QUEUE),--queue $(QUEUE))
+
+# Build the /rank pool (needs a worker: the bot's, or --inline here).
+pool: $(STAMP)
+	$(PY) -m engine.rankpool build --per-prompt 6 --inline
+
+bench: $(STAMP)
+	$(PY) bench/bot_overhead.py
+	$(PY) bench/queue_bench.py --quick
+	$(PY) bench/taste_bench.py --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
