@@ -27,6 +27,7 @@ EXTENSIONS = (
     "bot.cogs.info",
     "bot.cogs.prefer",
     "bot.cogs.codes",
+    "bot.cogs.moodboard",
     "bot.cogs.admin",
 )
 

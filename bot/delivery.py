@@ -12,6 +12,7 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,11 @@ class Delivery:
         self.bot = bot
         self._shown: dict[str, _Shown] = {}
         self._preview: dict[str, bytes] = {}  # newest preview JPEG per running job
+        # Job kinds that are not image grids (e.g. "moodboard") register how they
+        # finish: on_done(record, event) -> dict merged into jobs.request, and
+        # final_message(record) -> kwargs for Message.edit.
+        self.on_done: dict[str, Callable[[db_jobs.JobRecord, JobEvent], Awaitable[dict]]] = {}
+        self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[dict]]] = {}
         self._lock = asyncio.Lock()
         self.loop = tasks.loop(seconds=POLL_S)(self._tick)
 
@@ -99,6 +105,8 @@ class Delivery:
                 changes.update(state="queued", percent=None)
                 log.info("job %s retrying: %s", record.id, event.error)
             elif event.type is EventType.DONE:
+                if record.kind in self.on_done:
+                    changes["request"] = {**record.request, **await self.on_done[record.kind](record, event)}
                 await self.store_result(record, event)
                 gpu = event.result.timings.get("gpu", event.result.timings.get("total"))
                 changes.update(state="done", finished_at=event.at, percent=100.0, gpu_seconds=gpu)
@@ -179,6 +187,9 @@ class Delivery:
 
     async def final_edit(self, record: db_jobs.JobRecord) -> None:
         message = self._message(record)
+        if record.state == "done" and record.kind in self.final_message:
+            await message.edit(**await self.final_message[record.kind](record))
+            return
         if record.state == "failed":
             await message.edit(content=render.failed(record), attachments=[], view=None)
             return

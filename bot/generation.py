@@ -39,6 +39,7 @@ class Prepared:
     prompt: str  # shown in the message
     info: dict[str, Any] = field(default_factory=dict)  # stored as jobs.request
     parent_image_id: int | None = None
+    kind: str | None = None  # the bot's name for it when not the queue job's kind (e.g. "moodboard")
 
 
 async def prepare_imagine(
@@ -197,7 +198,7 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
         await db_jobs.insert_job(
             bot.db,
             id=prepared.job.id,
-            kind=prepared.job.kind,
+            kind=prepared.kind or prepared.job.kind,
             user_id=user_id,
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,

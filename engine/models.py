@@ -447,6 +447,9 @@ def load(
         preset = get_preset(preset)
     dev = resolve_device(device)
     dtype = resolve_dtype(dev)
+    if dev.type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()  # whatever a previous model left behind
     if preset.kind == "tiny":
         build_tiny(data_dir)
     src = _sources(preset, data_dir)

@@ -80,7 +80,7 @@ async def insert_job(
 
 
 _JOB_COLUMNS = {
-    "message_id", "channel_id", "state", "cursor", "percent", "error", "gpu_seconds",
+    "request", "message_id", "channel_id", "state", "cursor", "percent", "error", "gpu_seconds",
     "started_at", "finished_at", "delivered_at",
 }
 
@@ -90,6 +90,8 @@ async def update_job(db: aiosqlite.Connection, job_id: str, **fields: Any) -> No
     if unknown:
         raise ValueError(f"unknown job columns {sorted(unknown)}")
     if fields:
+        if "request" in fields:
+            fields = {**fields, "request": json.dumps(fields["request"])}
         assignments = ", ".join(f"{column} = ?" for column in fields)  # names from the fixed set above
         await db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
 

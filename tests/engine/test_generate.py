@@ -333,3 +333,23 @@ def test_rerank_keeps_the_top_candidates(engine, gen):
     scores = [im.score for im in kept.images]
     assert scores == sorted(scores, reverse=True)
     assert np.allclose(scores, cos[top], atol=1e-6)
+
+
+def test_low_precision_load_keeps_one_dtype(tiny_data_dir, gen, monkeypatch):
+    """The CUDA dtype path, on the CPU: every shared component stays in bf16 (from_pipe
+    would cast them to fp32 unless told), and a personalized job runs."""
+    import torch
+
+    from engine.generate import Engine
+
+    monkeypatch.setenv("TASTEMAKER_DTYPE", "bf16")
+    low = Engine("tiny", device="cpu", data_dir=tiny_data_dir)
+    try:
+        m = low.load()
+        assert m.dtype == torch.bfloat16
+        for part in (m.pipe.unet, m.pipe.vae, m.pipe.text_encoder, m.img2img.unet):
+            assert {p.dtype for p in part.parameters()} == {torch.bfloat16}
+        result = gen.imagine(low, seed=1, count=1, conditioning=gen.random_vector(64), ip_adapter_scale=0.5)
+        assert gen.png_size(result.images[0].png) == (128, 128)
+    finally:
+        low.close()
