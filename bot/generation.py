@@ -61,8 +61,12 @@ async def prepare_imagine(
     request = request.with_(seed=None if reroll else request.seed)
     preset = get_preset(request.preset or bot.settings.model)
     width, height = params.dimensions(request.aspect, preset.base_size)
-    # 4. Personalization: codes -> a conditioning vector and adapter scale.
+    # 4. Personalization: codes -> a conditioning vector and adapter scale. A bare
+    #    --p shows the code it stood for, as in Midjourney.
     taste = await personalization(bot, user_id, request, stylize, preset.name)
+    if request.uses_current_code:
+        current = next(code for (code, _), pick in zip(taste.codes, request.personalize) if pick.code is None)
+        request = request.with_current_code(current)
     spec = GenerateSpec(
         prompt=request.text,
         negative_prompt=", ".join(request.negative),
@@ -153,14 +157,15 @@ async def personalization(
 
     picks = [(pick.code, pick.weight) for pick in request.personalize]
     taste = await profiles.resolve(bot.db, user_id, picks, bot.settings.unlock_votes)
-    codes = [list(code) for code in taste.codes]
+    codes = [(code, weight) for (code, _), (_, weight) in zip(taste.codes, picks, strict=True)]
     if stylize == 0:  # --s 0 turns personalization off and costs nothing
         return Taste(codes=codes)
     conditioning = profiles.conditioning(taste.w, taste.basis, stylize, preset)
     fields: dict[str, Any] = {"conditioning": conditioning.vector, "ip_adapter_scale": conditioning.scale}
-    if request.quality >= 2:  # best-of-N under the member's taste
+    direction = profiles.rerank_direction(taste.basis, taste.w)
+    if request.quality >= 2 and any(direction):  # best-of-N under the member's taste
         fields["candidates"] = 8
-        fields["rerank_direction"] = list(profiles.rerank_direction(taste.basis, taste.w))
+        fields["rerank_direction"] = direction
     return Taste(codes=codes, spec_fields=fields)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +28,59 @@ def make_settings(data_dir: Path, **overrides: str) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+RANK_PROMPTS = [
+    "a lighthouse on a rocky coast", "a bowl of ripe fruit", "a fox in the snow", "a foggy pier",
+    "an old bicycle", "a mountain village", "a portrait of a sailor", "a city street at night",
+]
+RANK_STYLES = ["watercolor", "neon palette", "pencil sketch", "1970s film photo"]
+
+
+@pytest.fixture(scope="session")
+def rank_pool(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with a small rank pool (8 prompts x 3 styles, 24 pairs) built
+    once by the real tiny engine through the SQLite queue."""
+    from engine import rankpool
+    from engine.db import connect
+    from engine.generate import Engine
+    from engine.queue import open_queue
+    from engine.worker import Worker
+
+    data_dir = tmp_path_factory.mktemp("rank-pool")
+
+    async def build() -> None:
+        db_path = data_dir / "tastemaker.db"
+        db = await connect(db_path)
+        queue = await open_queue(f"sqlite:///{db_path}")
+        engine = Engine("tiny", device="cpu", data_dir=tiny_models)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(Worker(queue, engine, poll_s=0.02).run_forever(stop))
+        try:
+            await rankpool.build_pool(db, queue, data_dir, "tiny", RANK_PROMPTS, RANK_STYLES, 3, seed=3)
+        finally:
+            stop.set()
+            await worker
+            await queue.close()
+            await db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            await db.close()
+
+    asyncio.run(build())
+    return data_dir
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path, tiny_models: Path) -> Path:
-    """A fresh data dir per test that shares the session's tiny model files."""
+def with_rank_pool() -> bool:
+    """Override with True (or use the `pooled` marker fixture below) to start from a rank pool."""
+    return False
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, tiny_models: Path, with_rank_pool: bool, request: pytest.FixtureRequest) -> Path:
+    """A fresh data dir per test that shares the session's tiny model files
+    (and, with `with_rank_pool`, starts from a copy of the session's rank pool)."""
+    if with_rank_pool:
+        pool = request.getfixturevalue("rank_pool")
+        shutil.copy(pool / "tastemaker.db", tmp_path / "tastemaker.db")
+        shutil.copytree(pool / "pool", tmp_path / "pool")
     (tmp_path / "models").symlink_to(tiny_models / "models", target_is_directory=True)
     return tmp_path
 

@@ -1,0 +1,98 @@
+"""/rank, /info and --p: the personalization loop as a member lives it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.bot.conftest import acknowledge_user_errors, run_until
+from tests.bot.test_imagine import buttons, finished, job_message
+
+UNLOCK = {"TASTEMAKER_UNLOCK_VOTES": "6"}
+
+
+def field(embed, name: str) -> str:
+    return next(f.value for f in embed.fields if f.name == name)
+
+
+async def test_rank_without_a_pool_says_how_the_owner_builds_one(simcord_env, world):
+    _, channel, alice, _ = world
+    result = await alice.slash(channel, "rank")
+    assert result.ephemeral
+    assert "python -m engine.rankpool build" in result.response.content
+    acknowledge_user_errors(simcord_env)
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+@pytest.mark.parametrize("bot_overrides", [UNLOCK])
+async def test_votes_unlock_a_code_that_another_member_can_use(simcord_env, world, simcord_bot):
+    _, channel, alice, bob = world
+
+    # 1. Locked: a bare --p says how many pairs are left.
+    locked = await alice.slash(channel, "imagine", prompt="a cat --p")
+    assert locked.ephemeral and "rank 6 more pairs" in locked.response.content
+    acknowledge_user_errors(simcord_env)
+
+    # 2. Vote until the profile unlocks; each click shows the next pair at once.
+    shown = await alice.slash(channel, "rank")
+    assert shown.ephemeral
+    assert buttons(shown.response.message) == ["◀ Left", "Skip", "Right ▶"]
+    assert "0/6 to unlock" in shown.response.content
+    assert len(shown.response.attachments) == 1
+    message = shown.response.message
+    for vote in range(6):
+        clicked = await alice.click(message, label="◀ Left" if vote % 2 else "Right ▶")
+        message = clicked.response.message
+        if vote < 5:
+            assert f"{vote + 1}/6 to unlock" in message.content
+    assert "unlocked" in message.content
+    code = re.search(r"Your code is `([a-z2-7]{7})`", message.content).group(1)
+
+    # 3. /info shows the unlocked profile and that code.
+    info = await alice.slash(channel, "info")
+    [embed] = info.response.embeds
+    assert field(embed, "Votes") == "6"
+    assert field(embed, "Profile").startswith("Unlocked")
+    assert f"`{code}`" in field(embed, "Current code")
+
+    # 4. A bare --p uses it, and the message names it.
+    await alice.slash(channel, "imagine", prompt="a cat --p --seed 5")
+    assert f"--p {code}" in channel.last_message.content
+    await run_until(simcord_env, lambda: finished(channel, "a cat --seed 5"))
+    assert f"`--p {code} --s 100`" in job_message(channel, "a cat --seed 5").content
+
+    # 5. Another member uses the public code, with a strength.
+    await bob.slash(channel, "imagine", prompt=f"a dog --p {code} --s 400")
+    await run_until(simcord_env, lambda: finished(channel, "a dog"))
+    assert f"`--p {code} --s 400`" in job_message(channel, "a dog").content
+
+    # 6. An unknown code is refused clearly and nothing is queued.
+    unknown = await bob.slash(channel, "imagine", prompt="a dog --p zzzzzzz")
+    assert unknown.ephemeral and "Unknown code `zzzzzzz`" in unknown.response.content
+    acknowledge_user_errors(simcord_env)
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+async def test_rank_buttons_work_after_a_restart(simcord_env, world, restart_bot):
+    _, channel, alice, _ = world
+    shown = await alice.slash(channel, "rank")
+    await restart_bot()
+    clicked = await alice.click(shown.response.message, label="Right ▶")
+    assert "1/40 to unlock" in clicked.response.message.content
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+async def test_a_second_click_on_an_answered_pair_is_ignored_politely(simcord_env, world):
+    _, channel, alice, _ = world
+    shown = await alice.slash(channel, "rank")
+    message = shown.response.message
+    # Discord drops the update after the vote is stored, so the member still
+    # sees the answered pair and clicks it again.
+    simcord_env.inject_error("POST", "/interactions/*/callback", status=500, times=1)
+    first = await alice.click(message, label="◀ Left")
+    assert "went wrong" in first.response.content or not first.acknowledged
+    again = await alice.click(message, label="Right ▶")
+    assert again.ephemeral and "already counted" in again.response.content
+    info = await alice.slash(channel, "info")
+    assert next(f.value for f in info.response.embeds[0].fields if f.name == "Votes") == "1"

@@ -1,0 +1,327 @@
+"""Worker fault tolerance, for real: worker processes killed with SIGKILL or
+stopped with SIGTERM mid-job, and redis-server restarting under a live worker.
+
+The workers are real `python -m engine.worker` subprocesses (or an in-process
+`Worker`) running the tiny preset on the CPU against a real queue: an SQLite
+file or a real redis-server (tests/redis_server.py). Leases are 2 s, so a
+killed worker's job is requeued quickly. Nothing is faked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from engine.jobs import EventType, GenerateSpec, Job, JobEvent, JobKind, JobState
+from engine.queue import JobQueue, open_queue
+from engine.worker import Worker
+
+REPO = Path(__file__).resolve().parents[2]
+LEASE_S = 2.0
+READY_S = 90.0  # a cold worker imports torch and diffusers: seconds on a busy 2-core box
+JOB_S = 60.0  # bound on any wait for jobs to move
+
+
+# -- real worker processes --------------------------------------------------------------------
+
+
+class WorkerProcess:
+    """`python -m engine.worker` on the tiny preset, logging to a file."""
+
+    def __init__(self, name: str, queue_url: str, data_dir: Path, log_dir: Path, drain_s: float | None = None):
+        self.name = name
+        self.log_path = log_dir / f"worker-{name}.log"
+        args = [
+            sys.executable, "-m", "engine.worker",
+            "--queue", queue_url, "--preset", "tiny", "--device", "cpu",
+            "--data-dir", str(data_dir), "--id", name, "--lease", str(LEASE_S),
+        ]  # fmt: skip
+        if drain_s is not None:
+            args += ["--drain", str(drain_s)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+        return f"worker {self.name} ready" in self.log()
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+
+    async def wait_exit(self, timeout: float) -> int:
+        try:
+            return await asyncio.to_thread(self.proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"worker {self.name} still running after {timeout}s:\n{self.log()[-3000:]}") from None
+
+
+@pytest.fixture
+def spawn(tiny_models: Path, tmp_path: Path):
+    """Start worker processes; whatever is still running at the end is killed (by pid)."""
+    started: list[WorkerProcess] = []
+
+    def start(name: str, queue_url: str, drain_s: float | None = None) -> WorkerProcess:
+        worker = WorkerProcess(name, queue_url, tiny_models, tmp_path, drain_s)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait(10)
+
+
+def logs(*workers: WorkerProcess) -> str:
+    return "\n".join(f"--- worker {w.name} ---\n{w.log()[-2500:]}" for w in workers)
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool] | bool], timeout: float, what: str, *workers: WorkerProcess
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        ok = check()
+        if not isinstance(ok, bool):
+            ok = await ok
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s\n{logs(*workers)}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_ready(*workers: WorkerProcess) -> None:
+    await wait_until(lambda: all(w.ready() for w in workers), READY_S, "workers ready", *workers)
+
+
+# -- jobs and their events ---------------------------------------------------------------------
+
+
+def imagine(seed: int, size: int = 256, quality: float = 1.0, user: int = 1) -> Job:
+    """A real tiny imagine job; 256x256 takes a second or more on one CPU thread,
+    so a signal sent when it starts lands mid-job."""
+    spec = GenerateSpec(prompt=f"a lighthouse, take {seed}", width=size, height=size, seed=seed, quality=quality)
+    return Job(kind=JobKind.IMAGINE, user_id=user, guild_id=7, preset="tiny", generate=spec)
+
+
+async def events_of(queue: JobQueue, jobs: list[Job]) -> dict[str, list[JobEvent]]:
+    found: dict[str, list[JobEvent]] = {job.id: [] for job in jobs}
+    for event in await queue.read_events({job.id: "" for job in jobs}):
+        found[event.job_id].append(event)
+    return found
+
+
+def of_type(events: list[JobEvent], kind: EventType) -> list[JobEvent]:
+    return [event for event in events if event.type is kind]
+
+
+async def all_ended(queue: JobQueue, jobs: list[Job]) -> bool:
+    return all((await queue.state(job.id)) in (JobState.DONE, JobState.FAILED, JobState.CANCELLED) for job in jobs)
+
+
+async def first_started(queue: JobQueue, jobs: list[Job]) -> JobEvent | None:
+    for events in (await events_of(queue, jobs)).values():
+        started = of_type(events, EventType.STARTED)
+        if started:
+            return started[0]
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def queue_url(request, tmp_path: Path) -> str:
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")
+    return f"sqlite:///{tmp_path / 'queue.db'}"
+
+
+@pytest.fixture
+async def queue(queue_url: str):
+    """The bot's handle on the queue; opened first so that SQLite's schema exists
+    before the workers open it."""
+    handle = await open_queue(queue_url)
+    yield handle
+    await handle.close()
+
+
+# -- 1. kill -9 in the middle of a job ---------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_job_every_job_is_done_exactly_once(queue: JobQueue, queue_url: str, spawn):
+    a, b = spawn("A", queue_url), spawn("B", queue_url)
+    await wait_ready(a, b)
+    jobs = [imagine(seed) for seed in (1, 2, 3)]
+    for job in jobs:
+        await queue.submit(job)
+
+    # The first worker seen running a job is the victim: SIGKILL it mid-job.
+    started: list[JobEvent] = []
+
+    async def one_started() -> bool:
+        event = await first_started(queue, jobs)
+        if event is not None:
+            started.append(event)
+        return event is not None
+
+    await wait_until(one_started, JOB_S, "a job started", a, b)
+    killed_job, victim_name = started[0].job_id, started[0].worker
+    victim, survivor = (a, b) if victim_name == a.name else (b, a)
+    assert await queue.state(killed_job) == JobState.RUNNING
+    victim.signal(signal.SIGKILL)
+    assert await victim.wait_exit(10) == -signal.SIGKILL
+    assert not of_type((await events_of(queue, jobs))[killed_job], EventType.DONE), "the kill landed after the job"
+
+    await wait_until(lambda: all_ended(queue, jobs), JOB_S, "all jobs ended", a, b)
+
+    events = await events_of(queue, jobs)
+    for job in jobs:
+        done = of_type(events[job.id], EventType.DONE)
+        assert len(done) == 1, f"job {job.id}: {[e.type for e in events[job.id]]}"
+        assert not of_type(events[job.id], EventType.FAILED)
+        assert await queue.state(job.id) == JobState.DONE
+        assert done[0].result.worker == done[0].worker
+        assert len(done[0].result.images) == 4
+    # The killed try: its lease ran out, the job went back in the queue, and the survivor finished it.
+    mine = events[killed_job]
+    [retrying] = of_type(mine, EventType.RETRYING)
+    assert retrying.worker == victim.name and "lease" in retrying.error
+    assert [e.worker for e in of_type(mine, EventType.STARTED)] == [victim.name, survivor.name]
+    assert of_type(mine, EventType.DONE)[0].worker == survivor.name
+    # No job was finished by the dead worker, and the survivor is still serving.
+    assert not [e for job in jobs for e in of_type(events[job.id], EventType.DONE) if e.worker == victim.name]
+    assert survivor.proc.poll() is None
+
+
+# -- 2. graceful SIGTERM -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'queue.db'}"
+
+
+@pytest.mark.slow
+async def test_sigterm_finishes_the_running_job_then_exits_0(sqlite_url: str, spawn):
+    queue = await open_queue(sqlite_url)
+    try:
+        a = spawn("A", sqlite_url)  # --drain defaults to 60 s: plenty for this job
+        await wait_ready(a)
+        running, waiting = imagine(1, quality=2), imagine(2, size=128, user=2)
+        await queue.submit(running)
+        await queue.submit(waiting)
+        await wait_until(lambda: _state_is(queue, running, JobState.RUNNING), JOB_S, "job started", a)
+
+        a.signal(signal.SIGTERM)
+        assert await a.wait_exit(JOB_S) == 0, logs(a)
+
+        events = await events_of(queue, [running, waiting])
+        done = of_type(events[running.id], EventType.DONE)
+        assert [e.worker for e in done] == ["A"], [e.type for e in events[running.id]]
+        assert not of_type(events[running.id], EventType.RETRYING)
+        assert await queue.state(running.id) == JobState.DONE
+        # Once told to stop, it took no new job: the other one is still waiting for a worker.
+        assert events[waiting.id] == []
+        assert await queue.state(waiting.id) == JobState.QUEUED
+        assert "worker A stopped" in a.log()
+    finally:
+        await queue.close()
+
+
+@pytest.mark.slow
+async def test_sigterm_with_a_short_drain_requeues_the_job_for_another_worker(sqlite_url: str, spawn, engine):
+    queue = await open_queue(sqlite_url)
+    try:
+        a = spawn("A", sqlite_url, drain_s=0.1)
+        await wait_ready(a)
+        job = imagine(3, quality=2)
+        await queue.submit(job)
+        await wait_until(lambda: _state_is(queue, job, JobState.RUNNING), JOB_S, "job started", a)
+
+        a.signal(signal.SIGTERM)
+        assert await a.wait_exit(JOB_S) == 0, logs(a)
+
+        events = (await events_of(queue, [job]))[job.id]
+        assert not of_type(events, EventType.DONE), "the job finished within the 0.1 s drain: make it longer"
+        [retrying] = of_type(events, EventType.RETRYING)
+        assert retrying.worker == "A" and "shut down" in retrying.error
+        assert await queue.state(job.id) == JobState.QUEUED
+        assert await queue.position(job.id) == 1
+
+        # Another worker (here in this process, the same tiny engine) picks it up.
+        other = Worker(queue, engine, worker_id="B", lease_s=LEASE_S, poll_s=0.1)
+        assert await other.run_once()
+        events = (await events_of(queue, [job]))[job.id]
+        assert [e.worker for e in of_type(events, EventType.STARTED)] == ["A", "B"]
+        assert [e.worker for e in of_type(events, EventType.DONE)] == ["B"]
+        assert await queue.state(job.id) == JobState.DONE
+    finally:
+        await queue.close()
+
+
+async def _state_is(queue: JobQueue, job: Job, state: JobState) -> bool:
+    return await queue.state(job.id) == state
+
+
+# -- 3. redis-server restarts under a running worker -------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_worker_survives_redis_restarts(tmp_path: Path, engine):
+    from redis_server import RedisServer
+
+    with RedisServer(tmp_path / "redis", appendonly=True) as server:
+        queue = await open_queue(server.url())
+        worker_queue = await open_queue(server.url())  # the worker's own connections
+        worker = Worker(worker_queue, engine, worker_id="W", lease_s=LEASE_S, poll_s=0.1)
+        stop = asyncio.Event()
+        serving = asyncio.create_task(worker.run_forever(stop, drain_s=30))
+        try:
+            # a. Restart while a job runs: heartbeats, progress and the result get through.
+            during = imagine(1, quality=2)
+            await queue.submit(during)
+            await wait_until(lambda: _state_is(queue, during, JobState.RUNNING), JOB_S, "job started")
+            await asyncio.to_thread(server.restart)
+            await wait_until(lambda: all_ended(queue, [during]), JOB_S, "job ended after the restart")
+
+            # b. Down for a moment while the worker is idle, then a job submitted after the restart.
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(0.5)  # the idle worker's claims fail and retry meanwhile
+            await asyncio.to_thread(server.start)
+            after = imagine(2, size=128)
+            await queue.submit(after)
+            await wait_until(lambda: all_ended(queue, [after]), JOB_S, "job submitted after the restart ended")
+
+            assert not serving.done(), "the worker loop ended"
+            events = await events_of(queue, [during, after])
+            for job in (during, after):
+                assert [e.worker for e in of_type(events[job.id], EventType.DONE)] == ["W"], events[job.id]
+                assert await queue.state(job.id) == JobState.DONE
+            assert not of_type(events[during.id], EventType.RETRYING)  # the lease held across the restart
+        finally:
+            stop.set()
+            await asyncio.wait_for(serving, 30)
+            await worker_queue.close()
+            await queue.close()
