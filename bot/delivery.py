@@ -145,7 +145,7 @@ class Delivery:
 
     async def show(self, record: db_jobs.JobRecord) -> None:
         shown = self._shown.setdefault(record.id, _Shown())
-        now = time.time()
+        now = time.monotonic()  # backoff and edit pacing: a monotonic clock, immune to wall-clock jumps
         if now < shown.retry_at:
             return
         try:

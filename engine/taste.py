@@ -18,6 +18,12 @@ The pieces, in the order the bot uses them:
 4. ``Posterior.prob``: predictive P(a beats b), moderated by the posterior
    uncertainty along delta. ``choose_pair`` shows the pair whose outcome is
    most informative next.
+
+Speed at k = 64 and 200 votes, one core: ``fit`` about 1 ms from the prior
+mean, about 0.3-0.4 ms warm-started with ``init=`` the previous posterior
+mean. Matrices this small gain nothing from BLAS threads, and under load
+threads can stall a call for many milliseconds, so a process that refits
+per vote is best run with OPENBLAS_NUM_THREADS=1.
 """
 
 from __future__ import annotations
@@ -160,9 +166,14 @@ class Basis:
         # 3. centre and take the top-k principal directions
         mu = x.mean(axis=0)
         xc = x - mu
-        _, s, vt = np.linalg.svd(xc, full_matrices=False)
-        comps = vt[:k].T.copy()  # (d, k)
-        var = s[:k] ** 2 / (n - 1)
+        if n > 2 * d:  # tall pool: eigen-decompose the d x d covariance (cheaper)
+            evals, evecs = np.linalg.eigh(xc.T @ xc / (n - 1))
+            comps = evecs[:, ::-1][:, :k].copy()
+            var = np.maximum(evals[::-1][:k], 0.0)
+        else:
+            _, s, vt = np.linalg.svd(xc, full_matrices=False)
+            comps = vt[:k].T.copy()  # (d, k)
+            var = s[:k] ** 2 / (n - 1)
         # 4. deterministic signs (largest |entry| of each column positive)
         idx = np.argmax(np.abs(comps), axis=0)
         comps *= np.sign(comps[idx, np.arange(k)])
@@ -597,16 +608,17 @@ def community_prior(
         if r_norm < tol * np.linalg.norm(s):
             m, s = m2, s2
             break
-        step = -r_norm / max(v_norm, 1e-300)
-        step = min(step, -1.0)
-        m_x, s_x = m - 2 * step * r_m + step * step * v_m, s - 2 * step * r_s + step * step * v_s
-        while step < -1.0 and not is_pd(s_x):
-            step = (step - 1.0) / 2.0 if step > -1.01 else step / 2.0
-            step = min(step, -1.0)
-            m_x, s_x = m - 2 * step * r_m + step * step * v_m, s - 2 * step * r_s + step * step * v_s
-        if step >= -1.0 or not is_pd(s_x):
+        # step = -1 reproduces the two plain EM maps; longer steps extrapolate
+        step = min(-r_norm / max(v_norm, 1e-300), -1.0)
+        while True:
+            m_x = m - 2 * step * r_m + step * step * v_m
+            s_x = s - 2 * step * r_s + step * step * v_s
+            if step >= -1.0 or is_pd(s_x):
+                break
+            step = min(step / 2.0, -1.0)
+        if step >= -1.0:
             m, s = m2, s2
             continue
-        m, s = em(m_x, 0.5 * (s_x + s_x.T))
+        m, s = em(m_x, 0.5 * (s_x + s_x.T))  # stabilising map
         used += 1
     return Prior(mean=m, cov=s)

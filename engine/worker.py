@@ -164,12 +164,27 @@ class Worker:
                 log.warning("job %s: could not reach the queue: %s", job.id, error)
 
 
-def load_engine(preset: str, device: str, data_dir: Path) -> Runner:
-    from engine.generate import Engine  # torch is imported here, never by the bot
+class PresetEngines:
+    """Runs each job on the preset it names (`--v`): the worker's own preset
+    stays loaded; another one is loaded on demand, after freeing the first."""
 
-    engine = Engine(preset, device=device, data_dir=data_dir)
-    engine.load()
-    return engine
+    def __init__(self, preset: str, device: str, data_dir: Path):
+        from engine.generate import Engine  # torch is imported here, never by the bot
+
+        self._make = lambda name: Engine(name, device=device, data_dir=data_dir)
+        self.engine = self._make(preset)
+        self.engine.load()
+
+    def run(self, job: Job, report: Report, should_stop: Callable[[], bool]) -> JobResult:
+        if job.preset != self.engine.preset.name:
+            log.info("switching preset %s -> %s", self.engine.preset.name, job.preset)
+            self.engine.close()
+            self.engine = self._make(job.preset)
+        return self.engine.run(job, report, should_stop)
+
+
+def load_engine(preset: str, device: str, data_dir: Path) -> Runner:
+    return PresetEngines(preset, device, data_dir)
 
 
 class InlineWorker:

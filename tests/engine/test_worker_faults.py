@@ -138,7 +138,11 @@ def of_type(events: list[JobEvent], kind: EventType) -> list[JobEvent]:
 
 
 async def all_ended(queue: JobQueue, jobs: list[Job]) -> bool:
-    return all((await queue.state(job.id)) in (JobState.DONE, JobState.FAILED, JobState.CANCELLED) for job in jobs)
+    for job in jobs:
+        state = await queue.state(job.id)
+        if state is None or not state.terminal:
+            return False
+    return True
 
 
 async def first_started(queue: JobQueue, jobs: list[Job]) -> JobEvent | None:

@@ -1,0 +1,111 @@
+"""/codes: your profile codes, and making one private or public."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import Tastemaker
+from bot.errors import UserError
+from engine import profiles
+
+MAX_LISTED = 20  # newest first; Discord messages stop at 2000 characters
+
+
+def code_line(info: profiles.CodeInfo, current: str | None) -> str:
+    if info.kind == "moodboard":
+        what = f"moodboard v{info.version} · {info.images} image{'s' if info.images != 1 else ''}"
+    else:
+        likes = f" + {info.likes} like{'s' if info.likes != 1 else ''}" if info.likes else ""
+        what = f"v{info.version} · {info.votes} vote{'s' if info.votes != 1 else ''}{likes}"
+    flags = ["public" if info.public else "🔒 private"]
+    if info.code == current:
+        flags.append("**current**")
+    return f"`{info.code}` · {what} · {' · '.join(flags)} · <t:{int(info.created_at)}:R>"
+
+
+class Codes(commands.Cog):
+    def __init__(self, bot: Tastemaker):
+        self.bot = bot
+
+    @app_commands.command(description="List your taste codes, or make one private or public")
+    @app_commands.describe(
+        code="One of your codes (leave out to list them all)",
+        visibility="private: only you can use it; public: anyone can use it with --p",
+    )
+    async def codes(
+        self,
+        interaction: discord.Interaction,
+        code: app_commands.Range[str, 1, 20] | None = None,
+        visibility: Literal["private", "public"] | None = None,
+    ) -> None:
+        user_id = interaction.user.id
+        if visibility is not None:
+            if code is None:
+                raise UserError(f"Name the code to make {visibility}: `/codes code:<code> visibility:{visibility}`.")
+            await self.set_visibility(interaction, code, visibility == "public")
+            return
+        await self.show(interaction, user_id, code)
+
+    async def set_visibility(self, interaction: discord.Interaction, code: str, public: bool) -> None:
+        code = profiles.normalize_code(code)
+        await profiles.set_public(self.bot.db, interaction.user.id, code, public)  # TasteError: unknown / not yours
+        if public:
+            text = f"`{code}` is now public: anyone can use it with `--p {code}`."
+        else:
+            text = f"`{code}` is now private: only you can use it (`--p {code}`); others get an error."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    async def show(self, interaction: discord.Interaction, user_id: int, only: str | None) -> None:
+        current = await self.current(user_id)
+        found = await profiles.list_codes(self.bot.db, user_id)
+        if only is not None:
+            wanted = profiles.normalize_code(only)
+            found = [info for info in found if info.code == wanted]
+            if not found:
+                raise UserError(f"`{wanted}` is not one of your codes. `/codes` lists them.")
+        if not found:
+            await interaction.response.send_message(await self.no_codes_text(user_id), ephemeral=True)
+            return
+        lines = [f"**Your codes** ({len(found)}, newest first)"]
+        lines += [code_line(info, current) for info in found[:MAX_LISTED]]
+        if len(found) > MAX_LISTED:
+            lines.append(f"… and {len(found) - MAX_LISTED} older codes (they all still work).")
+        lines.append(
+            "Use one with `--p CODE`; mix them with `--p a::2 b`. "
+            "`/codes code:CODE visibility:private` hides one from others."
+        )
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    async def current(self, user_id: int) -> str | None:
+        """The code a bare --p uses now (snapshotted if the profile changed), if unlocked."""
+        try:
+            return await profiles.current_code(self.bot.db, user_id, self.bot.settings.unlock_votes)
+        except profiles.TasteError:  # locked, or no rank pool
+            return None
+
+    async def no_codes_text(self, user_id: int) -> str:
+        if await profiles.current_basis(self.bot.db) is None:
+            return f"You have no codes yet. {profiles.NO_POOL_MESSAGE}"
+        status = await profiles.status(self.bot.db, user_id, self.bot.settings.unlock_votes)
+        return (
+            f"You have no codes yet: rank {status.remaining} more pairs with `/rank` to unlock your profile, "
+            "or make a moodboard from images with `/moodboard create`."
+        )
+
+    @codes.autocomplete("code")
+    async def _my_codes(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        typed = current.strip().lower()
+        found = await profiles.list_codes(self.bot.db, interaction.user.id)
+        return [
+            app_commands.Choice(name=f"{info.code} ({info.kind} v{info.version}, {'public' if info.public else 'private'})", value=info.code)
+            for info in found
+            if typed in info.code
+        ][:25]
+
+
+async def setup(bot: Tastemaker) -> None:
+    await bot.add_cog(Codes(bot))

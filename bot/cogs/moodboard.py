@@ -1,0 +1,220 @@
+"""/moodboard create: a taste profile (and code) from up to 10 uploaded images.
+
+1. Cheap checks on what Discord tells us (type, size), the rank pool and the
+   member's job limit, before anything is downloaded.
+2. An ephemeral "Checking…" reply (downloads can take longer than the 3 s an
+   interaction may wait), then each image is downloaded and checked: its pixel
+   count is read from the header before decoding (no decompression bombs), it
+   must decode, and it is re-encoded as a plain PNG (metadata stripped).
+3. One EMBED job with the normal waiting/progress message; when it is done,
+   profiles.create_moodboard turns the embeddings into a code, which the final
+   message shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import mimetypes
+
+import discord
+import numpy as np
+from discord import app_commands
+from discord.ext import commands
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from bot import generation, render
+from bot.app import Tastemaker
+from bot.errors import UserError
+from bot.generation import Prepared
+from engine import profiles
+from engine.db import jobs as db_jobs
+from engine.jobs import EmbedSpec, Job, JobEvent, JobKind
+from engine.presets import PRESETS
+
+log = logging.getLogger("bot.moodboard")
+
+MAX_IMAGES = 10
+MAX_BYTES = 8 * 1024 * 1024
+MAX_PIXELS = 16_000_000
+MAX_SIDE = 1024  # re-encoded images are at most this big: OpenCLIP looks at 224 px anyway
+CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
+FORMATS = tuple(CONTENT_TYPES.values())
+KIND = "moodboard"  # the bot's job kind for delivery hooks
+
+
+def _name(attachment_name: str) -> str:
+    clean = attachment_name.replace("`", "'")[:80]
+    return f"`{clean}`"
+
+
+def check_attachment(attachment: discord.Attachment) -> None:
+    """What Discord tells us before any download: type and size."""
+    content_type = (attachment.content_type or mimetypes.guess_type(attachment.filename)[0] or "").split(";")[0]
+    content_type = content_type.strip().lower()
+    if content_type not in CONTENT_TYPES:
+        shown = f" ({content_type})" if content_type else ""
+        raise UserError(f"{_name(attachment.filename)} is not an image{shown}: a moodboard takes PNG, JPEG, WebP or GIF images.")
+    if attachment.size > MAX_BYTES:
+        raise UserError(
+            f"{_name(attachment.filename)} is too big ({attachment.size / 2**20:.1f} MB): each image may be at most "
+            f"{MAX_BYTES // 2**20} MB."
+        )
+
+
+def load_image(filename: str, data: bytes) -> bytes:
+    """Check one upload and re-encode it as a metadata-free RGB PNG (at most MAX_SIDE px).
+
+    The size is read from the header first: nothing bigger than MAX_PIXELS is
+    decoded. PIL's own guard (Image.MAX_IMAGE_PIXELS, DecompressionBombError)
+    is a second line for headers it refuses even to open."""
+    name = _name(filename)
+    if len(data) > MAX_BYTES:
+        raise UserError(f"{name} is too big ({len(data) / 2**20:.1f} MB): each image may be at most {MAX_BYTES // 2**20} MB.")
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise UserError(
+                    f"{name} is {width}×{height} pixels ({width * height / 1e6:.0f} MP): "
+                    f"images may have at most {MAX_PIXELS // 1_000_000} MP."
+                )
+            if image.format == "JPEG":
+                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode big JPEGs at a reduced scale
+            image.seek(0)  # GIF / animated WebP: the first frame
+            image.load()
+            frame = ImageOps.exif_transpose(image)
+            if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):
+                rgba = frame.convert("RGBA")
+                flat = Image.new("RGB", rgba.size, (255, 255, 255))
+                flat.paste(rgba, mask=rgba.getchannel("A"))
+            else:
+                flat = frame.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(
+            f"{name} is far too large in pixels: images may have at most {MAX_PIXELS // 1_000_000} MP."
+        ) from None
+    except UnidentifiedImageError:
+        raise UserError(f"{name} is not a PNG, JPEG, WebP or GIF image (its contents don't match).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise UserError(f"{name} could not be read as an image: it looks damaged or truncated ({error}).") from None
+    flat.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    return render.to_png(flat)  # a fresh PNG: no EXIF, text chunks or other metadata
+
+
+async def embed_preset(bot: Tastemaker) -> str:
+    """The model whose OpenCLIP made the current rank pool's basis: a moodboard
+    must be embedded in that same space. UserError when there is no pool."""
+    found = await profiles.current_basis(bot.db)
+    if found is None:
+        raise UserError(f"Moodboards need a rank pool to be read against, and there is none yet. {profiles.NO_POOL_MESSAGE}")
+    basis, preset = found
+    if preset in PRESETS and PRESETS[preset].embed_dim == basis.d:
+        return preset
+    configured = PRESETS.get(bot.settings.model)
+    if configured is not None and configured.embed_dim == basis.d:
+        return configured.name
+    raise UserError(
+        "The rank pool was built with an image model this bot no longer runs, so moodboards can't be read "
+        f"against it. The server owner rebuilds it with `{profiles.POOL_BUILD_COMMAND}`."
+    )
+
+
+class Moodboard(commands.GroupCog, group_name="moodboard", group_description="Taste profiles from your own images"):
+    def __init__(self, bot: Tastemaker):
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(description="Make a taste code from up to 10 images (PNG, JPEG, WebP, GIF; 8 MB, 16 MP each)")
+    @app_commands.describe(image1="An image whose look you want", image2="Another image (optional)")
+    async def create(
+        self,
+        interaction: discord.Interaction,
+        image1: discord.Attachment,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        image7: discord.Attachment | None = None,
+        image8: discord.Attachment | None = None,
+        image9: discord.Attachment | None = None,
+        image10: discord.Attachment | None = None,
+    ) -> None:
+        bot = self.bot
+        uploads = [a for a in (image1, image2, image3, image4, image5, image6, image7, image8, image9, image10) if a]
+        # 1. Cheap checks first: nothing is downloaded or queued when they fail.
+        for attachment in uploads:
+            check_attachment(attachment)
+        preset = await embed_preset(bot)
+        await generation.check_limits(bot, interaction.user.id, interaction.guild_id, interaction.channel_id)
+        # 2. Download and check every image before anything is queued.
+        n = len(uploads)
+        await interaction.response.send_message(f"Checking your {n} image{'s' if n != 1 else ''}…", ephemeral=True)
+        try:
+            downloads = await asyncio.gather(*(self.download(a) for a in uploads))
+            pngs = [await asyncio.to_thread(load_image, a.filename, data) for a, data in zip(uploads, downloads, strict=True)]
+        except UserError as error:
+            await interaction.edit_original_response(content=f"{error} Nothing was queued.")
+            return
+        # 3. One EMBED job, with the usual waiting/progress message.
+        job = Job(
+            kind=JobKind.EMBED, preset=preset, user_id=interaction.user.id, guild_id=interaction.guild_id,
+            embed=EmbedSpec(images=pngs),
+        )
+        prompt = f"moodboard: {n} image{'s' if n != 1 else ''}"
+        prepared = Prepared(job=job, prompt=prompt, info={"images": n}, kind=KIND)
+        await generation.start(bot, interaction, prepared)
+        await interaction.edit_original_response(
+            content=f"Your moodboard of {n} image{'s' if n != 1 else ''} is queued: its code will appear in the message below."
+        )
+
+    async def download(self, attachment: discord.Attachment) -> bytes:
+        try:
+            return await attachment.read()
+        except (discord.HTTPException, discord.NotFound) as error:
+            raise UserError(f"{_name(attachment.filename)} could not be downloaded from Discord ({error}); try again.") from None
+
+
+# -- delivery hooks (bot/delivery.py) ---------------------------------------------
+
+
+def make_hooks(bot: Tastemaker):
+    async def on_done(record: db_jobs.JobRecord, event: JobEvent) -> dict:
+        """The EMBED job finished: its embeddings become a moodboard code.
+        Never raises (the job pump would retry forever): problems become "error"."""
+        if record.request.get("code"):
+            return {}
+        embeddings = np.asarray(event.result.image_embeddings if event.result else [], dtype=np.float64)
+        try:
+            code = await profiles.create_moodboard(bot.db, record.user_id, embeddings)
+        except profiles.TasteError as error:
+            return {"error": str(error)}
+        except ValueError as error:  # embeddings from another CLIP space than the current basis
+            log.warning("moodboard job %s: %s", record.id, error)
+            return {"error": "The rank pool changed while your images were read; please run /moodboard create again."}
+        log.info("moodboard job %s: code %s for user %s", record.id, code, record.user_id)
+        return {"code": code}
+
+    async def final_message(record: db_jobs.JobRecord) -> dict:
+        code = record.request.get("code")
+        if not code:
+            problem = record.request.get("error", "unknown error")
+            return {"content": f"{render.headline(record)} (failed: {problem})", "attachments": [], "view": None}
+        n = record.request.get("images", 0)
+        content = (
+            f"{render.headline(record)} · moodboard code `{code}`\n"
+            f"Use it like any taste code: `/imagine a cat --p {code}` (strength with `--s`, "
+            f"mix with `--p {code}::2 OTHER`). Make it private with `/codes code:{code} visibility:private`."
+        )
+        if n:
+            content += f" Built from {n} image{'s' if n != 1 else ''}."
+        return {"content": content, "attachments": [], "view": None}
+
+    return on_done, final_message
+
+
+async def setup(bot: Tastemaker) -> None:
+    bot.delivery.on_done[KIND], bot.delivery.final_message[KIND] = make_hooks(bot)
+    await bot.add_cog(Moodboard(bot))

@@ -1,0 +1,380 @@
+"""engine/taste.py: basis, Bradley-Terry fit, calibration, active choice, community prior.
+
+All problems are planted and seeded: a hidden taste w* generates logistic
+votes, and the learner has to find it. No timings are asserted here
+(bench/taste_bench.py reports them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import taste
+from engine.taste import LIKE_WEIGHT, Basis, Posterior, Prior, choose_pair, community_prior, fit
+
+
+def planted(rng: np.random.Generator, k: int, norm: float) -> np.ndarray:
+    w = rng.normal(size=k)
+    return w * (norm / np.linalg.norm(w))
+
+
+def votes(rng: np.random.Generator, w: np.ndarray, n: int) -> np.ndarray:
+    """n logistic votes on random pairs, as winner - loser deltas."""
+    d = rng.normal(size=(n, w.size))
+    first = rng.random(n) < taste.sigmoid(d @ w)
+    return np.where(first[:, None], d, -d)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def heldout_accuracy(w_hat: np.ndarray, w: np.ndarray, rng: np.random.Generator, n: int = 4000):
+    """(expected accuracy of w_hat's predictions, Bayes rate) on fresh pairs."""
+    e = rng.normal(size=(n, w.size))
+    p = taste.sigmoid(e @ w)
+    acc = float(np.mean(np.where(e @ w_hat > 0, p, 1 - p)))
+    return acc, float(np.mean(np.maximum(p, 1 - p)))
+
+
+# ---------------------------------------------------------------------------
+# numerics
+# ---------------------------------------------------------------------------
+
+
+def test_sigmoid_and_log_sigmoid_are_stable():
+    x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        s = taste.sigmoid(x)
+        ls = taste.log_sigmoid(x)
+    assert s[0] == 0.0 and s[-1] == 1.0 and s[2] == 0.5
+    assert np.all(np.isfinite(ls))
+    assert ls[0] == pytest.approx(-1e4)
+    assert ls[-1] == pytest.approx(0.0)
+    assert ls[2] == pytest.approx(np.log(0.5))
+
+
+# ---------------------------------------------------------------------------
+# Basis
+# ---------------------------------------------------------------------------
+
+
+def make_embeddings(rng: np.random.Generator, n: int = 400, d: int = 48) -> np.ndarray:
+    scales = np.linspace(2.0, 0.1, d)
+    return 3.0 * np.ones(d) + rng.normal(size=(n, d)) * scales
+
+
+@pytest.mark.parametrize(("n", "d"), [(400, 48), (60, 100)])  # tall (eigh) and wide (SVD) pools
+def test_whiten_has_zero_mean_unit_variance_on_build_data(n, d):
+    emb = make_embeddings(np.random.default_rng(0), n, d)
+    basis = Basis.build(emb, k=16, version=3)
+    z = basis.whiten(emb)
+    assert z.shape == (n, 16)
+    assert np.allclose(z.mean(axis=0), 0.0, atol=1e-9)
+    assert np.allclose(z.var(axis=0, ddof=1), 1.0, atol=1e-9)
+    assert np.allclose(np.cov(z.T), np.eye(16), atol=1e-9)  # and uncorrelated
+    assert basis.k == 16 and basis.version == 3
+    assert np.allclose(basis.components.T @ basis.components, np.eye(16), atol=1e-10)
+    assert np.all(np.diff(basis.variances) <= 0)
+    assert basis.rho == pytest.approx(np.median(np.linalg.norm(emb, axis=1)))
+    # the mean is of the unit-normalised embeddings
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    assert np.allclose(basis.mean, unit.mean(axis=0))
+
+
+def test_whiten_single_vector_and_scale_invariance():
+    emb = make_embeddings(np.random.default_rng(1))
+    basis = Basis.build(emb, k=8)
+    z1 = basis.whiten(emb[5])
+    assert z1.shape == (8,)
+    assert np.allclose(z1, basis.whiten(emb)[5])
+    assert np.allclose(basis.whiten(7.0 * emb[5]), z1)  # phi is normalised first
+    with pytest.raises(ValueError):
+        basis.whiten(np.ones(3))
+
+
+def test_basis_bytes_round_trip():
+    emb = make_embeddings(np.random.default_rng(2))
+    basis = Basis.build(emb, k=12, version=7)
+    data = basis.to_bytes()
+    assert isinstance(data, bytes)
+    back = Basis.from_bytes(data)
+    assert back == basis
+    assert back.version == 7 and back.k == 12 and back.rho == basis.rho
+    assert np.array_equal(back.whiten(emb), basis.whiten(emb))
+
+
+def test_basis_k_is_capped():
+    rng = np.random.default_rng(3)
+    assert Basis.build(rng.normal(size=(10, 32)), k=64).k == 9  # n - 1
+    assert Basis.build(rng.normal(size=(100, 5)), k=64).k == 5  # d
+    assert Basis.build(rng.normal(size=(100, 32))).k == 32
+    with pytest.raises(ValueError):
+        Basis.build(rng.normal(size=(1, 8)))
+
+
+# ---------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("k", "n"), [(16, 300), (32, 300), (64, 500)])
+def test_fit_recovers_planted_taste(k, n):
+    rng = np.random.default_rng(10 + k)
+    w = planted(rng, k, 4.0)
+    post = fit(votes(rng, w, n), prior=Prior.isotropic(k, 4.0 / np.sqrt(k)))
+    assert cosine(post.mean, w) > 0.9
+    acc, bayes = heldout_accuracy(post.mean, w, rng)
+    assert acc > bayes - 0.06
+    if k <= 16:
+        assert acc > bayes - 0.03
+
+
+def test_fit_default_prior_and_recovery_at_k16():
+    rng = np.random.default_rng(11)
+    w = planted(rng, 16, 3.0)
+    post = fit(votes(rng, w, 300))  # default N(0, I)
+    assert cosine(post.mean, w) > 0.9
+
+
+def test_fit_is_the_map_and_precision_is_the_hessian():
+    rng = np.random.default_rng(12)
+    k = 8
+    w = planted(rng, k, 2.0)
+    d = votes(rng, w, 60)
+    prior = Prior(mean=rng.normal(size=k) * 0.3, cov=np.diag(rng.uniform(0.5, 2.0, size=k)))
+    post = fit(d, prior=prior, tol=1e-14)
+    p = taste.sigmoid(d @ post.mean)
+    grad = d.T @ (1 - p) - np.linalg.solve(prior.cov, post.mean - prior.mean)
+    assert np.abs(grad).max() < 1e-6
+    hess = (d.T * (p * (1 - p))) @ d + np.linalg.inv(prior.cov)
+    assert np.allclose(post.precision, hess, atol=1e-8)
+    assert np.allclose(post.covariance, np.linalg.inv(hess), atol=1e-8)
+
+
+def test_fit_with_no_votes_is_the_prior():
+    prior = Prior(mean=np.arange(4.0), cov=np.diag([1.0, 2.0, 3.0, 4.0]))
+    post = fit(np.empty((0, 4)), prior=prior)
+    assert np.array_equal(post.mean, prior.mean)
+    assert np.allclose(post.covariance, prior.cov)
+    post0 = fit(np.ones((3, 4)), weights=np.zeros(3), prior=prior)  # all weights 0
+    assert np.array_equal(post0.mean, prior.mean)
+
+
+def test_fit_survives_separable_data_and_big_inputs():
+    rng = np.random.default_rng(13)
+    d = np.abs(rng.normal(size=(50, 6))) * 100.0  # every vote agrees with w = +1: separable
+    post = fit(d, prior=Prior.isotropic(6, 10.0))
+    assert np.all(np.isfinite(post.mean)) and np.all(np.isfinite(post.precision))
+    assert np.all(post.mean > 0)
+
+
+def test_weight_zero_is_no_vote_and_weight_two_is_voting_twice():
+    rng = np.random.default_rng(14)
+    k = 10
+    w = planted(rng, k, 2.0)
+    d = votes(rng, w, 40)
+    prior = Prior.isotropic(k, 0.7)
+    extra = votes(rng, -w, 5)  # contrary votes, weighted 0
+    a = fit(np.vstack([d, extra]), weights=np.r_[np.ones(40), np.zeros(5)], prior=prior, tol=1e-14)
+    b = fit(d, prior=prior, tol=1e-14)
+    assert np.allclose(a.mean, b.mean, atol=1e-9)
+    assert np.allclose(a.precision, b.precision, atol=1e-9)
+
+    weights = np.ones(40)
+    weights[:7] = 2.0
+    c = fit(d, weights=weights, prior=prior, tol=1e-14)
+    e = fit(np.vstack([d, d[:7]]), prior=prior, tol=1e-14)
+    assert np.allclose(c.mean, e.mean, atol=1e-9)
+    assert np.allclose(c.precision, e.precision, atol=1e-9)
+
+    # a like (weight LIKE_WEIGHT) moves the taste less than a vote
+    like = fit(d[:1], weights=[LIKE_WEIGHT], prior=prior)
+    vote = fit(d[:1], prior=prior)
+    assert 0 < np.linalg.norm(like.mean) < np.linalg.norm(vote.mean)
+
+    with pytest.raises(ValueError):
+        fit(d, weights=-np.ones(40), prior=prior)
+    with pytest.raises(ValueError):
+        fit(d, weights=np.ones(3), prior=prior)
+    with pytest.raises(ValueError):
+        fit(np.ones((2, k + 1)), prior=prior)
+
+
+def test_warm_start_gives_the_same_fit():
+    rng = np.random.default_rng(15)
+    w = planted(rng, 32, 3.0)
+    d = votes(rng, w, 120)
+    cold = fit(d, tol=1e-12)
+    warm = fit(d, init=fit(d[:-1]).mean, tol=1e-12)
+    assert np.allclose(cold.mean, warm.mean, atol=1e-7)
+
+
+def test_update_approximates_a_refit():
+    rng = np.random.default_rng(16)
+    k = 16
+    w = planted(rng, k, 3.0)
+    d = votes(rng, w, 80)
+    prior = Prior.isotropic(k, 0.75)
+    post = fit(d[:-1], prior=prior)
+    upd = taste.update(post, d[-1], 1.0, prior)
+    ref = fit(d, prior=prior)
+    assert cosine(upd.mean - post.mean, ref.mean - post.mean) > 0.9
+    assert np.linalg.norm(upd.mean - ref.mean) < 0.2 * np.linalg.norm(ref.mean - post.mean) + 1e-3
+    assert taste.update(post, d[-1], 0.0) is post
+
+
+# ---------------------------------------------------------------------------
+# prob, confidence
+# ---------------------------------------------------------------------------
+
+
+def test_prob_is_calibrated_on_planted_data():
+    k = 16
+    preds, truths = [], []
+    for seed in range(4):
+        rng = np.random.default_rng(20 + seed)
+        w = planted(rng, k, 3.0)
+        post = fit(votes(rng, w, 150), prior=Prior.isotropic(k, 3.0 / np.sqrt(k)))
+        e = rng.normal(size=(3000, k))
+        preds.append(post.prob(e))
+        truths.append(taste.sigmoid(e @ w))
+    pred, truth = np.concatenate(preds), np.concatenate(truths)
+    bins = np.minimum((pred * 10).astype(int), 9)
+    ece = sum(np.mean(bins == b) * abs(pred[bins == b].mean() - truth[bins == b].mean()) for b in np.unique(bins))
+    assert ece < 0.03
+    # symmetric: P(a beats b) = 1 - P(b beats a); a single delta gives a scalar
+    assert np.allclose(post.prob(e[:10]) + post.prob(-e[:10]), 1.0)
+    assert np.ndim(post.prob(e[0])) == 0
+
+
+def test_prob_is_moderated_by_uncertainty():
+    d = np.array([[1.0, 0.0]])
+    sure = Posterior(mean=np.array([2.0, 0.0]), precision=np.eye(2) * 1e6)
+    unsure = Posterior(mean=np.array([2.0, 0.0]), precision=np.eye(2) * 0.01)
+    assert sure.prob(d)[0] == pytest.approx(taste.sigmoid(2.0), abs=1e-5)
+    assert 0.5 < unsure.prob(d)[0] < sure.prob(d)[0] - 0.1
+
+
+def test_confidence_rises_with_evidence():
+    rng = np.random.default_rng(30)
+    k = 16
+    w = planted(rng, k, 3.0)
+    d = votes(rng, w, 400)
+    prior = Prior.isotropic(k, 1.0)
+    conf = [fit(d[:n], prior=prior).confidence() for n in (0, 10, 40, 100, 400)]
+    assert conf[0] == 0.0
+    assert all(0.0 <= c <= 1.0 for c in conf)
+    assert all(b > a for a, b in zip(conf, conf[1:], strict=False))
+    assert conf[-1] > 0.8
+
+
+# ---------------------------------------------------------------------------
+# choose_pair
+# ---------------------------------------------------------------------------
+
+
+def test_choose_pair_prefers_uncertain_informative_pairs():
+    post = Posterior(mean=np.array([3.0, 0.0]), precision=np.eye(2))
+    cands = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 0.1], [-2.0, 0.0]])
+    rng = np.random.default_rng(0)
+    # [0, 2]: prediction 0.5 and the largest variance along it
+    assert choose_pair(post, cands, rng, explore=0.0) == 1
+    picks = {choose_pair(post, cands, rng, explore=1.0) for _ in range(200)}
+    assert picks == {0, 1, 2, 3}  # explore=1 is uniform
+    with pytest.raises(ValueError):
+        choose_pair(post, np.empty((0, 2)), rng)
+
+
+def _active_run(seed: int, active: bool, k: int = 16, n: int = 60, n_cand: int = 30):
+    rng = np.random.default_rng(seed)
+    w = planted(rng, k, 3.0)
+    pools = rng.normal(size=(n, n_cand, k))  # the same candidate pools for both arms
+    coins = rng.random(n)
+    random_pick = rng.integers(n_cand, size=n)
+    prior = Prior.isotropic(k, 3.0 / np.sqrt(k))
+    choice_rng = np.random.default_rng(seed + 1000)
+    post = fit(np.empty((0, k)), prior=prior)
+    chosen = []
+    for t in range(n):
+        i = choose_pair(post, pools[t], choice_rng) if active else random_pick[t]
+        d = pools[t, i]
+        chosen.append(d if coins[t] < taste.sigmoid(d @ w) else -d)
+        post = fit(np.array(chosen), prior=prior, init=post.mean)
+    acc, _ = heldout_accuracy(post.mean, w, np.random.default_rng(seed + 5))
+    return acc, cosine(post.mean, w)
+
+
+def test_active_choice_beats_random_pairs():
+    seeds = range(12)
+    active = np.array([_active_run(s, True) for s in seeds])
+    rand = np.array([_active_run(s, False) for s in seeds])
+    gain = active - rand  # columns: held-out accuracy, cosine to w*
+    assert gain[:, 0].mean() > 0.008, gain[:, 0]
+    assert gain[:, 1].mean() > 0.02, gain[:, 1]
+    assert np.mean(gain[:, 0] > 0) >= 0.6
+
+
+# ---------------------------------------------------------------------------
+# community prior
+# ---------------------------------------------------------------------------
+
+
+def test_community_prior_points_to_the_shared_taste_and_helps_newcomers():
+    k = 16
+    rng = np.random.default_rng(40)
+    w0 = planted(rng, k, 3.0)
+
+    def member() -> np.ndarray:
+        return w0 + rng.normal(size=k) * (1.5 / np.sqrt(k))
+
+    # members with 0..few votes as well as regulars
+    counts = [0, 1, 2, 3] + [30] * 36
+    hist = [votes(rng, member(), n) for n in counts]
+    prior = community_prior(hist, k=k)
+    assert cosine(prior.mean, w0) > 0.7
+    assert np.all(np.linalg.eigvalsh(prior.cov) > 0)
+
+    iso = Prior.isotropic(k, 1.0)
+    gains = []
+    for _ in range(12):
+        w = member()
+        d = votes(rng, w, 5)
+        e_rng = np.random.default_rng(int(rng.integers(1 << 30)))
+        acc_c, _ = heldout_accuracy(fit(d, prior=prior).mean, w, e_rng)
+        e_rng = np.random.default_rng(int(rng.integers(1 << 30)))
+        acc_i, _ = heldout_accuracy(fit(d, prior=iso).mean, w, e_rng)
+        gains.append(acc_c - acc_i)
+    assert np.mean(gains) > 0.05
+
+
+def test_community_prior_falls_back_and_is_robust():
+    k = 6
+    rng = np.random.default_rng(41)
+    # too few members who voted -> isotropic
+    p = community_prior([np.empty((0, k)), votes(rng, np.ones(k), 3)], k=k, sigma=2.0)
+    assert np.array_equal(p.mean, np.zeros(k)) and np.allclose(p.cov, 4.0 * np.eye(k))
+    assert community_prior([], k=k).k == k
+    with pytest.raises(ValueError):
+        community_prior([])  # no way to know k
+    # k is inferred; all-zero weights count as not voting; tiny members are fine
+    hist = [votes(rng, np.ones(k), n) for n in (1, 1, 2, 0, 1)]
+    weights = [np.ones(len(h)) for h in hist]
+    weights[0] = np.zeros(1)
+    p = community_prior(hist, weights)
+    assert p.k == k
+    assert np.all(np.isfinite(p.mean)) and np.all(np.linalg.eigvalsh(p.cov) > 0)
+    with pytest.raises(ValueError):
+        community_prior(hist, weights[:2])
+
+
+def test_prior_validation():
+    with pytest.raises(ValueError):
+        Prior(mean=np.zeros(3), cov=np.eye(2))
+    with pytest.raises(ValueError):
+        Prior.isotropic(3, sigma=0.0)
+    prior = Prior.isotropic(3, 2.0)
+    assert np.allclose(prior.precision, np.eye(3) / 4.0)
+    with pytest.raises(ValueError):
+        prior.mean[0] = 1.0  # read-only: cached factorisations stay valid
