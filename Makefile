@@ -31,9 +31,9 @@ check: $(STAMP)
 worker: $(STAMP)
 	$(PY) -m engine.worker $(if $(QUEUE),--queue $(QUEUE))
 
-# Build the /rank pool (needs a worker: the bot's, or --inline here).
+# Build or grow the /rank pool by hand (the bot's workers draw it; --inline: a worker of its own).
 pool: $(STAMP)
-	$(PY) -m engine.rankpool build --per-prompt 6 --inline
+	$(PY) -m engine.rankpool build --per-prompt 6
 
 bench: $(STAMP)
 	$(PY) bench/bot_overhead.py

@@ -77,7 +77,7 @@ def load_image(filename: str, data: bytes) -> bytes:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise UserError(
-                    f"{name} is {width}×{height} pixels ({width * height / 1e6:.0f} MP): "
+                    f"{name} is {width}×{height} pixels ({width * height / 1e6:.1f} MP): "
                     f"images may have at most {MAX_PIXELS // 1_000_000} MP."
                 )
             if image.format == "JPEG":

@@ -2,20 +2,68 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Tastemaker
+from bot.errors import UserError
 from bot.views.rank import RankButton, show_next_pair
+from engine import db as database
+from engine import profiles, rankpool
+from engine.queue import open_queue
+
+log = logging.getLogger("bot.rank")
+
+POOL_PER_PROMPT = 6
 
 
 class Rank(commands.Cog):
     def __init__(self, bot: Tastemaker):
         self.bot = bot
+        self.pool_builder: asyncio.Task | None = None
+        self.pool_progress = ""
+
+    async def cog_load(self) -> None:
+        if self.bot.settings.auto_pool and await profiles.current_basis(self.bot.db) is None:
+            self.pool_builder = asyncio.create_task(self.build_pool(), name="rank-pool")
+
+    async def cog_unload(self) -> None:
+        if self.pool_builder is not None:
+            self.pool_builder.cancel()
+
+    async def build_pool(self) -> None:
+        """First start: draw the rank pool through the queue, like `python -m engine.rankpool build`."""
+        settings = self.bot.settings
+        db = await database.connect(settings.db_path)  # its own connection and queue client:
+        queue = await open_queue(settings.queue_url)  # a long build must not hold the bot's
+        try:
+            styles = rankpool.read_lines(rankpool.STYLES_FILE)
+            await rankpool.build_pool(
+                db, queue, settings.data_dir, settings.model, rankpool.read_lines(rankpool.PROMPTS_FILE),
+                styles, min(POOL_PER_PROMPT, len(styles)), seed=0, on_progress=self._progress,
+            )
+            log.info("rank pool ready")
+        except Exception:
+            log.exception("building the rank pool failed; run `%s` to retry", profiles.POOL_BUILD_COMMAND)
+        finally:
+            await queue.close()
+            await db.close()
+
+    def _progress(self, message: str) -> None:
+        self.pool_progress = message
+        log.info("rank pool: %s", message)
 
     @app_commands.command(description="Pick the image you prefer, pair after pair, to teach the bot your taste")
     async def rank(self, interaction: discord.Interaction) -> None:
+        if self.pool_builder is not None and not self.pool_builder.done():
+            raise UserError(
+                "The rank pool is being drawn for this server's first /rank; try again in a few minutes. "
+                f"Progress: {self.pool_progress or 'starting'}"
+            )
         await show_next_pair(interaction, self.bot, replace=False)
 
 

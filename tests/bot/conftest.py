@@ -23,6 +23,7 @@ def make_settings(data_dir: Path, **overrides: str) -> Settings:
         "TASTEMAKER_WORKERS": "inline",
         "TASTEMAKER_DEVICE": "cpu",
         "TASTEMAKER_QUEUE": "",
+        "TASTEMAKER_AUTO_POOL": "0",
         **overrides,
     }
     return Settings(_env_file=None, **values)

@@ -15,7 +15,7 @@ from tests.bot.test_imagine import finished, job_message
 from tests.bot.test_prefer import job_rows
 
 
-def png(color: str, size: tuple[int, int] = (48, 48), **info) -> bytes:
+def png(color: str, size: tuple[int, int] = (48, 48)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, color).save(out, format="PNG")
     return out.getvalue()
@@ -83,7 +83,7 @@ async def test_bad_uploads_are_named_and_nothing_is_queued(simcord_env, world, s
         (("notes.txt", b"just some words"), "`notes.txt` is not an image (text/plain)"),
         (("huge.png", b"\x89PNG" + bytes(8 * 1024 * 1024)), "`huge.png` is too big (8.0 MB)"),
         (("bomb.png", png_claiming(40000, 40000)), "`bomb.png` is far too large in pixels"),
-        (("wide.png", png_claiming(5000, 4000)), "`wide.png` is 5000×4000 pixels (20 MP): images may have at most 16 MP"),
+        (("wide.png", png_claiming(5000, 4000)), "`wide.png` is 5000×4000 pixels (20.0 MP): images may have at most 16 MP"),
         (("fake.png", b"GIF87a but not really an image"), "`fake.png` is not a PNG, JPEG, WebP or GIF image"),
         (("broken.png", truncated[: len(truncated) - 30]), "`broken.png` could not be read as an image"),
     ]

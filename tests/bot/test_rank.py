@@ -96,3 +96,25 @@ async def test_a_second_click_on_an_answered_pair_is_ignored_politely(simcord_en
     assert again.ephemeral and "already counted" in again.response.content
     info = await alice.slash(channel, "info")
     assert next(f.value for f in info.response.embeds[0].fields if f.name == "Votes") == "1"
+
+
+@pytest.fixture
+def small_pool_files(tmp_path_factory, monkeypatch):
+    """Auto-build a 4-prompt pool instead of the full one."""
+    from engine import rankpool
+
+    folder = tmp_path_factory.mktemp("pool-files")
+    (folder / "prompts.txt").write_text("a red barn\na tall ship\na quiet library\na desert road\n")
+    (folder / "styles.txt").write_text("watercolor\nneon palette\npencil sketch\n")
+    monkeypatch.setattr(rankpool, "PROMPTS_FILE", folder / "prompts.txt")
+    monkeypatch.setattr(rankpool, "STYLES_FILE", folder / "styles.txt")
+
+
+@pytest.mark.usefixtures("small_pool_files")
+@pytest.mark.parametrize("bot_overrides", [{"TASTEMAKER_AUTO_POOL": "1"}])
+async def test_first_start_draws_the_rank_pool_without_the_owner(simcord_env, world, simcord_bot):
+    _, channel, alice, _ = world
+    await simcord_bot.get_cog("Rank").pool_builder  # drawn by the bot's own worker, through the queue
+    shown = await alice.slash(channel, "rank")
+    assert "0/40 to unlock" in shown.response.content
+    assert len(shown.response.attachments) == 1
