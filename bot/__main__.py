@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+
+# Taste refits are tiny (k≈64) matrices: threaded BLAS only adds latency in the bot.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pydantic import ValidationError
 
@@ -48,10 +52,15 @@ def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("discord.gateway").setLevel(logging.WARNING)
+    import discord
+
     try:
         asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
+    except discord.LoginFailure:
+        print("Discord rejected DISCORD_TOKEN: reset the bot token in the developer portal and put the new one in .env.", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

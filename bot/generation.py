@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot import render
+from bot import fetch, render
 from bot.errors import UserError
 from bot.views.job import cancel_view
 from engine import params
@@ -80,7 +80,7 @@ async def prepare_imagine(
         **taste.spec_fields,
     )
     job = Job(kind=JobKind.IMAGINE, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
-    info = {"text": request.canonical(), "seed": seed, "stylize": stylize, "codes": taste.codes}
+    info = {"text": request.canonical(), "seed": seed, "stylize": stylize, "codes": taste.codes, "sref": request.sref}
     return Prepared(job=job, prompt=request.canonical(), info=info)
 
 
@@ -111,7 +111,7 @@ async def prepare_from_image(
     stylize = base.get("stylize", 100)
     taste = (
         await personalization(bot, user_id, request, stylize, preset.name)
-        if request is not None and request.personalize
+        if request is not None and (request.personalize or request.sref)
         else Taste()
     )
     spec = GenerateSpec(
@@ -132,6 +132,7 @@ async def prepare_from_image(
         "seed": seed,
         "stylize": stylize,
         "codes": taste.codes,
+        "sref": request.sref if request else None,
         "strength_name": strength_name.capitalize(),
         "source_index": image.idx,
     }
@@ -151,21 +152,40 @@ class Taste:
 async def personalization(
     bot: Tastemaker, user_id: int, request: params.Request, stylize: int, preset: str
 ) -> Taste:
-    if not request.personalize:
+    """--p codes and --sref -> conditioning fields for the job.
+
+    `--sref CODE` joins the --p mix with weight 1 (its taste steers like --p).
+    `--sref URL` is fetched here, before anything is queued (bot/fetch.py); the
+    worker embeds it and conditions on it, combined with any --p taste. Both
+    use the preset's adapter scale lambda(s); --s 0 turns them off and fetches
+    nothing. `codes` lists the --p codes only (the message shows --sref apart).
+    """
+    shown = [(pick.code, pick.weight) for pick in request.personalize or ()]
+    sref_code = request.sref if request.sref and params.is_code(request.sref) else None
+    sref_url = request.sref if request.sref and not sref_code else None
+    picks = shown + ([(sref_code, 1.0)] if sref_code else [])
+    if not picks and not sref_url:
         return Taste()
     from engine import profiles
 
-    picks = [(pick.code, pick.weight) for pick in request.personalize]
-    taste = await profiles.resolve(bot.db, user_id, picks, bot.settings.unlock_votes)
-    codes = [(code, weight) for (code, _), (_, weight) in zip(taste.codes, picks, strict=True)]
+    codes: list[tuple[str, float]] = []
+    taste = None
+    if picks:
+        taste = await profiles.resolve(bot.db, user_id, picks, bot.settings.unlock_votes)
+        codes = [(code, weight) for (code, _), (_, weight) in zip(taste.codes, picks, strict=True)][: len(shown)]
     if stylize == 0:  # --s 0 turns personalization off and costs nothing
         return Taste(codes=codes)
-    conditioning = profiles.conditioning(taste.w, taste.basis, stylize, preset)
-    fields: dict[str, Any] = {"conditioning": conditioning.vector, "ip_adapter_scale": conditioning.scale}
-    direction = profiles.rerank_direction(taste.basis, taste.w)
-    if request.quality >= 2 and any(direction):  # best-of-N under the member's taste
-        fields["candidates"] = 8
-        fields["rerank_direction"] = direction
+    fields: dict[str, Any] = {}
+    if taste is not None:
+        conditioning = profiles.conditioning(taste.w, taste.basis, stylize, preset)
+        fields.update(conditioning=conditioning.vector, ip_adapter_scale=conditioning.scale)
+        direction = profiles.rerank_direction(taste.basis, taste.w)
+        if request.quality >= 2 and any(direction):  # best-of-N under the member's taste
+            fields["candidates"] = 8
+            fields["rerank_direction"] = direction
+    if sref_url:
+        fields["style_images"] = [await fetch.style_image(sref_url)]
+        fields["ip_adapter_scale"] = profiles.calibration_for(preset).scale(stylize)
     return Taste(codes=codes, spec_fields=fields)
 
 

@@ -33,10 +33,14 @@ def running(job: JobRecord, percent: float | None) -> str:
 
 def finished(job: JobRecord) -> str:
     details = []
-    codes = job.request.get("codes")
-    if codes:
-        picks = " ".join(code if weight == 1 else f"{code}::{weight:g}" for code, weight in codes)
-        details.append(f"`--p {picks} --s {job.request.get('stylize', 100)}`")
+    codes, sref = job.request.get("codes"), job.request.get("sref")
+    if codes or sref:
+        steering = []
+        if codes:
+            steering.append("--p " + " ".join(code if weight == 1 else f"{code}::{weight:g}" for code, weight in codes))
+        if sref:  # a code or a link (already in the prompt in full; shortened here)
+            steering.append(f"--sref {sref if len(sref) <= 80 else sref[:79] + '…'}".replace("`", "'"))
+        details.append(f"`{' '.join(steering)} --s {job.request.get('stylize', 100)}`")
     if "seed" in job.request:
         details.append(f"seed {job.request['seed']}")
     if job.gpu_seconds:

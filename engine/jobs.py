@@ -76,6 +76,9 @@ class GenerateSpec(Wire):
     # Personalization: c(s) in OpenCLIP image-embedding space, passed to IP-Adapter.
     conditioning: list[float] | None = None
     ip_adapter_scale: float = 0.0
+    # --sref URL: style reference images (PNG); the worker embeds them and
+    # conditions on their mean embedding (combined with `conditioning` if set).
+    style_images: list[bytes] = Field(default_factory=list)
     # Best-of-N (--q 2 with a profile): make `candidates` images, keep the
     # `count` with the highest dot(embedding / |embedding|, rerank_direction).
     candidates: int | None = None
