@@ -17,6 +17,10 @@ class EngineSettings(BaseSettings):
     device: Literal["auto", "cuda", "cpu"] = Field("auto", validation_alias="TASTEMAKER_DEVICE")
     # Empty: the SQLite queue inside the bot's database. redis://host:6379/0 to scale out.
     queue: str = Field("", validation_alias="TASTEMAKER_QUEUE")
+    # Worker tuning: weights dtype on CUDA ("auto": bf16 where supported, else fp16;
+    # always fp32 on the CPU) and torch.compile of the UNet (slow first job, faster after).
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", validation_alias="TASTEMAKER_DTYPE")
+    compile: bool = Field(False, validation_alias="TASTEMAKER_COMPILE")
 
     @property
     def db_path(self) -> Path:

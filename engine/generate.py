@@ -34,6 +34,11 @@ Choices worth knowing:
   an image). Without conditioning the scale is 0 and the embeds are zeros;
   diffusers' IP-Adapter processor skips the adapter branch at scale 0, so the
   output is bit-identical to a pipeline that never loaded the adapter.
+* **Style references** (`--sref URL`). `spec.style_images` (PNG bytes) are
+  embedded with the preset's OpenCLIP; the reference r is the mean of their
+  unit-normalised embeddings, rescaled to their mean norm (`style_reference`).
+  Alone, r is the conditioning; with `spec.conditioning` c as well, the
+  conditioning is |c|·normalize(c/|c| + r/|r|). The bot sets the scale.
 * **Progress.** `report(percent, preview_jpeg | None)` after every denoising
   step; a preview at most about every 0.7 s (the first step always has one):
   a 2x2 grid of the batch from a linear latent->RGB map, at most 256 px.
@@ -77,7 +82,7 @@ from engine.presets import DEFAULT_PRESET, Preset, get_preset
 Report = Callable[[float, bytes | None], None]
 ShouldStop = Callable[[], bool]
 
-__all__ = ["Engine", "JobCancelled", "JobError", "latents_to_preview"]
+__all__ = ["Engine", "JobCancelled", "JobError", "latents_to_preview", "style_reference"]
 
 # Input limits.
 SIZE_MULTIPLE = 64
@@ -89,6 +94,7 @@ MAX_CANDIDATES = 64
 MAX_POOL_STYLES = 64
 MAX_EMBED_IMAGES = 256
 MAX_EMBED_TEXTS = 1024
+MAX_STYLE_IMAGES = 4
 MAX_SEED = 2**63 - 1 - MAX_CANDIDATES
 
 PREVIEW_EVERY_S = 0.7
@@ -258,6 +264,14 @@ class _Timer:
             torch.cuda.synchronize(self.device)
 
 
+def style_reference(embeddings: np.ndarray) -> np.ndarray:
+    """Mean of the unit-normalised embeddings (n, d), rescaled to their mean norm."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(e, axis=1)
+    mean = (e / np.maximum(norms, 1e-12)[:, None]).mean(axis=0)
+    return mean * (norms.mean() / max(float(np.linalg.norm(mean)), 1e-12))
+
+
 # ----------------------------------------------------------------------------
 # The engine
 # ----------------------------------------------------------------------------
@@ -307,6 +321,7 @@ class Engine:
 
         # 1. Check the inputs that need no model (before paying for a load).
         decoded = self._check_job(job)
+        styles = self._check_styles(job.generate) if job.generate is not None else []
         if should_stop():
             raise JobCancelled()
 
@@ -322,12 +337,13 @@ class Engine:
         gen_t, emb_t = _Timer(m.device), _Timer(m.device)
         progress = _Progress(report, should_stop, "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
         try:
+            spec = self._with_style(m, job.generate, styles, emb_t) if styles else job.generate
             if job.kind == JobKind.IMAGINE:
-                result = self._imagine(m, job.generate, progress, gen_t, emb_t)
+                result = self._imagine(m, spec, progress, gen_t, emb_t)
             elif job.kind == JobKind.VARIATION:
-                result = self._variation(m, job.generate, decoded, progress, gen_t, emb_t)
+                result = self._variation(m, spec, decoded, progress, gen_t, emb_t)
             elif job.kind == JobKind.UPSCALE:
-                result = self._upscale(m, job.generate, decoded, progress, gen_t, emb_t)
+                result = self._upscale(m, spec, decoded, progress, gen_t, emb_t)
             elif job.kind == JobKind.EMBED:
                 result = self._embed(m, job.embed, progress, emb_t)
             elif job.kind == JobKind.POOL:
@@ -442,7 +458,22 @@ class Engine:
                 raise JobError(f"init_image {w}x{h} is too large to upscale x2: at most {MAX_PIXELS:,} output pixels")
         return init
 
+    @staticmethod
+    def _check_styles(spec: GenerateSpec) -> list[Image.Image]:
+        """Decode the --sref images (bad bytes fail the job at once)."""
+        if len(spec.style_images) > MAX_STYLE_IMAGES:
+            raise JobError(f"a job takes at most {MAX_STYLE_IMAGES} style images", retryable=False)
+        images = []
+        for i, data in enumerate(spec.style_images, 1):
+            try:
+                images.append(decode_image(data))
+            except ImageDecodeError as e:
+                raise JobError(f"style image {i}: {e}", retryable=False) from None
+        return images
+
     def _check_against_model(self, spec: GenerateSpec, m: Loaded) -> None:
+        if spec.style_images and not m.ip_adapter:
+            raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: style references are unavailable")
         if spec.conditioning is not None:
             if not m.ip_adapter:
                 raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: personalization is unavailable")
@@ -455,6 +486,20 @@ class Engine:
                 f"rerank_direction has {len(spec.rerank_direction)} numbers; "
                 f"preset {self.preset.name!r} embeds in {m.embedder.dim}"
             )
+
+    # -- style references ---------------------------------------------------------------
+
+    @staticmethod
+    def _with_style(m: Loaded, spec: GenerateSpec, styles: list[Image.Image], emb_t: _Timer) -> GenerateSpec:
+        """The spec with its style images folded into `conditioning` (see the module docstring)."""
+        with emb_t():
+            ref = style_reference(m.embedder.embed_images(styles))
+        if spec.conditioning is not None:
+            c = np.asarray(spec.conditioning, dtype=np.float64)
+            c_norm = float(np.linalg.norm(c))
+            both = c / max(c_norm, 1e-12) + ref / max(float(np.linalg.norm(ref)), 1e-12)
+            ref = c_norm * both / max(float(np.linalg.norm(both)), 1e-12)
+        return spec.model_copy(update={"conditioning": [float(x) for x in ref], "style_images": []})
 
     # -- sampling parameters ---------------------------------------------------------------
 

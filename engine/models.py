@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from engine.config import EngineSettings
 from engine.embed import Embedder
 from engine.presets import TINY_OPENCLIP_MODEL, Preset, get_preset
 
@@ -94,13 +95,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_dtype(device: torch.device) -> torch.dtype:
-    """fp32 on the CPU; on CUDA bf16 where supported, else fp16 (env TASTEMAKER_DTYPE overrides)."""
-    forced = os.environ.get("TASTEMAKER_DTYPE", "").strip().lower()
-    if forced:
-        table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-        if forced not in table:
-            raise ValueError(f"TASTEMAKER_DTYPE={forced!r}: use one of {', '.join(table)}")
-        return table[forced]
+    """fp32 on the CPU; on CUDA bf16 where supported, else fp16 (TASTEMAKER_DTYPE overrides)."""
+    forced = EngineSettings().dtype
+    if forced != "auto":
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[forced]
     if device.type != "cuda":
         return torch.float32
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -494,7 +492,7 @@ def load(
     if dev.type == "cuda":
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
-        if os.environ.get("TASTEMAKER_COMPILE") == "1":
+        if EngineSettings().compile:
             pipe.unet.compile()  # in place: img2img shares this module
 
     # 4. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).

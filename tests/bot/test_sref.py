@@ -1,0 +1,151 @@
+"""--sref through SimCord: a taste code or an image link as the style reference.
+
+No test touches the network: links point at a tiny aiohttp server on
+127.0.0.1, which the SSRF guard allows only where a test says so.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import re
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from bot import fetch
+from tests.bot.conftest import acknowledge_user_errors, run_until
+from tests.bot.test_imagine import finished, job_message
+from tests.bot.test_prefer import job_rows, vote
+
+NO_WORKERS = {"TASTEMAKER_WORKERS": "0"}
+
+
+def png(size: tuple[int, int], color: str = "orange") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+@asynccontextmanager
+async def image_server():
+    """http://127.0.0.1:PORT with a few pages; yields its base URL."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name == "style.png":
+            return web.Response(body=png((1600, 900)), content_type="image/png")
+        if name == "page.html":
+            return web.Response(text="<html>hello</html>", content_type="text/html")
+        if name == "huge.png":  # no Content-Length: the download must stop by itself
+            response = web.StreamResponse(headers={"Content-Type": "image/png"})
+            await response.prepare(request)
+            for _ in range(10):
+                await response.write(b"\0" * 2**20)
+            return response
+        if name == "bomb.png":
+            return web.Response(body=png((5000, 4000)), content_type="image/png")
+        if name == "away.png":
+            raise web.HTTPFound("http://10.0.0.1/x.png")
+        if name == "moved.png":
+            raise web.HTTPFound("/style.png")
+        raise web.HTTPNotFound()
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def allow_loopback(monkeypatch) -> None:
+    """This test's server is on 127.0.0.1; everything else private stays refused."""
+    guard = fetch.is_allowed_address
+    monkeypatch.setattr(fetch, "is_allowed_address", lambda a: ipaddress.ip_address(a).is_loopback or guard(a))
+
+
+async def refused(env, bot, channel, member, prompt: str, expected: str) -> None:
+    result = await member.slash(channel, "imagine", prompt=prompt)
+    assert result.ephemeral
+    assert expected in result.response.content, result.response.content
+    assert acknowledge_user_errors(env)[-1] == result.response.content
+    assert await job_rows(bot) == []
+    assert channel.last_message is None
+
+
+@pytest.mark.parametrize("bot_overrides", [NO_WORKERS])
+async def test_private_addresses_and_other_schemes_are_refused(simcord_env, world, simcord_bot):
+    _, channel, alice, _ = world
+    for url in ("http://127.0.0.1/x.png", "http://10.0.0.1/x.png", "http://[::1]:8080/x.png", "http://localhost/x.png"):
+        await refused(simcord_env, simcord_bot, channel, alice, f"a cat --sref {url}", "points to a private address")
+    await refused(
+        simcord_env, simcord_bot, channel, alice, "a cat --sref ftp://example.com/x.png",
+        "`--sref ftp://example.com/x.png` is not a code or a link",
+    )
+
+
+@pytest.mark.parametrize("bot_overrides", [NO_WORKERS])
+async def test_bad_links_get_a_specific_error(simcord_env, world, simcord_bot, monkeypatch):
+    _, channel, alice, _ = world
+    allow_loopback(monkeypatch)
+    async with image_server() as base:
+        for name, expected in [
+            ("page.html", "is not an image (text/html)"),
+            ("huge.png", "is too big"),
+            ("bomb.png", "is 5000×4000 pixels"),
+            ("missing.png", "answered HTTP 404"),
+            ("away.png", "`http://10.0.0.1/x.png` points to a private address"),
+        ]:
+            await refused(simcord_env, simcord_bot, channel, alice, f"a cat --sref {base}/{name}", expected)
+
+
+async def test_a_linked_image_steers_the_grid(simcord_env, world, simcord_bot, monkeypatch):
+    _, channel, alice, _ = world
+    allow_loopback(monkeypatch)
+    submitted = []
+    submit = simcord_bot.queue.submit
+
+    async def spy(job):
+        submitted.append(job)
+        await submit(job)
+
+    monkeypatch.setattr(simcord_bot.queue, "submit", spy)
+    async with image_server() as base:
+        url = f"{base}/moved.png"  # a redirect to /style.png, checked again
+        await alice.slash(channel, "imagine", prompt=f"a lighthouse --seed 7 --sref {url}")
+
+    [job] = submitted
+    [style] = job.generate.style_images
+    assert Image.open(io.BytesIO(style)).size == (768, 432)  # downscaled, re-encoded PNG
+    assert job.generate.ip_adapter_scale > 0 and job.generate.conditioning is None
+    await run_until(simcord_env, lambda: finished(channel, "a lighthouse"))
+    message = job_message(channel, "a lighthouse")
+    assert message.content.startswith(f"**a lighthouse --seed 7 --sref {url}** - {alice.mention}")
+    assert f"`--sref {url} --s 100`" in message.content and "seed 7" in message.content
+    [grid] = message.attachments
+    assert Image.open(io.BytesIO(await grid.read())).size == (256, 256)
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+@pytest.mark.parametrize("bot_overrides", [{**NO_WORKERS, "TASTEMAKER_UNLOCK_VOTES": "3"}])
+async def test_a_code_steers_like_p(simcord_env, world, simcord_bot):
+    _, channel, alice, bob = world
+    await vote(simcord_bot, alice.id, 3)
+    listed = await alice.slash(channel, "codes")
+    code = re.search(r"`([a-z2-7]{7})`", listed.response.content).group(1)
+
+    await bob.slash(channel, "imagine", prompt=f"a dog --sref {code.upper()}")
+    assert channel.last_message.content.startswith(f"**a dog --sref {code}** - {bob.mention}")
+    [(kind, _, info)] = await job_rows(simcord_bot)
+    assert (kind, info["sref"], info["codes"]) == ("imagine", code, [])
+    job = await simcord_bot.queue.claim("test", 30)
+    assert job.generate.conditioning is not None and job.generate.ip_adapter_scale > 0
+    assert not job.generate.style_images
