@@ -1,23 +1,29 @@
 """Faults as a member sees them, through SimCord: the bot restarting while a job
 runs, Discord failing the final edit, ❌ Cancel and the per-user job limit.
 
-The bot runs with TASTEMAKER_WORKERS=0 and the test starts a real worker (an
-InlineWorker: the tiny engine in a thread) on the bot's SQLite queue when it
-wants jobs to run, so it decides when work happens. The worker runs in real
-time; the bot's job pump runs only when virtual time advances.
+The bot runs with TASTEMAKER_WORKERS=0 and the test starts a real worker on
+the bot's SQLite queue when it wants jobs to run: an InlineWorker (the tiny
+engine in a thread), or a `python -m engine.worker` process that the test can
+freeze (SIGSTOP) mid-job. The worker runs in real time; the bot's job pump
+runs only when virtual time advances.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from bot.delivery import POLL_S, RETRY_S
 from engine.db import jobs as db_jobs
-from engine.jobs import JobState
+from engine.jobs import EventType, JobState
 from engine.worker import InlineWorker
 from tests.bot.conftest import acknowledge_user_errors, custom_id, run_until
 
@@ -39,6 +45,31 @@ def start_worker(settings):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+async def worker_process(settings, tmp_path: Path):
+    """A real worker process on the bot's queue, ready to claim; killed (by pid) at the end."""
+    log_path = tmp_path / "worker.log"
+    args = [
+        sys.executable, "-m", "engine.worker", "--queue", settings.queue_url, "--preset", settings.model,
+        "--device", "cpu", "--data-dir", str(settings.data_dir), "--id", "gpu-1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        async def ready() -> bool:
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            return "worker gpu-1 ready" in log_path.read_text(errors="replace")
+
+        await real_wait(ready, 90, "the worker process started")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait(10)
 
 
 async def real_wait(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
@@ -77,7 +108,7 @@ def patches_of(env, channel, message_id: int) -> int:
 
 @pytest.mark.parametrize("bot_overrides", [NO_LOCAL_WORKERS])
 async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
-    simcord_env, world, simcord_bot, restart_bot, start_worker
+    simcord_env, world, simcord_bot, restart_bot, worker_process
 ):
     _, channel, alice, _ = world
     await alice.slash(channel, "imagine", prompt="a windmill at dusk --q 2 --seed 5")
@@ -86,9 +117,15 @@ async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
     record = await only_job(simcord_bot)
     assert record.message_id == original.id
 
-    await start_worker()
-    await real_wait(lambda: _state_is(simcord_bot, record.id, JobState.RUNNING), 30, "the job started")
-    bot = await restart_bot()  # the job is running: its events arrive while no bot is listening
+    # The worker claims the job; freeze it mid-job, so the job is surely running across the restart.
+    await real_wait(lambda: _started(simcord_bot, record.id), 60, "the job started")
+    os.kill(worker_process.pid, signal.SIGSTOP)
+    assert await simcord_bot.queue.state(record.id) == JobState.RUNNING
+    await simcord_env.advance_time(POLL_S)  # the old bot shows it running ...
+    assert "%)" in current(channel, original.id).content
+
+    bot = await restart_bot()  # ... and restarts
+    os.kill(worker_process.pid, signal.SIGCONT)
 
     await run_until(simcord_env, lambda: grid_posted(channel, original.id), timeout=60)
     # The grid is on the message the member has been watching, and nowhere else.
@@ -105,10 +142,16 @@ async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
     await simcord_env.advance_time(5 * POLL_S)
     assert patches_of(simcord_env, channel, original.id) == edits
     assert len(channel.history()) == 1
+    assert worker_process.poll() is None  # the worker carried on
 
 
 async def _state_is(bot, job_id: str, state: JobState) -> bool:
     return await bot.queue.state(job_id) == state
+
+
+async def _started(bot, job_id: str) -> bool:
+    """A worker claimed the job."""
+    return any(event.type is EventType.STARTED for event in await bot.queue.read_events({job_id: ""}))
 
 
 # -- 5. Discord fails the final edit -----------------------------------------------------------
@@ -125,7 +168,7 @@ async def test_a_failed_final_edit_is_retried_and_the_grid_shown_once(
 
     # The job runs to its end while the pump is idle (virtual time stands still) ...
     await start_worker()
-    await real_wait(lambda: _state_is(simcord_bot, record.id, JobState.DONE), 30, "the job finished")
+    await real_wait(lambda: _state_is(simcord_bot, record.id, JobState.DONE), 60, "the job finished")
     # ... and Discord answers 500 to the next two edits of its message: the final ones.
     simcord_env.inject_error("PATCH", "/channels/*/messages/*", status=500, times=2)
     await simcord_env.advance_time(POLL_S)

@@ -10,7 +10,6 @@ killed worker's job is requeued quickly. Nothing is faked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -176,7 +175,7 @@ async def queue(queue_url: str):
 async def test_kill_9_mid_job_every_job_is_done_exactly_once(queue: JobQueue, queue_url: str, spawn):
     a, b = spawn("A", queue_url), spawn("B", queue_url)
     await wait_ready(a, b)
-    jobs = [imagine(seed, quality=2) for seed in (1, 2, 3)]
+    jobs = [imagine(1, quality=2), imagine(2, quality=2), imagine(3, size=128)]  # A and B claim the first two
     for job in jobs:
         await queue.submit(job)
 
@@ -221,71 +220,59 @@ async def test_kill_9_mid_job_every_job_is_done_exactly_once(queue: JobQueue, qu
 # -- 2. graceful SIGTERM -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'queue.db'}"
-
-
 @pytest.mark.slow
-async def test_sigterm_finishes_the_running_job_then_exits_0(sqlite_url: str, spawn):
-    queue = await open_queue(sqlite_url)
+async def test_sigterm_finishes_the_job_in_hand_or_requeues_it_after_the_drain(tmp_path: Path, spawn, engine):
+    """Two workers, each mid-job, get SIGTERM together. A (the default --drain of
+    60 s) finishes its job and exits 0; C (--drain 0.1) gives its job back and
+    exits 0, and another worker finishes that one. Neither takes a new job."""
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    queue = await open_queue(url)
     try:
-        a = spawn("A", sqlite_url)  # --drain defaults to 60 s: plenty for this job
-        await wait_ready(a)
-        running, waiting = imagine(1, quality=2), imagine(2, size=128, user=2)
-        await queue.submit(running)
-        await queue.submit(waiting)
-        await wait_until(lambda: _state_is(queue, running, JobState.RUNNING), JOB_S, "job started", a)
+        a, c = spawn("A", url), spawn("C", url, drain_s=0.1)
+        await wait_ready(a, c)
+        jobs = [imagine(seed, quality=3) for seed in (1, 2)]
+        for job in jobs:
+            await queue.submit(job)
+        running: dict[str, str] = {}  # worker -> the job it is running
 
+        async def both_running() -> bool:
+            running.clear()
+            for job_id, events in (await events_of(queue, jobs)).items():
+                if events and events[-1].type in (EventType.STARTED, EventType.PROGRESS):
+                    running[events[-1].worker] = job_id
+            return set(running) == {"A", "C"}
+
+        await wait_until(both_running, JOB_S, "both workers running a job", a, c)
         a.signal(signal.SIGTERM)
+        c.signal(signal.SIGTERM)
+        assert await c.wait_exit(JOB_S) == 0, logs(c)
         assert await a.wait_exit(JOB_S) == 0, logs(a)
+        assert "worker A stopped" in a.log() and "worker C stopped" in c.log()
 
-        events = await events_of(queue, [running, waiting])
-        done = of_type(events[running.id], EventType.DONE)
-        assert [e.worker for e in done] == ["A"], [e.type for e in events[running.id]]
-        assert not of_type(events[running.id], EventType.RETRYING)
-        assert await queue.state(running.id) == JobState.DONE
-        # Once told to stop, it took no new job: the other one is still waiting for a worker.
-        assert events[waiting.id] == []
-        assert await queue.state(waiting.id) == JobState.QUEUED
-        assert "worker A stopped" in a.log()
-    finally:
-        await queue.close()
+        events = await events_of(queue, jobs)
+        # A drained: its job is done, by A, on the first try.
+        finished = events[running["A"]]
+        assert [e.worker for e in of_type(finished, EventType.DONE)] == ["A"], [e.type for e in finished]
+        assert not of_type(finished, EventType.RETRYING)
+        assert await queue.state(running["A"]) == JobState.DONE
+        # C's drain ran out: its job went back to the queue, and nobody took it since.
+        requeued = events[running["C"]]
+        assert not of_type(requeued, EventType.DONE), "C's job ended within its 0.1 s drain: make it longer"
+        [retrying] = of_type(requeued, EventType.RETRYING)
+        assert retrying.worker == "C" and "shut down" in retrying.error
+        assert [e.worker for e in of_type(requeued, EventType.STARTED)] == ["C"]
+        assert await queue.state(running["C"]) == JobState.QUEUED
+        assert await queue.position(running["C"]) == 1
 
-
-@pytest.mark.slow
-async def test_sigterm_with_a_short_drain_requeues_the_job_for_another_worker(sqlite_url: str, spawn, engine):
-    queue = await open_queue(sqlite_url)
-    try:
-        a = spawn("A", sqlite_url, drain_s=0.1)
-        await wait_ready(a)
-        job = imagine(3, quality=2)
-        await queue.submit(job)
-        await wait_until(lambda: _state_is(queue, job, JobState.RUNNING), JOB_S, "job started", a)
-
-        a.signal(signal.SIGTERM)
-        assert await a.wait_exit(JOB_S) == 0, logs(a)
-
-        events = (await events_of(queue, [job]))[job.id]
-        assert not of_type(events, EventType.DONE), "the job finished within the 0.1 s drain: make it longer"
-        [retrying] = of_type(events, EventType.RETRYING)
-        assert retrying.worker == "A" and "shut down" in retrying.error
-        assert await queue.state(job.id) == JobState.QUEUED
-        assert await queue.position(job.id) == 1
-
-        # Another worker (here in this process, the same tiny engine) picks it up.
+        # Another worker (here in this process, on the same tiny engine) finishes it.
         other = Worker(queue, engine, worker_id="B", lease_s=LEASE_S, poll_s=0.1)
         assert await other.run_once()
-        events = (await events_of(queue, [job]))[job.id]
-        assert [e.worker for e in of_type(events, EventType.STARTED)] == ["A", "B"]
-        assert [e.worker for e in of_type(events, EventType.DONE)] == ["B"]
-        assert await queue.state(job.id) == JobState.DONE
+        requeued = (await events_of(queue, jobs))[running["C"]]
+        assert [e.worker for e in of_type(requeued, EventType.STARTED)] == ["C", "B"]
+        assert [e.worker for e in of_type(requeued, EventType.DONE)] == ["B"]
+        assert await queue.state(running["C"]) == JobState.DONE
     finally:
         await queue.close()
-
-
-async def _state_is(queue: JobQueue, job: Job, state: JobState) -> bool:
-    return await queue.state(job.id) == state
 
 
 # -- 3. redis-server restarts under a running worker -------------------------------------------
@@ -299,14 +286,16 @@ async def test_worker_survives_redis_restarts(tmp_path: Path, engine):
     with RedisServer(tmp_path / "redis", appendonly=True) as server:
         queue = await open_queue(server.url())
         worker_queue = await open_queue(server.url())  # the worker's own connections
-        worker = Worker(worker_queue, engine, worker_id="W", lease_s=LEASE_S, poll_s=0.1)
+        # a lease long enough to outlast a restart on a busy machine: this test is about reconnecting
+        worker = Worker(worker_queue, engine, worker_id="W", lease_s=10.0, poll_s=0.1)
         stop = asyncio.Event()
         serving = asyncio.create_task(worker.run_forever(stop, drain_s=30))
         try:
             # a. Restart while a job runs: heartbeats, progress and the result get through.
-            during = imagine(1, quality=2)
+            during = imagine(1, quality=3)
             await queue.submit(during)
-            await wait_until(lambda: _state_is(queue, during, JobState.RUNNING), JOB_S, "job started")
+            await wait_until(lambda: first_started(queue, [during]), JOB_S, "job started")
+            assert await queue.state(during.id) == JobState.RUNNING
             await asyncio.to_thread(server.restart)
             await wait_until(lambda: all_ended(queue, [during]), JOB_S, "job ended after the restart")
 
