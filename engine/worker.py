@@ -275,12 +275,31 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runner = await asyncio.to_thread(load_engine, args.preset, args.device, args.data_dir)
-    queue = await open_queue(args.queue)
+    queue = await connect_patiently(args.queue, stop)
+    if queue is None:
+        return 0
     try:
         await Worker(queue, runner, args.worker_id, lease_s=args.lease).run_forever(stop, drain_s=args.drain)
     finally:
         await queue.close()
     return 0
+
+
+async def connect_patiently(url: str, stop: asyncio.Event) -> JobQueue | None:
+    """Open the queue, waiting out an outage (a worker may start before Redis)."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return await open_queue(url)
+        except ValueError:
+            raise  # a malformed URL won't get better
+        except Exception as error:
+            log.warning("queue %s unreachable (%s); retrying in %.0fs", url.split("@")[-1], error, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                delay = min(delay * 2, 30.0)
+    return None
 
 
 if __name__ == "__main__":

@@ -318,3 +318,24 @@ async def test_worker_survives_redis_restarts(tmp_path: Path, engine):
             await asyncio.wait_for(serving, 30)
             await worker_queue.close()
             await queue.close()
+
+
+async def test_a_worker_started_before_redis_waits_for_it(tmp_path):
+    """A GPU machine may boot before the Redis host: the worker waits, then connects."""
+    from redis_server import RedisServer, require_redis_server
+
+    from engine.worker import connect_patiently
+
+    require_redis_server()
+    server = RedisServer(tmp_path)  # not started yet
+    stop = asyncio.Event()
+    connecting = asyncio.create_task(connect_patiently(server.url(), stop))
+    await asyncio.sleep(1.5)
+    assert not connecting.done()
+    await asyncio.to_thread(server.start)
+    try:
+        queue = await asyncio.wait_for(connecting, timeout=15)
+        assert await queue.state("nothing") is None
+        await queue.close()
+    finally:
+        server.stop()
