@@ -209,6 +209,10 @@ async def check_limits(bot: Tastemaker, user_id: int, guild_id: int | None, chan
             f"You already have {len(active)} jobs queued or running, and the limit is {limit}. "
             "Wait for one to finish, or cancel one with its ❌ button."
         )
+    if rules.max_jobs is not None and len(await db_jobs.active_jobs(bot.db, guild_id=guild_id)) >= rules.max_jobs:
+        raise UserError(
+            f"This server already has {rules.max_jobs} jobs queued or running, its limit. Try again in a minute."
+        )
 
 
 async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Prepared) -> discord.Message:

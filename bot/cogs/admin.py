@@ -33,6 +33,12 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         await members.update_guild(self.bot.db, interaction.guild_id, max_jobs_per_user=jobs)
         await interaction.response.send_message(f"Each member may now have {jobs} jobs at once.", ephemeral=True)
 
+    @app_commands.command(description="Jobs the whole server may have queued or running at once (0 = no cap)")
+    async def server_limit(self, interaction: discord.Interaction, jobs: app_commands.Range[int, 0, 1000]) -> None:
+        await members.update_guild(self.bot.db, interaction.guild_id, max_jobs=jobs or None)
+        text = f"This server may now have {jobs} jobs at once." if jobs else "This server's job cap is off."
+        await interaction.response.send_message(text, ephemeral=True)
+
     @app_commands.command(description="Allow or disallow image commands in a channel (none allowed = everywhere)")
     async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel, allowed: bool) -> None:
         rules = await members.get_guild(self.bot.db, interaction.guild_id)

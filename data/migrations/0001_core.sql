@@ -32,6 +32,7 @@ CREATE TABLE guild_settings (
     guild_id          INTEGER PRIMARY KEY,
     allowed_channels  TEXT NOT NULL DEFAULT '[]', -- JSON list of channel ids; empty = all
     max_jobs_per_user INTEGER,                    -- NULL = TASTEMAKER_MAX_JOBS_PER_USER
+    max_jobs          INTEGER,                    -- the whole server's queued + running; NULL = no cap
     banned_words      TEXT NOT NULL DEFAULT '[]'  -- JSON list
 );
 

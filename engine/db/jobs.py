@@ -110,12 +110,16 @@ async def undelivered(db: aiosqlite.Connection) -> list[JobRecord]:
         return [JobRecord.from_row(row) for row in await cur.fetchall()]
 
 
-async def active_jobs(db: aiosqlite.Connection, user_id: int | None = None) -> list[JobRecord]:
+async def active_jobs(
+    db: aiosqlite.Connection, user_id: int | None = None, guild_id: int | None = None
+) -> list[JobRecord]:
+    """Queued and running jobs, of one member and/or one server when given."""
     sql = "SELECT * FROM jobs WHERE state IN ('queued', 'running')"
-    args: tuple = ()
-    if user_id is not None:
-        sql += " AND user_id = ?"
-        args = (user_id,)
+    args: list = []
+    for column, value in (("user_id", user_id), ("guild_id", guild_id)):
+        if value is not None:
+            sql += f" AND {column} = ?"  # column names from the fixed pair above
+            args.append(value)
     async with db.execute(sql + " ORDER BY created_at", args) as cur:
         return [JobRecord.from_row(row) for row in await cur.fetchall()]
 

@@ -23,6 +23,7 @@ class GuildSettings:
     allowed_channels: tuple[int, ...] = ()
     max_jobs_per_user: int | None = None
     banned_words: tuple[str, ...] = ()
+    max_jobs: int | None = None
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:
@@ -79,23 +80,25 @@ async def get_guild(db: aiosqlite.Connection, guild_id: int | None) -> GuildSett
     if guild_id is None:
         return GuildSettings()
     async with db.execute(
-        "SELECT allowed_channels, max_jobs_per_user, banned_words FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        "SELECT allowed_channels, max_jobs_per_user, banned_words, max_jobs FROM guild_settings WHERE guild_id = ?",
+        (guild_id,),
     ) as cur:
         row = await cur.fetchone()
     if row is None:
         return GuildSettings()
-    return GuildSettings(tuple(json.loads(row[0])), row[1], tuple(json.loads(row[2])))
+    return GuildSettings(tuple(json.loads(row[0])), row[1], tuple(json.loads(row[2])), row[3])
 
 
 async def update_guild(db: aiosqlite.Connection, guild_id: int, **changes: object) -> GuildSettings:
     current = await get_guild(db, guild_id)
     merged = {**current.__dict__, **changes}
     await db.execute(
-        "INSERT INTO guild_settings (guild_id, allowed_channels, max_jobs_per_user, banned_words) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (guild_id) DO UPDATE SET allowed_channels = excluded.allowed_channels, "
-        "max_jobs_per_user = excluded.max_jobs_per_user, banned_words = excluded.banned_words",
+        "INSERT INTO guild_settings (guild_id, allowed_channels, max_jobs_per_user, banned_words, max_jobs) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET allowed_channels = excluded.allowed_channels, "
+        "max_jobs_per_user = excluded.max_jobs_per_user, banned_words = excluded.banned_words, "
+        "max_jobs = excluded.max_jobs",
         (guild_id, json.dumps(list(merged["allowed_channels"])), merged["max_jobs_per_user"],
-         json.dumps(list(merged["banned_words"]))),
+         json.dumps(list(merged["banned_words"])), merged["max_jobs"]),
     )
     return await get_guild(db, guild_id)
 
