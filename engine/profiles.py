@@ -324,7 +324,7 @@ def _new_code() -> str:
 
 _basis_cache: dict[tuple[int, float], tuple[tm.Basis, str]] = {}
 _pool_cache: dict[tuple[int, float, int], _Pool] = {}
-_refitting: set[int] = set()  # basis versions whose community prior is being refitted
+_refitting: dict[int, asyncio.Task] = {}  # basis version -> its community prior refit, running in the background
 
 
 @dataclass(frozen=True, eq=False)
@@ -420,7 +420,11 @@ async def _observations(
 async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior:
     """The prior of every member's taste on this basis: empirical Bayes over all
     members' votes and likes, cached and refitted every PRIOR_REFRESH new
-    observations community-wide (or when the number of members changes)."""
+    observations community-wide (or when the number of members changes).
+
+    A stale cached prior is served at once while the refit runs in the
+    background: a refit over hundreds of members takes seconds, and a member's
+    /imagine must be acknowledged within three."""
     members, observations = await q.community_observations(db)
     cached = await q.get_community_prior(db, basis.version)
     stale = None
@@ -431,9 +435,14 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
             return stale
     if members < PRIOR_MIN_MEMBERS:
         return tm.Prior.isotropic(basis.k, PRIOR_SIGMA)
-    if basis.version in _refitting and stale is not None:
-        return stale  # another request of this process is refitting it (off the event loop)
-    _refitting.add(basis.version)
+    if stale is not None:
+        if basis.version not in _refitting:
+            _refitting[basis.version] = asyncio.create_task(_refit_prior(db, basis, members, observations))
+        return stale
+    return await _refit_prior(db, basis, members, observations)
+
+
+async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members: int, observations: int) -> tm.Prior:
     try:
         data = await _observations(db, basis, None)
         users = sorted(data)
@@ -446,9 +455,9 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
             sigma=PRIOR_SIGMA,
         )
         await q.put_community_prior(db, basis.version, members, observations, prior.mean, prior.cov)
+        return prior
     finally:
-        _refitting.discard(basis.version)
-    return prior
+        _refitting.pop(basis.version, None)
 
 
 async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, user_id: int) -> tm.Posterior:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import time
 from dataclasses import dataclass
 
@@ -290,12 +292,16 @@ async def test_community_prior_is_cached_and_refreshed(world):
     # a new member's starting point leans toward the community's favourite
     fresh = await profiles.member_posterior(world.db, 4)
     assert fresh.mean @ (await profiles.member_posterior(world.db, 1)).mean > 0
-    # a new member refits it at once (13 observations), PRIOR_REFRESH more votes again
+    # a new member makes it stale (13 observations): the stale prior is served at
+    # once and the refit runs in the background; PRIOR_REFRESH more votes again
     await _vote(world, 5, 1, _loves(world, 1))
     await profiles.member_posterior(world.db, 5)
+    assert (await q.get_community_prior(world.db, world.basis.version))[:2] == (3, 9)
+    await asyncio.gather(*profiles._refitting.values())
     assert (await q.get_community_prior(world.db, world.basis.version))[:2] == (4, 13)
     await _vote(world, 5, profiles.PRIOR_REFRESH, _loves(world, 1))
     await profiles.member_posterior(world.db, 5)
+    await asyncio.gather(*profiles._refitting.values())
     assert (await q.get_community_prior(world.db, world.basis.version))[:2] == (4, 13 + profiles.PRIOR_REFRESH)
 
 
