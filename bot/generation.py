@@ -6,6 +6,7 @@ UserError/ParamError and nothing is stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ async def prepare_from_image(
     request = params.parse(params.expand(text, {}, ""), presets=PRESETS) if text else None
     if request is not None:
         await check_guild_rules(bot, guild_id, request.text)
-    preset = get_preset((request.preset if request else None) or (source and source_preset(source)) or bot.settings.model)
+    preset = get_preset((request.preset if request else None) or base.get("preset") or bot.settings.model)
     seed = secrets.randbelow(MAX_SEED + 1)
     width, height = image.width, image.height
     if kind is JobKind.UPSCALE:
@@ -121,7 +122,7 @@ async def prepare_from_image(
         height=height,
         seed=seed,
         count=count,
-        init_image=path.read_bytes(),
+        init_image=await asyncio.to_thread(path.read_bytes),
         strength=strength,
         stylize=stylize,
         **taste.spec_fields,
@@ -137,10 +138,6 @@ async def prepare_from_image(
         "source_index": image.idx,
     }
     return Prepared(job=job, prompt=info["text"], info=info, parent_image_id=image_id)
-
-
-def source_preset(source: db_jobs.JobRecord) -> str | None:
-    return source.request.get("preset")
 
 
 @dataclass
