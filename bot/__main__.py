@@ -52,6 +52,7 @@ def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("discord.gateway").setLevel(logging.WARNING)
+    import aiohttp
     import discord
 
     try:
@@ -61,6 +62,9 @@ def main() -> None:
     except discord.LoginFailure:
         print("Discord rejected DISCORD_TOKEN: reset the bot token in the developer portal and put the new one in .env.", file=sys.stderr)
         raise SystemExit(2) from None
+    except aiohttp.ClientConnectionError as error:
+        print(f"Could not reach Discord ({error}); check this machine's network and try again.", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
