@@ -118,3 +118,25 @@ async def test_first_start_draws_the_rank_pool_without_the_owner(simcord_env, wo
     shown = await alice.slash(channel, "rank")
     assert "0/40 to unlock" in shown.response.content
     assert len(shown.response.attachments) == 1
+
+
+async def test_likes_count_for_others_but_not_on_your_own_images(simcord_env, world):
+    _, channel, alice, bob = world
+    await alice.slash(channel, "imagine", prompt="a paper boat --seed 3")
+    await run_until(simcord_env, lambda: finished(channel, "a paper boat"))
+    await alice.click(job_message(channel, "a paper boat"), label="U1")
+    single = channel.last_message
+    assert "Image #1" in single.content
+
+    liked = await bob.click(single, label="Like")
+    assert liked.ephemeral and "counts toward your taste profile" in liked.response.content
+    again = await bob.click(single, label="Like")
+    assert again.ephemeral and "already liked" in again.response.content
+    own = await alice.click(single, label="Like")
+    assert own.ephemeral and "don't change your taste profile" in own.response.content
+
+    bob_info = (await bob.slash(channel, "info")).response.embeds[0]
+    alice_info = (await alice.slash(channel, "info")).response.embeds[0]
+    assert field(bob_info, "Likes") == "1"
+    assert field(alice_info, "Likes") == "0"
+    assert field(alice_info, "Images made") == "4"
