@@ -47,7 +47,7 @@ async def main(jobs: int) -> None:
     models.build_tiny(data_dir)
     settings = Settings(
         _env_file=None, DISCORD_TOKEN="bench", TASTEMAKER_DATA_DIR=str(data_dir),
-        TASTEMAKER_MODEL="tiny", TASTEMAKER_WORKERS="inline", TASTEMAKER_DEVICE="cpu",
+        TASTEMAKER_MODEL="tiny", TASTEMAKER_WORKERS="inline", TASTEMAKER_DEVICE="cpu", TASTEMAKER_AUTO_POOL="0",
     )
     bot = create_bot(settings)
     rows = []
