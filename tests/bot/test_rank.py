@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 
 import pytest
@@ -114,7 +116,8 @@ def small_pool_files(tmp_path_factory, monkeypatch):
 @pytest.mark.parametrize("bot_overrides", [{"TASTEMAKER_AUTO_POOL": "1"}])
 async def test_first_start_draws_the_rank_pool_without_the_owner(simcord_env, world, simcord_bot):
     _, channel, alice, _ = world
-    await simcord_bot.get_cog("Rank").pool_builder  # drawn by the bot's own worker, through the queue
+    # drawn by the bot's own worker, through the queue (bounded: a dead worker fails the test, not CI)
+    await asyncio.wait_for(asyncio.shield(simcord_bot.get_cog("Rank").pool_builder), timeout=120)
     shown = await alice.slash(channel, "rank")
     assert "0/40 to unlock" in shown.response.content
     assert len(shown.response.attachments) == 1
