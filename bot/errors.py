@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 
 from engine.params import ParamError
+from engine.profiles import TasteError
 
 log = logging.getLogger("bot.errors")
 
@@ -24,13 +25,7 @@ class UserError(Exception):
 def _member_message(error: BaseException) -> str | None:
     while isinstance(error, (app_commands.CommandInvokeError, app_commands.TransformerError)) and error.__cause__:
         error = error.__cause__
-    if isinstance(error, UserError | ParamError):
-        return str(error)
-    try:
-        from engine.profiles import TasteError
-    except ImportError:  # the taste service is optional while it is being built
-        TasteError = ()  # noqa: N806
-    if TasteError and isinstance(error, TasteError):
+    if isinstance(error, UserError | ParamError | TasteError):
         return str(error)
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down: try again in {error.retry_after:.0f}s."

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.generation")
 
 STRENGTHS = {"strong": 0.75, "subtle": 0.4}  # img2img denoise for Vary (Strong) / (Subtle)
-UPSCALE_STRENGTH = 0.3
 MAX_SEED = 2**32 - 1
 
 
@@ -106,7 +105,7 @@ async def prepare_from_image(
     seed = secrets.randbelow(MAX_SEED + 1)
     width, height = image.width, image.height
     if kind is JobKind.UPSCALE:
-        count, strength = 1, UPSCALE_STRENGTH
+        count, strength = 1, 0.0  # 0: the preset's own upscale_strength (engine/presets.py)
     else:
         count, strength = 4, STRENGTHS[strength_name]
     stylize = base.get("stylize", 100)

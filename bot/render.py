@@ -84,10 +84,6 @@ def side_by_side(left: bytes, right: bytes, gap: int = 8) -> bytes:
     return to_png(canvas)
 
 
-def io_of(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
-
-
 def to_png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False)

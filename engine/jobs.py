@@ -72,7 +72,7 @@ class GenerateSpec(Wire):
     tile: bool = False  # seamless tiling (circular padding)
     stylize: int = 100  # --s: 0-1000, raises guidance a little as in Midjourney
     init_image: bytes | None = None  # PNG: variation / upscale source
-    strength: float = 0.0  # img2img denoise strength for variations
+    strength: float = 0.0  # img2img denoise for variations; upscale: 0 = the preset's upscale_strength
     # Personalization: c(s) in OpenCLIP image-embedding space, passed to IP-Adapter.
     conditioning: list[float] | None = None
     ip_adapter_scale: float = 0.0

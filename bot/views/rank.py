@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from pathlib import Path
 
@@ -54,7 +55,7 @@ async def show_next_pair(interaction: discord.Interaction, bot, *, replace: bool
     )
     composite = await asyncio.to_thread(render.side_by_side, left, right)
     content = await rank_header(bot, user_id, pair.votes)
-    file = discord.File(render.io_of(composite), filename=f"pair_{pair.id}.png")
+    file = discord.File(io.BytesIO(composite), filename=f"pair_{pair.id}.png")
     view = persistent_view(*(RankButton(choice, pair.id) for choice in BUTTONS))
     if replace:
         await interaction.response.edit_message(content=content, attachments=[file], view=view)

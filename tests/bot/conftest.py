@@ -126,8 +126,6 @@ async def run_until(env, predicate: Callable[[], bool], timeout: float = 90.0) -
 def acknowledge_user_errors(env) -> list[str]:
     """Member mistakes reach the tree's error handler by design; acknowledge them
     (and only them) so SimCord doesn't report them as bot failures."""
-    from discord import app_commands
-
     from bot.errors import _member_message
 
     messages = []
