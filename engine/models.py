@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -228,6 +229,12 @@ def _tiny_text_config(**extra):
     )
 
 
+# Loading builds modules on torch's meta device through process-wide patches, so
+# two loads at once in one process (inline workers, tests) can leave a module
+# on meta ("Cannot copy out of meta tensor"). Loads and builds take turns.
+_LOADING = threading.RLock()
+
+
 def build_tiny(data_dir: str | os.PathLike, *, arch: str = "sd", force: bool = False) -> Path:
     """Build a tiny random-weight preset under <data_dir>/models/ (once; seeded, so deterministic).
 
@@ -237,8 +244,14 @@ def build_tiny(data_dir: str | os.PathLike, *, arch: str = "sd", force: bool = F
     tokenizer(s), scheduler, model_index.json), an IP-Adapter weight file in
     the released layout and an OpenCLIP config + weights whose embedding dim
     equals the IP-Adapter's image-embedding dim. Safe against concurrent
-    builders: it builds in a private folder and renames it into place.
+    builders: it builds in a private folder and renames it into place, and
+    within one process builds take turns (seeding is global).
     """
+    with _LOADING:
+        return _build_tiny(data_dir, arch, force)
+
+
+def _build_tiny(data_dir: str | os.PathLike, arch: str, force: bool) -> Path:
     from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
     from safetensors.torch import save_file
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -438,6 +451,11 @@ def load(
     `ip_adapter=False` skips the IP-Adapter (personalization then is
     unavailable); the result is then exactly a pipeline that never saw one.
     """
+    with _LOADING:
+        return _load(preset, device, data_dir, ip_adapter=ip_adapter)
+
+
+def _load(preset: Preset | str, device: str | torch.device, data_dir: str | os.PathLike, *, ip_adapter: bool) -> Loaded:
     from diffusers import UNet2DConditionModel
 
     t0 = time.perf_counter()
