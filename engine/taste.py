@@ -16,8 +16,8 @@ The pieces, in the order the bot uses them:
    ``LIKE_WEIGHT``. Newton's method finds the MAP w-hat; the Hessian there is
    the precision H of the Laplace posterior N(w-hat, H^-1).
 4. ``Posterior.prob``: predictive P(a beats b), moderated by the posterior
-   uncertainty along delta. ``choose_pair`` shows the pair whose outcome is
-   most informative next.
+   uncertainty along delta. ``choose_pair`` shows the pair whose outcome most
+   sharpens the predictions on pairs like the ones on offer.
 
 Speed at k = 64 and 200 votes, one core: ``fit`` about 1 ms from the prior
 mean, about 0.3-0.4 ms warm-started with ``init=`` the previous posterior
@@ -490,10 +490,15 @@ def choose_pair(
 ) -> int:
     """Index of the candidate pair to show next.
 
-    Each candidate scores v * pbar (1 - pbar), with v = d^T H^-1 d and pbar the
-    moderated prediction: pairs we are unsure about *and* whose outcome would
-    move the posterior. With probability ``explore`` a uniformly random index
-    is returned instead, to guard against a biased model.
+    The pair whose answer is expected to shrink the posterior predictive
+    variance most, averaged over the candidate pairs themselves (V-optimal
+    design): a vote on d moves H to H + c d d^T with c = pbar (1 - pbar), which
+    lowers the mean variance of w^T e over candidates e by
+    c d^T C Sigma C d / (1 + c d^T C d), with C = H^-1 and Sigma the candidates'
+    second moment. Unlike maximising v pbar (1 - pbar) alone, it favours
+    directions the member's comparisons actually vary along, so votes are not
+    spent on rare, extreme pairs. With probability ``explore`` a uniformly
+    random index is returned instead, to guard against a biased model.
     """
     d = _as_deltas(candidate_deltas, posterior.k)
     n = d.shape[0]
@@ -502,7 +507,12 @@ def choose_pair(
     if explore > 0 and rng.random() < explore:
         return int(rng.integers(n))
     pbar, v = posterior._moderated(d)
-    return int(np.argmax(v * pbar * (1.0 - pbar)))
+    cov = posterior.covariance
+    cd = d @ cov  # rows C d
+    spread = (d.T @ d) / n  # Sigma
+    reduction = np.einsum("ij,ij->i", cd @ spread, cd)  # d^T C Sigma C d
+    c = pbar * (1.0 - pbar)
+    return int(np.argmax(c * reduction / (1.0 + c * v)))
 
 
 # ---------------------------------------------------------------------------

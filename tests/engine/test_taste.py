@@ -287,6 +287,14 @@ def test_choose_pair_prefers_uncertain_informative_pairs():
         choose_pair(post, np.empty((0, 2)), rng)
 
 
+def test_choose_pair_skips_a_rare_extreme_pair_for_the_directions_comparisons_vary_along():
+    # 20 pairs differ along e0, one larger pair along e1: a vote on e1 would tell
+    # most about w, but only a vote on e0 sharpens predictions on pairs like these
+    post = Posterior(mean=np.zeros(2), precision=np.eye(2))
+    cands = np.vstack([np.tile([1.0, 0.0], (20, 1)), [[0.0, 1.5]]])
+    assert choose_pair(post, cands, np.random.default_rng(0), explore=0.0) < 20
+
+
 def _active_run(seed: int, active: bool, k: int = 16, n: int = 60, n_cand: int = 30):
     rng = np.random.default_rng(seed)
     w = planted(rng, k, 3.0)
