@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/bot_overhead.py
 	$(PY) bench/queue_bench.py --quick
 	$(PY) bench/taste_bench.py --quick
+	$(PY) bench/steer_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -47,7 +47,8 @@ class Preset:
     guidance_scale: float = 0.0  # <= 1 means no classifier-free guidance (turbo-style models)
     upscale_strength: float = 0.3  # img2img strength of the x2 "hires fix"
     # Taste calibration (DESIGN "Conditioning with strength s"): tau(s) and lambda(s)
-    # reach these at s = 1000; the bot maps s onto them.
+    # reach these at s = 1000; the bot maps s onto them. Not yet measured on real
+    # weights: bench/steer_bench.py --preset NAME on a GPU prints the values to set.
     taste_tau_max: float = 3.0
     taste_lambda_max: float = 0.8
 

@@ -223,13 +223,20 @@ def calibration_for(preset_name: str) -> Calibration:
 # ---------------------------------------------------------------------------
 
 
-def conditioning(taste_or_w: Taste | np.ndarray, basis: tm.Basis | None, s: float, preset_name: str) -> Conditioning:
+def conditioning(
+    taste_or_w: Taste | np.ndarray,
+    basis: tm.Basis | None,
+    s: float,
+    preset_name: str,
+    calibration: Calibration | None = None,
+) -> Conditioning:
     """c(s) = rho * normalize(mu_ref + tau(s) U Lambda^1/2 w) and the IP-Adapter scale lambda(s).
 
     mu_ref is the unit direction of the basis mean (the pool's average image),
     so c(s) is a plausible image embedding of typical norm rho that leans
     toward the taste as s grows. s = 0 returns (None, 0.0): the worker then
-    runs without the adapter, exactly as without --p.
+    runs without the adapter, exactly as without --p. ``calibration`` overrides
+    the preset's (bench/steer_bench.py tries candidates).
     """
     if isinstance(taste_or_w, Taste):
         w = taste_or_w.w
@@ -244,7 +251,7 @@ def conditioning(taste_or_w: Taste | np.ndarray, basis: tm.Basis | None, s: floa
         raise ValueError(f"taste has shape {w.shape}, the basis has k = {basis.k}")
     if s == 0:
         return Conditioning(vector=None, scale=0.0)
-    cal = calibration_for(preset_name)
+    cal = calibration or calibration_for(preset_name)
     mu_ref = basis.mean / max(float(np.linalg.norm(basis.mean)), 1e-12)
     c = mu_ref + cal.tau(s) * basis.unwhiten_direction(w)
     c = basis.rho * c / max(float(np.linalg.norm(c)), 1e-12)
