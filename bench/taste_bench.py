@@ -24,7 +24,7 @@ The world (seeded, numpy only):
   the basis).
 * Votes are noisy: P(a beats b) = Phi(T (u_a - u_b)) (probit, not the
   learner's logistic link).
-* Two numbers are calibrated, each to a measurement and never to this
+* Two numbers are calibrated, each to a stated target and never to this
   bench's result. T is set so that the true utility scores ~77.5% expected
   held-out pairwise accuracy (the ceiling the issue asks for). kappa is set so
   that the best shared predictor, the crowd's majority on each pair, scores
@@ -33,7 +33,7 @@ The world (seeded, numpy only):
   the conservative one of the paper's two measures of how communal taste is;
   by the other (another person agrees with a user's pick 68.0% of the time)
   the world would be more communal still. Without the quality axis (kappa=0,
-  the first version of this bench) the crowd's majority scored only 62%.
+  the first version of this bench) the crowd's majority scores about 63%.
 
 Members are split: history members give 40 random votes each and are the
 only data the community prior sees; test members are the learners, and none
