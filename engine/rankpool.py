@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import random
 import re
@@ -31,8 +32,9 @@ import aiosqlite
 import numpy as np
 
 from engine import taste as tm
+from engine.db import members as meta
 from engine.db import taste as q
-from engine.jobs import EmbedSpec, EventType, Job, JobKind, JobResult, PoolSpec
+from engine.jobs import EmbedSpec, EventType, Job, JobKind, JobResult, JobState, PoolSpec
 from engine.queue import JobQueue
 
 log = logging.getLogger("engine.rankpool")
@@ -43,6 +45,7 @@ STYLES_FILE = DATA / "styles.txt"
 POOL_DIR = "pool"  # under the data dir
 POOL_SIZE = 512  # pixels per side: /rank shows two side by side
 SYSTEM_USER = 0  # pool jobs belong to no member
+BUILD_JOBS_KEY = "rankpool:jobs"  # meta: the running build's job ids, for the next run to adopt
 WAIT_HINT_S = 15.0
 
 Progress = Callable[[str], None]
@@ -116,24 +119,37 @@ async def build_pool(
     if len(todo) < len(prompts):
         say(f"{len(prompts) - len(todo)} of {len(prompts)} prompts are already in the pool for {preset}; skipping them")
 
-    # 2. submit: the style words first (small), then one POOL job per prompt
+    # 2. adopt the pool jobs an interrupted build (a restart) left in the queue and
+    #    cancel the rest of it; record the jobs before submitting, so that the next
+    #    run can adopt these; then the style words (small) and one POOL job per prompt
+    key = f"{BUILD_JOBS_KEY}:{preset}"
+    waiting = {item.prompt: item for item in todo}
+    pool_jobs: dict[str, PlannedPrompt] = {}
+    for job_id, prompt in json.loads(await meta.get_meta(db, key) or "{}").items():
+        state = await queue.state(job_id)
+        if prompt in waiting and state in (JobState.QUEUED, JobState.RUNNING, JobState.DONE):
+            pool_jobs[job_id] = waiting.pop(prompt)
+        elif state is not None:  # a duplicate now, or the old style words
+            await queue.cancel(job_id)
+            await queue.forget(job_id)
+    if pool_jobs:
+        say(f"adopted {len(pool_jobs)} prompts still queued from an interrupted build")
     embed_job = Job(kind=JobKind.EMBED, user_id=SYSTEM_USER, preset=preset, embed=EmbedSpec(texts=styles))
-    pool_jobs = {
-        job.id: (item, job)
-        for item in todo
-        for job in [
-            Job(
-                kind=JobKind.POOL,
-                user_id=SYSTEM_USER,
-                preset=preset,
-                pool=PoolSpec(prompt=item.prompt, styles=item.styles, seed=item.seed, width=size, height=size),
-            )
-        ]
-    }
+    new_jobs = [
+        Job(
+            kind=JobKind.POOL,
+            user_id=SYSTEM_USER,
+            preset=preset,
+            pool=PoolSpec(prompt=item.prompt, styles=item.styles, seed=item.seed, width=size, height=size),
+        )
+        for item in waiting.values()
+    ]
+    pool_jobs.update({job.id: waiting[job.pool.prompt] for job in new_jobs})
+    await meta.set_meta(db, key, json.dumps({embed_job.id: "", **{i: item.prompt for i, item in pool_jobs.items()}}))
     await queue.submit(embed_job)
-    for _, job in pool_jobs.values():
+    for job in new_jobs:
         await queue.submit(job)
-    say(f"queued {len(pool_jobs)} prompts x {per_prompt} styles ({preset}, {size}px) and {len(styles)} style words")
+    say(f"queued {len(new_jobs)} prompts x {per_prompt} styles ({preset}, {size}px) and {len(styles)} style words")
 
     # 3. collect results as they come
     cursors = {job_id: "" for job_id in [embed_job.id, *pool_jobs]}
@@ -156,13 +172,13 @@ async def build_pool(
                 label = "style words"
             else:
                 done += 1
-                label = f"[{done}/{len(pool_jobs)}] {pool_jobs[event.job_id][0].prompt}"
+                label = f"[{done}/{len(pool_jobs)}] {pool_jobs[event.job_id].prompt}"
             if event.type == EventType.DONE and event.result is not None:
                 if event.job_id == embed_job.id:
                     await _store_style_words(db, preset, styles, event.result)
                     say(f"{label}: {len(styles)} embedded")
                 else:
-                    n = await _store_pool_images(db, data_dir, preset, pool_jobs[event.job_id][0], event.result)
+                    n = await _store_pool_images(db, data_dir, preset, pool_jobs[event.job_id], event.result)
                     say(f"{label}: {n} images")
             else:
                 reason = event.error or event.type.value
@@ -176,6 +192,7 @@ async def build_pool(
             await asyncio.sleep(poll_s)
 
     # 4. a new basis from every pool embedding of this CLIP space
+    await meta.set_meta(db, key, "{}")
     return await build_basis(db, preset, k=k, on_progress=say, failures=failures)
 
 

@@ -113,3 +113,81 @@ async def test_build_pool_with_the_tiny_engine(tiny_models, tmp_path):
         await worker_queue.close()
         await queue.close()
         await db.close()
+
+
+@pytest.mark.slow
+async def test_a_build_cut_short_by_a_restart_is_adopted_not_drawn_twice(tiny_models, tmp_path):
+    from engine.generate import Engine
+    from engine.jobs import Job
+    from engine.queue import open_queue
+    from engine.worker import Worker
+
+    data_dir = tmp_path / "data"
+    db_path = data_dir / "tastemaker.db"
+    db = await connect(db_path)
+    queue = await open_queue(f"sqlite:///{db_path}")
+    prompts = ["a lighthouse on a rocky coast", "a bowl of ripe fruit on a table", "a fox in the snow"]
+    styles = ["watercolor", "neon palette", "pencil sketch"]
+    messages: list[str] = []
+
+    async def queued() -> dict[str, str]:
+        """job id -> kind of every job in the queue"""
+        async with db.execute("SELECT id, job FROM queue_jobs") as cur:
+            return {row[0]: Job.from_json(row[1]).kind.value for row in await cur.fetchall()}
+
+    async def until(check) -> None:
+        for _ in range(200):
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("timed out")
+
+    async def four_jobs_queued() -> bool:
+        return len(await queued()) == 4
+
+    async def adopted() -> bool:
+        return any("adopted 3 prompts" in m for m in messages)
+
+    builds: list[asyncio.Task] = []
+
+    def build() -> asyncio.Task:
+        builds.append(
+            asyncio.create_task(
+                rankpool.build_pool(db, queue, data_dir, "tiny", prompts, styles, 2, seed=1, on_progress=messages.append)
+            )
+        )
+        return builds[-1]
+
+    stop = asyncio.Event()
+    worker = None
+    try:
+        # 1. a build with no worker yet, cut short (the bot restarting)
+        first = build()
+        await until(four_jobs_queued)
+        before = await queued()
+        first.cancel()
+        # 2. the next build takes over the three queued prompts and draws none twice
+        second = build()
+        await until(adopted)
+        after = await queued()
+        pool_before = {i for i, kind in before.items() if kind == "pool"}
+        assert {i for i, kind in after.items() if kind == "pool"} == pool_before
+        assert sorted(after.values()) == ["embed", "pool", "pool", "pool"]  # the old style-word job is gone
+        # 3. a worker finishes it: each prompt stored once, nothing left behind
+        engine = Engine("tiny", device="cpu", data_dir=tiny_models)
+        await asyncio.to_thread(engine.load)
+        worker = asyncio.create_task(Worker(queue, engine, poll_s=0.05).run_forever(stop))
+        assert await asyncio.wait_for(second, timeout=60) == 1
+        images = await q.pool_images_of_dim(db, 64)
+        assert len(images) == 6 and len({im.prompt_id for im in images}) == 3
+        assert await queued() == {}
+    finally:
+        for task in builds:
+            task.cancel()
+        await asyncio.gather(*builds, return_exceptions=True)
+        stop.set()
+        if worker is not None:
+            await worker
+        await queue.close()
+        await db.close()
+
