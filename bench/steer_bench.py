@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     def measure(s: float, cal: profiles.Calibration | None) -> Steer:
         lifts, hits, fids = [], [], []
         for j, w, spread in tastes:
+            cond = profiles.conditioning(w, basis, s, preset.name, calibration=cal)
             for i, prompt in enumerate(eval_prompts):
-                cond = profiles.conditioning(w, basis, s, preset.name, calibration=cal)
                 emb = bench.draw(prompt, args.seed + 100 + i, cond) if s > 0 else plain[i]
                 lifts.append((basis.whiten(emb) @ w - basis.whiten(plain[i]) @ w).mean() / spread)
                 hits.append(np.mean(np.argmax(unit(emb) @ style_text.T, axis=1) == j))

@@ -370,9 +370,10 @@ def run(
     ev = eval_pairs(z_eval)
     members = make_members(rng, world, n_hist + n_test, p_shared)
     u_eval_own = np.array([personal_utility(m, world.evalset) for m in members])
-    kappa, temp = calibrate_world(u_eval_own[n_hist:], quality(world, world.evalset), crowd)
-    u_pool = [personal_utility(m, world.pool) + kappa * quality(world, world.pool) for m in members]
-    u_eval = u_eval_own + kappa * quality(world, world.evalset)
+    q_pool, q_eval = quality(world, world.pool), quality(world, world.evalset)
+    kappa, temp = calibrate_world(u_eval_own[n_hist:], q_eval, crowd)
+    u_pool = [personal_utility(m, world.pool) + kappa * q_pool for m in members]
+    u_eval = u_eval_own + kappa * q_eval
     p_eval = [true_probs(u, temp) for u in u_eval]
     test = range(n_hist, n_hist + n_test)
     crowd_acc = crowd_accuracy(np.array(p_eval[n_hist:]))
