@@ -2,13 +2,23 @@
 
 Repository functions live in small modules beside this one (users, jobs,
 images, taste), each plain parameterised SQL. No ORM.
+
+Every write goes through `transaction(db)`: the connection is in autocommit
+mode and shared by every task of a process, so a write outside it would
+silently join whatever transaction another task has open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import sqlite3
 import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosqlite
@@ -31,6 +41,59 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
     return db
 
 
+@dataclass
+class _Owner:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task | None = None  # the task whose transaction is open
+
+
+_owners: weakref.WeakKeyDictionary[aiosqlite.Connection, _Owner] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def transaction(db: aiosqlite.Connection, *, write: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+    """One transaction at a time per connection: COMMIT on success, ROLLBACK on
+    any exception (cancellation included).
+
+    A nested `transaction(db)` in the same task joins the open one, so
+    repository functions wrap themselves and callers can still group several
+    of them. Other tasks wait for the lock; do not await anything but this
+    connection's SQL inside (no disk or network I/O, no hooks), and do not
+    start a transaction from a task spawned inside one (it would wait forever).
+
+    write=True takes SQLite's write lock at once (BEGIN IMMEDIATE), which
+    serialises writers across processes too; write=False is a consistent
+    snapshot for several reads that must not see another task's half-done
+    transaction.
+    """
+    owner = _owners.setdefault(db, _Owner())
+    task = asyncio.current_task()
+    if owner.task is task:
+        yield db  # joins the outer transaction, which commits or rolls back
+        return
+    async with owner.lock:
+        if db.in_transaction:  # left open by a call cancelled mid-way
+            await _rollback(db)
+        await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        owner.task = task
+        try:
+            yield db
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await _rollback(db)
+            raise
+        finally:
+            owner.task = None
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:  # a ROLLBACK queued by a cancelled call got there first
+        pass
+
+
 def migration_files() -> list[tuple[int, Path]]:
     found = []
     for file in sorted(MIGRATIONS.glob("*.sql")):
@@ -51,23 +114,18 @@ async def migrate(db: aiosqlite.Connection) -> int:
     and the version is re-read inside the transaction.
     """
     files = migration_files()
-    await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
-    await db.execute("BEGIN IMMEDIATE")
-    try:
-        async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
-            (current,) = await cur.fetchone()
-        for number, file in files:
+    scripts = [(number, file.name, _statements(file.read_text())) for number, file in files]  # disk I/O first
+    async with transaction(db):
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+        ((current,),) = await db.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        for number, name, statements in scripts:
             if number <= current:
                 continue
-            for statement in _statements(file.read_text()):
+            for statement in statements:
                 await db.execute(statement)
             await db.execute("INSERT INTO schema_version VALUES (?, ?)", (number, time.time()))
-            log.info("applied migration %s", file.name)
+            log.info("applied migration %s", name)
             current = number
-        await db.execute("COMMIT")
-    except BaseException:
-        await db.execute("ROLLBACK")
-        raise
     return current
 
 
