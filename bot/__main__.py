@@ -30,22 +30,10 @@ def load_settings() -> Settings:
 
 async def run(settings: Settings) -> None:
     from bot.app import create_bot
-    from bot.workers import LocalWorkers
-    from engine import db as database
-    from engine.queue import open_queue
+    from bot.resources import open_resources
 
-    # Resources are opened here and handed to the bot.
-    db = await database.connect(settings.db_path)
-    queue = await open_queue(settings.queue_url)
-    workers = LocalWorkers(settings)
-    await workers.start()
-    try:
-        async with create_bot(settings, db=db, queue=queue, workers=workers) as bot:
-            await bot.start(settings.discord_token.get_secret_value())
-    finally:
-        await workers.stop()
-        await queue.close()
-        await db.close()
+    async with open_resources(settings) as resources, create_bot(settings, resources) as bot:
+        await bot.start(settings.discord_token.get_secret_value())
 
 
 def main() -> None:

@@ -6,19 +6,24 @@ import hashlib
 import json
 import logging
 
-import aiosqlite
 import discord
 from discord.ext import commands
 
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.errors import TastemakerTree
-from bot.workers import LocalWorkers
-from engine import db as database
+from bot.resources import Resources
+from bot.views.grid import GridButton
+from bot.views.image import ImageButton
+from bot.views.job import CancelButton
+from bot.views.rank import RankButton
+from bot.views.settings import SettingsButton
 from engine.db import members
-from engine.queue import JobQueue, open_queue
 
 log = logging.getLogger("bot")
+
+# Every persistent button, registered once in setup_hook.
+DYNAMIC_ITEMS = (GridButton, ImageButton, CancelButton, RankButton, SettingsButton)
 
 # Loaded in this order; a cog that fails to load is logged and skipped.
 EXTENSIONS = (
@@ -33,14 +38,9 @@ EXTENSIONS = (
 
 
 class Tastemaker(commands.Bot):
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        db: aiosqlite.Connection | None = None,
-        queue: JobQueue | None = None,
-        workers: LocalWorkers | None = None,
-    ):
+    """The bot borrows its resources (bot/resources.py): whoever opened them closes them."""
+
+    def __init__(self, settings: Settings, resources: Resources):
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),  # no privileged intents: slash commands only
@@ -49,26 +49,16 @@ class Tastemaker(commands.Bot):
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
         )
         self.settings = settings
-        self.db = db
-        self.queue = queue
-        self.workers = workers
-        self._owned: list = []  # what setup_hook opened itself (tests), closed in close()
+        self.db = resources.db
+        self.queue = resources.queue
+        self.workers = resources.workers
         self.delivery = Delivery(self)
         self.failed_extensions: list[str] = []
 
     async def setup_hook(self) -> None:
-        # 1. Resources, unless main() passed them in.
-        if self.db is None:
-            self.db = await database.connect(self.settings.db_path)
-            self._owned.append(self.db)
-        if self.queue is None:
-            self.queue = await open_queue(self.settings.queue_url)
-            self._owned.append(self.queue)
-        if self.workers is None:
-            self.workers = LocalWorkers(self.settings)
-            await self.workers.start()
-            self._owned.append(self.workers)
-        # 2. Command families; each registers its persistent buttons.
+        # 1. Persistent buttons: a click on any message ever posted finds its handler.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        # 2. Command families.
         for name in EXTENSIONS:
             try:
                 await self.load_extension(name)
@@ -97,19 +87,7 @@ class Tastemaker(commands.Bot):
     async def close(self) -> None:
         self.delivery.stop()
         await super().close()
-        for resource in reversed(self._owned):
-            try:
-                await (resource.stop() if isinstance(resource, LocalWorkers) else resource.close())
-            except Exception:
-                log.exception("closing %r failed", resource)
-        self._owned.clear()
 
 
-def create_bot(
-    settings: Settings | None = None,
-    *,
-    db: aiosqlite.Connection | None = None,
-    queue: JobQueue | None = None,
-    workers: LocalWorkers | None = None,
-) -> Tastemaker:
-    return Tastemaker(settings or Settings(), db=db, queue=queue, workers=workers)
+def create_bot(settings: Settings, resources: Resources) -> Tastemaker:
+    return Tastemaker(settings, resources)

@@ -8,9 +8,6 @@ from discord.ext import commands
 
 from bot import generation
 from bot.app import Tastemaker
-from bot.views.grid import GridButton
-from bot.views.image import ImageButton
-from bot.views.job import CancelButton
 from engine.params import MAX_INPUT
 
 
@@ -26,5 +23,4 @@ class Imagine(commands.Cog):
 
 
 async def setup(bot: Tastemaker) -> None:
-    bot.add_dynamic_items(GridButton, ImageButton, CancelButton)
     await bot.add_cog(Imagine(bot))

@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot.app import Tastemaker
 from bot.errors import UserError
-from bot.views.settings import SettingsButton, check_can_personalize, describe, settings_view
+from bot.views.settings import check_can_personalize, describe, settings_view
 from engine import params
 from engine.db import members
 from engine.params import MAX_OPTION_VALUE, ParamError
@@ -162,6 +162,5 @@ class Settings(commands.Cog):
 
 
 async def setup(bot: Tastemaker) -> None:
-    bot.add_dynamic_items(SettingsButton)
     await bot.add_cog(Prefer(bot))
     await bot.add_cog(Settings(bot))

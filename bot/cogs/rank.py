@@ -11,10 +11,8 @@ from discord.ext import commands
 
 from bot.app import Tastemaker
 from bot.errors import UserError
-from bot.views.rank import RankButton, show_next_pair
-from engine import db as database
+from bot.views.rank import show_next_pair
 from engine import profiles, rankpool
-from engine.queue import open_queue
 
 log = logging.getLogger("bot.rank")
 
@@ -32,26 +30,22 @@ class Rank(commands.Cog):
             self.pool_builder = asyncio.create_task(self.build_pool(), name="rank-pool")
 
     async def cog_unload(self) -> None:
-        if self.pool_builder is not None:
+        if self.pool_builder is not None:  # before the bot's resources close
             self.pool_builder.cancel()
+            await asyncio.gather(self.pool_builder, return_exceptions=True)
 
     async def build_pool(self) -> None:
         """First start: draw the rank pool through the queue, like `python -m engine.rankpool build`."""
         settings = self.bot.settings
-        db = await database.connect(settings.db_path)  # its own connection and queue client:
-        queue = await open_queue(settings.queue_url)  # a long build must not hold the bot's
         try:
             styles = rankpool.read_lines(rankpool.STYLES_FILE)
             await rankpool.build_pool(
-                db, queue, settings.data_dir, settings.model, rankpool.read_lines(rankpool.PROMPTS_FILE),
+                self.bot.db, self.bot.queue, settings.data_dir, settings.model, rankpool.read_lines(rankpool.PROMPTS_FILE),
                 styles, min(POOL_PER_PROMPT, len(styles)), seed=0, on_progress=self._progress,
             )
             log.info("rank pool ready")
         except Exception:
             log.exception("building the rank pool failed; run `%s` to retry", profiles.POOL_BUILD_COMMAND)
-        finally:
-            await queue.close()
-            await db.close()
 
     def _progress(self, message: str) -> None:
         self.pool_progress = message
@@ -68,5 +62,4 @@ class Rank(commands.Cog):
 
 
 async def setup(bot: Tastemaker) -> None:
-    bot.add_dynamic_items(RankButton)
     await bot.add_cog(Rank(bot))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import pytest
 
 from bot.app import Tastemaker, create_bot
 from bot.config import Settings
+from bot.resources import open_resources
 from bot.delivery import POLL_S
 
 
@@ -96,11 +98,41 @@ def settings(data_dir: Path, bot_overrides: dict[str, str]) -> Settings:
     return make_settings(data_dir, **bot_overrides)
 
 
+class BotProcesses:
+    """Bots as processes: each opens its own resources (as `python -m bot` does) and
+    closes them when it stops, so a restart loses the old worker and connections."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._running: dict[Tastemaker, contextlib.AsyncExitStack] = {}
+
+    async def start(self) -> Tastemaker:
+        stack = contextlib.AsyncExitStack()
+        resources = await stack.enter_async_context(open_resources(self.settings))
+        bot = create_bot(self.settings, resources)
+        self._running[bot] = stack
+        return bot
+
+    async def stop(self, bot: Tastemaker) -> None:
+        stack = self._running.pop(bot, None)
+        if stack is not None:
+            await bot.close()
+            await stack.aclose()
+
+
 @pytest.fixture
-async def simcord_bot(settings: Settings):
-    bot = create_bot(settings)
+async def bot_processes(settings: Settings):
+    processes = BotProcesses(settings)
+    yield processes
+    for bot in list(processes._running):
+        await processes.stop(bot)
+
+
+@pytest.fixture
+async def simcord_bot(bot_processes: BotProcesses):
+    bot = await bot_processes.start()
     yield bot
-    await bot.close()  # after SimCord's shutdown: stops the inline worker, closes the database
+    await bot_processes.stop(bot)  # after SimCord's shutdown
 
 
 @pytest.fixture
@@ -137,20 +169,20 @@ def acknowledge_user_errors(env) -> list[str]:
 
 
 @pytest.fixture
-async def restart_bot(simcord_env, simcord_bot, settings):
-    """Restart as a real process would: a new bot object on the same data dir."""
+async def restart_bot(simcord_env, simcord_bot, bot_processes: BotProcesses):
+    """Restart as a real process would: a new bot on the same data dir, and the old one gone."""
     bots = [simcord_bot]
 
     async def restart() -> Tastemaker:
-        fresh = create_bot(settings)
+        fresh = await bot_processes.start()
         await simcord_env.restart_bot(fresh)
-        await bots[-1].close()  # the old process is gone: its worker and connections too
+        await bot_processes.stop(bots[-1])  # the old process is gone: its worker and connections too
         bots.append(fresh)
         return fresh
 
     yield restart
     for bot in bots[1:]:
-        await bot.close()
+        await bot_processes.stop(bot)
 
 
 def custom_id(message, emoji: str) -> str:
