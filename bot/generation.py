@@ -21,7 +21,7 @@ from bot.views.job import cancel_view
 from engine import params
 from engine.db import jobs as db_jobs
 from engine.db import members
-from engine.jobs import GenerateSpec, Job, JobKind
+from engine.jobs import MAX_SEED, GenerateSpec, Job, JobKind, JobState
 from engine.presets import PRESETS, get_preset
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.generation")
 
 STRENGTHS = {"strong": 0.75, "subtle": 0.4}  # img2img denoise for Vary (Strong) / (Subtle)
-MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -238,7 +237,7 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
         await db_jobs.update_job(bot.db, record.id, message_id=message.id, channel_id=message.channel.id)
     except Exception:
         await bot.queue.cancel(prepared.job.id)
-        await db_jobs.update_job(bot.db, prepared.job.id, state="cancelled", delivered_at=0)
+        await db_jobs.update_job(bot.db, prepared.job.id, state=JobState.CANCELLED, delivered_at=0)
         raise
     log.info("job %s queued for user %s at position %s: %s", record.id, user_id, position, record.kind)
     return message

@@ -10,6 +10,7 @@ from bot.app import Tastemaker
 from bot.errors import UserError
 from engine.db import jobs as db_jobs
 from engine.db import members
+from engine.jobs import JobState
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -24,7 +25,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         active = await db_jobs.active_jobs(self.bot.db)
         lines = [f"**{len(active)}** jobs queued or running."]
         for job in active[:15]:
-            where = "running" if job.state == "running" else f"position {await self.bot.queue.position(job.id) or '?'}"
+            where = job.state.value if job.state is JobState.RUNNING else f"position {await self.bot.queue.position(job.id) or '?'}"
             lines.append(f"`{job.id[:8]}` <@{job.user_id}> {job.kind} · {where} · {job.prompt[:60]}")
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 

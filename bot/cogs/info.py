@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot.app import Tastemaker
 from engine import profiles
 from engine.db import jobs as db_jobs
+from engine.jobs import JobState
 
 
 class Info(commands.Cog):
@@ -42,7 +43,7 @@ async def info_embed(bot: Tastemaker, user: discord.abc.User) -> discord.Embed:
         embed.add_field(name="Taste", value=taste, inline=False)
     # 2. Jobs and usage.
     active = await db_jobs.active_jobs(bot.db, user.id)
-    running = sum(job.state == "running" for job in active)
+    running = sum(job.state is JobState.RUNNING for job in active)
     images, gpu_seconds = await db_jobs.usage(bot.db, user.id)
     embed.add_field(name="Jobs", value=f"{len(active) - running} queued · {running} running")
     embed.add_field(name="Images made", value=str(images))
