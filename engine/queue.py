@@ -35,14 +35,13 @@ one machine); Redis leases use the Redis server's clock.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 
+from engine.db import transaction
 from engine.jobs import EventType, Job, JobEvent, JobResult, JobState
 
 log = logging.getLogger("engine.queue")
@@ -148,16 +147,15 @@ class SQLiteQueue(JobQueue):
     """SQLite backend: tables queue_jobs / queue_events (data/migrations/0002_queue.sql)
     in the bot's database, WAL mode, its own connection per process.
 
-    Every write runs in BEGIN IMMEDIATE, so a claim is atomic across the bot
-    and any number of local worker processes. Leases are wall-clock deadlines
-    (time.time()). Finished jobs that were never forgotten are dropped after
-    `result_ttl_s`, as the Redis backend expires them.
+    Every write runs in engine.db.transaction (BEGIN IMMEDIATE), so a claim is
+    atomic across the bot and any number of local worker processes. Leases are
+    wall-clock deadlines (time.time()). Finished jobs that were never forgotten
+    are dropped after `result_ttl_s`, as the Redis backend expires them.
     """
 
     def __init__(self, db, *, result_ttl_s: float = RESULT_TTL_S):
         self.db = db
         self.result_ttl_s = result_ttl_s
-        self._lock = asyncio.Lock()  # one transaction at a time on this connection
         self._purged_at = 0.0
         self._purge_every_s = min(60.0, result_ttl_s)
 
@@ -169,28 +167,6 @@ class SQLiteQueue(JobQueue):
 
     async def close(self) -> None:
         await self.db.close()
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[None]:
-        async with self._lock:
-            if self.db.in_transaction:  # left open by a call cancelled mid-way
-                await self.db.execute("ROLLBACK")
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                if self.db.in_transaction:
-                    await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
-
-    async def _one(self, sql: str, params: tuple = ()):
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
-
-    async def _all(self, sql: str, params: tuple = ()):
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchall()
 
     async def _event(self, event: JobEvent) -> None:
         if event.type == EventType.PROGRESS:
@@ -207,13 +183,13 @@ class SQLiteQueue(JobQueue):
     async def submit(self, job: Job) -> None:
         now = time.time()
         group = guild_key(job)
-        async with self._tx():
-            (claimed,) = await self._one("SELECT round FROM queue_clock")
-            (last,) = await self._one(
+        async with transaction(self.db):
+            ((claimed,),) = await self.db.execute_fetchall("SELECT round FROM queue_clock")
+            ((last,),) = await self.db.execute_fetchall(
                 "SELECT MAX(round) FROM queue_jobs WHERE state = 'queued' AND user_id = ?", (job.user_id,)
             )
             round_ = max(claimed, last or 0) + 1
-            (ahead,) = await self._one(
+            ((ahead,),) = await self.db.execute_fetchall(
                 "SELECT COUNT(*) FROM queue_jobs WHERE state = 'queued' AND guild_key = ? AND round = ?",
                 (group, round_),
             )
@@ -228,21 +204,22 @@ class SQLiteQueue(JobQueue):
         log_change(job.id, f"queued: {job.kind} for user {job.user_id} in {group}, round {round_}")
 
     async def position(self, job_id: str) -> int | None:
-        async with self._lock:
-            row = await self._one(
+        async with transaction(self.db, write=False):
+            rows = await self.db.execute_fetchall(
                 "SELECT 1 + (SELECT COUNT(*) FROM queue_jobs AS q WHERE q.state = 'queued'"
                 " AND (q.round, q.turn, q.seq) < (t.round, t.turn, t.seq))"
                 " FROM queue_jobs AS t WHERE t.id = ? AND t.state = 'queued'",
                 (job_id,),
             )
-        return None if row is None else int(row[0])
+        return int(rows[0][0]) if rows else None
 
     async def cancel(self, job_id: str) -> bool:
         now = time.time()
-        async with self._tx():
-            row = await self._one(
+        async with transaction(self.db):
+            rows = await self.db.execute_fetchall(
                 "SELECT state, user_id, round, queued_at, started_at FROM queue_jobs WHERE id = ?", (job_id,)
             )
+            row = rows[0] if rows else None
             if row is None or JobState(row["state"]).terminal:
                 return False
             if row["state"] == JobState.QUEUED:
@@ -259,15 +236,15 @@ class SQLiteQueue(JobQueue):
         return True
 
     async def state(self, job_id: str) -> JobState | None:
-        async with self._lock:
-            row = await self._one("SELECT state FROM queue_jobs WHERE id = ?", (job_id,))
-        return None if row is None else JobState(row[0])
+        async with transaction(self.db, write=False):
+            rows = await self.db.execute_fetchall("SELECT state FROM queue_jobs WHERE id = ?", (job_id,))
+        return JobState(rows[0][0]) if rows else None
 
     async def read_events(self, cursors: Mapping[str, str]) -> list[JobEvent]:
         events: list[JobEvent] = []
-        async with self._lock:
+        async with transaction(self.db, write=False):  # never an event of a transaction that may roll back
             for job_id, cursor in cursors.items():
-                rows = await self._all(
+                rows = await self.db.execute_fetchall(
                     "SELECT id, event FROM queue_events WHERE job_id = ? AND id > ? ORDER BY id",
                     (job_id, int(cursor) if cursor else 0),
                 )
@@ -282,10 +259,10 @@ class SQLiteQueue(JobQueue):
         )
 
     async def forget(self, job_id: str) -> None:
-        async with self._tx():
-            row = await self._one("SELECT state, user_id, round FROM queue_jobs WHERE id = ?", (job_id,))
-            if row is not None and row["state"] == JobState.QUEUED:
-                await self._close_gap(row["user_id"], row["round"])
+        async with transaction(self.db):
+            rows = await self.db.execute_fetchall("SELECT state, user_id, round FROM queue_jobs WHERE id = ?", (job_id,))
+            if rows and rows[0]["state"] == JobState.QUEUED:
+                await self._close_gap(rows[0]["user_id"], rows[0]["round"])
             await self.db.execute("DELETE FROM queue_events WHERE job_id = ?", (job_id,))
             await self.db.execute("DELETE FROM queue_jobs WHERE id = ?", (job_id,))
         log.debug("job %s forgotten", job_id)
@@ -293,26 +270,27 @@ class SQLiteQueue(JobQueue):
     # -- worker side ----------------------------------------------------------
 
     async def claim(self, worker_id: str, lease_s: float) -> Job | None:
-        async with self._lock:  # idle workers poll: only take the write lock when there is work
-            (work,) = await self._one(
+        async with transaction(self.db, write=False):  # idle workers poll: the write lock only when there is work
+            ((work,),) = await self.db.execute_fetchall(
                 "SELECT EXISTS (SELECT 1 FROM queue_jobs WHERE state = 'queued')"
                 " OR EXISTS (SELECT 1 FROM queue_jobs WHERE state = 'running' AND lease_until < ?)",
                 (time.time(),),
             )
         if not work:
             return None
-        async with self._tx():
+        async with transaction(self.db):
             now = time.time()
             await self._requeue_expired(now)
-            row = await self._one(
+            rows = await self.db.execute_fetchall(
                 "UPDATE queue_jobs SET state = 'running', worker = ?, lease_until = ?, tries = tries + 1,"
                 " started_at = ? WHERE id = (SELECT id FROM queue_jobs WHERE state = 'queued'"
                 " ORDER BY round, turn, seq LIMIT 1)"
                 " RETURNING id, job, tries, max_tries, queued_at, round",
                 (worker_id, now + lease_s, now),
             )
-            if row is None:
+            if not rows:
                 return None
+            (row,) = rows
             await self.db.execute("UPDATE queue_clock SET round = MAX(round, ?)", (row["round"],))
             await self._event(
                 JobEvent(job_id=row["id"], type=EventType.STARTED, at=now, worker=worker_id, try_number=row["tries"])
@@ -324,7 +302,7 @@ class SQLiteQueue(JobQueue):
         return job
 
     async def heartbeat(self, job_id: str, worker_id: str, lease_s: float) -> bool:
-        async with self._tx():
+        async with transaction(self.db):
             async with self.db.execute(
                 "UPDATE queue_jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND worker = ?",
                 (time.time() + lease_s, job_id, worker_id),
@@ -332,7 +310,7 @@ class SQLiteQueue(JobQueue):
                 return cur.rowcount == 1
 
     async def progress(self, job_id: str, worker_id: str, percent: float, preview: bytes | None = None) -> None:
-        async with self._tx():
+        async with transaction(self.db):
             if await self._held(job_id, worker_id) is None:
                 return
             await self._event(
@@ -341,16 +319,16 @@ class SQLiteQueue(JobQueue):
 
     async def _held(self, job_id: str, worker_id: str):
         """The job's row when `worker_id` holds it (running), else None."""
-        row = await self._one(
+        rows = await self.db.execute_fetchall(
             "SELECT state, worker, tries, max_tries, queued_at, started_at, submitted_at FROM queue_jobs WHERE id = ?",
             (job_id,),
         )
-        if row is None or row["state"] != JobState.RUNNING or row["worker"] != worker_id:
+        if not rows or rows[0]["state"] != JobState.RUNNING or rows[0]["worker"] != worker_id:
             return None
-        return row
+        return rows[0]
 
     async def complete(self, job_id: str, worker_id: str, result: JobResult) -> bool:
-        async with self._tx():
+        async with transaction(self.db):
             now = time.time()
             row = await self._held(job_id, worker_id)
             if row is None:
@@ -373,12 +351,12 @@ class SQLiteQueue(JobQueue):
         return True
 
     async def fail(self, job_id: str, worker_id: str, error: str, retryable: bool = True) -> JobState:
-        async with self._tx():
+        async with transaction(self.db):
             now = time.time()
             row = await self._held(job_id, worker_id)
             if row is None:
-                current = await self._one("SELECT state FROM queue_jobs WHERE id = ?", (job_id,))
-                return JobState.CANCELLED if current is None else JobState(current[0])
+                current = await self.db.execute_fetchall("SELECT state FROM queue_jobs WHERE id = ?", (job_id,))
+                return JobState(current[0][0]) if current else JobState.CANCELLED
             state = await self._end_try(job_id, row, now, error, worker_id, retry=retryable)
         log_change(job_id, f"{'retrying' if state == JobState.QUEUED else 'failed'} after try {row['tries']}/"
                    f"{row['max_tries']} on {worker_id}: {error}", ran=_since(row["started_at"], now))
@@ -410,13 +388,13 @@ class SQLiteQueue(JobQueue):
         now = time.time()
         purge = now - self._purged_at >= self._purge_every_s
         if not purge:  # the common case: a read, no write lock (workers call this before each claim)
-            async with self._lock:
-                expired = await self._one(
+            async with transaction(self.db, write=False):
+                expired = await self.db.execute_fetchall(
                     "SELECT 1 FROM queue_jobs WHERE state = 'running' AND lease_until < ? LIMIT 1", (now,)
                 )
-            if expired is None:
+            if not expired:
                 return 0
-        async with self._tx():
+        async with transaction(self.db):
             now = time.time()
             count = await self._requeue_expired(now)
             if purge:  # outcomes nobody forgot (the bot crashed or never asked), as Redis expires them
@@ -430,7 +408,7 @@ class SQLiteQueue(JobQueue):
         return count
 
     async def _requeue_expired(self, now: float) -> int:
-        rows = await self._all(
+        rows = await self.db.execute_fetchall(
             "SELECT id, worker, tries, max_tries, queued_at, started_at, submitted_at FROM queue_jobs"
             " WHERE state = 'running' AND lease_until < ?",
             (now,),
