@@ -25,7 +25,8 @@ from bot.views.grid import grid_view
 from bot.views.image import image_view
 from bot.views.job import cancel_view
 from engine.db import jobs as db_jobs
-from engine.jobs import EventType, JobEvent
+from engine.db import transaction
+from engine.jobs import EventType, JobEvent, JobState
 
 if TYPE_CHECKING:
     from bot.app import Tastemaker
@@ -114,16 +115,11 @@ class Delivery:
                 changes.update(state="failed", finished_at=event.at, error=event.error)
             elif event.type is EventType.CANCELLED:
                 changes.update(state="cancelled", finished_at=event.at)
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with transaction(db):
             await db_jobs.update_job(db, record.id, **changes)
-            if changes.get("state") == "done":
+            if changes.get("state") == JobState.DONE:
                 n = len(await db_jobs.images_of(db, record.id))
                 await db_jobs.add_usage(db, record.user_id, n, changes.get("gpu_seconds") or 0.0)
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
         if changes.get("state") in ("done", "failed", "cancelled"):
             log.info("job %s %s after %.1fs", record.id, changes["state"], time.time() - record.created_at)
         return await db_jobs.get_job(db, record.id)
