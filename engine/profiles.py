@@ -45,6 +45,7 @@ import aiosqlite
 import numpy as np
 
 from engine import taste as tm
+from engine.db import jobs as db_jobs
 from engine.db import taste as q
 from engine.presets import PRESETS
 
@@ -547,16 +548,16 @@ async def record_like(db: aiosqlite.Connection, user_id: int, image_id: int) -> 
 
     Returns False, storing nothing, for a member's own image or a repeated like.
     TasteError for an unknown image."""
-    image = await q.get_image(db, image_id)
+    image = await db_jobs.get_image(db, image_id)
     if image is None:
         raise TasteError("That image is no longer known to the bot.")
     if image.user_id == user_id:
         return False
     grid_image = image.id
-    if len(await q.job_images(db, image.job_id)) < 2:
-        parent = await q.job_parent_image(db, image.job_id)
-        if parent is not None:
-            grid_image = int(parent)
+    if len(await db_jobs.images_of(db, image.job_id)) < 2:
+        job = await db_jobs.get_job(db, image.job_id)
+        if job is not None and job.parent_image_id is not None:
+            grid_image = job.parent_image_id
     return await q.insert_like(db, user_id, image.id, grid_image)
 
 

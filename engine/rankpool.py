@@ -33,6 +33,7 @@ import numpy as np
 
 from engine import taste as tm
 from engine.db import members as meta
+from engine.db import transaction
 from engine.db import taste as q
 from engine.jobs import EmbedSpec, EventType, Job, JobKind, JobResult, JobState, PoolSpec
 from engine.queue import JobQueue
@@ -221,8 +222,10 @@ async def build_basis(
     version = await q.next_basis_version(db)
     embeddings = np.stack([im.embedding for im in images])
     basis = await asyncio.to_thread(tm.Basis.build, embeddings, k, version)
-    await q.insert_basis(db, version, preset, basis.d, basis.k, len(images), basis.to_bytes())
-    await q.assign_pool_basis(db, version, dim)
+    data = basis.to_bytes()
+    async with transaction(db):  # a basis and its images, or neither
+        await q.insert_basis(db, version, preset, basis.d, basis.k, len(images), data)
+        await q.assign_pool_basis(db, version, dim)
     groups = len({im.prompt_id for im in images})
     say(f"basis {version}: k={basis.k} from {len(images)} images of {groups} prompts")
     if failures:
@@ -248,8 +251,9 @@ async def _store_pool_images(
 async def _store_style_words(db: aiosqlite.Connection, preset: str, styles: Sequence[str], result: JobResult) -> None:
     if len(result.text_embeddings) != len(styles):
         raise RuntimeError(f"asked for {len(styles)} text embeddings, got {len(result.text_embeddings)}")
-    for word, embedding in zip(styles, result.text_embeddings, strict=True):
-        await q.upsert_style_word(db, word, preset, embedding)
+    async with transaction(db):
+        for word, embedding in zip(styles, result.text_embeddings, strict=True):
+            await q.upsert_style_word(db, word, preset, embedding)
 
 
 async def pool_status(db: aiosqlite.Connection) -> str:

@@ -1,7 +1,7 @@
 """The bot's database: aiosqlite in WAL mode, numbered .sql migrations.
 
-Repository functions live in small modules beside this one (users, jobs,
-images, taste), each plain parameterised SQL. No ORM.
+Repository functions live in small modules beside this one (members, jobs
+and images, taste), each plain parameterised SQL. No ORM.
 
 Every write goes through `transaction(db)`: the connection is in autocommit
 mode and shared by every task of a process, so a write outside it would

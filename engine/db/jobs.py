@@ -1,4 +1,6 @@
-"""The bot's record of jobs (who asked, where to post, what happened) and images."""
+"""The bot's record of jobs (who asked, where to post, what happened) and their
+images: the one repository of the `jobs` and `images` tables. Embeddings are
+stored and returned as float32."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from typing import Any
 
 import aiosqlite
 import numpy as np
+
+from engine.db import transaction
+from engine.jobs import JobState
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,7 @@ class JobRecord:
     prompt: str
     request: dict[str, Any]
     parent_image_id: int | None
-    state: str
+    state: JobState
     cursor: str
     percent: float | None
     error: str | None
@@ -36,6 +41,7 @@ class JobRecord:
     def from_row(cls, row: aiosqlite.Row) -> JobRecord:
         values = dict(row)
         values["request"] = json.loads(values["request"])
+        values["state"] = JobState(values["state"])
         return cls(**values)
 
 
@@ -72,11 +78,12 @@ async def insert_job(
     request: dict[str, Any],
     parent_image_id: int | None = None,
 ) -> None:
-    await db.execute(
-        "INSERT INTO jobs (id, kind, user_id, guild_id, channel_id, prompt, request, parent_image_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (id, kind, user_id, guild_id, channel_id, prompt, json.dumps(request), parent_image_id, time.time()),
-    )
+    async with transaction(db):
+        await db.execute(
+            "INSERT INTO jobs (id, kind, user_id, guild_id, channel_id, prompt, request, parent_image_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, kind, user_id, guild_id, channel_id, prompt, json.dumps(request), parent_image_id, time.time()),
+        )
 
 
 _JOB_COLUMNS = {
@@ -93,35 +100,34 @@ async def update_job(db: aiosqlite.Connection, job_id: str, **fields: Any) -> No
         if "request" in fields:
             fields = {**fields, "request": json.dumps(fields["request"])}
         assignments = ", ".join(f"{column} = ?" for column in fields)  # names from the fixed set above
-        await db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+        async with transaction(db):
+            await db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
 
 
 async def get_job(db: aiosqlite.Connection, job_id: str) -> JobRecord | None:
-    async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
-        row = await cur.fetchone()
-    return JobRecord.from_row(row) if row else None
+    rows = await db.execute_fetchall("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    return JobRecord.from_row(rows[0]) if rows else None
 
 
 async def undelivered(db: aiosqlite.Connection) -> list[JobRecord]:
     """Jobs whose message still needs an edit: in flight, or finished but not yet shown."""
-    async with db.execute(
+    rows = await db.execute_fetchall(
         "SELECT * FROM jobs WHERE delivered_at IS NULL AND message_id IS NOT NULL ORDER BY created_at"
-    ) as cur:
-        return [JobRecord.from_row(row) for row in await cur.fetchall()]
+    )
+    return [JobRecord.from_row(row) for row in rows]
 
 
 async def active_jobs(
     db: aiosqlite.Connection, user_id: int | None = None, guild_id: int | None = None
 ) -> list[JobRecord]:
     """Queued and running jobs, of one member and/or one server when given."""
-    sql = "SELECT * FROM jobs WHERE state IN ('queued', 'running')"
-    args: list = []
+    sql = "SELECT * FROM jobs WHERE state IN (?, ?)"
+    args: list = [JobState.QUEUED, JobState.RUNNING]
     for column, value in (("user_id", user_id), ("guild_id", guild_id)):
         if value is not None:
             sql += f" AND {column} = ?"  # column names from the fixed pair above
             args.append(value)
-    async with db.execute(sql + " ORDER BY created_at", args) as cur:
-        return [JobRecord.from_row(row) for row in await cur.fetchall()]
+    return [JobRecord.from_row(row) for row in await db.execute_fetchall(sql + " ORDER BY created_at", args)]
 
 
 async def add_image(
@@ -137,34 +143,34 @@ async def add_image(
     embedding: np.ndarray | list[float] | None,
 ) -> int:
     blob = None if embedding is None else np.asarray(embedding, dtype=np.float32).tobytes()
-    async with db.execute(
-        "INSERT INTO images (job_id, idx, user_id, path, width, height, seed, embedding, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (job_id, idx) DO UPDATE SET path = excluded.path RETURNING id",
-        (job_id, idx, user_id, path, width, height, seed, blob, time.time()),
-    ) as cur:
-        return (await cur.fetchone())[0]
+    async with transaction(db):
+        ((image_id,),) = await db.execute_fetchall(
+            "INSERT INTO images (job_id, idx, user_id, path, width, height, seed, embedding, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (job_id, idx) DO UPDATE SET path = excluded.path RETURNING id",
+            (job_id, idx, user_id, path, width, height, seed, blob, time.time()),
+        )
+    return image_id
 
 
 async def images_of(db: aiosqlite.Connection, job_id: str) -> list[ImageRecord]:
-    async with db.execute("SELECT * FROM images WHERE job_id = ? ORDER BY idx", (job_id,)) as cur:
-        return [ImageRecord.from_row(row) for row in await cur.fetchall()]
+    rows = await db.execute_fetchall("SELECT * FROM images WHERE job_id = ? ORDER BY idx", (job_id,))
+    return [ImageRecord.from_row(row) for row in rows]
 
 
 async def get_image(db: aiosqlite.Connection, image_id: int) -> ImageRecord | None:
-    async with db.execute("SELECT * FROM images WHERE id = ?", (image_id,)) as cur:
-        row = await cur.fetchone()
-    return ImageRecord.from_row(row) if row else None
+    rows = await db.execute_fetchall("SELECT * FROM images WHERE id = ?", (image_id,))
+    return ImageRecord.from_row(rows[0]) if rows else None
 
 
 async def add_usage(db: aiosqlite.Connection, user_id: int, images: int, gpu_seconds: float) -> None:
-    await db.execute(
-        "UPDATE users SET images_made = images_made + ?, gpu_seconds = gpu_seconds + ? WHERE id = ?",
-        (images, gpu_seconds, user_id),
-    )
+    async with transaction(db):
+        await db.execute(
+            "UPDATE users SET images_made = images_made + ?, gpu_seconds = gpu_seconds + ? WHERE id = ?",
+            (images, gpu_seconds, user_id),
+        )
 
 
 async def usage(db: aiosqlite.Connection, user_id: int) -> tuple[int, float]:
-    async with db.execute("SELECT images_made, gpu_seconds FROM users WHERE id = ?", (user_id,)) as cur:
-        row = await cur.fetchone()
-    return (row[0], row[1]) if row else (0, 0.0)
+    rows = await db.execute_fetchall("SELECT images_made, gpu_seconds FROM users WHERE id = ?", (user_id,))
+    return (rows[0][0], rows[0][1]) if rows else (0, 0.0)

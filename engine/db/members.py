@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from engine.db import transaction
+
 
 @dataclass(frozen=True)
 class MemberSettings:
@@ -27,17 +29,18 @@ class GuildSettings:
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:
-    await db.execute("INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)", (user_id, time.time()))
+    async with transaction(db):
+        await db.execute("INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)", (user_id, time.time()))
 
 
 async def get_settings(db: aiosqlite.Connection, user_id: int) -> MemberSettings:
-    async with db.execute(
+    rows = await db.execute_fetchall(
         "SELECT personalize, stylize, remix, auto_dm, suffix FROM user_settings WHERE user_id = ?", (user_id,)
-    ) as cur:
-        row = await cur.fetchone()
-    if row is None:
+    )
+    if not rows:
         return MemberSettings()
-    return MemberSettings(bool(row[0]), row[1], bool(row[2]), bool(row[3]), row[4])
+    personalize, stylize, remix, auto_dm, suffix = rows[0]
+    return MemberSettings(bool(personalize), stylize, bool(remix), bool(auto_dm), suffix)
 
 
 _SETTING_COLUMNS = {"personalize", "stylize", "remix", "auto_dm", "suffix"}
@@ -47,70 +50,68 @@ async def update_settings(db: aiosqlite.Connection, user_id: int, **changes: obj
     unknown = set(changes) - _SETTING_COLUMNS
     if unknown:
         raise ValueError(f"unknown member settings {sorted(unknown)}")
-    await ensure_user(db, user_id)
-    await db.execute("INSERT OR IGNORE INTO user_settings (user_id) VALUES (?)", (user_id,))
-    for column, value in changes.items():  # column names come from the fixed set above
-        await db.execute(f"UPDATE user_settings SET {column} = ? WHERE user_id = ?", (value, user_id))
-    return await get_settings(db, user_id)
+    async with transaction(db):
+        await ensure_user(db, user_id)
+        await db.execute("INSERT OR IGNORE INTO user_settings (user_id) VALUES (?)", (user_id,))
+        for column, value in changes.items():  # column names come from the fixed set above
+            await db.execute(f"UPDATE user_settings SET {column} = ? WHERE user_id = ?", (value, user_id))
+        return await get_settings(db, user_id)
 
 
 async def get_options(db: aiosqlite.Connection, user_id: int) -> dict[str, str]:
-    async with db.execute("SELECT name, value FROM user_options WHERE user_id = ? ORDER BY name", (user_id,)) as cur:
-        return {name: value for name, value in await cur.fetchall()}
+    rows = await db.execute_fetchall("SELECT name, value FROM user_options WHERE user_id = ? ORDER BY name", (user_id,))
+    return {name: value for name, value in rows}
 
 
 async def set_option(db: aiosqlite.Connection, user_id: int, name: str, value: str | None) -> None:
-    await ensure_user(db, user_id)
-    if value is None:
-        await db.execute("DELETE FROM user_options WHERE user_id = ? AND name = ?", (user_id, name))
-    else:
-        await db.execute(
-            "INSERT INTO user_options (user_id, name, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value",
-            (user_id, name, value),
-        )
-
-
-async def count_options(db: aiosqlite.Connection, user_id: int) -> int:
-    async with db.execute("SELECT COUNT(*) FROM user_options WHERE user_id = ?", (user_id,)) as cur:
-        return (await cur.fetchone())[0]
+    async with transaction(db):
+        await ensure_user(db, user_id)
+        if value is None:
+            await db.execute("DELETE FROM user_options WHERE user_id = ? AND name = ?", (user_id, name))
+        else:
+            await db.execute(
+                "INSERT INTO user_options (user_id, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value",
+                (user_id, name, value),
+            )
 
 
 async def get_guild(db: aiosqlite.Connection, guild_id: int | None) -> GuildSettings:
     if guild_id is None:
         return GuildSettings()
-    async with db.execute(
+    rows = await db.execute_fetchall(
         "SELECT allowed_channels, max_jobs_per_user, banned_words, max_jobs FROM guild_settings WHERE guild_id = ?",
         (guild_id,),
-    ) as cur:
-        row = await cur.fetchone()
-    if row is None:
+    )
+    if not rows:
         return GuildSettings()
-    return GuildSettings(tuple(json.loads(row[0])), row[1], tuple(json.loads(row[2])), row[3])
+    channels, max_jobs_per_user, banned_words, max_jobs = rows[0]
+    return GuildSettings(tuple(json.loads(channels)), max_jobs_per_user, tuple(json.loads(banned_words)), max_jobs)
 
 
 async def update_guild(db: aiosqlite.Connection, guild_id: int, **changes: object) -> GuildSettings:
-    current = await get_guild(db, guild_id)
-    merged = {**current.__dict__, **changes}
-    await db.execute(
-        "INSERT INTO guild_settings (guild_id, allowed_channels, max_jobs_per_user, banned_words, max_jobs) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET allowed_channels = excluded.allowed_channels, "
-        "max_jobs_per_user = excluded.max_jobs_per_user, banned_words = excluded.banned_words, "
-        "max_jobs = excluded.max_jobs",
-        (guild_id, json.dumps(list(merged["allowed_channels"])), merged["max_jobs_per_user"],
-         json.dumps(list(merged["banned_words"])), merged["max_jobs"]),
-    )
-    return await get_guild(db, guild_id)
+    async with transaction(db):  # read-modify-write: nobody else's change slips in between
+        current = await get_guild(db, guild_id)
+        merged = {**current.__dict__, **changes}
+        await db.execute(
+            "INSERT INTO guild_settings (guild_id, allowed_channels, max_jobs_per_user, banned_words, max_jobs) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET allowed_channels = excluded.allowed_channels, "
+            "max_jobs_per_user = excluded.max_jobs_per_user, banned_words = excluded.banned_words, "
+            "max_jobs = excluded.max_jobs",
+            (guild_id, json.dumps(list(merged["allowed_channels"])), merged["max_jobs_per_user"],
+             json.dumps(list(merged["banned_words"])), merged["max_jobs"]),
+        )
+        return await get_guild(db, guild_id)
 
 
 async def get_meta(db: aiosqlite.Connection, key: str) -> str | None:
-    async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-        row = await cur.fetchone()
-    return row[0] if row else None
+    rows = await db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+    return rows[0][0] if rows else None
 
 
 async def set_meta(db: aiosqlite.Connection, key: str, value: str) -> None:
-    await db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+    async with transaction(db):
+        await db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiosqlite
 import numpy as np
+
+from engine.db import transaction
 
 # ---------------------------------------------------------------------------
 # blobs
@@ -47,21 +48,6 @@ def npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
         return {name: z[name] for name in z.files}
 
 
-async def _one(db: aiosqlite.Connection, sql: str, args: Iterable = ()) -> aiosqlite.Row | None:
-    async with db.execute(sql, tuple(args)) as cur:
-        return await cur.fetchone()
-
-
-async def _all(db: aiosqlite.Connection, sql: str, args: Iterable = ()) -> list[aiosqlite.Row]:
-    async with db.execute(sql, tuple(args)) as cur:
-        return list(await cur.fetchall())
-
-
-async def _scalar(db: aiosqlite.Connection, sql: str, args: Iterable = ()):
-    row = await _one(db, sql, args)
-    return None if row is None else row[0]
-
-
 # ---------------------------------------------------------------------------
 # bases
 # ---------------------------------------------------------------------------
@@ -78,38 +64,41 @@ class BasisRow:
     data: bytes
 
 
-def _basis_row(row) -> BasisRow | None:
-    if row is None:
+def _basis_row(rows: list[aiosqlite.Row]) -> BasisRow | None:
+    if not rows:
         return None
+    (row,) = rows
     return BasisRow(row["version"], row["preset"], row["dim"], row["k"], row["images"], row["created_at"], row["data"])
 
 
 async def next_basis_version(db: aiosqlite.Connection) -> int:
-    return int(await _scalar(db, "SELECT COALESCE(MAX(version), 0) + 1 FROM bases"))
+    ((version,),) = await db.execute_fetchall("SELECT COALESCE(MAX(version), 0) + 1 FROM bases")
+    return int(version)
 
 
 async def insert_basis(
     db: aiosqlite.Connection, version: int, preset: str, dim: int, k: int, images: int, data: bytes
 ) -> None:
-    await db.execute(
-        "INSERT INTO bases (version, preset, dim, k, images, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (version, preset, dim, k, images, time.time(), data),
-    )
+    async with transaction(db):
+        await db.execute(
+            "INSERT INTO bases (version, preset, dim, k, images, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (version, preset, dim, k, images, time.time(), data),
+        )
 
 
 async def latest_basis_key(db: aiosqlite.Connection) -> tuple[int, float] | None:
     """(version, created_at) of the current basis without its data, for caches."""
-    row = await _one(db, "SELECT version, created_at FROM bases ORDER BY version DESC LIMIT 1")
-    return None if row is None else (int(row[0]), float(row[1]))
+    rows = await db.execute_fetchall("SELECT version, created_at FROM bases ORDER BY version DESC LIMIT 1")
+    return (int(rows[0][0]), float(rows[0][1])) if rows else None
 
 
 async def latest_basis(db: aiosqlite.Connection) -> BasisRow | None:
     """The current basis: the highest version."""
-    return _basis_row(await _one(db, "SELECT * FROM bases ORDER BY version DESC LIMIT 1"))
+    return _basis_row(await db.execute_fetchall("SELECT * FROM bases ORDER BY version DESC LIMIT 1"))
 
 
 async def get_basis(db: aiosqlite.Connection, version: int) -> BasisRow | None:
-    return _basis_row(await _one(db, "SELECT * FROM bases WHERE version = ?", (version,)))
+    return _basis_row(await db.execute_fetchall("SELECT * FROM bases WHERE version = ?", (version,)))
 
 
 # ---------------------------------------------------------------------------
@@ -138,25 +127,26 @@ def _pool_image(row) -> PoolImage:
 
 
 async def next_prompt_id(db: aiosqlite.Connection) -> int:
-    return int(await _scalar(db, "SELECT COALESCE(MAX(prompt_id), 0) + 1 FROM pool_images"))
+    ((prompt_id,),) = await db.execute_fetchall("SELECT COALESCE(MAX(prompt_id), 0) + 1 FROM pool_images")
+    return int(prompt_id)
 
 
 async def insert_pool_image(
     db: aiosqlite.Connection, prompt_id: int, prompt: str, style: str, path: str, seed: int, preset: str, embedding
 ) -> int:
-    cur = await db.execute(
-        "INSERT INTO pool_images (prompt_id, prompt, style, path, seed, preset, embedding, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (prompt_id, prompt, style, path, seed, preset, f32_blob(embedding), time.time()),
-    )
-    return int(cur.lastrowid)
+    async with transaction(db):
+        (image_id,) = await db.execute_insert(
+            "INSERT INTO pool_images (prompt_id, prompt, style, path, seed, preset, embedding, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (prompt_id, prompt, style, path, seed, preset, f32_blob(embedding), time.time()),
+        )
+    return int(image_id)
 
 
 async def pool_images_for_basis(db: aiosqlite.Connection, basis_version: int, dim: int) -> list[PoolImage]:
     """The pool of a basis: every image of its embedding size it was built from
     (basis_version <= it)."""
-    rows = await _all(
-        db,
+    rows = await db.execute_fetchall(
         "SELECT * FROM pool_images WHERE basis_version IS NOT NULL AND basis_version <= ? AND length(embedding) = ?"
         " ORDER BY id",
         (basis_version, 4 * dim),
@@ -166,37 +156,32 @@ async def pool_images_for_basis(db: aiosqlite.Connection, basis_version: int, di
 
 async def pool_images_of_dim(db: aiosqlite.Connection, dim: int) -> list[PoolImage]:
     """Every pool image with d-dimensional embeddings (one CLIP space), to build a basis."""
-    rows = await _all(db, "SELECT * FROM pool_images WHERE length(embedding) = ? ORDER BY id", (4 * dim,))
+    rows = await db.execute_fetchall("SELECT * FROM pool_images WHERE length(embedding) = ? ORDER BY id", (4 * dim,))
     return [_pool_image(r) for r in rows]
-
-
-async def get_pool_image(db: aiosqlite.Connection, image_id: int) -> PoolImage | None:
-    row = await _one(db, "SELECT * FROM pool_images WHERE id = ?", (image_id,))
-    return None if row is None else _pool_image(row)
 
 
 async def pool_prompts(db: aiosqlite.Connection, preset: str) -> set[str]:
     """The prompts already in the pool for this preset."""
-    rows = await _all(db, "SELECT DISTINCT prompt FROM pool_images WHERE preset = ?", (preset,))
+    rows = await db.execute_fetchall("SELECT DISTINCT prompt FROM pool_images WHERE preset = ?", (preset,))
     return {r[0] for r in rows}
 
 
 async def assign_pool_basis(db: aiosqlite.Connection, basis_version: int, dim: int) -> int:
     """Mark the d-dimensional images that have no basis yet as part of this one."""
-    cur = await db.execute(
-        "UPDATE pool_images SET basis_version = ? WHERE basis_version IS NULL AND length(embedding) = ?",
-        (basis_version, 4 * dim),
-    )
+    async with transaction(db):
+        cur = await db.execute(
+            "UPDATE pool_images SET basis_version = ? WHERE basis_version IS NULL AND length(embedding) = ?",
+            (basis_version, 4 * dim),
+        )
     return cur.rowcount
 
 
 async def pool_counts(db: aiosqlite.Connection) -> tuple[int, int, int]:
     """(images, prompt groups, images without a basis yet)."""
-    row = await _one(
-        db,
-        "SELECT COUNT(*), COUNT(DISTINCT prompt_id), COALESCE(SUM(basis_version IS NULL), 0) FROM pool_images",
+    ((images, prompts, unassigned),) = await db.execute_fetchall(
+        "SELECT COUNT(*), COUNT(DISTINCT prompt_id), COALESCE(SUM(basis_version IS NULL), 0) FROM pool_images"
     )
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(images), int(prompts), int(unassigned)
 
 
 # ---------------------------------------------------------------------------
@@ -205,16 +190,17 @@ async def pool_counts(db: aiosqlite.Connection) -> tuple[int, int, int]:
 
 
 async def upsert_style_word(db: aiosqlite.Connection, word: str, preset: str, embedding) -> None:
-    await db.execute(
-        "INSERT INTO style_words (word, preset, embedding) VALUES (?, ?, ?)"
-        " ON CONFLICT (word, preset) DO UPDATE SET embedding = excluded.embedding",
-        (word, preset, f32_blob(embedding)),
-    )
+    async with transaction(db):
+        await db.execute(
+            "INSERT INTO style_words (word, preset, embedding) VALUES (?, ?, ?)"
+            " ON CONFLICT (word, preset) DO UPDATE SET embedding = excluded.embedding",
+            (word, preset, f32_blob(embedding)),
+        )
 
 
 async def style_words(db: aiosqlite.Connection, preset: str) -> tuple[list[str], np.ndarray | None]:
     """(words, (n, d) text embeddings) of a preset; (.., None) when there are none."""
-    rows = await _all(db, "SELECT word, embedding FROM style_words WHERE preset = ? ORDER BY word", (preset,))
+    rows = await db.execute_fetchall("SELECT word, embedding FROM style_words WHERE preset = ? ORDER BY word", (preset,))
     if not rows:
         return [], None
     return [r["word"] for r in rows], np.stack([f32_array(r["embedding"]) for r in rows])
@@ -237,39 +223,40 @@ class RankPair:
 
 
 async def insert_rank_pair(db: aiosqlite.Connection, user_id: int, left_id: int, right_id: int) -> int:
-    cur = await db.execute(
-        "INSERT INTO rank_pairs (user_id, left_id, right_id, shown_at) VALUES (?, ?, ?, ?)",
-        (user_id, left_id, right_id, time.time()),
-    )
-    return int(cur.lastrowid)
+    async with transaction(db):
+        (pair_id,) = await db.execute_insert(
+            "INSERT INTO rank_pairs (user_id, left_id, right_id, shown_at) VALUES (?, ?, ?, ?)",
+            (user_id, left_id, right_id, time.time()),
+        )
+    return int(pair_id)
 
 
 async def get_rank_pair(db: aiosqlite.Connection, pair_id: int) -> RankPair | None:
-    row = await _one(db, "SELECT * FROM rank_pairs WHERE id = ?", (pair_id,))
-    if row is None:
-        return None
-    return RankPair(*(row[c] for c in ("id", "user_id", "left_id", "right_id", "shown_at", "choice", "answered_at")))
+    rows = await db.execute_fetchall(
+        "SELECT id, user_id, left_id, right_id, shown_at, choice, answered_at FROM rank_pairs WHERE id = ?", (pair_id,)
+    )
+    return RankPair(*rows[0]) if rows else None
 
 
 async def answer_rank_pair(db: aiosqlite.Connection, pair_id: int, user_id: int, choice: str) -> bool:
     """Record the answer once: False when the pair is not this member's, was
     answered, or the member already answered the same two images in another row
     (an older /rank message that showed them too)."""
-    cur = await db.execute(
-        "UPDATE rank_pairs SET choice = ?, answered_at = ? WHERE id = ? AND user_id = ? AND choice IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM rank_pairs o WHERE o.user_id = rank_pairs.user_id"
-        " AND o.choice IS NOT NULL AND o.id != rank_pairs.id"
-        " AND MIN(o.left_id, o.right_id) = MIN(rank_pairs.left_id, rank_pairs.right_id)"
-        " AND MAX(o.left_id, o.right_id) = MAX(rank_pairs.left_id, rank_pairs.right_id))",
-        (choice, time.time(), pair_id, user_id),
-    )
+    async with transaction(db):
+        cur = await db.execute(
+            "UPDATE rank_pairs SET choice = ?, answered_at = ? WHERE id = ? AND user_id = ? AND choice IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM rank_pairs o WHERE o.user_id = rank_pairs.user_id"
+            " AND o.choice IS NOT NULL AND o.id != rank_pairs.id"
+            " AND MIN(o.left_id, o.right_id) = MIN(rank_pairs.left_id, rank_pairs.right_id)"
+            " AND MAX(o.left_id, o.right_id) = MAX(rank_pairs.left_id, rank_pairs.right_id))",
+            (choice, time.time(), pair_id, user_id),
+        )
     return cur.rowcount == 1
 
 
 async def answered_pairs(db: aiosqlite.Connection, user_id: int) -> set[tuple[int, int]]:
     """Unordered (min id, max id) of every pair the member answered, skips included."""
-    rows = await _all(
-        db,
+    rows = await db.execute_fetchall(
         "SELECT MIN(left_id, right_id), MAX(left_id, right_id) FROM rank_pairs WHERE user_id = ? AND choice IS NOT NULL",
         (user_id,),
     )
@@ -278,9 +265,10 @@ async def answered_pairs(db: aiosqlite.Connection, user_id: int) -> set[tuple[in
 
 async def vote_count(db: aiosqlite.Connection, user_id: int) -> int:
     """Answered pairs that were votes (left or right); skips do not count."""
-    return int(
-        await _scalar(db, "SELECT COUNT(*) FROM rank_pairs WHERE user_id = ? AND choice IN ('left', 'right')", (user_id,))
+    ((count,),) = await db.execute_fetchall(
+        "SELECT COUNT(*) FROM rank_pairs WHERE user_id = ? AND choice IN ('left', 'right')", (user_id,)
     )
+    return int(count)
 
 
 async def vote_embeddings(db: aiosqlite.Connection, user_id: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -294,7 +282,7 @@ async def vote_embeddings(db: aiosqlite.Connection, user_id: int | None = None) 
     if user_id is not None:
         sql += " AND p.user_id = ?"
         args = (user_id,)
-    rows = await _all(db, sql + " ORDER BY p.id", args)
+    rows = await db.execute_fetchall(sql + " ORDER BY p.id", args)
     out = []
     for r in rows:
         left, right = f32_array(r["le"]), f32_array(r["re"])
@@ -307,48 +295,22 @@ async def vote_embeddings(db: aiosqlite.Connection, user_id: int | None = None) 
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ImageRow:
-    id: int
-    job_id: str
-    idx: int
-    user_id: int
-    embedding: np.ndarray | None
-
-
-def _image_row(row) -> ImageRow:
-    emb = row["embedding"]
-    return ImageRow(row["id"], row["job_id"], row["idx"], row["user_id"], None if emb is None else f32_array(emb))
-
-
-async def get_image(db: aiosqlite.Connection, image_id: int) -> ImageRow | None:
-    row = await _one(db, "SELECT id, job_id, idx, user_id, embedding FROM images WHERE id = ?", (image_id,))
-    return None if row is None else _image_row(row)
-
-
-async def job_images(db: aiosqlite.Connection, job_id: str) -> list[ImageRow]:
-    rows = await _all(db, "SELECT id, job_id, idx, user_id, embedding FROM images WHERE job_id = ? ORDER BY idx", (job_id,))
-    return [_image_row(r) for r in rows]
-
-
-async def job_parent_image(db: aiosqlite.Connection, job_id: str) -> int | None:
-    return await _scalar(db, "SELECT parent_image_id FROM jobs WHERE id = ?", (job_id,))
-
-
 async def insert_like(db: aiosqlite.Connection, user_id: int, image_id: int, grid_image_id: int) -> bool:
     """False when the member already liked it."""
     try:
-        await db.execute(
-            "INSERT INTO likes (user_id, image_id, grid_image_id, created_at) VALUES (?, ?, ?, ?)",
-            (user_id, image_id, grid_image_id, time.time()),
-        )
+        async with transaction(db):
+            await db.execute(
+                "INSERT INTO likes (user_id, image_id, grid_image_id, created_at) VALUES (?, ?, ?, ?)",
+                (user_id, image_id, grid_image_id, time.time()),
+            )
     except sqlite3.IntegrityError:
         return False
     return True
 
 
 async def like_count(db: aiosqlite.Connection, user_id: int) -> int:
-    return int(await _scalar(db, "SELECT COUNT(*) FROM likes WHERE user_id = ?", (user_id,)))
+    ((count,),) = await db.execute_fetchall("SELECT COUNT(*) FROM likes WHERE user_id = ?", (user_id,))
+    return int(count)
 
 
 async def like_embeddings(
@@ -367,19 +329,18 @@ async def like_embeddings(
     if user_id is not None:
         sql += " AND l.user_id = ?"
         args = (user_id,)
-    rows = await _all(db, sql + " ORDER BY l.rowid, o.idx", args)
+    rows = await db.execute_fetchall(sql + " ORDER BY l.rowid, o.idx", args)
     return [(r["user_id"], f32_array(r["we"]), f32_array(r["le"])) for r in rows]
 
 
 async def community_observations(db: aiosqlite.Connection) -> tuple[int, int]:
     """(members with votes or likes, votes + likes) over everyone."""
-    row = await _one(
-        db,
+    ((members, observations),) = await db.execute_fetchall(
         "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM ("
         " SELECT user_id FROM rank_pairs WHERE choice IN ('left', 'right')"
-        " UNION ALL SELECT user_id FROM likes)",
+        " UNION ALL SELECT user_id FROM likes)"
     )
-    return int(row[0]), int(row[1])
+    return int(members), int(observations)
 
 
 # ---------------------------------------------------------------------------
@@ -425,48 +386,50 @@ async def insert_profile_version(
 ) -> int:
     """Insert the next version of the member's profile of this kind; returns its number.
     Raises sqlite3.IntegrityError when the code is taken."""
-    version = int(
-        await _scalar(
-            db, "SELECT COALESCE(MAX(version), 0) + 1 FROM profile_versions WHERE user_id = ? AND kind = ?", (user_id, kind)
+    async with transaction(db):  # the next number and its row together
+        ((version,),) = await db.execute_fetchall(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM profile_versions WHERE user_id = ? AND kind = ?", (user_id, kind)
         )
-    )
-    await db.execute(
-        "INSERT INTO profile_versions (code, user_id, kind, version, basis_version, w, votes, likes, images,"
-        " confidence, public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (code, user_id, kind, version, basis_version, f64_blob(w), votes, likes, images, confidence, int(public), time.time()),
-    )
-    return version
+        await db.execute(
+            "INSERT INTO profile_versions (code, user_id, kind, version, basis_version, w, votes, likes, images,"
+            " confidence, public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (code, user_id, kind, version, basis_version, f64_blob(w), votes, likes, images, confidence, int(public),
+             time.time()),
+        )
+    return int(version)
 
 
 async def get_profile_version(db: aiosqlite.Connection, code: str) -> ProfileVersion | None:
-    row = await _one(db, "SELECT * FROM profile_versions WHERE code = ?", (code,))
-    return None if row is None else _profile_version(row)
+    rows = await db.execute_fetchall("SELECT * FROM profile_versions WHERE code = ?", (code,))
+    return _profile_version(rows[0]) if rows else None
 
 
 async def latest_profile_version(db: aiosqlite.Connection, user_id: int, kind: str = "votes") -> ProfileVersion | None:
-    row = await _one(
-        db, "SELECT * FROM profile_versions WHERE user_id = ? AND kind = ? ORDER BY version DESC LIMIT 1", (user_id, kind)
+    rows = await db.execute_fetchall(
+        "SELECT * FROM profile_versions WHERE user_id = ? AND kind = ? ORDER BY version DESC LIMIT 1", (user_id, kind)
     )
-    return None if row is None else _profile_version(row)
+    return _profile_version(rows[0]) if rows else None
 
 
 async def list_profile_versions(db: aiosqlite.Connection, user_id: int) -> list[ProfileVersion]:
-    rows = await _all(db, "SELECT * FROM profile_versions WHERE user_id = ? ORDER BY created_at DESC, rowid DESC", (user_id,))
+    rows = await db.execute_fetchall(
+        "SELECT * FROM profile_versions WHERE user_id = ? ORDER BY created_at DESC, rowid DESC", (user_id,)
+    )
     return [_profile_version(r) for r in rows]
 
 
 async def set_profile_public(db: aiosqlite.Connection, code: str, user_id: int, public: bool) -> bool:
     """False when the code is not this member's."""
-    cur = await db.execute(
-        "UPDATE profile_versions SET public = ? WHERE code = ? AND user_id = ?", (int(public), code, user_id)
-    )
+    async with transaction(db):
+        cur = await db.execute(
+            "UPDATE profile_versions SET public = ? WHERE code = ? AND user_id = ?", (int(public), code, user_id)
+        )
     return cur.rowcount == 1
 
 
 async def vote_profile_norms(db: aiosqlite.Connection, basis_version: int) -> list[float]:
     """|w| of every member's latest votes snapshot on this basis (a typical taste size)."""
-    rows = await _all(
-        db,
+    rows = await db.execute_fetchall(
         "SELECT w FROM profile_versions p WHERE kind = 'votes' AND basis_version = ? AND version = ("
         " SELECT MAX(version) FROM profile_versions q WHERE q.user_id = p.user_id AND q.kind = 'votes')",
         (basis_version,),
@@ -481,9 +444,10 @@ async def vote_profile_norms(db: aiosqlite.Connection, basis_version: int) -> li
 
 async def get_community_prior(db: aiosqlite.Connection, basis_version: int) -> tuple[int, int, np.ndarray, np.ndarray] | None:
     """(members, observations, mean, cov) cached for this basis, or None."""
-    row = await _one(db, "SELECT * FROM community_priors WHERE basis_version = ?", (basis_version,))
-    if row is None:
+    rows = await db.execute_fetchall("SELECT * FROM community_priors WHERE basis_version = ?", (basis_version,))
+    if not rows:
         return None
+    (row,) = rows
     arrays = npz_arrays(row["data"])
     return int(row["members"]), int(row["observations"]), arrays["mean"], arrays["cov"]
 
@@ -491,9 +455,11 @@ async def get_community_prior(db: aiosqlite.Connection, basis_version: int) -> t
 async def put_community_prior(
     db: aiosqlite.Connection, basis_version: int, members: int, observations: int, mean: np.ndarray, cov: np.ndarray
 ) -> None:
-    await db.execute(
-        "INSERT INTO community_priors (basis_version, members, observations, data, created_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (basis_version) DO UPDATE SET members = excluded.members, observations = excluded.observations,"
-        " data = excluded.data, created_at = excluded.created_at",
-        (basis_version, members, observations, npz_blob(mean=np.asarray(mean), cov=np.asarray(cov)), time.time()),
-    )
+    data = npz_blob(mean=np.asarray(mean), cov=np.asarray(cov))
+    async with transaction(db):
+        await db.execute(
+            "INSERT INTO community_priors (basis_version, members, observations, data, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (basis_version) DO UPDATE SET members = excluded.members, observations = excluded.observations,"
+            " data = excluded.data, created_at = excluded.created_at",
+            (basis_version, members, observations, data, time.time()),
+        )
