@@ -30,9 +30,8 @@ class LocalWorkers:
         if mode == "inline":
             from engine.worker import InlineWorker  # the engine imports torch lazily, in its own thread
 
-            self._inline = InlineWorker(
-                self.settings.queue_url, self.settings.model, self.settings.device, self.settings.data_dir
-            ).start()
+            s = self.settings
+            self._inline = InlineWorker(s.queue_url, s.model, s.device, s.data_dir, dtype=s.dtype, compile=s.compile).start()
             log.info("started an inline worker (%s on %s)", self.settings.model, self.settings.device)
             return
         for index in range(int(mode)):
@@ -43,7 +42,8 @@ class LocalWorkers:
         return [
             sys.executable, "-m", "engine.worker",
             "--queue", s.queue_url, "--preset", s.model, "--device", s.device,
-            "--data-dir", str(s.data_dir), "--id", f"local-{index}",
+            "--data-dir", str(s.data_dir), "--dtype", s.dtype, "--compile" if s.compile else "--no-compile",
+            "--id", f"local-{index}",
         ]
 
     async def _supervise(self, index: int) -> None:

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DtypeName = Literal["auto", "fp32", "fp16", "bf16"]  # a worker's weights dtype ("auto": see engine.models.resolve_dtype)
+
 
 class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -19,7 +21,7 @@ class EngineSettings(BaseSettings):
     queue: str = Field("", validation_alias="TASTEMAKER_QUEUE")
     # Worker tuning: weights dtype on CUDA ("auto": bf16 where supported, else fp16;
     # always fp32 on the CPU) and torch.compile of the UNet (slow first job, faster after).
-    dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field("auto", validation_alias="TASTEMAKER_DTYPE")
+    dtype: DtypeName = Field("auto", validation_alias="TASTEMAKER_DTYPE")
     compile: bool = Field(False, validation_alias="TASTEMAKER_COMPILE")
 
     @property

@@ -55,6 +55,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.config import DtypeName
 from engine.embed import ImageDecodeError, decode_image
 from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
+    MAX_SIDE,
+    MIN_SIDE,
+    SIZE_MULTIPLE,
     EmbedSpec,
     GenerateSpec,
     ImageOut,
@@ -84,18 +89,11 @@ ShouldStop = Callable[[], bool]
 
 __all__ = ["Engine", "JobCancelled", "JobError", "latents_to_preview", "style_reference"]
 
-# Input limits.
-SIZE_MULTIPLE = 64
-MIN_SIDE = 64
-MAX_SIDE = 2048
-MAX_PIXELS = 2048 * 2048  # per generated image, upscale output included
-MAX_COUNT = 16
-MAX_CANDIDATES = 64
-MAX_POOL_STYLES = 64
+# Input limits the engine checks itself; the ranges of a spec are pydantic
+# constraints in engine/jobs.py.
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # upscale output
 MAX_EMBED_IMAGES = 256
 MAX_EMBED_TEXTS = 1024
-MAX_STYLE_IMAGES = 4
-MAX_SEED = 2**63 - 1 - MAX_CANDIDATES
 
 PREVIEW_EVERY_S = 0.7
 PREVIEW_MAX_PX = 256
@@ -272,6 +270,28 @@ def style_reference(embeddings: np.ndarray) -> np.ndarray:
     return mean * (norms.mean() / max(float(np.linalg.norm(mean)), 1e-12))
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """What one job asks of the shared sample -> embed -> result path; image i uses seeds[i]."""
+
+    pipe: Any  # m.pipe (txt2img) or m.img2img
+    prompts: list[str]
+    seeds: list[int]
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    negative: str = ""
+    conditioning: list[float] | None = None
+    ip_scale: float = 0.0
+    chaos: int = 0  # txt2img only
+    init: Image.Image | None = None  # img2img: the source, at the output size
+    strength: float | None = None
+    tile: bool = False
+    labels: list[str] | None = None  # pool: the style of each image
+    keep_best: tuple[int, list[float]] | None = None  # best-of-N: (count, rerank direction)
+
+
 # ----------------------------------------------------------------------------
 # The engine
 # ----------------------------------------------------------------------------
@@ -288,19 +308,25 @@ class Engine:
         *,
         ip_adapter: bool = True,
         max_batch: int = 4,
+        dtype: DtypeName = "auto",
+        compile: bool = False,
     ):
         self.preset: Preset = get_preset(preset) if isinstance(preset, str) else preset
         self.device = device
         self.data_dir = Path(data_dir)
         self.ip_adapter = ip_adapter
         self.max_batch = max(1, int(max_batch))
+        self.dtype = dtype
+        self.compile = compile
         self.loaded: Loaded | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
     def load(self) -> Loaded:
         if self.loaded is None:
-            self.loaded = load_preset(self.preset, self.device, self.data_dir, ip_adapter=self.ip_adapter)
+            self.loaded = load_preset(
+                self.preset, self.device, self.data_dir, ip_adapter=self.ip_adapter, dtype=self.dtype, compile=self.compile
+            )
         return self.loaded
 
     @property
@@ -338,18 +364,17 @@ class Engine:
         progress = _Progress(report, should_stop, "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
         try:
             spec = self._with_style(m, job.generate, styles, emb_t) if styles else job.generate
-            if job.kind == JobKind.IMAGINE:
-                result = self._imagine(m, spec, progress, gen_t, emb_t)
-            elif job.kind == JobKind.VARIATION:
-                result = self._variation(m, spec, decoded, progress, gen_t, emb_t)
-            elif job.kind == JobKind.UPSCALE:
-                result = self._upscale(m, spec, decoded, progress, gen_t, emb_t)
-            elif job.kind == JobKind.EMBED:
-                result = self._embed(m, job.embed, progress, emb_t)
-            elif job.kind == JobKind.POOL:
-                result = self._pool(m, job.pool, progress, gen_t, emb_t)
-            else:  # pragma: no cover - JobKind is closed
-                raise JobError(f"unknown job kind {job.kind!r}")
+            match job.kind:
+                case JobKind.EMBED:
+                    result = self._embed(m, job.embed, progress, emb_t)
+                case JobKind.IMAGINE:
+                    result = self._generate(m, self._imagine(m, spec), progress, gen_t, emb_t)
+                case JobKind.VARIATION:
+                    result = self._generate(m, self._variation(m, spec, decoded), progress, gen_t, emb_t)
+                case JobKind.UPSCALE:
+                    result = self._generate(m, self._upscale(m, spec, decoded), progress, gen_t, emb_t)
+                case JobKind.POOL:
+                    result = self._generate(m, self._pool(m, job.pool), progress, gen_t, emb_t)
         except torch.cuda.OutOfMemoryError as e:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -388,50 +413,12 @@ class Engine:
             spec = job.pool
             if spec is None:
                 raise JobError("a pool job needs `pool` parameters")
-            if not spec.styles:
-                raise JobError("a pool job needs at least one style")
-            if len(spec.styles) > MAX_POOL_STYLES:
-                raise JobError(f"a pool job takes at most {MAX_POOL_STYLES} styles")
-            self._check_size(spec.width, spec.height)
-            self._check_seed(spec.seed, len(spec.styles))
             return None
         raise JobError(f"unknown job kind {job.kind!r}")
 
-    @staticmethod
-    def _check_size(width: int, height: int) -> None:
-        for name, v in (("width", width), ("height", height)):
-            if v % SIZE_MULTIPLE or not MIN_SIDE <= v <= MAX_SIDE:
-                raise JobError(f"{name} {v} is not allowed: use a multiple of {SIZE_MULTIPLE} from {MIN_SIDE} to {MAX_SIDE}")
-        if width * height > MAX_PIXELS:
-            raise JobError(f"{width}x{height} is too large: at most {MAX_PIXELS:,} pixels")
-
-    @staticmethod
-    def _check_seed(seed: int, n: int) -> None:
-        if not 0 <= seed <= MAX_SEED - n:
-            raise JobError(f"seed {seed} is out of range: 0 to {MAX_SEED - n}")
-
     def _check_generate(self, kind: JobKind, spec: GenerateSpec) -> Image.Image | None:
-        n = max(spec.count, spec.candidates or 0)
-        if not 1 <= spec.count <= MAX_COUNT:
-            raise JobError(f"count {spec.count} is out of range: 1 to {MAX_COUNT}")
-        if spec.candidates is not None and not spec.count <= spec.candidates <= MAX_CANDIDATES:
-            raise JobError(f"candidates {spec.candidates} is out of range: {spec.count} to {MAX_CANDIDATES}")
-        self._check_seed(spec.seed, n)
-        if not 0 <= spec.chaos <= 100:
-            raise JobError(f"chaos {spec.chaos} is out of range: 0 to 100")
-        if not 0 <= spec.stylize <= 1000:
-            raise JobError(f"stylize {spec.stylize} is out of range: 0 to 1000")
-        if not (math.isfinite(spec.quality) and 0 < spec.quality <= 4):
-            raise JobError(f"quality {spec.quality} is out of range: above 0, at most 4")
-        if not (math.isfinite(spec.ip_adapter_scale) and 0 <= spec.ip_adapter_scale <= 4):
-            raise JobError(f"ip_adapter_scale {spec.ip_adapter_scale} is out of range: 0 to 4")
-        for name, vec in (("conditioning", spec.conditioning), ("rerank_direction", spec.rerank_direction)):
-            if vec is not None and (not vec or not all(math.isfinite(x) for x in vec)):
-                raise JobError(f"{name} must be a non-empty list of finite numbers")
-        if spec.rerank_direction is not None and not any(spec.rerank_direction):
-            raise JobError("rerank_direction must not be all zeros")
+        """What the spec's own constraints cannot say: a variation or upscale needs an image that fits."""
         if kind == JobKind.IMAGINE:
-            self._check_size(spec.width, spec.height)
             return None
 
         # variation / upscale: an init image.
@@ -443,15 +430,13 @@ class Engine:
             raise JobError(f"init_image: {e}", retryable=False) from None
         w, h = init.size
         if kind == JobKind.VARIATION:
-            if not 0 < spec.strength <= 1:
-                raise JobError(f"strength {spec.strength} is out of range: above 0, at most 1")
-            try:
-                self._check_size(w, h)
-            except JobError as e:
-                raise JobError(f"init_image: {e}") from None
+            if spec.strength == 0:
+                raise JobError("a variation needs a strength above 0")
+            if w % SIZE_MULTIPLE or h % SIZE_MULTIPLE or min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
+                raise JobError(
+                    f"init_image {w}x{h} is not allowed: sides must be multiples of {SIZE_MULTIPLE} from {MIN_SIDE} to {MAX_SIDE}"
+                )
         else:  # upscale
-            if not 0 <= spec.strength <= 1:
-                raise JobError(f"strength {spec.strength} is out of range: 0 to 1 (0 = the preset's)")
             if w % (SIZE_MULTIPLE // 2) or h % (SIZE_MULTIPLE // 2):
                 raise JobError(f"init_image {w}x{h}: sides must be multiples of {SIZE_MULTIPLE // 2} to upscale x2")
             if 4 * w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
@@ -461,8 +446,6 @@ class Engine:
     @staticmethod
     def _check_styles(spec: GenerateSpec) -> list[Image.Image]:
         """Decode the --sref images (bad bytes fail the job at once)."""
-        if len(spec.style_images) > MAX_STYLE_IMAGES:
-            raise JobError(f"a job takes at most {MAX_STYLE_IMAGES} style images", retryable=False)
         images = []
         for i, data in enumerate(spec.style_images, 1):
             try:
@@ -517,105 +500,91 @@ class Engine:
         # The pipelines' own rule (do_classifier_free_guidance).
         return guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
 
-    # -- jobs ---------------------------------------------------------------------------
+    # -- jobs: one runner per kind says what to sample; _generate does the rest ----------------
 
-    def _imagine(self, m: Loaded, spec: GenerateSpec, progress: _Progress, gen_t: _Timer, emb_t: _Timer) -> JobResult:
-        # 1. Parameters: best-of-N when candidates > count and a direction is given.
+    def _imagine(self, m: Loaded, spec: GenerateSpec) -> Sampling:
+        # Best-of-N when candidates > count and a direction is given.
         rerank = spec.rerank_direction is not None and (spec.candidates or 0) > spec.count
         n = spec.candidates if rerank else spec.count
-        seeds = [spec.seed + i for i in range(n)]
-        progress.n_batches = len(_batches(n, self.max_batch))
+        return Sampling(
+            pipe=m.pipe,
+            prompts=[spec.prompt] * n,
+            seeds=[spec.seed + i for i in range(n)],
+            width=spec.width,
+            height=spec.height,
+            steps=self._steps(spec.quality),
+            guidance=self._guidance(spec.stylize),
+            negative=spec.negative_prompt,
+            conditioning=spec.conditioning,
+            ip_scale=spec.ip_adapter_scale,
+            chaos=spec.chaos,
+            tile=spec.tile,
+            keep_best=(spec.count, spec.rerank_direction) if rerank else None,
+        )
 
-        # 2. Generate.
-        with gen_t():
-            images = self._sample(
-                m,
-                m.pipe,
-                progress,
-                prompts=[spec.prompt] * n,
-                negative=spec.negative_prompt,
-                seeds=seeds,
-                width=spec.width,
-                height=spec.height,
-                steps=self._steps(spec.quality),
-                guidance=self._guidance(spec.stylize),
-                conditioning=spec.conditioning,
-                ip_scale=spec.ip_adapter_scale,
-                chaos=spec.chaos,
-                tile=spec.tile,
-            )
+    def _variation(self, m: Loaded, spec: GenerateSpec, init: Image.Image) -> Sampling:
+        # img2img from the source, at its size, with enough steps for at least one at this strength.
+        return self._img2img(m, spec, init, spec.strength, count=spec.count)
 
-        # 3. Embed every image (the taste model learns from these).
-        with emb_t():
-            embs = m.embedder.embed_images(images)
-
-        # 4. Rerank: keep the `count` best by cosine with the direction, best first.
-        order, scores = list(range(n)), [None] * n
-        if rerank:
-            d = np.asarray(spec.rerank_direction, dtype=np.float64)
-            e = embs.astype(np.float64)
-            cos = (e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)) @ d
-            order = sorted(range(n), key=lambda i: (-cos[i], i))[: spec.count]
-            scores = [float(s) for s in cos]
-        return JobResult(images=[self._out(images[i], embs[i], seeds[i], score=scores[i]) for i in order])
-
-    def _variation(self, m, spec: GenerateSpec, init: Image.Image, progress, gen_t, emb_t) -> JobResult:
-        # 1. Parameters: the source's size; enough steps for at least one at this strength.
-        seeds = [spec.seed + i for i in range(spec.count)]
-        steps = max(self._steps(spec.quality), math.ceil(1.0 / spec.strength))
-        progress.n_batches = len(_batches(spec.count, self.max_batch))
-        # 2. img2img from the source.
-        with gen_t():
-            images = self._sample(
-                m,
-                m.img2img,
-                progress,
-                prompts=[spec.prompt] * spec.count,
-                negative=spec.negative_prompt,
-                seeds=seeds,
-                width=init.width,
-                height=init.height,
-                steps=steps,
-                guidance=self._guidance(spec.stylize),
-                conditioning=spec.conditioning,
-                ip_scale=spec.ip_adapter_scale,
-                init=init,
-                strength=spec.strength,
-                tile=spec.tile,
-            )
-        # 3. Embed.
-        with emb_t():
-            embs = m.embedder.embed_images(images)
-        return JobResult(images=[self._out(im, e, s) for im, e, s in zip(images, embs, seeds)])
-
-    def _upscale(self, m, spec: GenerateSpec, init: Image.Image, progress, gen_t, emb_t) -> JobResult:
-        # 1. Lanczos x2, then a low-strength img2img pass to add detail ("hires fix").
+    def _upscale(self, m: Loaded, spec: GenerateSpec, init: Image.Image) -> Sampling:
+        # Lanczos x2, then a low-strength img2img pass to add detail ("hires fix").
         big = init.resize((init.width * 2, init.height * 2), Image.Resampling.LANCZOS)
-        strength = spec.strength or self.preset.upscale_strength
-        steps = max(self._steps(spec.quality), math.ceil(1.0 / strength))
-        progress.n_batches = 1
+        return self._img2img(m, spec, big, spec.strength or self.preset.upscale_strength, count=1)
+
+    def _img2img(self, m: Loaded, spec: GenerateSpec, init: Image.Image, strength: float, count: int) -> Sampling:
+        return Sampling(
+            pipe=m.img2img,
+            prompts=[spec.prompt] * count,
+            seeds=[spec.seed + i for i in range(count)],
+            width=init.width,
+            height=init.height,
+            steps=max(self._steps(spec.quality), math.ceil(1.0 / strength)),
+            guidance=self._guidance(spec.stylize),
+            negative=spec.negative_prompt,
+            conditioning=spec.conditioning,
+            ip_scale=spec.ip_adapter_scale,
+            init=init,
+            strength=strength,
+            tile=spec.tile,
+        )
+
+    def _pool(self, m: Loaded, spec: PoolSpec) -> Sampling:
+        # One image per style, all with the same seed: pairs differ by style, not content.
+        # The preset's plain settings, no personalization.
+        return Sampling(
+            pipe=m.pipe,
+            prompts=[f"{spec.prompt}, {style}" for style in spec.styles],
+            seeds=[spec.seed] * len(spec.styles),
+            width=spec.width,
+            height=spec.height,
+            steps=self._steps(1.0),
+            guidance=self._guidance(100),
+            labels=list(spec.styles),
+        )
+
+    def _generate(self, m: Loaded, s: Sampling, progress: _Progress, gen_t: _Timer, emb_t: _Timer) -> JobResult:
+        n = len(s.seeds)
+        # 1. Sample, in batches of at most max_batch.
+        progress.n_batches = len(_batches(n, self.max_batch))
         with gen_t():
-            images = self._sample(
-                m,
-                m.img2img,
-                progress,
-                prompts=[spec.prompt],
-                negative=spec.negative_prompt,
-                seeds=[spec.seed],
-                width=big.width,
-                height=big.height,
-                steps=steps,
-                guidance=self._guidance(spec.stylize),
-                conditioning=spec.conditioning,
-                ip_scale=spec.ip_adapter_scale,
-                init=big,
-                strength=strength,
-                tile=spec.tile,
-            )
-        # 2. Embed.
+            images = self._sample(m, s, progress)
+
+        # 2. Embed every image (the taste model learns from these).
         with emb_t():
             embs = m.embedder.embed_images(images)
-        return JobResult(images=[self._out(images[0], embs[0], spec.seed)])
+
+        # 3. Best-of-N: keep the best by cosine with the direction, best first.
+        order, scores = list(range(n)), [None] * n
+        if s.keep_best is not None:
+            count, direction = s.keep_best
+            e = embs.astype(np.float64)
+            cos = (e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)) @ np.asarray(direction, np.float64)
+            order = sorted(range(n), key=lambda i: (-cos[i], i))[:count]
+            scores = [float(c) for c in cos]
+
+        # 4. Results.
+        labels = s.labels or [""] * n
+        return JobResult(images=[self._out(images[i], embs[i], s.seeds[i], labels[i], scores[i]) for i in order])
 
     def _embed(self, m, spec: EmbedSpec, progress: _Progress, emb_t: _Timer) -> JobResult:
         # 1. Decode (guarded) before touching the model, so bad bytes fail fast.
@@ -626,34 +595,6 @@ class Engine:
             img = m.embedder.embed_images(images) if images else np.zeros((0, m.embedder.dim), np.float32)
             txt = m.embedder.embed_texts(spec.texts) if spec.texts else np.zeros((0, m.embedder.dim), np.float32)
         return JobResult(image_embeddings=img.tolist(), text_embeddings=txt.tolist())
-
-    def _pool(self, m, spec: PoolSpec, progress, gen_t, emb_t) -> JobResult:
-        # 1. One image per style, all with the same seed: pairs differ by style, not content.
-        prompts = [f"{spec.prompt}, {style}" for style in spec.styles]
-        n = len(prompts)
-        progress.n_batches = len(_batches(n, self.max_batch))
-        # 2. Generate (the preset's plain settings, no personalization).
-        with gen_t():
-            images = self._sample(
-                m,
-                m.pipe,
-                progress,
-                prompts=prompts,
-                negative="",
-                seeds=[spec.seed] * n,
-                width=spec.width,
-                height=spec.height,
-                steps=self._steps(1.0),
-                guidance=self._guidance(100),
-                conditioning=None,
-                ip_scale=0.0,
-            )
-        # 3. Embed.
-        with emb_t():
-            embs = m.embedder.embed_images(images)
-        return JobResult(
-            images=[self._out(im, e, spec.seed, label=style) for im, e, style in zip(images, embs, spec.styles)]
-        )
 
     @staticmethod
     def _out(im: Image.Image, emb: np.ndarray, seed: int, label: str = "", score: float | None = None) -> ImageOut:
@@ -669,56 +610,38 @@ class Engine:
 
     # -- the sampling loop ---------------------------------------------------------------
 
-    def _sample(
-        self,
-        m: Loaded,
-        pipe,
-        progress: _Progress,
-        *,
-        prompts: list[str],
-        negative: str,
-        seeds: list[int],
-        width: int,
-        height: int,
-        steps: int,
-        guidance: float,
-        conditioning: list[float] | None,
-        ip_scale: float,
-        chaos: int = 0,
-        init: Image.Image | None = None,
-        strength: float | None = None,
-        tile: bool = False,
-    ) -> list[Image.Image]:
-        """Generate len(seeds) images in batches of at most max_batch; image i uses seeds[i]."""
-        cfg = self._uses_cfg(pipe, guidance)
+    def _sample(self, m: Loaded, s: Sampling, progress: _Progress) -> list[Image.Image]:
+        """Generate len(s.seeds) images in batches of at most max_batch; image i uses s.seeds[i]."""
+        pipe = s.pipe
+        cfg = self._uses_cfg(pipe, s.guidance)
         out: list[Image.Image] = []
-        tile_ctx = _circular_padding(pipe.unet, pipe.vae) if tile else contextlib.nullcontext()
-        with tile_ctx, _vae_tiling(pipe.vae, width * height > VAE_TILING_ABOVE_PIXELS):
-            for batch in _batches(len(seeds), self.max_batch):
+        tile_ctx = _circular_padding(pipe.unet, pipe.vae) if s.tile else contextlib.nullcontext()
+        with tile_ctx, _vae_tiling(pipe.vae, s.width * s.height > VAE_TILING_ABOVE_PIXELS):
+            for batch in _batches(len(s.seeds), self.max_batch):
                 progress.next_batch()
                 b = len(batch)
-                bseeds = [seeds[i] for i in batch]
+                bseeds = [s.seeds[i] for i in batch]
                 # 1. Prompt embeddings (+ chaos noise).
-                kw = self._encode_prompts(pipe, [prompts[i] for i in batch], negative, cfg)
-                if chaos:
-                    self._chaos_prompt(kw, bseeds, chaos / 100.0)
+                kw = self._encode_prompts(pipe, [s.prompts[i] for i in batch], s.negative, cfg)
+                if s.chaos:
+                    self._chaos_prompt(kw, bseeds, s.chaos / 100.0)
                 # 2. One generator per image.
-                generators = [torch.Generator("cpu").manual_seed(s) for s in bseeds]
+                generators = [torch.Generator("cpu").manual_seed(seed) for seed in bseeds]
                 # 3. Initial latents (txt2img) with chaos; img2img makes its own from the image.
-                if init is None:
-                    kw["latents"] = self._initial_latents(m, pipe, generators, bseeds, width, height, chaos / 100.0)
-                    kw.update(height=height, width=width)
+                if s.init is None:
+                    kw["latents"] = self._initial_latents(m, pipe, generators, bseeds, s.width, s.height, s.chaos / 100.0)
+                    kw.update(height=s.height, width=s.width)
                 else:
-                    kw.update(image=[init] * b, strength=strength)
+                    kw.update(image=[s.init] * b, strength=s.strength)
                 # 4. IP-Adapter embeds: conditioning, or zeros at scale 0 (an exact no-op).
                 if m.ip_adapter:
-                    kw["ip_adapter_image_embeds"] = [self._ip_embeds(m, conditioning, b, cfg)]
-                    pipe.set_ip_adapter_scale(float(ip_scale) if conditioning is not None else 0.0)
+                    kw["ip_adapter_image_embeds"] = [self._ip_embeds(m, s.conditioning, b, cfg)]
+                    pipe.set_ip_adapter_scale(float(s.ip_scale) if s.conditioning is not None else 0.0)
                 # 5. Denoise and decode.
                 result = pipe(
                     **kw,
-                    num_inference_steps=steps,
-                    guidance_scale=guidance,
+                    num_inference_steps=s.steps,
+                    guidance_scale=s.guidance,
                     generator=generators,
                     output_type="pil",
                     callback_on_step_end=progress,

@@ -10,8 +10,24 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
+
+# Input limits, checked by pydantic wherever a job is built or received. The
+# engine checks only what needs the image or the model.
+MAX_SEED = 2**32 - 1  # --seed 0-4294967295, as in Midjourney; image i of a job uses seed + i
+SIZE_MULTIPLE = 64  # the latents of every preset divide evenly
+MIN_SIDE = 64
+MAX_SIDE = 2048
+MAX_COUNT = 16
+MAX_CANDIDATES = 64
+MAX_STYLE_IMAGES = 4
+MAX_POOL_STYLES = 64
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIZE_MULTIPLE)]
+Vector = Annotated[list[FiniteFloat], Field(min_length=1)]
 
 
 class JobKind(StrEnum):
@@ -63,26 +79,40 @@ class GenerateSpec(Wire):
 
     prompt: str
     negative_prompt: str = ""
-    width: int = 512
-    height: int = 512
-    seed: int = 0
-    count: int = 4  # images returned
-    chaos: int = 0  # 0-100: how far the images of one grid may differ
-    quality: float = 1.0  # --q: scales the preset's step count
+    width: Side = 512
+    height: Side = 512
+    seed: Seed = 0
+    count: int = Field(4, ge=1, le=MAX_COUNT)  # images returned
+    chaos: int = Field(0, ge=0, le=100)  # how far the images of one grid may differ
+    quality: float = Field(1.0, gt=0, le=4, allow_inf_nan=False)  # --q: scales the preset's step count
     tile: bool = False  # seamless tiling (circular padding)
-    stylize: int = 100  # --s: 0-1000, raises guidance a little as in Midjourney
+    stylize: int = Field(100, ge=0, le=1000)  # --s: raises guidance a little as in Midjourney
     init_image: bytes | None = None  # PNG: variation / upscale source
-    strength: float = 0.0  # img2img denoise for variations; upscale: 0 = the preset's upscale_strength
+    # img2img denoise for variations (above 0 there); upscale: 0 = the preset's upscale_strength
+    strength: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
     # Personalization: c(s) in OpenCLIP image-embedding space, passed to IP-Adapter.
-    conditioning: list[float] | None = None
-    ip_adapter_scale: float = 0.0
+    conditioning: Vector | None = None
+    ip_adapter_scale: float = Field(0.0, ge=0, le=4, allow_inf_nan=False)
     # --sref URL: style reference images (PNG); the worker embeds them and
     # conditions on their mean embedding (combined with `conditioning` if set).
-    style_images: list[bytes] = Field(default_factory=list)
+    style_images: list[bytes] = Field(default_factory=list, max_length=MAX_STYLE_IMAGES)
     # Best-of-N (--q 2 with a profile): make `candidates` images, keep the
     # `count` with the highest dot(embedding / |embedding|, rerank_direction).
-    candidates: int | None = None
-    rerank_direction: list[float] | None = None
+    candidates: int | None = Field(None, le=MAX_CANDIDATES)
+    rerank_direction: Vector | None = None
+
+    @field_validator("rerank_direction")
+    @classmethod
+    def _not_all_zeros(cls, direction: list[float] | None) -> list[float] | None:
+        if direction is not None and not any(direction):
+            raise ValueError("must not be all zeros")
+        return direction
+
+    @model_validator(mode="after")
+    def _candidates_cover_count(self) -> Self:
+        if self.candidates is not None and self.candidates < self.count:
+            raise ValueError(f"candidates {self.candidates} is fewer than count {self.count}")
+        return self
 
 
 class EmbedSpec(Wire):
@@ -92,10 +122,10 @@ class EmbedSpec(Wire):
 
 class PoolSpec(Wire):
     prompt: str
-    styles: list[str]  # one image per style: "<prompt>, <style>"
-    seed: int = 0
-    width: int = 512
-    height: int = 512
+    styles: list[str] = Field(min_length=1, max_length=MAX_POOL_STYLES)  # one image per style: "<prompt>, <style>"
+    seed: Seed = 0
+    width: Side = 512
+    height: Side = 512
 
 
 class Job(Wire):

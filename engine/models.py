@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from engine.config import EngineSettings
+from engine.config import DtypeName
 from engine.embed import Embedder
 from engine.presets import TINY_OPENCLIP_MODEL, Preset, get_preset
 
@@ -95,11 +95,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(device: torch.device) -> torch.dtype:
-    """fp32 on the CPU; on CUDA bf16 where supported, else fp16 (TASTEMAKER_DTYPE overrides)."""
-    forced = EngineSettings().dtype
-    if forced != "auto":
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[forced]
+def resolve_dtype(device: torch.device, dtype: DtypeName = "auto") -> torch.dtype:
+    """`dtype`, or for "auto": fp32 on the CPU; on CUDA bf16 where supported, else fp16."""
+    if dtype != "auto":
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     if device.type != "cuda":
         return torch.float32
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -445,24 +444,36 @@ def load(
     data_dir: str | os.PathLike = "data",
     *,
     ip_adapter: bool = True,
+    dtype: DtypeName = "auto",
+    compile: bool = False,
 ) -> Loaded:
     """Load a preset's pipelines and embedder onto `device` (tiny: built first if needed).
 
     `ip_adapter=False` skips the IP-Adapter (personalization then is
     unavailable); the result is then exactly a pipeline that never saw one.
+    `dtype` is the weights' dtype (see resolve_dtype); `compile` runs
+    torch.compile on the UNet on CUDA (a slow first job, faster after).
     """
     with _LOADING:
-        return _load(preset, device, data_dir, ip_adapter=ip_adapter)
+        return _load(preset, device, data_dir, ip_adapter=ip_adapter, dtype_name=dtype, compile=compile)
 
 
-def _load(preset: Preset | str, device: str | torch.device, data_dir: str | os.PathLike, *, ip_adapter: bool) -> Loaded:
+def _load(
+    preset: Preset | str,
+    device: str | torch.device,
+    data_dir: str | os.PathLike,
+    *,
+    ip_adapter: bool,
+    dtype_name: DtypeName,
+    compile: bool,
+) -> Loaded:
     from diffusers import UNet2DConditionModel
 
     t0 = time.perf_counter()
     if isinstance(preset, str):
         preset = get_preset(preset)
     dev = resolve_device(device)
-    dtype = resolve_dtype(dev)
+    dtype = resolve_dtype(dev, dtype_name)
     if dev.type == "cuda":
         gc.collect()
         torch.cuda.empty_cache()  # whatever a previous model left behind
@@ -510,7 +521,7 @@ def _load(preset: Preset | str, device: str | torch.device, data_dir: str | os.P
     if dev.type == "cuda":
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
-        if EngineSettings().compile:
+        if compile:
             pipe.unet.compile()  # in place: img2img shares this module
 
     # 4. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).

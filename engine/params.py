@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.jobs import MAX_SEED
+
 __all__ = [
     "CODE_RE", "CodeWeight", "ParamError", "Request", "dimensions", "expand",
     "is_code", "parse", "validate_option_name", "validate_option_value",
@@ -32,7 +34,6 @@ MAX_NEGATIVE = 1000  # the `--no` list, as written by canonical()
 MAX_CODES = 8  # codes in one `--p`
 MAX_URL = 500
 MAX_OPTION_VALUE = 200
-SEED_MAX = 2**32 - 1
 
 CODE_RE = re.compile(r"[a-z2-7]{7}", re.IGNORECASE | re.ASCII)  # use with fullmatch
 _MARK_RE = re.compile(r"(?<!\S)(?:--|\u2014)([A-Za-z]\S*)")  # `--name` / `—name`
@@ -71,7 +72,7 @@ class Request(BaseModel):
     text: str
     negative: tuple[str, ...] = ()
     aspect: tuple[int, int] = (1, 1)
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     chaos: int = Field(0, ge=0, le=100)
     stylize: int | None = Field(None, ge=0, le=1000)  # None: the member's default
     personalize: tuple[CodeWeight, ...] | None = None  # None: not asked for
@@ -283,7 +284,7 @@ def _render_p(codes: tuple[CodeWeight, ...]) -> str:
 _SPECS: tuple[_Spec, ...] = (
     _Spec("aspect", "aspect", ("ar", "aspect"), "W:H from 1:4 to 4:1, like `3:2`",
           _aspect, lambda a: f"{a[0]}:{a[1]}"),
-    _Spec("seed", "seed", ("seed",), f"0–{SEED_MAX}", _integer(0, SEED_MAX), str),
+    _Spec("seed", "seed", ("seed",), f"0–{MAX_SEED}", _integer(0, MAX_SEED), str),
     _Spec("negative", "the negative prompt", ("no",), "a comma-separated list, like `--no text, blur`",
           _negative, ", ".join),
     _Spec("personalize", "personalize", ("p", "personalize"),

@@ -23,8 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, get_args
 
+from engine.config import DtypeName
 from engine.jobs import Job, JobCancelled, JobError, JobResult
 from engine.queue import JobQueue, open_queue
 
@@ -168,10 +169,10 @@ class PresetEngines:
     """Runs each job on the preset it names (`--v`): the worker's own preset
     stays loaded; another one is loaded on demand, after freeing the first."""
 
-    def __init__(self, preset: str, device: str, data_dir: Path):
+    def __init__(self, preset: str, device: str, data_dir: Path, *, dtype: DtypeName = "auto", compile: bool = False):
         from engine.generate import Engine  # torch is imported here, never by the bot
 
-        self._make = lambda name: Engine(name, device=device, data_dir=data_dir)
+        self._make = lambda name: Engine(name, device=device, data_dir=data_dir, dtype=dtype, compile=compile)
         self.engine = self._make(preset)
         self.engine.load()
 
@@ -183,15 +184,26 @@ class PresetEngines:
         return self.engine.run(job, report, should_stop)
 
 
-def load_engine(preset: str, device: str, data_dir: Path) -> Runner:
-    return PresetEngines(preset, device, data_dir)
+def load_engine(preset: str, device: str, data_dir: Path, *, dtype: DtypeName = "auto", compile: bool = False) -> Runner:
+    return PresetEngines(preset, device, data_dir, dtype=dtype, compile=compile)
 
 
 class InlineWorker:
     """A worker in a thread of the calling process: CPU trials and tests."""
 
-    def __init__(self, queue_url: str, preset: str, device: str, data_dir: Path, lease_s: float = 30.0):
+    def __init__(
+        self,
+        queue_url: str,
+        preset: str,
+        device: str,
+        data_dir: Path,
+        lease_s: float = 30.0,
+        *,
+        dtype: DtypeName = "auto",
+        compile: bool = False,
+    ):
         self.queue_url, self.preset, self.device, self.data_dir = queue_url, preset, device, data_dir
+        self.dtype, self.compile = dtype, compile
         self.lease_s = lease_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -215,7 +227,9 @@ class InlineWorker:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        runner = await asyncio.to_thread(load_engine, self.preset, self.device, self.data_dir)
+        runner = await asyncio.to_thread(
+            load_engine, self.preset, self.device, self.data_dir, dtype=self.dtype, compile=self.compile
+        )
         queue = await open_queue(self.queue_url)
         self._ready.set()
         try:
@@ -258,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default=settings.model, help="model preset (TASTEMAKER_MODEL)")
     parser.add_argument("--device", default=settings.device, choices=["auto", "cuda", "cpu"])
     parser.add_argument("--data-dir", type=Path, default=settings.data_dir)
+    parser.add_argument("--dtype", default=settings.dtype, choices=get_args(DtypeName), help="weights dtype (TASTEMAKER_DTYPE)")
+    parser.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=settings.compile,
+        help="torch.compile the UNet on CUDA (TASTEMAKER_COMPILE)",
+    )
     parser.add_argument("--id", dest="worker_id", default=None, help="worker name in logs and the queue")
     parser.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts without a heartbeat")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to finish the current job on SIGTERM")
@@ -274,7 +293,7 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = await asyncio.to_thread(load_engine, args.preset, args.device, args.data_dir)
+    runner = await asyncio.to_thread(load_engine, args.preset, args.device, args.data_dir, dtype=args.dtype, compile=args.compile)
     queue = await connect_patiently(args.queue, stop)
     if queue is None:
         return 0

@@ -185,19 +185,26 @@ def test_sampling_parameters(engine):
     assert no_cfg._guidance(1000) == 0.0
 
 
+def _png_of_size(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 120, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_bad_input_is_a_non_retryable_job_error(engine, gen, base_grid):
+    """What the spec's constraints cannot see (tests/engine/test_jobs.py has those): the model and the image."""
     src = base_grid.images[0].png
     bad = [
-        gen.job(width=100),
-        gen.job(height=4096),
-        gen.job(count=0),
-        gen.job(chaos=101),
         gen.job(conditioning=[1.0] * 63, ip_adapter_scale=0.5),
         gen.job(candidates=8, rerank_direction=[1.0] * 10),
         gen.job(JobKind.VARIATION, strength=0.5),  # no init image
         gen.job(JobKind.VARIATION, strength=0.5, init_image=b"not an image"),
         gen.job(JobKind.VARIATION, strength=0.0, init_image=src),
-        Job(kind=JobKind.POOL, preset="tiny", pool=PoolSpec(prompt="x", styles=[], width=128, height=128)),
+        gen.job(JobKind.VARIATION, strength=0.5, init_image=_png_of_size(100, 128)),
+        gen.job(JobKind.UPSCALE, init_image=_png_of_size(2048, 1024)),  # x2 is too large
+        Job(kind=JobKind.POOL, preset="tiny"),  # no pool parameters
     ]
     for job in bad:
         with pytest.raises(JobError) as info:
@@ -335,15 +342,14 @@ def test_rerank_keeps_the_top_candidates(engine, gen):
     assert np.allclose(scores, cos[top], atol=1e-6)
 
 
-def test_low_precision_load_keeps_one_dtype(tiny_data_dir, gen, monkeypatch):
+def test_low_precision_load_keeps_one_dtype(tiny_data_dir, gen):
     """The CUDA dtype path, on the CPU: every shared component stays in bf16 (from_pipe
     would cast them to fp32 unless told), and a personalized job runs."""
     import torch
 
     from engine.generate import Engine
 
-    monkeypatch.setenv("TASTEMAKER_DTYPE", "bf16")
-    low = Engine("tiny", device="cpu", data_dir=tiny_data_dir)
+    low = Engine("tiny", device="cpu", data_dir=tiny_data_dir, dtype="bf16")
     try:
         m = low.load()
         assert m.dtype == torch.bfloat16
