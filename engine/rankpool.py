@@ -327,7 +327,9 @@ async def _main(args: argparse.Namespace, settings) -> int:
                 from engine.worker import Worker, load_engine
 
                 print(f"loading {args.preset} for the inline worker...", flush=True)
-                runner = await asyncio.to_thread(load_engine, args.preset, settings.device, settings.data_dir)
+                runner = await asyncio.to_thread(
+                    load_engine, args.preset, settings.device, settings.data_dir, dtype=settings.dtype, compile=settings.compile
+                )
                 worker_queue = await open_queue(settings.queue_url)
                 worker_task = asyncio.create_task(Worker(worker_queue, runner, poll_s=0.1).run_forever(stop))
             version = await build_pool(
