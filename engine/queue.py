@@ -31,89 +31,42 @@ so it goes back to the front).
 
 Clocks: SQLite leases use the wall clock (time.time(), shared by processes on
 one machine); Redis leases use the Redis server's clock.
+
+Waiting (push, not poll). The contract, the event follower and the log line
+per state change live in engine/queue_contract.py. SQLite has no way to tell
+another process that a row changed, so each SQLiteQueue binds a Unix datagram
+socket in a folder named after the database (in the temp dir, where paths stay
+short), and after each commit that others may wait on (a job queued, an event
+written) it sends one byte to every other socket there and wakes its own
+waiters. Waiting workers and followers return on that byte, and fall back to a
+read every IDLE_S (1 s) for a wake-up that got lost. Chosen over polling
+`PRAGMA data_version` every few milliseconds: nothing runs while nothing
+happens, the wake-up costs one syscall per peer, and it needs nothing but the
+standard library. Without Unix sockets (Windows) the queue still works on the
+slow fallback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
+import os
+import socket
 import sqlite3
+import tempfile
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from pathlib import Path
 
 from engine.db import transaction
 from engine.jobs import EventType, Job, JobEvent, JobResult, JobState
+from engine.queue_contract import IDLE_S, RESULT_TTL_S, Change, Followed, JobQueue, guild_key
+
+__all__ = ["IDLE_S", "RESULT_TTL_S", "Change", "Followed", "JobQueue", "SQLiteQueue", "guild_key", "open_queue"]
 
 log = logging.getLogger("engine.queue")
-
-RESULT_TTL_S = 24 * 3600.0  # finished jobs nobody forgot are dropped after this
-
-
-class JobQueue(ABC):
-    # -- bot side -------------------------------------------------------------
-
-    @abstractmethod
-    async def submit(self, job: Job) -> None:
-        """Queue a job. Its id must be new."""
-
-    @abstractmethod
-    async def position(self, job_id: str) -> int | None:
-        """1 when the job is next to be claimed; None once it is no longer queued."""
-
-    @abstractmethod
-    async def cancel(self, job_id: str) -> bool:
-        """Cancel a queued or running job. A running job's worker learns it at its
-        next heartbeat. False when the job had already ended."""
-
-    @abstractmethod
-    async def state(self, job_id: str) -> JobState | None:
-        """None for an unknown (or forgotten) job."""
-
-    @abstractmethod
-    async def read_events(self, cursors: Mapping[str, str]) -> list[JobEvent]:
-        """New events of each job after its cursor ("" means from the start),
-        in order per job. Never blocks."""
-
-    @abstractmethod
-    async def forget(self, job_id: str) -> None:
-        """The bot has stored the outcome: drop the job's events and result.
-        Forgetting a job that has not ended drops it too (its worker's next
-        heartbeat returns False)."""
-
-    # -- worker side ----------------------------------------------------------
-
-    @abstractmethod
-    async def claim(self, worker_id: str, lease_s: float) -> Job | None:
-        """Atomically take the next job in fair order, or None. Counts a try,
-        writes a STARTED event and requeues expired leases first."""
-
-    @abstractmethod
-    async def heartbeat(self, job_id: str, worker_id: str, lease_s: float) -> bool:
-        """Renew the lease. False when the worker must stop: it lost the lease
-        or the job was cancelled."""
-
-    @abstractmethod
-    async def progress(self, job_id: str, worker_id: str, percent: float, preview: bytes | None = None) -> None:
-        """A PROGRESS event; only the newest one of a job is kept. Ignored when
-        this worker no longer holds the job."""
-
-    @abstractmethod
-    async def complete(self, job_id: str, worker_id: str, result: JobResult) -> bool:
-        """Store the result. False (and nothing stored) when this worker no
-        longer holds the job, so a member sees exactly one result."""
-
-    @abstractmethod
-    async def fail(self, job_id: str, worker_id: str, error: str, retryable: bool = True) -> JobState:
-        """Queued again (RETRYING event) while tries remain and retryable, else
-        failed (FAILED event). When this worker no longer holds the job nothing
-        changes and the job's current state is returned (CANCELLED once forgotten)."""
-
-    @abstractmethod
-    async def requeue_expired(self) -> int:
-        """Requeue (or fail, past max_tries) running jobs whose lease expired."""
-
-    async def close(self) -> None:
-        return None
 
 
 async def open_queue(url: str) -> JobQueue:
@@ -127,20 +80,71 @@ async def open_queue(url: str) -> JobQueue:
     raise ValueError(f"unknown queue URL {url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")
 
 
-
-def guild_key(job: Job) -> str:
-    """The fairness group of a job: its guild, or the member alone outside guilds."""
-    return str(job.guild_id) if job.guild_id is not None else f"dm:{job.user_id}"
-
-
-def log_change(job_id: str, change: str, **timings: float | None) -> None:
-    """One log line per state change, with its timings in seconds."""
-    parts = [f"{name} {value:.2f}s" for name, value in timings.items() if value is not None]
-    log.info("job %s %s%s", job_id, change, f" ({', '.join(parts)})" if parts else "")
-
-
 def _since(start: float | None, end: float) -> float | None:
     return None if start is None else max(0.0, end - start)
+
+
+class Doorbell:
+    """Wake-ups between the queue handles (processes, threads) on one SQLite file:
+    a Unix datagram socket each, in one folder per database. See the module doc."""
+
+    def __init__(self, db_path: Path):
+        digest = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:16]
+        self.folder = Path(tempfile.gettempdir()) / f"tastemaker-{os.getuid()}-{digest}"
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        self.path = self.folder / f"{os.getpid()}-{id(self):x}.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.bind(str(self.path))
+        self.rung = 0  # wake-ups heard so far, ours included
+        self._listeners: set[asyncio.Event] = set()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.sock.fileno(), self._on_datagram)
+
+    def _on_datagram(self) -> None:
+        with contextlib.suppress(OSError):
+            while self.sock.recv(64):
+                pass
+        self._heard()
+
+    def _heard(self) -> None:
+        self.rung += 1
+        for event in self._listeners:
+            event.set()
+
+    def ring(self) -> None:
+        """After a commit: wake our own waiters and every other handle's."""
+        self._heard()
+        for peer in os.scandir(self.folder):
+            if peer.path == str(self.path):
+                continue
+            try:
+                self.sock.sendto(b"!", peer.path)
+            except BlockingIOError:
+                pass  # its buffer is full of wake-ups already
+            except (ConnectionRefusedError, FileNotFoundError):
+                Path(peer.path).unlink(missing_ok=True)  # a handle that died without closing
+            except OSError as error:
+                log.debug("wake-up to %s failed: %s", peer.path, error)
+
+    async def wait(self, since: int, event: asyncio.Event, timeout: float) -> None:
+        """Until a wake-up after the count `since`, `event`, or `timeout`."""
+        if self.rung != since:
+            return
+        self._listeners.add(event)
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._listeners.discard(event)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
 
 
 class SQLiteQueue(JobQueue):
@@ -153,20 +157,55 @@ class SQLiteQueue(JobQueue):
     are dropped after `result_ttl_s`, as the Redis backend expires them.
     """
 
-    def __init__(self, db, *, result_ttl_s: float = RESULT_TTL_S):
+    def __init__(self, db, path: Path, *, result_ttl_s: float = RESULT_TTL_S):
         self.db = db
+        self.path = path
         self.result_ttl_s = result_ttl_s
         self._purged_at = 0.0
         self._purge_every_s = min(60.0, result_ttl_s)
+        self._claimed_at_ring = 0  # the doorbell count when claim() last looked
+        try:
+            self._bell: Doorbell | None = Doorbell(path)
+        except (OSError, AttributeError) as error:  # no Unix sockets here: the slow fallback only
+            log.warning("queue wake-ups unavailable (%s); waiting in %.1fs steps", error, IDLE_S)
+            self._bell = None
 
     @classmethod
-    async def open(cls, path: str, *, result_ttl_s: float = RESULT_TTL_S) -> SQLiteQueue:
+    async def open(cls, path: str | Path, *, result_ttl_s: float = RESULT_TTL_S) -> SQLiteQueue:
+        """Open the queue in an existing database. The bot creates the database
+        (engine.db.connect); a worker pointed at a missing file is refused
+        rather than left waiting on a new, empty one."""
         from engine.db import connect
 
-        return cls(await connect(path), result_ttl_s=result_ttl_s)
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no queue database at {path}: start the bot first (it creates it), or fix --queue")
+        return cls(await connect(path), path, result_ttl_s=result_ttl_s)
+
+    @property
+    def where(self) -> str:
+        return f"sqlite:///{self.path}"
 
     async def close(self) -> None:
+        if self._bell is not None:
+            self._bell.close()
         await self.db.close()
+
+    def _ring(self) -> None:
+        if self._bell is not None:
+            self._bell.ring()
+
+    async def _wait(self, since: int, event: asyncio.Event, timeout: float) -> None:
+        if self._bell is not None:
+            await self._bell.wait(since, event, timeout)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
+
+    @property
+    def _rung(self) -> int:
+        return self._bell.rung if self._bell is not None else 0
 
     async def _event(self, event: JobEvent) -> None:
         if event.type == EventType.PROGRESS:
@@ -201,7 +240,8 @@ class SQLiteQueue(JobQueue):
                 )
             except sqlite3.IntegrityError as error:
                 raise ValueError(f"job {job.id} already exists") from error
-        log_change(job.id, f"queued: {job.kind} for user {job.user_id} in {group}, round {round_}")
+        self._ring()
+        self._changed(Change(job.id, JobState.QUEUED, reason=f"{job.kind} for user {job.user_id} in {group}, round {round_}"))
 
     async def position(self, job_id: str) -> int | None:
         async with transaction(self.db, write=False):
@@ -229,10 +269,12 @@ class SQLiteQueue(JobQueue):
                 (now, job_id),
             )
             await self._event(JobEvent(job_id=job_id, type=EventType.CANCELLED, at=now))
-        if row["state"] == JobState.RUNNING:
-            log_change(job_id, "cancelled while running", ran=_since(row["started_at"], now))
+        self._ring()
+        old = JobState(row["state"])
+        if old is JobState.RUNNING:
+            self._changed(Change(job_id, JobState.CANCELLED, old, ran=_since(row["started_at"], now)))
         else:
-            log_change(job_id, "cancelled while queued", waited=_since(row["queued_at"], now))
+            self._changed(Change(job_id, JobState.CANCELLED, old, waited=_since(row["queued_at"], now)))
         return True
 
     async def state(self, job_id: str) -> JobState | None:
@@ -250,6 +292,17 @@ class SQLiteQueue(JobQueue):
                 )
                 events.extend(JobEvent.from_json(row[1]).model_copy(update={"cursor": str(row[0])}) for row in rows)
         return events
+
+    async def _next_events(self, followed: Followed, timeout: float) -> list[JobEvent]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            since = self._rung
+            followed.changed.clear()
+            events = await self.read_events(followed.cursors)
+            left = deadline - asyncio.get_running_loop().time()
+            if events or left <= 0:
+                return events
+            await self._wait(since, followed.changed, left)
 
     async def _close_gap(self, user_id: int, round_: int) -> None:
         """A queued job left out of turn: the member's later jobs move up a round."""
@@ -270,7 +323,8 @@ class SQLiteQueue(JobQueue):
     # -- worker side ----------------------------------------------------------
 
     async def claim(self, worker_id: str, lease_s: float) -> Job | None:
-        async with transaction(self.db, write=False):  # idle workers poll: the write lock only when there is work
+        self._claimed_at_ring = self._rung
+        async with transaction(self.db, write=False):  # idle workers look often: the write lock only when there is work
             ((work,),) = await self.db.execute_fetchall(
                 "SELECT EXISTS (SELECT 1 FROM queue_jobs WHERE state = 'queued')"
                 " OR EXISTS (SELECT 1 FROM queue_jobs WHERE state = 'running' AND lease_until < ?)",
@@ -280,7 +334,7 @@ class SQLiteQueue(JobQueue):
             return None
         async with transaction(self.db):
             now = time.time()
-            await self._requeue_expired(now)
+            changes = await self._requeue_expired(now)
             rows = await self.db.execute_fetchall(
                 "UPDATE queue_jobs SET state = 'running', worker = ?, lease_until = ?, tries = tries + 1,"
                 " started_at = ? WHERE id = (SELECT id FROM queue_jobs WHERE state = 'queued'"
@@ -288,18 +342,26 @@ class SQLiteQueue(JobQueue):
                 " RETURNING id, job, tries, max_tries, queued_at, round",
                 (worker_id, now + lease_s, now),
             )
-            if not rows:
-                return None
-            (row,) = rows
-            await self.db.execute("UPDATE queue_clock SET round = MAX(round, ?)", (row["round"],))
-            await self._event(
-                JobEvent(job_id=row["id"], type=EventType.STARTED, at=now, worker=worker_id, try_number=row["tries"])
-            )
-        job = Job.from_json(row["job"])
-        log_change(
-            job.id, f"running on {worker_id}, try {row['tries']}/{row['max_tries']}", waited=_since(row["queued_at"], now)
+            if rows:
+                (row,) = rows
+                await self.db.execute("UPDATE queue_clock SET round = MAX(round, ?)", (row["round"],))
+                await self._event(
+                    JobEvent(job_id=row["id"], type=EventType.STARTED, at=now, worker=worker_id, try_number=row["tries"])
+                )
+        if changes or rows:
+            self._ring()
+        for change in changes:
+            self._changed(change)
+        if not rows:
+            return None
+        self._changed(
+            Change(row["id"], JobState.RUNNING, JobState.QUEUED, worker_id, row["tries"], row["max_tries"],
+                   waited=_since(row["queued_at"], now))
         )
-        return job
+        return Job.from_json(row["job"])
+
+    async def wait_for_work(self, timeout: float) -> None:
+        await self._wait(self._claimed_at_ring, asyncio.Event(), timeout)
 
     async def heartbeat(self, job_id: str, worker_id: str, lease_s: float) -> bool:
         async with transaction(self.db):
@@ -316,11 +378,13 @@ class SQLiteQueue(JobQueue):
             await self._event(
                 JobEvent(job_id=job_id, type=EventType.PROGRESS, percent=percent, preview=preview, worker=worker_id)
             )
+        self._ring()
 
     async def _held(self, job_id: str, worker_id: str):
         """The job's row when `worker_id` holds it (running), else None."""
         rows = await self.db.execute_fetchall(
-            "SELECT state, worker, tries, max_tries, queued_at, started_at, submitted_at FROM queue_jobs WHERE id = ?",
+            "SELECT id, state, worker, tries, max_tries, queued_at, started_at, submitted_at FROM queue_jobs"
+            " WHERE id = ?",
             (job_id,),
         )
         if not rows or rows[0]["state"] != JobState.RUNNING or rows[0]["worker"] != worker_id:
@@ -341,12 +405,11 @@ class SQLiteQueue(JobQueue):
                     job_id=job_id, type=EventType.DONE, at=now, result=result, worker=worker_id, try_number=row["tries"]
                 )
             )
-        log_change(
-            job_id,
-            f"done on {worker_id}",
-            ran=_since(row["started_at"], now),
-            waited=_since(row["queued_at"], row["started_at"]),
-            total=_since(row["submitted_at"], now),
+        self._ring()
+        self._changed(
+            Change(job_id, JobState.DONE, JobState.RUNNING, worker_id, row["tries"], row["max_tries"],
+                   waited=_since(row["queued_at"], row["started_at"]), ran=_since(row["started_at"], now),
+                   total=_since(row["submitted_at"], now))
         )
         return True
 
@@ -357,32 +420,33 @@ class SQLiteQueue(JobQueue):
             if row is None:
                 current = await self.db.execute_fetchall("SELECT state FROM queue_jobs WHERE id = ?", (job_id,))
                 return JobState(current[0][0]) if current else JobState.CANCELLED
-            state = await self._end_try(job_id, row, now, error, worker_id, retry=retryable)
-        log_change(job_id, f"{'retrying' if state == JobState.QUEUED else 'failed'} after try {row['tries']}/"
-                   f"{row['max_tries']} on {worker_id}: {error}", ran=_since(row["started_at"], now))
-        return state
+            change = await self._end_try(row, now, error, retry=retryable)
+        self._ring()
+        self._changed(change)
+        return change.new
 
-    async def _end_try(self, job_id: str, row, now: float, error: str, worker_id: str, retry: bool) -> JobState:
+    async def _end_try(self, row, now: float, error: str, retry: bool) -> Change:
         """A running try ended badly: queue the job again while tries remain, else fail it."""
+        job_id, worker_id = row["id"], row["worker"]
+        event = JobEvent(job_id=job_id, type=EventType.FAILED, at=now, error=error, worker=worker_id,
+                         try_number=row["tries"])
         if retry and row["tries"] < row["max_tries"]:
             await self.db.execute(
                 "UPDATE queue_jobs SET state = 'queued', worker = NULL, lease_until = NULL, queued_at = ?"
                 " WHERE id = ?",
                 (now, job_id),
             )
-            await self._event(
-                JobEvent(job_id=job_id, type=EventType.RETRYING, at=now, error=error, worker=worker_id,
-                         try_number=row["tries"])
+            await self._event(event.model_copy(update={"type": EventType.RETRYING}))
+            state = JobState.QUEUED
+        else:
+            await self.db.execute(
+                "UPDATE queue_jobs SET state = 'failed', finished_at = ?, lease_until = NULL WHERE id = ?",
+                (now, job_id),
             )
-            return JobState.QUEUED
-        await self.db.execute(
-            "UPDATE queue_jobs SET state = 'failed', finished_at = ?, lease_until = NULL WHERE id = ?", (now, job_id)
-        )
-        await self._event(
-            JobEvent(job_id=job_id, type=EventType.FAILED, at=now, error=error, worker=worker_id,
-                     try_number=row["tries"])
-        )
-        return JobState.FAILED
+            await self._event(event)
+            state = JobState.FAILED
+        return Change(job_id, state, JobState.RUNNING, worker_id, row["tries"], row["max_tries"], reason=error,
+                      ran=_since(row["started_at"], now))
 
     async def requeue_expired(self) -> int:
         now = time.time()
@@ -396,7 +460,7 @@ class SQLiteQueue(JobQueue):
                 return 0
         async with transaction(self.db):
             now = time.time()
-            count = await self._requeue_expired(now)
+            changes = await self._requeue_expired(now)
             if purge:  # outcomes nobody forgot (the bot crashed or never asked), as Redis expires them
                 old = now - self.result_ttl_s
                 await self.db.execute(
@@ -405,21 +469,33 @@ class SQLiteQueue(JobQueue):
                 )
                 await self.db.execute("DELETE FROM queue_jobs WHERE finished_at < ?", (old,))
                 self._purged_at = now
-        return count
+        return self._report(changes)
 
-    async def _requeue_expired(self, now: float) -> int:
+    async def _requeue_expired(self, now: float) -> list[Change]:
         rows = await self.db.execute_fetchall(
             "SELECT id, worker, tries, max_tries, queued_at, started_at, submitted_at FROM queue_jobs"
             " WHERE state = 'running' AND lease_until < ?",
             (now,),
         )
-        for row in rows:
-            error = f"the lease of worker {row['worker']} expired (it stopped responding)"
-            state = await self._end_try(row["id"], row, now, error, row["worker"], retry=True)
-            log_change(
-                row["id"],
-                f"{'requeued' if state == JobState.QUEUED else 'failed'}: lease of {row['worker']} expired"
-                f" on try {row['tries']}/{row['max_tries']}",
-                ran=_since(row["started_at"], now),
+        return [
+            await self._end_try(row, now, f"the lease of worker {row['worker']} expired (it stopped responding)", True)
+            for row in rows
+        ]
+
+    async def release(self, worker_id: str) -> int:
+        async with transaction(self.db):
+            now = time.time()
+            rows = await self.db.execute_fetchall(
+                "SELECT id, worker, tries, max_tries, queued_at, started_at, submitted_at FROM queue_jobs"
+                " WHERE state = 'running' AND worker = ?",
+                (worker_id,),
             )
-        return len(rows)
+            changes = [await self._end_try(row, now, f"worker {worker_id} restarted", True) for row in rows]
+        return self._report(changes)
+
+    def _report(self, changes: list[Change]) -> int:
+        if changes:
+            self._ring()
+        for change in changes:
+            self._changed(change)
+        return len(changes)

@@ -22,6 +22,13 @@ Keys (prefix `tm:q:` by default):
     mq:<member>      sorted set: the member's queued job ids by round
     gq:<guild>       sorted set: the guild's queued job ids by round (for turns)
     work             stream + consumer group `workers`: one entry per running try
+    wake             list: a token per job queued (submitted or requeued), at most
+                     16; idle workers BLPOP it instead of polling
+
+Waiting: a worker with nothing to claim blocks on `wake` (BLPOP, up to 1 s so
+that expired leases are still reaped); followers block on their jobs' event
+streams (XREAD BLOCK over all of them, 100 ms at a time so that a job added to
+the follower is read soon).
 
 Claim is one Lua script: it pops the next job in the fair order (see
 engine/queue.py; the same order as the SQLite backend), then XADDs an entry to
@@ -53,7 +60,10 @@ its lease expires.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -61,11 +71,14 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, TimeoutError
 
 from engine.jobs import EventType, Job, JobEvent, JobResult, JobState
-from engine.queue import RESULT_TTL_S, JobQueue, guild_key, log, log_change
+from engine.queue_contract import RESULT_TTL_S, Change, Followed, JobQueue, guild_key
+
+log = logging.getLogger("engine.queue")
 
 LEASE_BASE_MS = 10 * 24 * 3600 * 1000  # leases longer than ten days are cut to ten days
 GROUP = "workers"
 REAPER = "tm-reaper"
+PICKUP_S = 0.1  # a follower blocks this long at most, so that a job added to it is read soon
 
 # Helpers shared by every script. ARGV[1] is always the key prefix.
 _PRELUDE = r"""
@@ -82,6 +95,12 @@ end
 
 local function jkey(id) return P .. 'job:' .. id end
 local function ekey(id) return P .. 'ev:' .. id end
+
+-- A job may be claimable: wake one idle worker (BLPOP). A few tokens at most.
+local function ring()
+  redis.call('RPUSH', P .. 'wake', 1)
+  redis.call('LTRIM', P .. 'wake', -16, -1)
+end
 
 local function add_event(id, ev)
   return redis.call('XADD', ekey(id), '*', 'e', cjson.encode(ev))
@@ -166,6 +185,7 @@ local function end_try(id, j, now, err, retry, ttl)
   if retry and j.tries < j.max_tries then
     redis.call('HSET', jkey(id), 'state', 'queued', 'worker', '', 'entry', '', 'queued_at', now)
     enqueue(id, j)
+    ring()
     ev.type = 'retrying'
     add_event(id, ev)
     return 'queued'
@@ -198,6 +218,7 @@ local j = {u = u, g = g, round = round, okey = order_key(round, turn, seq, id)}
 redis.call('HSET', jkey(id), 'job', job, 'u', u, 'g', g, 'seq', seq, 'round', round, 'turn', turn,
            'okey', j.okey, 'state', 'queued', 'tries', 0, 'max_tries', max_tries, 'submitted', now, 'queued_at', now)
 enqueue(id, j)
+ring()
 return round
 """
 
@@ -255,7 +276,7 @@ local now = now_ms()
 leave_running(id, j)
 redis.call('XADD', ekey(id), '*', 'e', ev)
 finish(id, 'done', now, ttl)
-return {j.submitted, j.queued_at, j.started, now}
+return {j.submitted, j.queued_at, j.started, now, j.tries, j.max_tries}
 """
 
 _FAIL = r"""
@@ -314,12 +335,37 @@ redis.pcall('XGROUP', 'DELCONSUMER', WORK, GROUP, '__REAPER__')
 return out
 """.replace("__REAPER__", REAPER)
 
+# The tries a worker left running when it died and came back under the same id.
+_RELEASE = r"""
+local worker, ttl = ARGV[2], tonumber(ARGV[3])
+local out = {}
+local now = now_ms()
+local pending = redis.pcall('XPENDING', WORK, GROUP, '-', '+', 1000, worker)
+if pending.err then return out end  -- no group yet: nothing ever ran
+for _, p in ipairs(pending) do
+  local entry = p[1]
+  local rows = redis.call('XRANGE', WORK, entry, entry)
+  local id = rows[1] and rows[1][2][2]
+  local j = id and load(id)
+  if j and j.state == 'running' and j.worker == worker and j.entry == entry then
+    local state = end_try(id, j, now, 'worker ' .. worker .. ' restarted', true, ttl)
+    table.insert(out, {id, state, j.tries, j.max_tries, now - j.started})
+  else
+    redis.call('XACK', WORK, GROUP, entry); redis.call('XDEL', WORK, entry)
+  end
+end
+return out
+"""
+
 
 class RedisQueue(JobQueue):
     """JobQueue over Redis Streams; see the module docstring for the keys."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "tm:q:", result_ttl_s: float = RESULT_TTL_S):
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str = "tm:q:", result_ttl_s: float = RESULT_TTL_S, url: str = ""
+    ):
         self.r = client
+        self.url = url
         self.prefix = prefix
         self.result_ttl_s = result_ttl_s
         self._s = {
@@ -335,6 +381,7 @@ class RedisQueue(JobQueue):
                 "cancel": _CANCEL,
                 "forget": _FORGET,
                 "requeue": _REQUEUE_EXPIRED,
+                "release": _RELEASE,
             }.items()
         }
 
@@ -366,9 +413,18 @@ class RedisQueue(JobQueue):
             socket_connect_timeout=5,
             socket_timeout=30,
         )
-        queue = cls(client, prefix=prefix, result_ttl_s=result_ttl_s)
+        queue = cls(client, prefix=prefix, result_ttl_s=result_ttl_s, url=url)
         await client.ping()
         return queue
+
+    @property
+    def where(self) -> str:
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" if parts.username else f":***@{host}"
+        return urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
 
     async def close(self) -> None:
         await self.r.aclose()
@@ -392,7 +448,9 @@ class RedisQueue(JobQueue):
                 raise ValueError(f"job {job.id} already exists") from error
             raise
         if round_:
-            log_change(job.id, f"queued: {job.kind} for user {job.user_id} in {guild_key(job)}, round {round_}")
+            self._changed(
+                Change(job.id, JobState.QUEUED, reason=f"{job.kind} for user {job.user_id} in {guild_key(job)}, round {round_}")
+            )
 
     async def position(self, job_id: str) -> int | None:
         pos = await self._call("position", job_id)
@@ -402,11 +460,11 @@ class RedisQueue(JobQueue):
         out = await self._call("cancel", job_id, self._ttl)
         if out is None:
             return False
-        was, ms = out
-        if was == JobState.RUNNING:
-            log_change(job_id, "cancelled while running", ran=int(ms) / 1000)
+        was, ms = JobState(out[0]), int(out[1]) / 1000
+        if was is JobState.RUNNING:
+            self._changed(Change(job_id, JobState.CANCELLED, was, ran=ms))
         else:
-            log_change(job_id, "cancelled while queued", waited=int(ms) / 1000)
+            self._changed(Change(job_id, JobState.CANCELLED, was, waited=ms))
         return True
 
     async def state(self, job_id: str) -> JobState | None:
@@ -426,6 +484,31 @@ class RedisQueue(JobQueue):
                 events.append(JobEvent.from_json(fields["e"]).model_copy(update={"cursor": entry_id}))
         return events
 
+    async def _next_events(self, followed: Followed, timeout: float) -> list[JobEvent]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            followed.changed.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                return []
+            if not followed.cursors:
+                try:
+                    async with asyncio.timeout(left):
+                        await followed.changed.wait()
+                except asyncio.TimeoutError:  # the built-in one; TimeoutError here is redis's
+                    return []
+                continue
+            streams = {f"{self.prefix}ev:{job_id}": cursor or "0-0" for job_id, cursor in followed.cursors.items()}
+            reply = await self.r.xread(streams, block=max(1, int(min(left, PICKUP_S) * 1000)))
+            events = [
+                JobEvent.from_json(fields["e"]).model_copy(update={"cursor": entry_id})
+                for _, entries in reply or []
+                for entry_id, fields in entries
+            ]
+            if events:
+                return events
+
     async def forget(self, job_id: str) -> None:
         await self._call("forget", job_id)
         log.debug("job %s forgotten", job_id)
@@ -438,8 +521,14 @@ class RedisQueue(JobQueue):
         if out is None:
             return None
         job_id, data, tries, max_tries, waited_ms = out
-        log_change(job_id, f"running on {worker_id}, try {tries}/{max_tries}", waited=int(waited_ms) / 1000)
+        self._changed(
+            Change(job_id, JobState.RUNNING, JobState.QUEUED, worker_id, int(tries), int(max_tries),
+                   waited=int(waited_ms) / 1000)
+        )
         return Job.from_json(data)
+
+    async def wait_for_work(self, timeout: float) -> None:
+        await self.r.blpop([f"{self.prefix}wake"], timeout=max(0.01, timeout))
 
     @staticmethod
     def _lease_ms(lease_s: float) -> int:
@@ -457,9 +546,11 @@ class RedisQueue(JobQueue):
         out = await self._call("complete", job_id, worker_id, event.to_json(), self._ttl)
         if out is None:
             return False
-        submitted, queued_at, started, now = (int(x) / 1000 for x in out)
-        log_change(job_id, f"done on {worker_id}", ran=now - started, waited=started - queued_at,
-                   total=now - submitted)
+        submitted, queued_at, started, now, tries, max_tries = (int(x) for x in out)
+        self._changed(
+            Change(job_id, JobState.DONE, JobState.RUNNING, worker_id, tries, max_tries,
+                   waited=(started - queued_at) / 1000, ran=(now - started) / 1000, total=(now - submitted) / 1000)
+        )
         return True
 
     async def fail(self, job_id: str, worker_id: str, error: str, retryable: bool = True) -> JobState:
@@ -467,18 +558,26 @@ class RedisQueue(JobQueue):
             "fail", job_id, worker_id, error, "1" if retryable else "0", self._ttl
         )
         if int(tries):
-            change = "retrying" if state == JobState.QUEUED else "failed"
-            log_change(job_id, f"{change} after try {tries}/{max_tries} on {worker_id}: {error}",
-                       ran=int(ran_ms) / 1000)
+            self._changed(
+                Change(job_id, JobState(state), JobState.RUNNING, worker_id, int(tries), int(max_tries),
+                       reason=error, ran=int(ran_ms) / 1000)
+            )
         return JobState(state)
 
     async def requeue_expired(self) -> int:
         out = await self._call("requeue", self._ttl)
         for job_id, state, worker, tries, max_tries, ran_ms in out:
-            log_change(
-                job_id,
-                f"{'requeued' if state == JobState.QUEUED else 'failed'}: lease of {worker} expired"
-                f" on try {tries}/{max_tries}",
-                ran=int(ran_ms) / 1000,
+            self._changed(
+                Change(job_id, JobState(state), JobState.RUNNING, worker, int(tries), int(max_tries),
+                       reason=f"the lease of worker {worker} expired (it stopped responding)", ran=int(ran_ms) / 1000)
+            )
+        return len(out)
+
+    async def release(self, worker_id: str) -> int:
+        out = await self._call("release", worker_id, self._ttl)
+        for job_id, state, tries, max_tries, ran_ms in out:
+            self._changed(
+                Change(job_id, JobState(state), JobState.RUNNING, worker_id, int(tries), int(max_tries),
+                       reason=f"worker {worker_id} restarted", ran=int(ran_ms) / 1000)
             )
         return len(out)

@@ -10,15 +10,18 @@ from collections import Counter
 import pytest
 
 from engine.jobs import EventType, GenerateSpec, ImageOut, Job, JobKind, JobResult, JobState
-from engine.queue import JobQueue, open_queue
+from engine.queue import Followed, JobQueue, open_queue
 
 LEASE = 0.2  # seconds; expiry tests sleep a little longer than this
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def queue_url(request, tmp_path) -> str:
+async def queue_url(request, tmp_path) -> str:
     if request.param == "redis":
         return request.getfixturevalue("redis_url")
+    from engine.db import connect
+
+    await (await connect(tmp_path / "tastemaker.db")).close()  # the bot creates the database; queues open it
     return f"sqlite:///{tmp_path / 'tastemaker.db'}"
 
 
@@ -648,3 +651,139 @@ async def test_redis_keeps_nothing_behind(redis_url):
         assert 0 < await r.pttl(f"{p}ev:{jobs[0].id}") <= 60_000
     finally:
         await queue.close()
+
+
+# -- following and waking ----------------------------------------------------------------------
+
+
+async def collect(queue: JobQueue, followed: Followed, until, idle_s: float = 0.05) -> list:
+    seen = []
+    async for batch in queue.follow(followed, idle_s=idle_s):
+        seen.extend(batch)
+        if until(seen):
+            break
+    return seen
+
+
+async def test_follow_yields_each_jobs_events_once_and_ends_after_the_terminal_ones(handles):
+    queue, worker = await handles.open(), await handles.open()
+    a, b = make_job(user=1), make_job(user=2)
+    await queue.submit(a)
+    await queue.submit(b)
+    followed = Followed({a.id: "", b.id: ""})
+    batches: list[list] = []
+
+    async def follow() -> None:
+        async for batch in queue.follow(followed, idle_s=0.05):
+            batches.append(batch)
+
+    following = asyncio.create_task(follow())
+    await worker.claim("w", 30)
+    await worker.progress(a.id, "w", 50.0)
+    await worker.claim("w", 30)
+    await worker.complete(b.id, "w", make_result("b"))
+    await worker.complete(a.id, "w", make_result("a"))
+    await asyncio.wait_for(following, 5)  # both ended: the follower ends by itself
+    seen = [e for batch in batches for e in batch]
+    assert [e.type for e in seen if e.job_id == a.id] in (
+        [EventType.STARTED, EventType.PROGRESS, EventType.DONE],
+        [EventType.STARTED, EventType.DONE],  # progress replaced before it was read: only the newest is kept
+    )
+    assert [e.type for e in seen if e.job_id == b.id] == [EventType.STARTED, EventType.DONE]
+    assert followed.cursors == {}
+    assert [] in batches or len(batches) >= 2  # idle batches come between events
+
+
+async def test_follow_picks_up_added_jobs_and_idles_with_empty_batches(handles):
+    queue, worker = await handles.open(), await handles.open()
+    followed = Followed(open_ended=True)
+    batches: list[list] = []
+
+    async def follow() -> None:
+        async for batch in queue.follow(followed, idle_s=0.05):
+            batches.append(batch)
+
+    following = asyncio.create_task(follow())
+    try:
+        await asyncio.sleep(0.2)
+        assert batches and all(batch == [] for batch in batches)  # open-ended: idle ticks, no end
+        job = make_job()
+        await queue.submit(job)
+        followed.add(job.id)
+        await worker.claim("w", 30)
+        await worker.complete(job.id, "w", make_result())
+        for _ in range(100):
+            if any(e.type == EventType.DONE for batch in batches for e in batch):
+                break
+            await asyncio.sleep(0.02)
+        assert [e.type for batch in batches for e in batch] == [EventType.STARTED, EventType.DONE]
+        assert not following.done() and followed.cursors == {}
+    finally:
+        following.cancel()
+
+
+async def test_a_follower_and_an_idle_worker_are_woken_not_polled(handles):
+    """Another handle's writes reach a blocked follower and an idle worker at once:
+    both wait far longer (10 s) than the test allows."""
+    bot, worker = await handles.open(), await handles.open()
+    job = make_job()
+    followed = Followed({job.id: ""})
+
+    async def first_batch() -> list:
+        async for batch in bot.follow(followed, idle_s=10):
+            return batch
+        return []
+
+    assert await worker.claim("w", 30) is None
+    waiting = asyncio.create_task(worker.wait_for_work(10))
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await bot.submit(job)
+    await asyncio.wait_for(waiting, 2)
+    assert loop.time() - started < 1.0
+    following = asyncio.create_task(first_batch())
+    await asyncio.sleep(0.1)
+    started = loop.time()
+    assert (await worker.claim("w", 30)).id == job.id
+    batch = await asyncio.wait_for(following, 2)
+    assert loop.time() - started < 1.0
+    assert [e.type for e in batch] == [EventType.STARTED]
+
+
+async def test_a_restarted_worker_releases_its_unfinished_try_at_once(queue):
+    job, other = make_job(user=1), make_job(user=2)
+    await queue.submit(job)
+    await queue.submit(other)
+    assert (await queue.claim("local-0", 30)).id == job.id
+    assert (await queue.claim("local-1", 30)).id == other.id
+    assert await queue.release("local-0") == 1  # local-0 came back: its try was cut short
+    assert await queue.state(job.id) == JobState.QUEUED
+    assert await queue.state(other.id) == JobState.RUNNING  # another worker's job is left alone
+    assert not await queue.heartbeat(job.id, "local-0", 30)
+    assert (await queue.claim("local-0", 30)).id == job.id
+    assert await queue.complete(job.id, "local-0", make_result())
+    events = await events_of(queue, job.id)
+    assert [e.type for e in events] == [EventType.STARTED, EventType.RETRYING, EventType.STARTED, EventType.DONE]
+    assert "restarted" in events[1].error
+    assert await queue.release("local-0") == 0
+    assert await queue.release("never-seen") == 0
+
+
+async def test_a_missing_sqlite_database_is_refused(tmp_path):
+    missing = tmp_path / "nope" / "tastemaker.db"
+    with pytest.raises(ValueError, match="no queue database at"):
+        await open_queue(f"sqlite:///{missing}")
+    assert not missing.exists() and not missing.parent.exists()
+
+
+async def test_where_names_the_queue_without_a_password(queue, queue_url):
+    assert queue.where.split("://")[0] == queue_url.split("://")[0]
+    import redis.asyncio as aioredis
+
+    from engine.redis_queue import RedisQueue
+
+    url = "redis://:s3cret@gpu-host:6380/2"
+    hidden = RedisQueue(aioredis.Redis.from_url(url), url=url)  # never connects
+    assert "s3cret" not in hidden.where and "gpu-host:6380/2" in hidden.where
+    await hidden.close()
