@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     styles = [all_styles[i] for i in rng.permutation(len(all_styles))[: args.styles]]
 
     # 1. the pool, its basis, and the texts to compare images with
-    engine = Engine(preset, device=args.device, data_dir=args.data_dir)
+    engine = Engine(preset, device=args.device, data_dir=args.data_dir, dtype=settings.dtype, compile=settings.compile)
     bench = Bench(engine, size=preset.base_size, seed=args.seed)
     pool, labels = bench.pool(pool_prompts, styles)
     basis = tm.Basis.build(pool, k=min(tm.DEFAULT_K, len(pool) - 1))
