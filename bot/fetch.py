@@ -7,11 +7,10 @@
    connection goes only to the addresses that were checked (a DNS answer that
    changes between check and connect cannot slip past it); IP literals, which
    aiohttp does not resolve, are checked before connecting.
-3. At most MAX_BYTES, streamed (the download stops there), within TIMEOUT_S,
+3. At most images.MAX_BYTES, streamed (the download stops there), within TIMEOUT_S,
    with an image content type.
-4. The size is read from the header before decoding (no decompression
-   bombs); the image is downscaled to at most MAX_SIDE px and re-encoded as a
-   metadata-free PNG.
+4. engine/images.py decodes it with the limits every member's image gets and
+   re-encodes it as a small, metadata-free PNG.
 
 Every failure is a UserError naming the link and what is wrong with it.
 """
@@ -19,23 +18,17 @@ Every failure is a UserError naming the link and what is wrong with it.
 from __future__ import annotations
 
 import asyncio
-import io
 import ipaddress
 import socket
-import warnings
 
 import aiohttp
-from PIL import Image, ImageOps
 from yarl import URL
 
 from bot.errors import UserError
+from engine import images
 
 TIMEOUT_S = 2.0  # Discord wants an answer to /imagine within 3 s, and the fetch comes first
-MAX_BYTES = 8 * 1024 * 1024
-MAX_PIXELS = 16_000_000
-MAX_SIDE = 768  # OpenCLIP looks at 224 px anyway
 MAX_REDIRECTS = 3
-CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
 CHUNK = 64 * 1024
 
 
@@ -73,7 +66,7 @@ class _PublicOnlyResolver(aiohttp.ThreadedResolver):
 
 
 async def style_image(url: str) -> bytes:
-    """The image at `url` as PNG bytes (at most MAX_SIDE px), or a UserError saying why not."""
+    """The image at `url` as a re-encoded PNG (engine.images.reencode), or a UserError saying why not."""
     try:
         async with asyncio.timeout(TIMEOUT_S):
             data = await _download(URL(url))
@@ -81,7 +74,10 @@ async def style_image(url: str) -> bytes:
         raise UserError(f"The `--sref` link {_shown(url)} took longer than {TIMEOUT_S:g} s to download.") from None
     except ValueError:  # yarl: not a URL at all
         raise UserError(f"The `--sref` link {_shown(url)} is not a valid link.") from None
-    return await asyncio.to_thread(_to_png, url, data)
+    try:
+        return await asyncio.to_thread(images.reencode, data)
+    except images.ImageDecodeError as error:
+        raise UserError(f"The `--sref` image {_shown(url)} {error}") from None
 
 
 async def _download(url: URL) -> bytes:
@@ -121,40 +117,16 @@ def _check_url(url: URL) -> None:
 async def _read(url: URL, response: aiohttp.ClientResponse) -> bytes:
     if response.status != 200:
         raise UserError(f"The `--sref` link {_shown(url)} answered HTTP {response.status}, not an image.")
-    if response.content_type not in CONTENT_TYPES:
+    if response.content_type not in images.CONTENT_TYPES:
         raise UserError(f"The `--sref` link {_shown(url)} is not an image ({response.content_type}): "
-                        "it must be a PNG, JPEG, WebP or GIF.")
-    too_big = UserError(f"The `--sref` link {_shown(url)} is too big: an image may be at most {MAX_BYTES // 2**20} MB.")
-    if (response.content_length or 0) > MAX_BYTES:
+                        f"it must be a {images.KINDS}.")
+    too_big = UserError(f"The `--sref` link {_shown(url)} is too big: an image may be at most {images.MAX_BYTES // 2**20} MB.")
+    if (response.content_length or 0) > images.MAX_BYTES:
         raise too_big
     data = bytearray()
     async for chunk in response.content.iter_chunked(CHUNK):
         data += chunk
-        if len(data) > MAX_BYTES:
+        if len(data) > images.MAX_BYTES:
             raise too_big
     return bytes(data)
 
-
-def _to_png(url: str, data: bytes) -> bytes:
-    """Header check (<= MAX_PIXELS), decode, downscale to MAX_SIDE, re-encode as PNG."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=tuple(CONTENT_TYPES.values())) as image:
-                width, height = image.size
-                if width * height > MAX_PIXELS:
-                    raise UserError(f"The `--sref` image {_shown(url)} is {width}×{height} pixels: "
-                                    f"at most {MAX_PIXELS // 1_000_000} MP.")
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "PA", "P") else "RGB")
-    except UserError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"The `--sref` image {_shown(url)} has too many pixels: at most {MAX_PIXELS // 1_000_000} MP.") from None
-    except Exception:  # PIL raises many types for bad data
-        raise UserError(f"The `--sref` link {_shown(url)} could not be read as a PNG, JPEG, WebP or GIF image.") from None
-    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()

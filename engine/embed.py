@@ -8,52 +8,13 @@ the tiny preset's OpenCLIP; both load through
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-# Decompression-bomb guard for image bytes that arrive in jobs (uploads for
-# moodboards, init images): refuse anything above this many pixels before
-# decoding the pixel data.
-MAX_IMAGE_PIXELS = 40_000_000
-
-
-class ImageDecodeError(ValueError):
-    """Image bytes that cannot be used: undecodable, or too many pixels."""
-
-
-def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
-    """PNG/JPEG/WebP... bytes -> an RGB PIL image (EXIF orientation applied).
-
-    Raises ImageDecodeError for bytes PIL cannot read or images larger than
-    `max_pixels`; the size is checked from the header, before decoding.
-    """
-    if not data:
-        raise ImageDecodeError("empty image data")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageDecodeError(f"image is too large: {w}x{h} pixels (at most {max_pixels:,} pixels)")
-            im.load()
-    except ImageDecodeError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageDecodeError(f"image is too large: {e}") from None
-    except Exception as e:  # PIL raises many types for bad data
-        raise ImageDecodeError(f"cannot decode image: {e.__class__.__name__}: {e}") from None
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba)
-    return im.convert("RGB")
+from engine.images import decode_image
 
 
 class Embedder:

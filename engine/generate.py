@@ -64,7 +64,7 @@ import torch
 from PIL import Image
 
 from engine.config import DtypeName
-from engine.embed import ImageDecodeError, decode_image
+from engine.images import ImageDecodeError, decode_image
 from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
     MAX_SIDE,
     MIN_SIDE,

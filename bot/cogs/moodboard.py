@@ -3,9 +3,9 @@
 1. Cheap checks on what Discord tells us (type, size), the rank pool and the
    member's job limit, before anything is downloaded.
 2. An ephemeral "Checking…" reply (downloads can take longer than the 3 s an
-   interaction may wait), then each image is downloaded and checked: its pixel
-   count is read from the header before decoding (no decompression bombs), it
-   must decode, and it is re-encoded as a plain PNG (metadata stripped).
+   interaction may wait), then each image is downloaded and checked by
+   engine/images.py (the limits every member's image gets) and re-encoded as a
+   plain PNG (metadata stripped).
 3. One EMBED job with the normal waiting/progress message; when it is done,
    profiles.create_moodboard turns the embeddings into a code, which the final
    message shows.
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import mimetypes
 
@@ -22,13 +21,12 @@ import discord
 import numpy as np
 from discord import app_commands
 from discord.ext import commands
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot import generation, render
 from bot.app import Tastemaker
 from bot.errors import UserError
 from bot.generation import Prepared
-from engine import profiles
+from engine import images, profiles
 from engine.db import jobs as db_jobs
 from engine.jobs import EmbedSpec, Job, JobEvent, JobKind
 from engine.presets import PRESETS
@@ -36,11 +34,6 @@ from engine.presets import PRESETS
 log = logging.getLogger("bot.moodboard")
 
 MAX_IMAGES = 10
-MAX_BYTES = 8 * 1024 * 1024
-MAX_PIXELS = 16_000_000
-MAX_SIDE = 1024  # re-encoded images are at most this big: OpenCLIP looks at 224 px anyway
-CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
-FORMATS = tuple(CONTENT_TYPES.values())
 KIND = "moodboard"  # the bot's job kind for delivery hooks
 
 
@@ -53,54 +46,21 @@ def check_attachment(attachment: discord.Attachment) -> None:
     """What Discord tells us before any download: type and size."""
     content_type = (attachment.content_type or mimetypes.guess_type(attachment.filename)[0] or "").split(";")[0]
     content_type = content_type.strip().lower()
-    if content_type not in CONTENT_TYPES:
+    if content_type not in images.CONTENT_TYPES:
         shown = f" ({content_type})" if content_type else ""
-        raise UserError(f"{_name(attachment.filename)} is not an image{shown}: a moodboard takes PNG, JPEG, WebP or GIF images.")
-    if attachment.size > MAX_BYTES:
-        raise UserError(
-            f"{_name(attachment.filename)} is too big ({attachment.size / 2**20:.1f} MB): each image may be at most "
-            f"{MAX_BYTES // 2**20} MB."
-        )
+        raise UserError(f"{_name(attachment.filename)} is not an image{shown}: a moodboard takes {images.KINDS} images.")
+    try:
+        images.check_size(attachment.size)
+    except images.ImageDecodeError as error:
+        raise UserError(f"{_name(attachment.filename)} {error}") from None
 
 
 def load_image(filename: str, data: bytes) -> bytes:
-    """Check one upload and re-encode it as a metadata-free RGB PNG (at most MAX_SIDE px).
-
-    The size is read from the header first: nothing bigger than MAX_PIXELS is
-    decoded. PIL's own guard (Image.MAX_IMAGE_PIXELS, DecompressionBombError)
-    is a second line for headers it refuses even to open."""
-    name = _name(filename)
-    if len(data) > MAX_BYTES:
-        raise UserError(f"{name} is too big ({len(data) / 2**20:.1f} MB): each image may be at most {MAX_BYTES // 2**20} MB.")
+    """One downloaded upload, checked and re-encoded (engine.images.reencode)."""
     try:
-        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise UserError(
-                    f"{name} is {width}×{height} pixels ({width * height / 1e6:.1f} MP): "
-                    f"images may have at most {MAX_PIXELS // 1_000_000} MP."
-                )
-            if image.format == "JPEG":
-                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode big JPEGs at a reduced scale
-            image.seek(0)  # GIF / animated WebP: the first frame
-            image.load()
-            frame = ImageOps.exif_transpose(image)
-            if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):
-                rgba = frame.convert("RGBA")
-                flat = Image.new("RGB", rgba.size, (255, 255, 255))
-                flat.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                flat = frame.convert("RGB")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(
-            f"{name} is far too large in pixels: images may have at most {MAX_PIXELS // 1_000_000} MP."
-        ) from None
-    except UnidentifiedImageError:
-        raise UserError(f"{name} is not a PNG, JPEG, WebP or GIF image (its contents don't match).") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise UserError(f"{name} could not be read as an image: it looks damaged or truncated ({error}).") from None
-    flat.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    return render.to_png(flat)  # a fresh PNG: no EXIF, text chunks or other metadata
+        return images.reencode(data)
+    except images.ImageDecodeError as error:
+        raise UserError(f"{_name(filename)} {error}") from None
 
 
 async def embed_preset(bot: Tastemaker) -> str:

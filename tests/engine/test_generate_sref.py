@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.embed import decode_image
+from engine.images import decode_image
 from engine.jobs import JobError
 
 
