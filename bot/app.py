@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.delivery import Delivery
 from bot.errors import TastemakerTree
 from bot.resources import Resources
+from bot.views.builders import Views
 from bot.views.grid import GridButton
 from bot.views.image import ImageButton
 from bot.views.job import CancelButton
@@ -53,6 +54,7 @@ class Tastemaker(commands.Bot):
         self.queue = resources.queue
         self.workers = resources.workers
         self.delivery = Delivery(self)
+        self.views = Views()  # the flows attach buttons through these (bot/views/builders.py)
         self.failed_extensions: list[str] = []
 
     async def setup_hook(self) -> None:

@@ -17,7 +17,6 @@ import discord
 
 from bot import fetch, render
 from bot.errors import UserError
-from bot.views.job import cancel_view
 from engine import params
 from engine.db import jobs as db_jobs
 from engine.db import members
@@ -233,8 +232,9 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
         await bot.queue.submit(prepared.job)
         record = await db_jobs.get_job(bot.db, prepared.job.id)
         position = await bot.queue.position(prepared.job.id)
-        message = await interaction.followup.send(render.waiting(record, position), view=cancel_view(record.id), wait=True)
+        message = await interaction.followup.send(render.waiting(record, position), view=bot.views.cancel(record.id), wait=True)
         await db_jobs.update_job(bot.db, record.id, message_id=message.id, channel_id=message.channel.id)
+        bot.delivery.follow(record.id)  # its events reach the message from now on
     except Exception:
         await bot.queue.cancel(prepared.job.id)
         await db_jobs.update_job(bot.db, prepared.job.id, state=JobState.CANCELLED, delivered_at=0)

@@ -10,7 +10,8 @@ from discord.ext import commands
 
 from bot.app import Tastemaker
 from bot.errors import UserError
-from bot.views.settings import check_can_personalize, describe, settings_view
+from bot.flows import check_can_personalize, describe
+from bot.views.settings import settings_view
 from engine import params
 from engine.db import members
 from engine.params import MAX_OPTION_VALUE, ParamError

@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.app import Tastemaker
 from bot.errors import UserError
-from bot.views.rank import show_next_pair
+from bot.flows import show_next_pair
 from engine import profiles, rankpool
 
 log = logging.getLogger("bot.rank")

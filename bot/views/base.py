@@ -1,7 +1,8 @@
 """Base for persistent buttons: DynamicItem + the one error path.
 
-custom_id is "tm:<feature>:<action>:<id>"; everything a click needs is
-rebuilt from it and the database, so buttons work after a restart.
+custom_id is "tm:<feature>:<action>:<id>"; a button parses it and calls a flow
+(bot/flows.py), which rebuilds everything else from the database, so buttons
+work after a restart.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.errors import UserError, reply_error
+from bot.errors import reply_error
 
 if TYPE_CHECKING:
     from bot.app import Tastemaker
@@ -32,9 +33,15 @@ class ErrorRoutedModal(discord.ui.Modal):
         await reply_error(interaction, error)
 
 
-def require_owner(interaction: discord.Interaction, owner_id: int) -> None:
-    if interaction.user.id != owner_id:
-        raise UserError(f"Only <@{owner_id}> can use these buttons. Run /imagine to make your own.")
+MAX_ROW_ID = 2**63 - 1  # SQLite's INTEGER
+
+
+def row_id(digits: str) -> int:
+    """A numeric id from a custom_id. A forged one too big for SQLite becomes 0, an
+    id no row has (they start at 1), so the flow answers as for a row that is gone
+    ("no longer stored") instead of failing in the database."""
+    value = int(digits)
+    return value if value <= MAX_ROW_ID else 0
 
 
 def persistent_view(*items: discord.ui.Item) -> discord.ui.View:

@@ -6,11 +6,8 @@ import re
 
 import discord
 
-from bot import generation
-from bot.errors import UserError
-from bot.views.base import PersistentButton, persistent_view, require_owner
-from engine.db import jobs as db_jobs
-from engine.jobs import JobKind
+from bot import flows
+from bot.views.base import PersistentButton, persistent_view, row_id
 
 LABELS = {
     "vary_strong": ("Vary (Strong)", "🪄"),
@@ -30,38 +27,15 @@ class ImageButton(PersistentButton, template=r"tm:image:(?P<action>vary_strong|v
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
-        return cls(match["action"], int(match["image"]))
+        return cls(match["action"], row_id(match["image"]))
 
     async def clicked(self, interaction, bot) -> None:
-        image = await db_jobs.get_image(bot.db, self.image_id)
-        if image is None:
-            raise UserError("That image is no longer stored on this bot.")
         if self.action == "like":
-            await like(interaction, bot, image)
-            return
-        require_owner(interaction, image.user_id)
-        job = await db_jobs.get_job(bot.db, image.job_id)
-        text = job.request.get("text", job.prompt) if job else ""
-        if self.action == "upscale":
-            prepared = await generation.prepare_from_image(bot, interaction.user.id, interaction.guild_id, image.id, JobKind.UPSCALE)
-            await generation.start(bot, interaction, prepared)
+            await flows.like(interaction, bot, self.image_id)
+        elif self.action == "upscale":
+            await flows.upscale(interaction, bot, self.image_id)
         else:
-            from bot.views.grid import vary
-
-            await vary(interaction, bot, image.id, self.action.removeprefix("vary_"), text)
-
-
-async def like(interaction: discord.Interaction, bot, image: db_jobs.ImageRecord) -> None:
-    from engine import profiles
-
-    counted = await profiles.record_like(bot.db, interaction.user.id, image.id)
-    if image.user_id == interaction.user.id:
-        note = "Liked. Likes on your own images don't change your taste profile; /rank does."
-    elif counted:
-        note = "Liked: it counts toward your taste profile."
-    else:
-        note = "You already liked this one."
-    await interaction.response.send_message(note, ephemeral=True)
+            await flows.vary(interaction, bot, self.image_id, self.action.removeprefix("vary_"))
 
 
 def image_view(image_id: int, *, upscale: bool = True) -> discord.ui.View:

@@ -6,8 +6,8 @@ import re
 
 import discord
 
-from bot.views.base import PersistentButton, persistent_view, require_owner
-from engine.db import jobs as db_jobs
+from bot import flows
+from bot.views.base import PersistentButton, persistent_view
 
 
 class CancelButton(PersistentButton, template=r"tm:job:cancel:(?P<job>[0-9a-f]{32})"):
@@ -20,16 +20,7 @@ class CancelButton(PersistentButton, template=r"tm:job:cancel:(?P<job>[0-9a-f]{3
         return cls(match["job"])
 
     async def clicked(self, interaction, bot) -> None:
-        record = await db_jobs.get_job(bot.db, self.job_id)
-        if record is None:
-            await interaction.response.send_message("That job is gone.", ephemeral=True)
-            return
-        require_owner(interaction, record.user_id)
-        if record.state not in ("queued", "running") or not await bot.queue.cancel(record.id):
-            await interaction.response.send_message("That job has already finished.", ephemeral=True)
-            return
-        await interaction.response.send_message("Cancelled. The message updates in a moment.", ephemeral=True)
-        await bot.delivery.poke()
+        await flows.cancel(interaction, bot, self.job_id)
 
 
 def cancel_view(job_id: str) -> discord.ui.View:

@@ -1,0 +1,269 @@
+"""What every button does: one plain async function per action.
+
+A view (bot/views/*) only parses its custom_id and calls one of these with the
+ids it found. A flow rebuilds everything else from the database, so a click
+works the same after a restart, and answers the interaction itself. The buttons
+and the modal a flow puts on its messages come from `bot.views`
+(bot/views/builders.py): the views import the flows, never the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+import numpy as np
+
+from bot import generation, render
+from bot.errors import UserError
+from engine import profiles
+from engine.db import jobs as db_jobs
+from engine.db import members
+from engine.jobs import JobKind, JobState
+
+if TYPE_CHECKING:
+    from bot.app import Tastemaker
+
+Submit = Callable[[discord.Interaction, str], Awaitable[None]]
+
+# The /settings panel. Midjourney's stylize presets: the label on the panel and the --s it sets.
+STYLIZE_LEVELS = {"low": 50, "med": 100, "high": 250, "very_high": 750}
+STYLIZE_LABELS = {"low": "Stylize low", "med": "Stylize med", "high": "Stylize high", "very_high": "Stylize very high"}
+TOGGLES = {"personalize": "Personalization", "remix": "Remix mode", "auto_dm": "Auto DM"}
+
+
+def require_owner(interaction: discord.Interaction, owner_id: int) -> None:
+    if interaction.user.id != owner_id:
+        raise UserError(f"Only <@{owner_id}> can use these buttons. Run /imagine to make your own.")
+
+
+def prompt_of(job: db_jobs.JobRecord) -> str:
+    """The prompt as the member wrote it (with their options), for a variation or reroll."""
+    return job.request.get("text", job.prompt)
+
+
+# -- a finished grid: U1–U4, V1–V4, 🔄 -------------------------------------------
+
+
+async def pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, index: int) -> None:
+    """U: the image on its own, with Vary / Upscale / Like (no GPU work, as in Midjourney)."""
+    job, image = await _grid_image(interaction, bot, job_id, index)
+    path = Path(bot.settings.data_dir) / image.path
+    if not path.exists():
+        raise UserError("That image's file is gone from the bot's disk.")
+    await interaction.response.send_message(
+        render.single(job, image.idx), file=discord.File(path, filename=f"tastemaker_{image.id}.png"),
+        view=bot.views.image(image.id),
+    )
+
+
+async def vary_pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, index: int) -> None:
+    """V: four strong variations of one image of the grid."""
+    job, image = await _grid_image(interaction, bot, job_id, index)
+    await _vary(interaction, bot, image.id, "strong", prompt_of(job))
+
+
+async def reroll(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> None:
+    """🔄: the same prompt with a new seed."""
+    job = await _finished_grid(interaction, bot, job_id)
+
+    async def submit(interaction: discord.Interaction, prompt: str) -> None:
+        prepared = await generation.prepare_imagine(bot, interaction.user.id, interaction.guild_id, prompt, reroll=True)
+        await generation.start(bot, interaction, prepared)
+
+    await with_remix(interaction, bot, prompt_of(job), submit)
+
+
+async def _finished_grid(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> db_jobs.JobRecord:
+    job = await db_jobs.get_job(bot.db, job_id)
+    if job is None or job.state != JobState.DONE:
+        raise UserError("That grid is no longer stored on this bot.")
+    require_owner(interaction, job.user_id)
+    return job
+
+
+async def _grid_image(
+    interaction: discord.Interaction, bot: Tastemaker, job_id: str, index: int
+) -> tuple[db_jobs.JobRecord, db_jobs.ImageRecord]:
+    job = await _finished_grid(interaction, bot, job_id)
+    images = {image.idx: image for image in await db_jobs.images_of(bot.db, job.id)}
+    if index not in images:
+        raise UserError(f"This grid has no image {index}.")
+    return job, images[index]
+
+
+# -- one image: Vary (Strong), Vary (Subtle), Upscale ×2, ❤️ Like ------------------
+
+
+async def vary(interaction: discord.Interaction, bot: Tastemaker, image_id: int, strength: str) -> None:
+    """Vary (Strong) / (Subtle): four variations of the image, with its grid's prompt."""
+    image = await _stored_image(bot, image_id)
+    require_owner(interaction, image.user_id)
+    job = await db_jobs.get_job(bot.db, image.job_id)
+    await _vary(interaction, bot, image.id, strength, prompt_of(job) if job else "")
+
+
+async def upscale(interaction: discord.Interaction, bot: Tastemaker, image_id: int) -> None:
+    image = await _stored_image(bot, image_id)
+    require_owner(interaction, image.user_id)
+    prepared = await generation.prepare_from_image(bot, interaction.user.id, interaction.guild_id, image.id, JobKind.UPSCALE)
+    await generation.start(bot, interaction, prepared)
+
+
+async def like(interaction: discord.Interaction, bot: Tastemaker, image_id: int) -> None:
+    """❤️: anyone may like an image; only others' likes teach their taste."""
+    image = await _stored_image(bot, image_id)
+    counted = await profiles.record_like(bot.db, interaction.user.id, image.id)
+    if image.user_id == interaction.user.id:
+        note = "Liked. Likes on your own images don't change your taste profile; /rank does."
+    elif counted:
+        note = "Liked: it counts toward your taste profile."
+    else:
+        note = "You already liked this one."
+    await interaction.response.send_message(note, ephemeral=True)
+
+
+async def _stored_image(bot: Tastemaker, image_id: int) -> db_jobs.ImageRecord:
+    image = await db_jobs.get_image(bot.db, image_id)
+    if image is None:
+        raise UserError("That image is no longer stored on this bot.")
+    return image
+
+
+async def _vary(interaction: discord.Interaction, bot: Tastemaker, image_id: int, strength: str, text: str) -> None:
+    async def submit(interaction: discord.Interaction, prompt: str) -> None:
+        prepared = await generation.prepare_from_image(
+            bot, interaction.user.id, interaction.guild_id, image_id, JobKind.VARIATION, strength, prompt
+        )
+        await generation.start(bot, interaction, prepared)
+
+    await with_remix(interaction, bot, text, submit)
+
+
+async def with_remix(interaction: discord.Interaction, bot: Tastemaker, text: str, submit: Submit) -> None:
+    """Remix mode opens the prompt for editing first (the modal calls `submit` with
+    the edited prompt); otherwise `submit` runs at once with `text`."""
+    if (await members.get_settings(bot.db, interaction.user.id)).remix:
+        await interaction.response.send_modal(bot.views.remix(text, submit))
+    else:
+        await submit(interaction, text)
+
+
+# -- a job in progress: ❌ ----------------------------------------------------------
+
+
+async def cancel(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> None:
+    record = await db_jobs.get_job(bot.db, job_id)
+    if record is None:
+        await interaction.response.send_message("That job is gone.", ephemeral=True)
+        return
+    require_owner(interaction, record.user_id)
+    if record.state.terminal or not await bot.queue.cancel(record.id):
+        await interaction.response.send_message("That job has already finished.", ephemeral=True)
+        return
+    await interaction.response.send_message("Cancelled. The message updates in a moment.", ephemeral=True)
+    await bot.delivery.poke()
+
+
+# -- /rank: ◀ Left · Skip · Right ▶ ----------------------------------------------
+
+
+async def vote(interaction: discord.Interaction, bot: Tastemaker, pair_id: int, choice: str) -> None:
+    if not await profiles.answer_pair(bot.db, interaction.user.id, pair_id, choice):
+        await interaction.response.send_message("That pair is already counted; vote on the newest one.", ephemeral=True)
+        return
+    await show_next_pair(interaction, bot, replace=True)
+
+
+async def show_next_pair(interaction: discord.Interaction, bot: Tastemaker, *, replace: bool) -> None:
+    """Choose the next pair (active learning) and show it: a fresh ephemeral
+    message for /rank, or in place of the answered pair after a vote."""
+    user_id = interaction.user.id
+    pair = await profiles.next_pair(bot.db, user_id, np.random.default_rng())
+    if pair is None:
+        raise UserError(profiles.NO_POOL_MESSAGE)
+    data_dir = Path(bot.settings.data_dir)
+    left, right = await asyncio.gather(
+        asyncio.to_thread((data_dir / pair.left_path).read_bytes),
+        asyncio.to_thread((data_dir / pair.right_path).read_bytes),
+    )
+    composite = await asyncio.to_thread(render.side_by_side, left, right)
+    content = await rank_header(bot, user_id, pair.votes)
+    file = discord.File(io.BytesIO(composite), filename=f"pair_{pair.id}.png")
+    view = bot.views.pair(pair.id)
+    if replace:
+        await interaction.response.edit_message(content=content, attachments=[file], view=view)
+    else:
+        await interaction.response.send_message(content, file=file, view=view, ephemeral=True)
+
+
+async def rank_header(bot: Tastemaker, user_id: int, votes: int) -> str:
+    unlock = bot.settings.unlock_votes
+    if votes < unlock:
+        return f"**Which image do you prefer?** · {votes}/{unlock} to unlock your profile"
+    if votes == unlock:
+        code = await profiles.current_code(bot.db, user_id, unlock)
+        return (
+            f"🎉 **Your profile is unlocked!** Your code is `{code}`: add `--p` to a prompt to use your taste.\n"
+            f"Keep ranking to sharpen it. **Which image do you prefer?** · {votes} votes"
+        )
+    return f"**Which image do you prefer?** · {votes} votes · profile unlocked (`--p`)"
+
+
+# -- /settings: the panel's buttons ------------------------------------------------
+
+
+async def change_setting(interaction: discord.Interaction, bot: Tastemaker, user_id: int, action: str) -> None:
+    """A toggle flips, a stylize level is set; the panel is re-rendered from the database."""
+    if interaction.user.id != user_id:
+        raise UserError("These are someone else's settings. Run `/settings` to change yours.")
+    prefs = await members.get_settings(bot.db, user_id)
+    if action.startswith("stylize_"):
+        changes = {"stylize": STYLIZE_LEVELS[action.removeprefix("stylize_")]}
+    else:
+        turn_on = not getattr(prefs, action)
+        if action == "personalize" and turn_on:
+            await check_can_personalize(bot, user_id)
+        changes = {action: turn_on}
+    prefs = await members.update_settings(bot.db, user_id, **changes)
+    await interaction.response.edit_message(content=describe(prefs), view=bot.views.settings(user_id, prefs))
+
+
+async def check_can_personalize(bot: Tastemaker, user_id: int) -> profiles.ProfileStatus:
+    """Personalization needs a rank pool and an unlocked profile; UserError otherwise."""
+    if await profiles.current_basis(bot.db) is None:
+        raise UserError(
+            f"Personalization isn't available yet: {profiles.NO_POOL_MESSAGE} "
+            "Then rank pairs with `/rank` to unlock your profile."
+        )
+    status = await profiles.status(bot.db, user_id, bot.settings.unlock_votes)
+    if not status.unlocked:
+        n = status.remaining
+        raise UserError(
+            f"Your profile is locked: rank {n} more pair{'s' if n != 1 else ''} with `/rank` to unlock it "
+            f"({status.votes}/{status.unlock_votes} votes), then turn personalization on."
+        )
+    return status
+
+
+def describe(prefs: members.MemberSettings) -> str:
+    """The panel's text: every setting in one glance."""
+    level = next((name for name, value in STYLIZE_LEVELS.items() if value == prefs.stylize), None)
+    stylize = f"`--s {prefs.stylize}`"
+    if level:
+        stylize = f"{STYLIZE_LABELS[level].removeprefix('Stylize ')} ({stylize})"
+    lines = [
+        "**Your /imagine settings**",
+        f"Personalization: **{'on' if prefs.personalize else 'off'}**"
+        + (" (every prompt gets `--p` unless it names codes)" if prefs.personalize else ""),
+        f"Stylize: **{stylize}** (used when a prompt has no `--s`)",
+        f"Remix mode: **{'on' if prefs.remix else 'off'}**" + (" (V and 🔄 let you edit the prompt first)" if prefs.remix else ""),
+        f"Auto DM: **{'on' if prefs.auto_dm else 'off'}**",
+    ]
+    if prefs.suffix:
+        lines.append(f"Suffix: `{prefs.suffix}` (change it with `/prefer suffix`)")
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""The bot's views, handed to the flows as `bot.views`.
+
+The buttons call the flows (bot/flows.py), so the flows can't import the
+buttons back; the bot carries these builders instead, and a flow attaches
+buttons with `bot.views.image(image_id)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import discord
+
+from bot.views.grid import grid_view
+from bot.views.image import image_view
+from bot.views.job import cancel_view
+from bot.views.rank import pair_view
+from bot.views.remix import RemixModal
+from bot.views.settings import settings_view
+
+
+@dataclass(frozen=True)
+class Views:
+    grid: Callable[..., discord.ui.View] = grid_view
+    image: Callable[..., discord.ui.View] = image_view
+    cancel: Callable[..., discord.ui.View] = cancel_view
+    pair: Callable[..., discord.ui.View] = pair_view
+    settings: Callable[..., discord.ui.View] = settings_view
+    remix: Callable[..., discord.ui.Modal] = RemixModal
