@@ -19,7 +19,7 @@ from bot import fetch, render
 from bot.errors import UserError
 from engine import params
 from engine.db import jobs as db_jobs
-from engine.db import members
+from engine.db import members, transaction
 from engine.jobs import MAX_SEED, GenerateSpec, Job, JobKind, JobState
 from engine.presets import PRESETS, get_preset
 
@@ -216,19 +216,19 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
     if not interaction.response.is_done():
         await interaction.response.defer()
     try:
-        await members.ensure_user(bot.db, user_id)
-        info = {**prepared.info, "preset": prepared.job.preset}
-        await db_jobs.insert_job(
-            bot.db,
-            id=prepared.job.id,
-            kind=prepared.kind or prepared.job.kind,
-            user_id=user_id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            prompt=prepared.prompt,
-            request=info,
-            parent_image_id=prepared.parent_image_id,
-        )
+        async with transaction(bot.db):
+            await members.ensure_user(bot.db, user_id)
+            await db_jobs.insert_job(
+                bot.db,
+                id=prepared.job.id,
+                kind=prepared.kind or prepared.job.kind,
+                user_id=user_id,
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+                prompt=prepared.prompt,
+                request={**prepared.info, "preset": prepared.job.preset},
+                parent_image_id=prepared.parent_image_id,
+            )
         await bot.queue.submit(prepared.job)
         record = await db_jobs.get_job(bot.db, prepared.job.id)
         position = await bot.queue.position(prepared.job.id)
