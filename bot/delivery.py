@@ -1,9 +1,13 @@
 """The job pump: queue events -> database -> Discord message edits.
 
-One loop for all jobs. State lives in the database (jobs.cursor, state,
-delivered_at), so after a restart the pump carries on where it stopped, and a
-result is stored once and shown once even when a Discord edit fails and is
-retried.
+One task for all jobs, consuming JobQueue.follow(): it wakes as soon as a job
+has news, so a result is stored and its final edit sent at once, while
+progress edits stay throttled (PROGRESS_EDIT_S) for Discord's rate limits.
+Between events it ticks every POLL_S for what depends on time: queue
+positions, throttled edits and failed edits' retries. State lives in the
+database (jobs.cursor, state, delivered_at), so after a restart the pump
+carries on where it stopped, and a result is stored once and shown once even
+when a Discord edit fails and is retried.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
-from discord.ext import tasks
 
 from bot import render
 from bot.views.grid import grid_view
@@ -27,13 +31,15 @@ from bot.views.job import cancel_view
 from engine.db import jobs as db_jobs
 from engine.db import transaction
 from engine.jobs import EventType, JobEvent, JobState
+from engine.queue import Followed
 
 if TYPE_CHECKING:
     from bot.app import Tastemaker
 
 log = logging.getLogger("bot.delivery")
 
-POLL_S = 0.5
+POLL_S = 0.5  # the pump's tick between events (positions, throttled edits, retries); events wake it at once
+ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 PROGRESS_EDIT_S = 2.0  # Discord allows about 5 edits per 5 s per channel
 RETRY_S = (2, 5, 15, 60, 300)
 
@@ -57,38 +63,63 @@ class Delivery:
         self.on_done: dict[str, Callable[[db_jobs.JobRecord, JobEvent], Awaitable[dict]]] = {}
         self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[dict]]] = {}
         self._lock = asyncio.Lock()
-        self.loop = tasks.loop(seconds=POLL_S)(self._tick)
+        self._followed = Followed(open_ended=True)
+        self._task: asyncio.Task | None = None
+        # How the pump waits on the queue: as it is. SimCord tests declare this
+        # wait as the bot's external input (env.external_wait), so that a pump
+        # waiting for a worker does not count as unsettled bot work.
+        self.wait_outside: Callable[[Awaitable[Any]], Awaitable[Any]] = _as_is
 
     def start(self) -> None:
-        self.loop.start()
+        self._task = asyncio.create_task(self._pump(), name="job-pump")
 
     def stop(self) -> None:
-        self.loop.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    def follow(self, job_id: str) -> None:
+        """A job's message is posted: show its events as they come."""
+        self._followed.add(job_id)
 
     async def poke(self) -> None:
         """Handle pending events now (after a cancel, or in tests)."""
-        await self._tick()
-
-    async def _tick(self) -> None:
         async with self._lock:
-            try:
-                await self.step()
-            except Exception:  # the loop must survive anything
-                log.exception("job pump step failed")
+            await self._step(self._followed.advance(await self.bot.queue.read_events(self._followed.cursors)))
 
-    async def step(self) -> None:
-        db, queue = self.bot.db, self.bot.queue
-        # 1. Jobs whose message still needs an edit, and their new events.
-        records = await db_jobs.undelivered(db)
-        if not records:
-            return
-        events = await queue.read_events({r.id: r.cursor for r in records if r.state in ("queued", "running")})
+    async def _pump(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except Exception:  # the pump must survive anything: start over from the database
+                log.exception("job pump failed; resuming from the database in %ss", POLL_S)
+                await asyncio.sleep(POLL_S)
+
+    async def _follow(self) -> None:
+        # 1. Where each undelivered job's events stand (after a restart too).
+        records = await db_jobs.undelivered(self.bot.db)
+        self._followed = Followed({r.id: r.cursor for r in records if r.state in ACTIVE}, open_ended=True)
+        async with self._lock:
+            await self._step([])
+        # 2. Each batch of news as it comes (or an empty one every POLL_S).
+        batches = aiter(self.bot.queue.follow(self._followed, idle_s=POLL_S))
+        try:
+            while True:
+                events = await self.wait_outside(anext(batches))
+                async with self._lock:
+                    await self._step(events)
+        finally:
+            await batches.aclose()
+
+    async def _step(self, events: list[JobEvent]) -> None:
         by_job: dict[str, list[JobEvent]] = {}
         for event in events:
             by_job.setdefault(event.job_id, []).append(event)
-        # 2. Fold each job's events into its row, then show it.
-        for record in records:
-            if record.id in by_job:
+        # Fold each job's events into its row, then show it. Jobs posted by another
+        # path than follow() join here.
+        for record in await db_jobs.undelivered(self.bot.db):
+            if record.state in ACTIVE and record.id not in self._followed.cursors and record.id not in by_job:
+                self._followed.add(record.id, record.cursor)
+            if record.id in by_job and record.state in ACTIVE:  # a terminal row: a replayed batch, already applied
                 record = await self.apply(record, by_job[record.id])
             await self.show(record)
 
@@ -216,3 +247,7 @@ class Delivery:
 
     def _message(self, record: db_jobs.JobRecord) -> discord.PartialMessage:
         return self.bot.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)
+
+
+async def _as_is(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable

@@ -88,6 +88,17 @@ class Followed:
             self.cursors[job_id] = cursor
             self.changed.set()
 
+    def advance(self, events: list[JobEvent]) -> list[JobEvent]:
+        """The events of followed jobs among `events`; moves their cursors past
+        them and drops the jobs that ended."""
+        mine = [event for event in events if event.job_id in self.cursors]
+        for event in mine:
+            if event.type.terminal:
+                self.cursors.pop(event.job_id, None)
+            elif event.job_id in self.cursors:
+                self.cursors[event.job_id] = event.cursor
+        return mine
+
 
 class JobQueue(ABC):
     # -- bot side -------------------------------------------------------------
@@ -126,14 +137,7 @@ class JobQueue(ABC):
         Cursors advance as batches are yielded; a job is dropped after its
         terminal event. Ends when no job is left, unless `followed.open_ended`."""
         while followed.cursors or followed.open_ended:
-            followed.changed.clear()
-            events = [e for e in await self._next_events(followed, idle_s) if e.job_id in followed.cursors]
-            for event in events:
-                if event.type.terminal:
-                    followed.cursors.pop(event.job_id, None)
-                elif event.job_id in followed.cursors:
-                    followed.cursors[event.job_id] = event.cursor
-            yield events
+            yield followed.advance(await self._next_events(followed, idle_s))
 
     @abstractmethod
     async def _next_events(self, followed: Followed, timeout: float) -> list[JobEvent]:

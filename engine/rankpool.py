@@ -36,7 +36,7 @@ from engine.db import members as meta
 from engine.db import transaction
 from engine.db import taste as q
 from engine.jobs import EmbedSpec, EventType, Job, JobKind, JobResult, JobState, PoolSpec
-from engine.queue import JobQueue
+from engine.queue import Followed, JobQueue
 
 log = logging.getLogger("engine.rankpool")
 
@@ -97,7 +97,7 @@ async def build_pool(
     *,
     size: int | None = None,
     k: int = tm.DEFAULT_K,
-    poll_s: float = 0.2,
+    idle_s: float = 1.0,
 ) -> int:
     """Render the pool through the queue, store it, build a new basis; returns its version.
 
@@ -152,23 +152,18 @@ async def build_pool(
         await queue.submit(job)
     say(f"queued {len(new_jobs)} prompts x {per_prompt} styles ({preset}, {size}px) and {len(styles)} style words")
 
-    # 3. collect results as they come
-    cursors = {job_id: "" for job_id in [embed_job.id, *pool_jobs]}
+    # 3. collect results as they come (follow() wakes on each event)
+    followed = Followed({job_id: "" for job_id in [embed_job.id, *pool_jobs]})
     started = False
     failures: list[str] = []
     done = 0
     t0 = time.monotonic()
     hinted = False
-    while cursors:
-        events = await queue.read_events(cursors)
+    async for events in queue.follow(followed, idle_s=idle_s):
         for event in events:
-            if event.job_id not in cursors:
-                continue
-            cursors[event.job_id] = event.cursor
             started = started or event.type == EventType.STARTED
             if not event.type.terminal:
                 continue
-            del cursors[event.job_id]
             if event.job_id == embed_job.id:
                 label = "style words"
             else:
@@ -186,11 +181,9 @@ async def build_pool(
                 failures.append(f"{label}: {reason}")
                 say(f"{label}: FAILED ({reason})")
             await queue.forget(event.job_id)
-        if cursors and not events:
-            if not started and not hinted and time.monotonic() - t0 > WAIT_HINT_S:
-                say("waiting for a worker: start the bot (or `python -m engine.worker`), or rerun with --inline")
-                hinted = True
-            await asyncio.sleep(poll_s)
+        if not started and not hinted and time.monotonic() - t0 > WAIT_HINT_S:
+            say("waiting for a worker: start the bot (or `python -m engine.worker`), or rerun with --inline")
+            hinted = True
 
     # 4. a new basis from every pool embedding of this CLIP space
     await meta.set_meta(db, key, "{}")

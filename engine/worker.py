@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from typing import Protocol, get_args
 
 from engine.config import DtypeName
 from engine.jobs import Job, JobCancelled, JobError, JobResult
-from engine.queue import JobQueue, open_queue
+from engine.queue import IDLE_S, JobQueue, open_queue
 
 log = logging.getLogger("engine.worker")
 
@@ -51,9 +52,11 @@ class Worker:
         runner: Runner,
         worker_id: str | None = None,
         lease_s: float = 30.0,
-        poll_s: float = 0.5,
+        poll_s: float = IDLE_S,
         progress_every_s: float = 0.25,
     ):
+        """`poll_s`: the longest an idle worker waits for the queue's wake-up
+        before it looks again (a lost wake-up, an expired lease)."""
         self.queue = queue
         self.runner = runner
         self.worker_id = worker_id or default_worker_id()
@@ -64,12 +67,19 @@ class Worker:
         self._abort = threading.Event()  # set to give up the current job (shutdown drain expired)
 
     async def run_forever(self, stop: asyncio.Event, drain_s: float = 60.0) -> None:
-        """Claim and run jobs until `stop` is set. A job in progress is finished,
-        or requeued if it runs past `drain_s` after the stop."""
+        """Claim and run jobs until `stop` is set, waiting for the queue's wake-up
+        between them. A job in progress is finished, or requeued if it runs past
+        `drain_s` after the stop. Tries this worker id left running (it crashed
+        and was restarted) go back to the queue first."""
+        log.info("worker %s ready on %s", self.worker_id, self.queue.where)
+        released = False
         backoff = self.poll_s
-        log.info("worker %s ready", self.worker_id)
         while not stop.is_set():
+            failed = False
             try:
+                if not released:
+                    await self.queue.release(self.worker_id)
+                    released = True
                 work = asyncio.ensure_future(self.run_once())
                 stopping = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -80,18 +90,32 @@ class Worker:
                         self._abort.set()
                         await work
                 stopping.cancel()
-                did_work = work.result()
-                backoff = self.poll_s
+                if work.result():
+                    backoff = self.poll_s
+                    continue
+                await self._idle(stop)
             except Exception as error:  # the queue is unreachable: wait and try again
                 log.warning("worker %s: queue error (%s); retrying in %.1fs", self.worker_id, error, backoff)
-                did_work = False
-                backoff = min(backoff * 2, 10.0)
-            if not did_work:
-                try:
+                failed = True
+            if failed:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
+                backoff = min(backoff * 2, 10.0)
+            else:
+                backoff = self.poll_s
         log.info("worker %s stopped", self.worker_id)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Nothing to claim: wait for the queue's wake-up (or poll_s), or the stop."""
+        woken = asyncio.ensure_future(self.queue.wait_for_work(self.poll_s))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({woken, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            woken.cancel()
+        if woken.done() and not woken.cancelled() and woken.exception() is not None:
+            raise woken.exception()
 
     async def run_once(self) -> bool:
         """Claim one job and run it. False when the queue had nothing for us."""
@@ -233,7 +257,7 @@ class InlineWorker:
         queue = await open_queue(self.queue_url)
         self._ready.set()
         try:
-            await Worker(queue, runner, lease_s=self.lease_s, poll_s=0.1).run_forever(self._stop)
+            await Worker(queue, runner, lease_s=self.lease_s).run_forever(self._stop)
         finally:
             await queue.close()
 
@@ -285,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.check:
         return check(args.preset, args.data_dir)
-    return asyncio.run(_serve(args))
+    try:
+        return asyncio.run(_serve(args))
+    except ValueError as error:  # a queue URL or path that won't get better: one line, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -293,11 +321,11 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = await asyncio.to_thread(load_engine, args.preset, args.device, args.data_dir, dtype=args.dtype, compile=args.compile)
-    queue = await connect_patiently(args.queue, stop)
+    queue = await connect_patiently(args.queue, stop)  # first: a wrong queue is refused before a long model load
     if queue is None:
         return 0
     try:
+        runner = await asyncio.to_thread(load_engine, args.preset, args.device, args.data_dir, dtype=args.dtype, compile=args.compile)
         await Worker(queue, runner, args.worker_id, lease_s=args.lease).run_forever(stop, drain_s=args.drain)
     finally:
         await queue.close()
@@ -311,7 +339,7 @@ async def connect_patiently(url: str, stop: asyncio.Event) -> JobQueue | None:
         try:
             return await open_queue(url)
         except ValueError:
-            raise  # a malformed URL won't get better
+            raise  # a malformed URL or a missing database won't get better
         except Exception as error:
             log.warning("queue %s unreachable (%s); retrying in %.0fs", url.split("@")[-1], error, delay)
             try:

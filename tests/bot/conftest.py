@@ -110,6 +110,7 @@ class BotProcesses:
         stack = contextlib.AsyncExitStack()
         resources = await stack.enter_async_context(open_resources(self.settings))
         bot = create_bot(self.settings, resources)
+        bot.delivery.wait_outside = wait_outside_the_bot
         self._running[bot] = stack
         return bot
 
@@ -145,8 +146,19 @@ def world(simcord_env):
     return guild, channel, alice, bob
 
 
+async def wait_outside_the_bot(awaitable):
+    """The job pump's wait on the queue (a worker in real time) is the bot's
+    external input: declared so, SimCord settles around it, and the pump's
+    ticks between events follow virtual time."""
+    from simcord._runtime import _LIVE_LOOPS  # the Env running on this loop; SimCord has no public lookup
+
+    env = _LIVE_LOOPS[asyncio.get_running_loop()]
+    return await env.external_wait(awaitable, reason="job queue events")
+
+
 async def run_until(env, predicate: Callable[[], bool], timeout: float = 90.0) -> None:
-    """Let real time pass for the worker while virtual time drives the bot's job pump."""
+    """Let real time pass for the worker while virtual time drives the bot's job
+    pump's ticks (events reach it as they come)."""
     deadline = time.monotonic_ns() + int(timeout * 1e9)
     while not predicate():
         if time.monotonic_ns() > deadline:

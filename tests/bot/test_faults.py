@@ -4,8 +4,9 @@ runs, Discord failing the final edit, ❌ Cancel and the per-user job limit.
 The bot runs with TASTEMAKER_WORKERS=0 and the test starts a real worker on
 the bot's SQLite queue when it wants jobs to run: an InlineWorker (the tiny
 engine in a thread), or a `python -m engine.worker` process that the test can
-freeze (SIGSTOP) mid-job. The worker runs in real time; the bot's job pump
-runs only when virtual time advances.
+freeze (SIGSTOP) mid-job. The worker runs in real time and the bot's job pump
+hears its events as they come; the pump's ticks (edit retries, throttled
+progress edits) follow virtual time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 from bot.delivery import POLL_S, RETRY_S
 from engine.db import jobs as db_jobs
-from engine.jobs import EventType, JobState
+from engine.jobs import JobState
 from engine.worker import InlineWorker
 from tests.bot.conftest import acknowledge_user_errors, custom_id, run_until
 
@@ -117,8 +118,9 @@ async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
     record = await only_job(simcord_bot)
     assert record.message_id == original.id
 
-    # The worker claims the job; freeze it mid-job, so the job is surely running across the restart.
-    await real_wait(lambda: _started(simcord_bot, record.id), 60, "the job started")
+    # The worker claims the job and the bot hears of it; freeze the worker mid-job, so the
+    # job is surely running across the restart.
+    await real_wait(lambda: _running_in_bot(simcord_bot, record.id), 60, "the bot saw the job start")
     os.kill(worker_process.pid, signal.SIGSTOP)
     assert await simcord_bot.queue.state(record.id) == JobState.RUNNING
     await simcord_env.advance_time(POLL_S)  # the old bot shows it running ...
@@ -145,13 +147,14 @@ async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
     assert worker_process.poll() is None  # the worker carried on
 
 
-async def _state_is(bot, job_id: str, state: JobState) -> bool:
-    return await bot.queue.state(job_id) == state
+async def _running_in_bot(bot, job_id: str) -> bool:
+    """A worker claimed the job, and the bot's pump has applied that."""
+    return (await db_jobs.get_job(bot.db, job_id)).state == JobState.RUNNING
 
 
-async def _started(bot, job_id: str) -> bool:
-    """A worker claimed the job."""
-    return any(event.type is EventType.STARTED for event in await bot.queue.read_events({job_id: ""}))
+async def _stored_in_bot(bot, job_id: str) -> bool:
+    """The job finished, and the bot's pump has stored its result."""
+    return (await db_jobs.get_job(bot.db, job_id)).state == JobState.DONE
 
 
 # -- 5. Discord fails the final edit -----------------------------------------------------------
@@ -166,11 +169,13 @@ async def test_a_failed_final_edit_is_retried_and_the_grid_shown_once(
     message = channel.last_message
     record = await only_job(simcord_bot)
 
-    # The job runs to its end while the pump is idle (virtual time stands still) ...
-    await start_worker()
-    await real_wait(lambda: _state_is(simcord_bot, record.id, JobState.DONE), 60, "the job finished")
-    # ... and Discord answers 500 to the next two edits of its message: the final ones.
+    # Discord answers 500 to the next two edits of the message: the first one the job
+    # brings (its start, or at once its end), then the final one, retried once its
+    # backoff (virtual time) is due ...
     simcord_env.inject_error("PATCH", "/channels/*/messages/*", status=500, times=2)
+    # ... while the job runs to its end and the bot stores the result (in real time).
+    await start_worker()
+    await real_wait(lambda: _stored_in_bot(simcord_bot, record.id), 60, "the bot stored the result")
     await simcord_env.advance_time(POLL_S)
 
     # The result is safe on disk and in the database although the member can't see it yet.

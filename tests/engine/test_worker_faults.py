@@ -152,17 +152,24 @@ async def first_started(queue: JobQueue, jobs: list[Job]) -> JobEvent | None:
     return None
 
 
+async def sqlite_url(path: Path) -> str:
+    """A queue in a new bot database: the bot creates it (engine.db.connect), workers only open it."""
+    from engine.db import connect
+
+    await (await connect(path)).close()
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def queue_url(request, tmp_path: Path) -> str:
+async def queue_url(request, tmp_path: Path) -> str:
     if request.param == "redis":
         return request.getfixturevalue("redis_url")
-    return f"sqlite:///{tmp_path / 'queue.db'}"
+    return await sqlite_url(tmp_path / "queue.db")
 
 
 @pytest.fixture
 async def queue(queue_url: str):
-    """The bot's handle on the queue; opened first so that SQLite's schema exists
-    before the workers open it."""
+    """The bot's handle on the queue."""
     handle = await open_queue(queue_url)
     yield handle
     await handle.close()
@@ -175,6 +182,7 @@ async def queue(queue_url: str):
 async def test_kill_9_mid_job_every_job_is_done_exactly_once(queue: JobQueue, queue_url: str, spawn):
     a, b = spawn("A", queue_url), spawn("B", queue_url)
     await wait_ready(a, b)
+    assert f"worker A ready on {queue.where}" in a.log()  # the queue it attached to (never a password)
     jobs = [imagine(1, quality=2), imagine(2, quality=2), imagine(3, size=128)]  # A and B claim the first two
     for job in jobs:
         await queue.submit(job)
@@ -225,7 +233,7 @@ async def test_sigterm_finishes_the_job_in_hand_or_requeues_it_after_the_drain(t
     """Two workers, each mid-job, get SIGTERM together. A (the default --drain of
     60 s) finishes its job and exits 0; C (--drain 0.1) gives its job back and
     exits 0, and another worker finishes that one. Neither takes a new job."""
-    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    url = await sqlite_url(tmp_path / "queue.db")
     queue = await open_queue(url)
     try:
         a, c = spawn("A", url), spawn("C", url, drain_s=0.1)
@@ -339,3 +347,54 @@ async def test_a_worker_started_before_redis_waits_for_it(tmp_path):
         await queue.close()
     finally:
         server.stop()
+
+
+# -- 4. a supervised local worker killed mid-job takes its job back when it restarts ------------
+
+
+@pytest.mark.slow
+async def test_a_restarted_local_worker_takes_back_its_job_at_once(tmp_path: Path, tiny_models: Path):
+    """LocalWorkers (the bot's supervisor) runs `local-0`; SIGKILL mid-job. The
+    supervisor restarts it under the same id, and the new process requeues and
+    finishes the job within seconds of starting, not after the 30 s lease."""
+    from bot.config import Settings
+    from bot.workers import LocalWorkers
+
+    (tmp_path / "models").symlink_to(tiny_models / "models", target_is_directory=True)
+    settings = Settings(
+        _env_file=None, DISCORD_TOKEN="unused", TASTEMAKER_DATA_DIR=str(tmp_path), TASTEMAKER_MODEL="tiny",
+        TASTEMAKER_DEVICE="cpu", TASTEMAKER_WORKERS="1", TASTEMAKER_QUEUE="",
+    )
+    queue = await open_queue(await sqlite_url(settings.db_path))
+    workers = LocalWorkers(settings)
+    await workers.start()
+    try:
+        job = imagine(1, quality=3)
+        await queue.submit(job)
+        await wait_until(lambda: first_started(queue, [job]), READY_S, "local-0 started the job")
+        victim = workers._procs[0]
+        victim.send_signal(signal.SIGKILL)
+        await wait_until(lambda: workers._procs[0] is not victim, 30, "the supervisor restarted local-0")
+        await wait_until(lambda: all_ended(queue, [job]), READY_S + JOB_S, "the job ended")
+
+        events = (await events_of(queue, [job]))[job.id]
+        [retrying] = of_type(events, EventType.RETRYING)
+        assert retrying.worker == "local-0" and "restarted" in retrying.error  # not "lease ... expired"
+        [done] = of_type(events, EventType.DONE)
+        assert [e.worker for e in of_type(events, EventType.STARTED)] == ["local-0", "local-0"]
+        assert done.at - retrying.at < 5.0, f"done {done.at - retrying.at:.1f}s after the restart"
+        assert await queue.state(job.id) == JobState.DONE
+    finally:
+        await workers.stop(timeout=10)
+        await queue.close()
+
+
+def test_a_worker_pointed_at_a_missing_database_says_so_in_one_line(tmp_path: Path):
+    missing = tmp_path / "no-such.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.worker", "--queue", f"sqlite:///{missing}", "--preset", "tiny"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: no queue database at {missing}: start the bot first (it creates it), or fix --queue"]
+    assert not missing.exists()
