@@ -36,6 +36,7 @@ from bot.config import Settings  # noqa: E402
 from bot.resources import open_resources  # noqa: E402
 from engine import models  # noqa: E402
 from engine.db import jobs as db_jobs  # noqa: E402
+from simcord_support import under_simcord  # noqa: E402
 
 GOAL_MS = 50.0
 
@@ -50,7 +51,7 @@ async def measure(queue_url: str, tiny: Path, jobs: int) -> list[tuple[float, fl
     )
     rows = []
     async with open_resources(settings) as resources:
-        bot = create_bot(settings, resources)
+        bot = under_simcord(create_bot(settings, resources))
         async with simcord.run(bot, settle_timeout=30) as env:
             guild = env.create_guild("bench")
             channel = guild.create_text_channel("art")

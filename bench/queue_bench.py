@@ -31,7 +31,6 @@ import logging
 import math
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,8 +40,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from redis_server import RedisServer  # noqa: E402
+
+from engine.db import connect  # noqa: E402
 from engine.jobs import EventType, GenerateSpec, ImageOut, Job, JobKind, JobResult  # noqa: E402
 from engine.queue import JobQueue, open_queue  # noqa: E402
 from engine.worker import Worker  # noqa: E402
@@ -177,36 +180,12 @@ def percentile(values: list[float], p: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-class ThrowawayRedis:
-    def __init__(self, directory: str):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", directory],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        import redis
-
-        for _ in range(500):
-            try:
-                with redis.Redis(port=self.port) as client:
-                    client.ping()
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.01)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
 async def fresh(kind: str, base: str, n: int) -> str:
     """A clean queue URL for one run."""
     if kind == "sqlite":
-        return f"sqlite:///{base}/run{n}/tastemaker.db"
+        path = Path(base) / f"run{n}" / "tastemaker.db"
+        await (await connect(path)).close()  # the bot creates the database; the queue only opens it
+        return f"sqlite:///{path}"
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(base)
@@ -226,8 +205,8 @@ async def main(args: argparse.Namespace) -> None:
     if args.redis_url:
         backends["redis"] = args.redis_url
     elif shutil.which("redis-server"):
-        server = ThrowawayRedis(tmp)
-        backends["redis"] = f"redis://127.0.0.1:{server.port}/0"
+        server = RedisServer(Path(tmp) / "redis").start()
+        backends["redis"] = server.url()
     else:
         print("redis-server not found: Redis column skipped", file=sys.stderr)
     rows: dict[str, dict[str, float]] = {}

@@ -17,19 +17,15 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot import render
-from bot.views.grid import grid_view
-from bot.views.image import image_view
-from bot.views.job import cancel_view
 from engine.db import jobs as db_jobs
-from engine.db import transaction
+from engine.db import members, transaction
 from engine.jobs import EventType, JobEvent, JobState
 from engine.queue import Followed
 
@@ -128,30 +124,30 @@ class Delivery:
         changes: dict = {"cursor": events[-1].cursor}
         for event in events:
             if event.type is EventType.STARTED:
-                changes.update(state="running", started_at=event.at, percent=0.0)
+                changes.update(state=JobState.RUNNING, started_at=event.at, percent=0.0)
             elif event.type is EventType.PROGRESS:
-                changes.update(state="running", percent=event.percent)
+                changes.update(state=JobState.RUNNING, percent=event.percent)
                 if event.preview:
                     self._preview[record.id] = event.preview
             elif event.type is EventType.RETRYING:
-                changes.update(state="queued", percent=None)
+                changes.update(state=JobState.QUEUED, percent=None)
                 log.info("job %s retrying: %s", record.id, event.error)
             elif event.type is EventType.DONE:
                 if record.kind in self.on_done:
                     changes["request"] = {**record.request, **await self.on_done[record.kind](record, event)}
                 await self.store_result(record, event)
                 gpu = event.result.timings.get("gpu", event.result.timings.get("total"))
-                changes.update(state="done", finished_at=event.at, percent=100.0, gpu_seconds=gpu)
+                changes.update(state=JobState.DONE, finished_at=event.at, percent=100.0, gpu_seconds=gpu)
             elif event.type is EventType.FAILED:
-                changes.update(state="failed", finished_at=event.at, error=event.error)
+                changes.update(state=JobState.FAILED, finished_at=event.at, error=event.error)
             elif event.type is EventType.CANCELLED:
-                changes.update(state="cancelled", finished_at=event.at)
+                changes.update(state=JobState.CANCELLED, finished_at=event.at)
         async with transaction(db):
             await db_jobs.update_job(db, record.id, **changes)
-            if changes.get("state") == JobState.DONE:
+            if changes["state"] is JobState.DONE:
                 n = len(await db_jobs.images_of(db, record.id))
                 await db_jobs.add_usage(db, record.user_id, n, changes.get("gpu_seconds") or 0.0)
-        if changes.get("state") in ("done", "failed", "cancelled"):
+        if changes["state"].terminal:
             log.info("job %s %s after %.1fs", record.id, changes["state"], time.time() - record.created_at)
         return await db_jobs.get_job(db, record.id)
 
@@ -176,7 +172,7 @@ class Delivery:
         if now < shown.retry_at:
             return
         try:
-            if record.state in ("done", "failed", "cancelled"):
+            if record.state.terminal:
                 await self.final_edit(record)
                 await db_jobs.update_job(self.bot.db, record.id, delivered_at=time.time())
                 await self.bot.queue.forget(record.id)
@@ -198,7 +194,7 @@ class Delivery:
             log.warning("job %s: Discord edit failed (%s); retry %d in %ss", record.id, error, shown.failures, delay)
 
     async def progress_edit(self, record: db_jobs.JobRecord, shown: _Shown, now: float) -> None:
-        if record.state == "queued":
+        if record.state is JobState.QUEUED:
             text = render.waiting(record, await self.bot.queue.position(record.id))
         else:
             text = render.running(record, record.percent)
@@ -206,7 +202,7 @@ class Delivery:
         if text == shown.text or now - shown.at < PROGRESS_EDIT_S and shown.text:
             return
         message = self._message(record)
-        kwargs: dict = {"content": text, "view": cancel_view(record.id)}
+        kwargs: dict = {"content": text, "view": self.bot.views.cancel(record.id)}
         if preview is not None:
             kwargs["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.jpg")]
         await message.edit(**kwargs)
@@ -214,29 +210,27 @@ class Delivery:
 
     async def final_edit(self, record: db_jobs.JobRecord) -> None:
         message = self._message(record)
-        if record.state == "done" and record.kind in self.final_message:
+        if record.state is JobState.DONE and record.kind in self.final_message:
             await message.edit(**await self.final_message[record.kind](record))
             return
-        if record.state == "failed":
+        if record.state is JobState.FAILED:
             await message.edit(content=render.failed(record), attachments=[], view=None)
             return
-        if record.state == "cancelled":
+        if record.state is JobState.CANCELLED:
             await message.edit(content=render.cancelled(record), attachments=[], view=None)
             return
         images = await db_jobs.images_of(self.bot.db, record.id)
         folder = Path(self.bot.settings.data_dir) / "images" / record.id
         if len(images) == 1:
             file = discord.File(folder / "1.png", filename=f"tastemaker_{images[0].id}.png")
-            await message.edit(content=render.finished(record), attachments=[file], view=image_view(images[0].id, upscale=False))
+            await message.edit(content=render.finished(record), attachments=[file], view=self.bot.views.image(images[0].id, upscale=False))
         else:
             file = discord.File(folder / "grid.png", filename=f"tastemaker_{record.id[:8]}.png")
-            await message.edit(content=render.finished(record), attachments=[file], view=grid_view(record.id))
+            await message.edit(content=render.finished(record), attachments=[file], view=self.bot.views.grid(record.id))
 
     async def notify(self, record: db_jobs.JobRecord) -> None:
         """auto_dm: a short DM with a link once a grid is ready."""
-        from engine.db import members
-
-        if record.state != "done" or not (await members.get_settings(self.bot.db, record.user_id)).auto_dm:
+        if record.state is not JobState.DONE or not (await members.get_settings(self.bot.db, record.user_id)).auto_dm:
             return
         try:
             user = self.bot.get_user(record.user_id) or await self.bot.fetch_user(record.user_id)

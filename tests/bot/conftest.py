@@ -14,6 +14,7 @@ import pytest
 from bot.app import Tastemaker, create_bot
 from bot.config import Settings
 from bot.resources import open_resources
+from simcord_support import under_simcord
 from bot.delivery import POLL_S
 
 
@@ -109,8 +110,7 @@ class BotProcesses:
     async def start(self) -> Tastemaker:
         stack = contextlib.AsyncExitStack()
         resources = await stack.enter_async_context(open_resources(self.settings))
-        bot = create_bot(self.settings, resources)
-        bot.delivery.wait_outside = wait_outside_the_bot
+        bot = under_simcord(create_bot(self.settings, resources))
         self._running[bot] = stack
         return bot
 
@@ -144,16 +144,6 @@ def world(simcord_env):
     alice = guild.add_member(simcord_env.create_user("alice"))
     bob = guild.add_member(simcord_env.create_user("bob"))
     return guild, channel, alice, bob
-
-
-async def wait_outside_the_bot(awaitable):
-    """The job pump's wait on the queue (a worker in real time) is the bot's
-    external input: declared so, SimCord settles around it, and the pump's
-    ticks between events follow virtual time."""
-    from simcord._runtime import _LIVE_LOOPS  # the Env running on this loop; SimCord has no public lookup
-
-    env = _LIVE_LOOPS[asyncio.get_running_loop()]
-    return await env.external_wait(awaitable, reason="job queue events")
 
 
 async def run_until(env, predicate: Callable[[], bool], timeout: float = 90.0) -> None:
