@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import aiosqlite
 
@@ -76,30 +76,36 @@ async def set_option(db: aiosqlite.Connection, user_id: int, name: str, value: s
             )
 
 
+# guild_settings has one column per GuildSettings field (a tuple is stored as a JSON list),
+# so a new server setting is a field here and a column in a migration.
+_GUILD_COLUMNS = tuple(f.name for f in fields(GuildSettings))
+_JSON_COLUMNS = {f.name for f in fields(GuildSettings) if isinstance(f.default, tuple)}
+
+
 async def get_guild(db: aiosqlite.Connection, guild_id: int | None) -> GuildSettings:
     if guild_id is None:
         return GuildSettings()
     rows = await db.execute_fetchall(
-        "SELECT allowed_channels, max_jobs_per_user, banned_words, max_jobs FROM guild_settings WHERE guild_id = ?",
-        (guild_id,),
+        f"SELECT {', '.join(_GUILD_COLUMNS)} FROM guild_settings WHERE guild_id = ?", (guild_id,)
     )
     if not rows:
         return GuildSettings()
-    channels, max_jobs_per_user, banned_words, max_jobs = rows[0]
-    return GuildSettings(tuple(json.loads(channels)), max_jobs_per_user, tuple(json.loads(banned_words)), max_jobs)
+    row = dict(zip(_GUILD_COLUMNS, rows[0], strict=True))
+    return GuildSettings(**{k: tuple(json.loads(v)) if k in _JSON_COLUMNS else v for k, v in row.items()})
 
 
 async def update_guild(db: aiosqlite.Connection, guild_id: int, **changes: object) -> GuildSettings:
+    unknown = set(changes) - set(_GUILD_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown guild settings {sorted(unknown)}")
     async with transaction(db):  # read-modify-write: nobody else's change slips in between
-        current = await get_guild(db, guild_id)
-        merged = {**current.__dict__, **changes}
+        merged = {**asdict(await get_guild(db, guild_id)), **changes}
+        values = [json.dumps(list(merged[k])) if k in _JSON_COLUMNS else merged[k] for k in _GUILD_COLUMNS]
         await db.execute(
-            "INSERT INTO guild_settings (guild_id, allowed_channels, max_jobs_per_user, banned_words, max_jobs) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET allowed_channels = excluded.allowed_channels, "
-            "max_jobs_per_user = excluded.max_jobs_per_user, banned_words = excluded.banned_words, "
-            "max_jobs = excluded.max_jobs",
-            (guild_id, json.dumps(list(merged["allowed_channels"])), merged["max_jobs_per_user"],
-             json.dumps(list(merged["banned_words"])), merged["max_jobs"]),
+            f"INSERT INTO guild_settings (guild_id, {', '.join(_GUILD_COLUMNS)}) "
+            f"VALUES (?{', ?' * len(_GUILD_COLUMNS)}) ON CONFLICT (guild_id) DO UPDATE SET "
+            + ", ".join(f"{k} = excluded.{k}" for k in _GUILD_COLUMNS),
+            (guild_id, *values),
         )
         return await get_guild(db, guild_id)
 

@@ -1,0 +1,1 @@
+-- Safety: the NSFW policy of each server (issue 10).

@@ -1,0 +1,1 @@
+-- Quotas and lasting privacy (issue 10).

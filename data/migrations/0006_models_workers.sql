@@ -1,0 +1,1 @@
+-- Owner presets and worker health (issue 14).

@@ -1,0 +1,1 @@
+-- The web companion: login links and sessions (issue 11).
