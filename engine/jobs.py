@@ -139,6 +139,9 @@ class Job(Wire):
     pool: PoolSpec | None = None
     max_tries: int = 3
     created_at: float = Field(default_factory=time.time)
+    # The server's NSFW threshold where its policy blocks: an input image (init,
+    # style, embed) scoring at or over it fails the job. None: no input check.
+    nsfw_threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
 
 class ImageOut(Wire):
@@ -149,6 +152,7 @@ class ImageOut(Wire):
     height: int
     label: str = ""  # the style, for pool images
     score: float | None = None  # rerank score, when reranked
+    nsfw: float | None = None  # open_nsfw score 0-1 (engine/safety.py); None: not scored, treated as flagged
 
 
 class JobResult(Wire):
