@@ -16,6 +16,8 @@ numpy (engine/taste.py), never torch. In the order a member meets them:
    votes (skips do not count). When an unlocked profile has changed (new votes,
    new likes, or a new basis) and is next used or shown, it is snapshotted as a
    new version with its own immutable 7-character code; old codes keep working.
+   Privacy is the member's choice per profile (votes, moodboards): each new
+   version starts public or private as chosen (``set_public``, ``set_all_public``).
 4. ``resolve``: ``--p`` picks become one taste vector w in the current basis,
    mixed linearly with weights normalised to sum to 1. ``conditioning`` turns w
    and ``--s`` into the IP-Adapter embedding and scale; ``rerank_direction``
@@ -39,18 +41,18 @@ import re
 import secrets
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiosqlite
 import numpy as np
 
 from engine import taste as tm
 from engine.db import jobs as db_jobs
+from engine.db import transaction
 from engine.db import taste as q
 from engine.presets import PRESETS
 
 __all__ = [
-    "CALIBRATION",
     "DEFAULT_CALIBRATION",
     "Calibration",
     "CodeInfo",
@@ -65,14 +67,17 @@ __all__ = [
     "current_basis",
     "current_code",
     "explain",
+    "get_code",
     "list_codes",
     "member_posterior",
     "next_pair",
     "normalize_code",
+    "privacy",
     "project_w",
     "record_like",
     "rerank_direction",
     "resolve",
+    "set_all_public",
     "set_public",
     "status",
 ]
@@ -90,6 +95,7 @@ PRIOR_REFRESH = 25  # community votes + likes between refits of the community pr
 DEFAULT_TASTE_NORM = 1.0  # |w| of a moodboard when no member has a profile on the basis yet
 
 CHOICES = ("left", "right", "skip")
+PROFILE_KINDS = ("votes", "moodboard")  # a member's profiles, each with its own privacy
 
 
 class TasteError(ValueError):
@@ -126,6 +132,7 @@ class ProfileStatus:
     code: str | None  # the current code once unlocked
     toward: list[str]
     away: list[str]
+    public: bool = True  # the current code's: False, only its owner may use it
 
     @property
     def remaining(self) -> int:
@@ -209,14 +216,14 @@ class Calibration:
 
 
 DEFAULT_CALIBRATION = Calibration()
-# Per-preset constants from engine/presets.py; other names use DEFAULT_CALIBRATION.
-CALIBRATION: dict[str, Calibration] = {
-    name: Calibration(tau_max=p.taste_tau_max, scale_max=p.taste_lambda_max) for name, p in PRESETS.items()
-}
 
 
 def calibration_for(preset_name: str) -> Calibration:
-    return CALIBRATION.get(preset_name, DEFAULT_CALIBRATION)
+    """The preset's constants (engine/presets.py, built-in or the owner's file); DEFAULT_CALIBRATION for other names."""
+    preset = PRESETS.get(preset_name)
+    if preset is None:
+        return DEFAULT_CALIBRATION
+    return Calibration(tau_max=preset.taste_tau_max, scale_max=preset.taste_lambda_max)
 
 
 # ---------------------------------------------------------------------------
@@ -629,45 +636,70 @@ async def status(db: aiosqlite.Connection, user_id: int, unlock_votes: int) -> P
     basis, preset = found
     if unlocked:
         snap = await _snapshot(db, user_id, basis)
-        code, w, confidence = snap.code, snap.w, snap.confidence
+        code, w, confidence, public = snap.code, snap.w, snap.confidence, snap.public
     else:
         posterior = await _posterior(db, basis, user_id)
-        code, w, confidence = None, posterior.mean, posterior.confidence()
+        code, w, confidence, public = None, posterior.mean, posterior.confidence(), True
     words, text_embeddings = await q.style_words(db, preset)
     if text_embeddings is not None and text_embeddings.shape[1] != basis.d:
         words, text_embeddings = [], None
     toward, away = explain(w, basis, words, text_embeddings) if votes + likes > 0 else ([], [])
-    return ProfileStatus(votes, likes, unlock_votes, unlocked, float(confidence), code, toward, away)
+    return ProfileStatus(votes, likes, unlock_votes, unlocked, float(confidence), code, toward, away, public)
+
+
+def _code_info(v: q.ProfileVersion) -> CodeInfo:
+    return CodeInfo(
+        code=v.code,
+        kind=v.kind,
+        version=v.version,
+        votes=v.votes,
+        likes=v.likes,
+        images=v.images,
+        confidence=v.confidence,
+        public=v.public,
+        basis_version=v.basis_version,
+        created_at=v.created_at,
+    )
 
 
 async def list_codes(db: aiosqlite.Connection, user_id: int) -> list[CodeInfo]:
     """The member's codes, newest first."""
-    return [
-        CodeInfo(
-            code=v.code,
-            kind=v.kind,
-            version=v.version,
-            votes=v.votes,
-            likes=v.likes,
-            images=v.images,
-            confidence=v.confidence,
-            public=v.public,
-            basis_version=v.basis_version,
-            created_at=v.created_at,
-        )
-        for v in await q.list_profile_versions(db, user_id)
-    ]
+    return [_code_info(v) for v in await q.list_profile_versions(db, user_id)]
 
 
-async def set_public(db: aiosqlite.Connection, user_id: int, code: str, public: bool) -> None:
-    """Make one of the member's codes public or private. TasteError otherwise."""
+async def get_code(db: aiosqlite.Connection, code: str) -> CodeInfo | None:
     code = normalize_code(code)
     found = await q.get_profile_version(db, code) if CODE_RE.match(code) else None
+    return None if found is None else _code_info(found)
+
+
+async def privacy(db: aiosqlite.Connection, user_id: int) -> dict[str, bool]:
+    """Whether the member's new codes start public, per profile kind ('votes', 'moodboard')."""
+    return await q.profile_privacy(db, user_id)
+
+
+async def set_public(db: aiosqlite.Connection, user_id: int, code: str, public: bool) -> CodeInfo:
+    """Make one of the member's codes public or private. TasteError otherwise.
+
+    Making a code private also makes its profile private: every later version
+    (new votes, likes or basis; the next moodboard) starts private, so privacy
+    isn't lost by voting again. Making one code public shares that code only;
+    the profile stays as it was (``set_all_public`` changes both)."""
+    found = await get_code(db, code)
     if found is None:
-        raise TasteError(f"Unknown code `{code}`.")
-    if found.user_id != user_id:
-        raise TasteError(f"`{code}` is not one of your codes.")
-    await q.set_profile_public(db, code, user_id, public)
+        raise TasteError(f"Unknown code `{normalize_code(code)}`.")
+    async with transaction(db):
+        if not await q.set_profile_public(db, found.code, user_id, public):
+            raise TasteError(f"`{found.code}` is not one of your codes.")
+        if not public:
+            await q.set_profile_privacy(db, user_id, (found.kind,), public=False)
+    return replace(found, public=public)
+
+
+async def set_all_public(db: aiosqlite.Connection, user_id: int, public: bool) -> int:
+    """Every code of the member (taste versions and moodboards), and every new one
+    from now on, public or private. Returns how many codes changed."""
+    return await q.set_profile_privacy(db, user_id, PROFILE_KINDS, public, all_versions=True)
 
 
 async def _taste_of(db: aiosqlite.Connection, version: q.ProfileVersion, basis: tm.Basis) -> np.ndarray:
@@ -706,7 +738,7 @@ async def resolve(
         if version is None:
             raise TasteError(f"Unknown code `{code}`.")
         if not version.public and version.user_id != user_id:
-            raise TasteError(f"Code `{code}` is private.")
+            raise TasteError(f"Code `{code}` is private: only its owner can use it.")
         alpha = float(weight) / total
         w = w + alpha * await _taste_of(db, version, basis)
         used.append((code, alpha))

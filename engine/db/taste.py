@@ -382,9 +382,9 @@ async def insert_profile_version(
     likes: int,
     images: int = 0,
     confidence: float = 0.0,
-    public: bool = True,
 ) -> int:
     """Insert the next version of the member's profile of this kind; returns its number.
+    It is public or private as the member chose for this profile (``profile_privacy``).
     Raises sqlite3.IntegrityError when the code is taken."""
     async with transaction(db):  # the next number and its row together
         ((version,),) = await db.execute_fetchall(
@@ -392,9 +392,10 @@ async def insert_profile_version(
         )
         await db.execute(
             "INSERT INTO profile_versions (code, user_id, kind, version, basis_version, w, votes, likes, images,"
-            " confidence, public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (code, user_id, kind, version, basis_version, f64_blob(w), votes, likes, images, confidence, int(public),
-             time.time()),
+            " confidence, public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " COALESCE((SELECT public FROM profile_privacy WHERE user_id = ? AND kind = ?), 1), ?)",
+            (code, user_id, kind, version, basis_version, f64_blob(w), votes, likes, images, confidence,
+             user_id, kind, time.time()),
         )
     return int(version)
 
@@ -419,12 +420,40 @@ async def list_profile_versions(db: aiosqlite.Connection, user_id: int) -> list[
 
 
 async def set_profile_public(db: aiosqlite.Connection, code: str, user_id: int, public: bool) -> bool:
-    """False when the code is not this member's."""
+    """One version's flag. False when the code is not this member's."""
     async with transaction(db):
         cur = await db.execute(
             "UPDATE profile_versions SET public = ? WHERE code = ? AND user_id = ?", (int(public), code, user_id)
         )
     return cur.rowcount == 1
+
+
+async def profile_privacy(db: aiosqlite.Connection, user_id: int) -> dict[str, bool]:
+    """Whether each of the member's profiles ('votes', 'moodboard') is public: what new versions inherit."""
+    rows = await db.execute_fetchall("SELECT kind, public FROM profile_privacy WHERE user_id = ?", (user_id,))
+    return {"votes": True, "moodboard": True} | {kind: bool(public) for kind, public in rows}
+
+
+async def set_profile_privacy(
+    db: aiosqlite.Connection, user_id: int, kinds: tuple[str, ...], public: bool, *, all_versions: bool = False
+) -> int:
+    """The member's choice for these profiles, inherited by their new versions; with
+    all_versions, every existing version of them too. Returns the versions changed."""
+    changed = 0
+    async with transaction(db):
+        for kind in kinds:
+            await db.execute(
+                "INSERT INTO profile_privacy (user_id, kind, public) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id, kind) DO UPDATE SET public = excluded.public",
+                (user_id, kind, int(public)),
+            )
+            if all_versions:
+                cur = await db.execute(
+                    "UPDATE profile_versions SET public = ? WHERE user_id = ? AND kind = ? AND public != ?",
+                    (int(public), user_id, kind, int(public)),
+                )
+                changed += cur.rowcount
+    return changed
 
 
 async def vote_profile_norms(db: aiosqlite.Connection, basis_version: int) -> list[float]:

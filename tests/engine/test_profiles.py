@@ -152,6 +152,84 @@ async def test_private_code_refused_to_others_but_usable_by_owner(world):
     assert (await profiles.list_codes(world.db, 1))[0].public
 
 
+async def test_privacy_lasts_across_new_versions_and_moodboards(world):
+    def refused_to_bob(code):
+        return pytest.raises(TasteError, match=f"Code `{code}` is private: only its owner can use it")
+
+    await _vote(world, 1, UNLOCK, _loves(world, 0))
+    old = await profiles.current_code(world.db, 1, UNLOCK)
+    made = await profiles.set_public(world.db, 1, old, False)
+    assert (made.code, made.public, made.kind) == (old, False, "votes")
+    assert await profiles.privacy(world.db, 1) == {"votes": False, "moodboard": True}
+
+    # One more vote: a new version, private like the profile; the old one stays private.
+    await _vote(world, 1, 1, _loves(world, 0))
+    st = await profiles.status(world.db, 1, UNLOCK)
+    assert st.code != old and not st.public
+    board = world.embeddings[next(iter(world.embeddings))][None, :]
+    bobs = await profiles.create_moodboard(world.db, 2, board)
+    for code in (old, st.code):
+        with refused_to_bob(code):
+            await profiles.resolve(world.db, 2, [(code, 1.0)], UNLOCK)
+        with refused_to_bob(code):  # mixed with a code bob may use, still refused
+            await profiles.resolve(world.db, 2, [(bobs, 1.0), (code, 1.0)], UNLOCK)
+    assert (await profiles.resolve(world.db, 1, [(st.code, 1.0)], UNLOCK)).codes == [(st.code, 1.0)]
+
+    # Sharing one code shares that code only: the next version is private again.
+    await profiles.set_public(world.db, 1, st.code, True)
+    await profiles.resolve(world.db, 2, [(st.code, 1.0)], UNLOCK)
+    await _vote(world, 1, 1, _loves(world, 0))
+    newest = await profiles.current_code(world.db, 1, UNLOCK)
+    with refused_to_bob(newest):
+        await profiles.resolve(world.db, 2, [(newest, 1.0)], UNLOCK)
+
+    # Moodboards are a profile of their own: public until the member makes one private.
+    first = await profiles.create_moodboard(world.db, 1, board)
+    assert (await profiles.get_code(world.db, first)).public
+    await profiles.set_public(world.db, 1, first, False)
+    second = await profiles.create_moodboard(world.db, 1, board)
+    assert not (await profiles.get_code(world.db, second)).public
+
+    # All at once: every code and every later one.
+    assert await profiles.set_all_public(world.db, 1, True) == 4  # old, newest, two moodboards
+    assert all(c.public for c in await profiles.list_codes(world.db, 1))
+    await _vote(world, 1, 1, _loves(world, 0))
+    await profiles.resolve(world.db, 2, [(await profiles.current_code(world.db, 1, UNLOCK), 1.0)], UNLOCK)
+    assert await profiles.set_all_public(world.db, 1, False) == 6
+    assert not any(c.public for c in await profiles.list_codes(world.db, 1))
+    third = await profiles.create_moodboard(world.db, 1, board)
+    assert not (await profiles.get_code(world.db, third)).public
+    assert await profiles.privacy(world.db, 2) == {"votes": True, "moodboard": True}  # others untouched
+
+
+async def test_migration_keeps_a_private_latest_version_private(tmp_path, monkeypatch):
+    """Before 0005 privacy was per version: a member whose latest version was private stays private."""
+    import engine.db
+
+    every = engine.db.migration_files()
+    monkeypatch.setattr(engine.db, "migration_files", lambda: every[:4])  # the schema before 0005
+    db = await connect(tmp_path / "old.db")
+    await db.execute("INSERT INTO bases VALUES (1, 'tiny', 2, 2, 0, 0, x'')")
+    rows = [  # (code, user, kind, version, public)
+        ("aaaaaaa", 1, "votes", 1, 1), ("bbbbbbb", 1, "votes", 2, 0),  # latest private
+        ("ccccccc", 2, "votes", 1, 0), ("ddddddd", 2, "votes", 2, 1),  # latest public
+        ("eeeeeee", 2, "moodboard", 1, 0),
+    ]
+    for code, user, kind, version, public in rows:
+        await db.execute(
+            "INSERT INTO profile_versions VALUES (?, ?, ?, ?, 1, x'', 0, 0, 0, 0, ?, 0)", (code, user, kind, version, public)
+        )
+    await db.close()
+    monkeypatch.setattr(engine.db, "migration_files", lambda: every)
+    db = await connect(tmp_path / "old.db")  # applies 0005 onward
+    try:
+        assert await profiles.privacy(db, 1) == {"votes": False, "moodboard": True}
+        assert await profiles.privacy(db, 2) == {"votes": True, "moodboard": False}
+        assert not (await profiles.get_code(db, "ccccccc")).public  # versions keep their own flag
+    finally:
+        await db.close()
+
+
 async def test_unknown_code(world):
     for bad in ("abcdefg", "not-a-code", "zzzzzzz"):
         with pytest.raises(TasteError, match="Unknown code"):
@@ -207,7 +285,7 @@ def test_conditioning_off_norm_and_monotone(world):
         scales.append(c.scale)
     assert all(b > a for a, b in zip(cosines, cosines[1:], strict=False))
     assert all(b >= a for a, b in zip(scales, scales[1:], strict=False)) and scales[0] > 0
-    assert scales[-1] == pytest.approx(profiles.CALIBRATION["sdxl-turbo"].scale_max)
+    assert scales[-1] == pytest.approx(profiles.calibration_for("sdxl-turbo").scale_max)
     # unknown presets use the default curve; a Taste works as well as a bare w
     taste = profiles.Taste(w=w, basis=basis, codes=[])
     assert profiles.conditioning(taste, None, 100, "nope").scale == profiles.DEFAULT_CALIBRATION.scale(100)
