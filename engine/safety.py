@@ -50,6 +50,21 @@ def effective_policy(policy: str, age_restricted: bool) -> Policy:
     return Policy.BLOCK if chosen is Policy.ALLOW and not age_restricted else chosen
 
 
+class Verdict(StrEnum):
+    SHOW = "show"
+    SPOILER = "spoiler"
+    BLOCK = "block"
+
+
+def verdict(score: float | None, policy: str, threshold: float, age_restricted: bool) -> Verdict:
+    """What to do with one image, wherever the bot shows it (a result, or again later)."""
+    if not flagged(score, threshold):
+        return Verdict.SHOW
+    return {Policy.BLOCK: Verdict.BLOCK, Policy.SPOILER: Verdict.SPOILER, Policy.ALLOW: Verdict.SHOW}[
+        effective_policy(policy, age_restricted)
+    ]
+
+
 def input_threshold(policy: str, threshold: float, age_restricted: bool) -> float | None:
     """What a job carries for the worker's input check: the threshold where the
     policy blocks, None (no input check) where it spoilers or allows."""

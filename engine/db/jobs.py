@@ -57,6 +57,7 @@ class ImageRecord:
     seed: int
     embedding: np.ndarray | None
     created_at: float
+    nsfw: float | None = None  # open_nsfw score; NULL for images made before the check (shown as before)
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> ImageRecord:
@@ -141,14 +142,15 @@ async def add_image(
     height: int,
     seed: int,
     embedding: np.ndarray | list[float] | None,
+    nsfw: float | None = None,
 ) -> int:
     blob = None if embedding is None else np.asarray(embedding, dtype=np.float32).tobytes()
     async with transaction(db):
         ((image_id,),) = await db.execute_fetchall(
-            "INSERT INTO images (job_id, idx, user_id, path, width, height, seed, embedding, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO images (job_id, idx, user_id, path, width, height, seed, embedding, nsfw, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (job_id, idx) DO UPDATE SET path = excluded.path RETURNING id",
-            (job_id, idx, user_id, path, width, height, seed, blob, time.time()),
+            (job_id, idx, user_id, path, width, height, seed, blob, nsfw, time.time()),
         )
     return image_id
 

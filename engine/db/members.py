@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 import aiosqlite
 
 from engine.db import transaction
+from engine.safety import DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class GuildSettings:
     max_jobs_per_user: int | None = None
     banned_words: tuple[str, ...] = ()
     max_jobs: int | None = None
+    nsfw_policy: str = "block"  # engine.safety.Policy: block, spoiler or allow
+    nsfw_threshold: float = DEFAULT_THRESHOLD  # open_nsfw score at or over which an image is flagged
+    nsfw_keep: bool = False  # keep blocked images under quarantine/ for the owner to review
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:
