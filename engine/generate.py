@@ -42,6 +42,10 @@ Choices worth knowing:
 * **Progress.** `report(percent, preview_jpeg | None)` after every denoising
   step; a preview at most about every 0.7 s (the first step always has one):
   a 2x2 grid of the batch from a linear latent->RGB map, at most 256 px.
+* **NSFW check** (engine/safety.py). Every image returned gets an open_nsfw
+  score (`ImageOut.nsfw`), on the CPU; the bot applies the server's policy.
+  With `job.nsfw_threshold` set, an input image (init, style, embed) scoring
+  at or over it fails the job at once, before any sampling.
 * **Cancellation.** `should_stop()` is polled at every step and between
   batches; when it says stop, `pipe._interrupt` is set and `JobCancelled`
   raised.
@@ -63,13 +67,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine import safety
 from engine.config import DtypeName
 from engine.images import ImageDecodeError, decode_image
 from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
     MAX_SIDE,
     MIN_SIDE,
     SIZE_MULTIPLE,
-    EmbedSpec,
     GenerateSpec,
     ImageOut,
     Job,
@@ -327,6 +331,7 @@ class Engine:
             self.loaded = load_preset(
                 self.preset, self.device, self.data_dir, ip_adapter=self.ip_adapter, dtype=self.dtype, compile=self.compile
             )
+            safety.load()  # the NSFW classifier (CPU), once per process
         return self.loaded
 
     @property
@@ -348,6 +353,8 @@ class Engine:
         # 1. Check the inputs that need no model (before paying for a load).
         decoded = self._check_job(job)
         styles = self._check_styles(job.generate) if job.generate is not None else []
+        self._check_safe(job, [("the source image", decoded)] if decoded is not None else [])
+        self._check_safe(job, [(f"--sref image {i}", im) for i, im in enumerate(styles, 1)])
         if should_stop():
             raise JobCancelled()
 
@@ -366,7 +373,7 @@ class Engine:
             spec = self._with_style(m, job.generate, styles, emb_t) if styles else job.generate
             match job.kind:
                 case JobKind.EMBED:
-                    result = self._embed(m, job.embed, progress, emb_t)
+                    result = self._embed(m, job, progress, emb_t)
                 case JobKind.IMAGINE:
                     result = self._generate(m, self._imagine(m, spec), progress, gen_t, emb_t)
                 case JobKind.VARIATION:
@@ -382,7 +389,7 @@ class Engine:
         except ImageDecodeError as e:
             raise JobError(str(e), retryable=False) from None
 
-        # 4. Timings ("gpu" is what /info counts).
+        # 4. Timings ("gpu" is what /info counts; the NSFW check runs on the CPU).
         result.timings.update(
             load=round(load_s, 4),
             generate=round(gen_t.seconds, 4),
@@ -453,6 +460,15 @@ class Engine:
             except ImageDecodeError as e:
                 raise JobError(f"style image {i}: {e}", retryable=False) from None
         return images
+
+    @staticmethod
+    def _check_safe(job: Job, named: list[tuple[str, Image.Image]]) -> None:
+        """A member's image at or over the server's NSFW threshold fails the job (no retry)."""
+        if job.nsfw_threshold is None or not named:
+            return
+        for (name, _), score in zip(named, safety.nsfw_scores([im for _, im in named]), strict=True):
+            if safety.flagged(score, job.nsfw_threshold):
+                raise JobError(f"{name} was flagged by this server's content filter", retryable=False)
 
     def _check_against_model(self, spec: GenerateSpec, m: Loaded) -> None:
         if spec.style_images and not m.ip_adapter:
@@ -582,13 +598,21 @@ class Engine:
             order = sorted(range(n), key=lambda i: (-cos[i], i))[:count]
             scores = [float(c) for c in cos]
 
-        # 4. Results.
-        labels = s.labels or [""] * n
-        return JobResult(images=[self._out(images[i], embs[i], s.seeds[i], labels[i], scores[i]) for i in order])
+        # 4. NSFW scores of the images kept (CPU); the bot applies the server's policy.
+        t0 = time.perf_counter()
+        nsfw = dict(zip(order, safety.nsfw_scores([images[i] for i in order]), strict=True))
+        nsfw_s = time.perf_counter() - t0
 
-    def _embed(self, m, spec: EmbedSpec, progress: _Progress, emb_t: _Timer) -> JobResult:
-        # 1. Decode (guarded) before touching the model, so bad bytes fail fast.
+        # 5. Results.
+        labels = s.labels or [""] * n
+        out = [self._out(images[i], embs[i], s.seeds[i], labels[i], scores[i], nsfw[i]) for i in order]
+        return JobResult(images=out, timings={"nsfw": round(nsfw_s, 4)})
+
+    def _embed(self, m, job: Job, progress: _Progress, emb_t: _Timer) -> JobResult:
+        spec = job.embed
+        # 1. Decode (guarded) and check (NSFW) before embedding, so bad images fail fast.
         images = [decode_image(b) for b in spec.images]
+        self._check_safe(job, [(f"image {i}", im) for i, im in enumerate(images, 1)])
         progress.check()
         # 2. Embed.
         with emb_t():
@@ -597,7 +621,9 @@ class Engine:
         return JobResult(image_embeddings=img.tolist(), text_embeddings=txt.tolist())
 
     @staticmethod
-    def _out(im: Image.Image, emb: np.ndarray, seed: int, label: str = "", score: float | None = None) -> ImageOut:
+    def _out(
+        im: Image.Image, emb: np.ndarray, seed: int, label: str = "", score: float | None = None, nsfw: float | None = None
+    ) -> ImageOut:
         return ImageOut(
             png=_png(im),
             embedding=[float(x) for x in emb],
@@ -606,6 +632,7 @@ class Engine:
             height=im.height,
             label=label,
             score=score,
+            nsfw=nsfw,
         )
 
     # -- the sampling loop ---------------------------------------------------------------
