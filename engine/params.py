@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,15 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engine.jobs import MAX_SEED
 
 __all__ = [
-    "CODE_RE", "CodeWeight", "ParamError", "Request", "dimensions", "expand",
-    "is_code", "parse", "validate_option_name", "validate_option_value",
+    "CODE_RE", "CodeWeight", "ParamError", "Request", "dimensions", "expand", "is_code",
+    "matching_key", "normalize", "parse", "validate_option_name", "validate_option_value",
 ]
 
 MAX_TEXT = 1500  # prompt text, without parameters
 MAX_INPUT = 6000  # whole input, parameters included (Discord's option limit)
 MAX_NEGATIVE = 1000  # the `--no` list, as written by canonical()
 MAX_CODES = 8  # codes in one `--p`
-MAX_URL = 500
+MAX_URL = 2048  # a link's length; browsers and CDNs stop around here
 MAX_OPTION_VALUE = 200
 
 CODE_RE = re.compile(r"[a-z2-7]{7}", re.IGNORECASE | re.ASCII)  # use with fullmatch
@@ -48,6 +49,52 @@ _OPTION_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 class ParamError(ValueError):
     """Bad `/imagine` input. The message is markdown meant for the member (ephemeral)."""
+
+
+# 0. Member text, normalised once ------------------------------------------------
+
+# Code points that render as nothing outside the format category (Cf, dropped
+# whole): Unicode's other default-ignorable ones (Hangul fillers, the combining
+# grapheme joiner, variation selectors, Khmer inherent vowels, Mongolian
+# selectors) and the braille blank, a favourite "empty" character.
+_INVISIBLE = frozenset(
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0]
+    + list(range(0x180B, 0x1810)) + list(range(0xFE00, 0xFE10)) + list(range(0xE0100, 0xE01F0))
+)
+_KEEP_CONTROLS = frozenset("\t\n\r")  # whitespace: split() turns it into spaces
+
+
+def _visible(text: str) -> str:
+    return "".join(
+        c for c in text
+        if ord(c) not in _INVISIBLE
+        and (unicodedata.category(c) not in ("Cf", "Cc") or c in _KEEP_CONTROLS)
+    )
+
+
+def normalize(text: str) -> str:
+    """Member text as the bot reads it: NFKC (full-width and other compatibility
+    forms folded: `ｂａｄ` -> `bad`, `－－ｓ` -> `--s`), with format characters
+    (zero-width, soft hyphen, bidi controls, tags), other invisible ones and
+    control characters dropped. Idempotent; case and accents are kept.
+
+    Dropped before NFKC too, so that a letter and a combining mark split by a
+    zero-width character compose like the pair typed plainly."""
+    return _visible(unicodedata.normalize("NFKC", _visible(text)))
+
+
+_SEPARATED_LETTERS_RE = re.compile(r"(?<!\w)\w(?:[\W_]{1,3}\w)+(?!\w)")  # "b.a.d", "b a d", "b-a-d"
+
+
+def matching_key(text: str) -> str:
+    """Text folded for matching a banned word: normalize(), case folded, accents
+    and other combining marks dropped (`BÄD` -> `bad`), and runs of single
+    letters split by punctuation or spaces joined (`b.a.d` / `b a d` -> `bad`).
+    Apply it to both sides of a comparison."""
+    decomposed = unicodedata.normalize("NFKD", normalize(text).casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    joined = _SEPARATED_LETTERS_RE.sub(lambda m: re.sub(r"[\W_]", "", m[0]), bare)
+    return " ".join(joined.split())
 
 
 def is_code(s: object) -> bool:
@@ -253,7 +300,10 @@ def _sref(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
     tok = _one(seg, spec)
     if is_code(tok):
         return tok.lower()
-    if _URL_RE.fullmatch(tok) and len(tok) <= MAX_URL:
+    if _URL_RE.fullmatch(tok):
+        if len(tok) > MAX_URL:
+            raise ParamError(f"{_q(seg.flag, tok)} is too long ({len(tok)} characters): "
+                             f"a link may be at most {MAX_URL}.")
         return tok
     raise _fail(seg, spec, tok, "is not a code or a link")
 
@@ -304,13 +354,17 @@ _BY_NAME: dict[str, _Spec] = {name: spec for spec in _SPECS for name in spec.nam
 # 4. Public functions -----------------------------------------------------------
 
 def parse(text: str, presets: Collection[str] = ()) -> Request:
-    """Parse a prompt (already expanded). `presets` names the valid `--v` values; empty = any name."""
+    """Parse a prompt (already expanded). `presets` names the valid `--v` values; empty = any name.
+
+    The text is normalize()d first, so invisible characters count for nothing:
+    a prompt made only of them has no description."""
     if len(text) > MAX_INPUT:
         raise ParamError(f"Your prompt is {len(text)} characters long; the limit is {MAX_INPUT}.")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates: cannot be stored or sent as JSON
         raise ParamError(f"Your prompt has a broken character at position {e.start + 1}.") from None
+    text = normalize(text)
     prose, segs = _tokenize(text)
     values: dict[str, Any] = {}
     given: dict[str, str] = {}  # field -> flag as first written
@@ -342,9 +396,11 @@ def expand(text: str, options: Mapping[str, str] | None = None, suffix: str = ""
 
     One pass (an option's value is not expanded again). Prose from option values and
     the suffix joins the description; parameters follow it. A suffix parameter the
-    prompt already sets is dropped, so what the member typed wins.
+    prompt already sets is dropped, so what the member typed wins. All three are
+    normalize()d first, so `－－ａｒ` or `--a\u200br` is the parameter it looks like.
     """
-    opts = {k.lower(): v for k, v in (options or {}).items() if k.lower() not in _BY_NAME}
+    text, suffix = normalize(text), normalize(suffix)
+    opts = {k.lower(): normalize(v) for k, v in (options or {}).items() if k.lower() not in _BY_NAME}
     prose: list[str] = []
 
     def split(source: str) -> list[_Seg]:
@@ -380,7 +436,7 @@ def validate_option_name(name: str) -> str:
 
 def validate_option_value(value: str, presets: Collection[str] = ()) -> str:
     """Check a custom option's value (parameters, prose or both); returns it whitespace-normalised."""
-    v = " ".join(value.split())
+    v = " ".join(normalize(value).split())
     if not v:
         raise ParamError("An option needs a value, like `--ar 16:9 --s 250`.")
     if len(v) > MAX_OPTION_VALUE:

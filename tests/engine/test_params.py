@@ -17,6 +17,8 @@ from engine.params import (
     dimensions,
     expand,
     is_code,
+    matching_key,
+    normalize,
     parse,
     validate_option_name,
     validate_option_value,
@@ -426,3 +428,89 @@ def test_the_fragment_strategy_reaches_valid_parameters():
     collect()
     assert seen["ok"] >= 40 and seen["error"] >= 40, seen
     assert all(seen[f] >= 1 for f in fields), seen
+
+
+# --- member text, normalised: rules that can't be dodged ---------------------------
+
+# Each renders as nothing: zero-width space / non-joiner / joiner, word joiner, soft
+# hyphen, BOM, bidi controls (embedding, override, isolate, mark), Mongolian vowel
+# separator, a tag letter, the combining grapheme joiner, a variation selector,
+# Hangul fillers, the braille blank, a C0 control.
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u202a", "\u202e", "\u2066",
+             "\u2069", "\u200f", "\u061c", "\u180e", "\U000e0041", "\u034f", "\ufe0f", "\u115f", "\u3164",
+             "\uffa0", "\u2800", "\x00", "\x1b"]
+
+
+def fullwidth(text: str) -> str:
+    """ASCII as a phone's full-width keyboard types it."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in text)
+
+
+@pytest.mark.parametrize("blank", [*INVISIBLE, "".join(INVISIBLE), "\u200b \u200b\n\u3000"])
+def test_a_prompt_of_invisible_characters_is_refused_like_an_empty_one(blank):
+    with pytest.raises(ParamError) as empty:
+        parse("")
+    with pytest.raises(ParamError) as invisible:
+        parse(blank)
+    assert str(invisible.value) == str(empty.value)
+    with pytest.raises(ParamError, match="no description"):
+        parse(blank + " --ar 3:2")
+
+
+def test_full_width_and_invisible_characters_read_as_what_they_look_like():
+    assert parse(fullwidth("a red fox --ar 3:2 --s 250")) == parse("a red fox --ar 3:2 --s 250")
+    assert parse("a\u200b fox -\u00ad-a\u200dr 3\u2060:2") == parse("a fox --ar 3:2")
+    assert parse("\u202ekcab\u202c fox") == parse("kcab fox")
+    assert normalize("\ufb01ne \u2460 x\u00b2") == "fine 1 x2"  # ligature, circled and superscript digits
+    assert normalize("cafe\u200b\u0301") == "café"  # the mark composes as if typed plainly
+    assert normalize("Straße\t\nÉcole") == "Straße\t\nÉcole"  # case, accents and whitespace stay
+
+
+def test_expand_normalises_options_and_suffix():
+    assert expand("a fox --ｆｉｌｍ", {"film": "grain\u200b --ａｒ 3:2"}, "--\u200bs 50") == "a fox grain --ar 3:2 --s 50"
+    assert validate_option_value("soft\u00adlight --ｓ 250") == "softlight --s 250"
+
+
+@pytest.mark.parametrize(
+    ("written", "banned"),
+    [
+        ("a BAD idea", "bad"), ("a ｂａｄ idea", "bad"), ("a b\u200ba\u00add idea", "bad"), ("a bäd idea", "bad"),
+        ("a b\u0336a\u0336d\u0336 idea", "bad"), ("a b.a.d idea", "bad"), ("a B - A - D idea", "bad"),
+        ("a b_a_d idea", "bad"), ("GROSS", "Gross"), ("STRASSE", "straße"), ("blood  ＢＡＴＨ", "blood bath"),
+    ],
+)
+def test_matching_key_folds_the_usual_bypasses(written, banned):
+    assert matching_key(banned) in matching_key(written)
+
+
+@pytest.mark.parametrize(("written", "banned"), [("a cat", "acat"), ("tab addition", "bad"), ("a b c", "abd")])
+def test_matching_key_joins_single_letters_only(written, banned):
+    assert matching_key(banned) not in matching_key(written)
+
+
+@FAST
+@given(st.text())
+def test_normalize_is_idempotent_and_parse_reads_normalized_text(text):
+    once = normalize(text)
+    assert normalize(once) == once
+    assert not any(c in once for c in INVISIBLE)
+    assert _parses(text) == _parses(once)
+
+
+@FAST
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)), st.data())
+def test_hiding_or_widening_ascii_changes_nothing(text, data):
+    assert normalize(fullwidth(text)) == text
+    hidden = "".join(c + data.draw(st.sampled_from(["", "", *INVISIBLE])) for c in text)
+    assert normalize(hidden) == text
+    assert _parses(hidden) == _parses(text)
+
+
+@FAST
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=12), st.data())
+def test_an_obfuscated_banned_word_still_matches(word, data):
+    disguised = []
+    for c in word:
+        c = data.draw(st.sampled_from([c, c.upper(), fullwidth(c), c + "\u0301", c + "\u0336"]))
+        disguised.append(c + data.draw(st.sampled_from(["", "", *INVISIBLE])))
+    assert matching_key(word) in matching_key(f"a {''.join(disguised)} in the rain")
