@@ -17,7 +17,7 @@ import discord
 
 from bot import fetch, render
 from bot.errors import UserError
-from engine import params
+from engine import params, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, transaction
 from engine.jobs import MAX_SEED, GenerateSpec, Job, JobKind, JobState
@@ -49,7 +49,7 @@ async def prepare_imagine(
     options = await members.get_options(db, user_id)
     expanded = params.expand(text, options, prefs.suffix)
     request = params.parse(expanded, presets=PRESETS)
-    await check_guild_rules(bot, guild_id, request.text)
+    await check_guild_rules(bot, guild_id, request.member_text)
     # 2. Member defaults: --s from /settings, --p when personalization is on.
     stylize = request.stylize if request.stylize is not None else prefs.stylize
     if request.personalize is None and prefs.personalize:
@@ -98,7 +98,7 @@ async def prepare_from_image(
     text = prompt if prompt is not None else base.get("text", source.prompt if source else "")
     request = params.parse(params.expand(text, {}, ""), presets=PRESETS) if text else None
     if request is not None:
-        await check_guild_rules(bot, guild_id, request.text)
+        await check_guild_rules(bot, guild_id, request.member_text)
     preset = get_preset((request.preset if request else None) or base.get("preset") or bot.settings.model)
     seed = secrets.randbelow(MAX_SEED + 1)
     width, height = image.width, image.height
@@ -184,10 +184,13 @@ async def personalization(
 
 
 async def check_guild_rules(bot: Tastemaker, guild_id: int | None, text: str) -> None:
+    """Banned words, matched on all the member's words (Request.member_text: the
+    description, the `--no` list, a link), both sides folded alike (params.matching_key): case,
+    full-width forms, invisible characters, accents and `b.a.d` spellings don't hide a word."""
     rules = await members.get_guild(bot.db, guild_id)
-    lowered = text.lower()
+    folded = params.matching_key(text)
     for word in rules.banned_words:
-        if word and word.lower() in lowered:
+        if (key := params.matching_key(word)) and key in folded:
             raise UserError(f"This server doesn't allow the word `{word}` in prompts.")
 
 
@@ -213,6 +216,13 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
     """Queue the job and post its '(Waiting to start)' message (the one the pump edits)."""
     user_id = interaction.user.id
     await check_limits(bot, user_id, interaction.guild_id, interaction.channel_id)
+    # The server's NSFW policy: the worker refuses flagged input images where it blocks;
+    # delivery applies it to the results ('allow' needs an age-restricted channel).
+    rules = await members.get_guild(bot.db, interaction.guild_id)
+    is_nsfw = getattr(interaction.channel, "is_nsfw", None)  # DMs have none: no server policy, so block
+    age_restricted = bool(is_nsfw and is_nsfw())
+    threshold = safety.input_threshold(rules.nsfw_policy, rules.nsfw_threshold, age_restricted)
+    prepared.job = prepared.job.model_copy(update={"nsfw_threshold": threshold})
     if not interaction.response.is_done():
         await interaction.response.defer()
     try:
@@ -226,7 +236,7 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
                 guild_id=interaction.guild_id,
                 channel_id=interaction.channel_id,
                 prompt=prepared.prompt,
-                request={**prepared.info, "preset": prepared.job.preset},
+                request={**prepared.info, "preset": prepared.job.preset, "age_restricted": age_restricted},
                 parent_image_id=prepared.parent_image_id,
             )
         await bot.queue.submit(prepared.job)

@@ -156,6 +156,12 @@ class Request(BaseModel):
         return type(self).model_validate({**self.model_dump(), **changes})
 
     @property
+    def member_text(self) -> str:
+        """Every word of the member's that is shown back: the description, the `--no`
+        terms and a `--sref` link (not parameter names, codes or numbers)."""
+        return " ".join([self.text, *self.negative, *([self.sref] if self.sref else [])])
+
+    @property
     def uses_current_code(self) -> bool:
         """True when a bare `--p` asks for the member's current code."""
         return any(cw.code is None for cw in self.personalize or ())

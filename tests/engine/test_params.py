@@ -514,3 +514,8 @@ def test_an_obfuscated_banned_word_still_matches(word, data):
         c = data.draw(st.sampled_from([c, c.upper(), fullwidth(c), c + "\u0301", c + "\u0336"]))
         disguised.append(c + data.draw(st.sampled_from(["", "", *INVISIBLE])))
     assert matching_key(word) in matching_key(f"a {''.join(disguised)} in the rain")
+
+
+def test_member_text_is_every_word_shown_back_but_no_parameter_names():
+    r = parse("a fox --no rain, fog --ar 3:2 --sref https://e.x/a.png --tile --p abcdefg")
+    assert r.member_text == "a fox rain fog https://e.x/a.png"
