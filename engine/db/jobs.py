@@ -36,6 +36,7 @@ class JobRecord:
     started_at: float | None
     finished_at: float | None
     delivered_at: float | None
+    images: int  # what it makes (a grid 4, an upscale 1): counted against the daily quota unless it failed
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> JobRecord:
@@ -78,12 +79,13 @@ async def insert_job(
     prompt: str,
     request: dict[str, Any],
     parent_image_id: int | None = None,
+    images: int = 0,
 ) -> None:
     async with transaction(db):
         await db.execute(
-            "INSERT INTO jobs (id, kind, user_id, guild_id, channel_id, prompt, request, parent_image_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (id, kind, user_id, guild_id, channel_id, prompt, json.dumps(request), parent_image_id, time.time()),
+            "INSERT INTO jobs (id, kind, user_id, guild_id, channel_id, prompt, request, parent_image_id, images,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, kind, user_id, guild_id, channel_id, prompt, json.dumps(request), parent_image_id, images, time.time()),
         )
 
 
@@ -171,6 +173,18 @@ async def add_usage(db: aiosqlite.Connection, user_id: int, images: int, gpu_sec
             "UPDATE users SET images_made = images_made + ?, gpu_seconds = gpu_seconds + ? WHERE id = ?",
             (images, gpu_seconds, user_id),
         )
+
+
+async def images_since(db: aiosqlite.Connection, user_id: int, guild_id: int | None, since: float) -> int:
+    """Images of the member's jobs in this server since a time: made, or queued or
+    running (they will be), so queued jobs can't overshoot a quota. Failed and
+    cancelled jobs don't count."""
+    ((total,),) = await db.execute_fetchall(
+        "SELECT COALESCE(SUM(images), 0) FROM jobs WHERE user_id = ? AND guild_id IS ? AND created_at >= ?"
+        " AND state IN (?, ?, ?)",
+        (user_id, guild_id, since, JobState.QUEUED, JobState.RUNNING, JobState.DONE),
+    )
+    return int(total)
 
 
 async def usage(db: aiosqlite.Connection, user_id: int) -> tuple[int, float]:
