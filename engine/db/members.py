@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
 import aiosqlite
@@ -30,6 +31,7 @@ class GuildSettings:
     nsfw_policy: str = "block"  # engine.safety.Policy: block, spoiler or allow
     nsfw_threshold: float = DEFAULT_THRESHOLD  # open_nsfw score at or over which an image is flagged
     nsfw_keep: bool = False  # keep blocked images under quarantine/ for the owner to review
+    daily_images_per_member: int | None = None  # per UTC day; None = unlimited (role quotas replace it)
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:
@@ -112,6 +114,39 @@ async def update_guild(db: aiosqlite.Connection, guild_id: int, **changes: objec
             (guild_id, *values),
         )
         return await get_guild(db, guild_id)
+
+
+async def role_quotas(db: aiosqlite.Connection, guild_id: int) -> dict[int, int]:
+    """role id -> daily images (0 = unlimited)."""
+    rows = await db.execute_fetchall("SELECT role_id, daily_images FROM role_quotas WHERE guild_id = ?", (guild_id,))
+    return {role_id: images for role_id, images in rows}
+
+
+async def set_role_quota(db: aiosqlite.Connection, guild_id: int, role_id: int, daily_images: int | None) -> None:
+    """A role's daily images (0 = unlimited); None removes the role's quota."""
+    async with transaction(db):
+        if daily_images is None:
+            await db.execute("DELETE FROM role_quotas WHERE guild_id = ? AND role_id = ?", (guild_id, role_id))
+        else:
+            await db.execute(
+                "INSERT INTO role_quotas (guild_id, role_id, daily_images) VALUES (?, ?, ?)"
+                " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_images = excluded.daily_images",
+                (guild_id, role_id, daily_images),
+            )
+
+
+async def daily_image_quota(db: aiosqlite.Connection, guild_id: int | None, role_ids: Iterable[int]) -> int | None:
+    """A member's images per UTC day on this server; None = unlimited.
+
+    The most generous quota among the member's roles that have one (0 there is
+    unlimited); for a member with none of them, the server's per-member quota."""
+    if guild_id is None:
+        return None
+    quotas = await role_quotas(db, guild_id)
+    mine = [quotas[role] for role in role_ids if role in quotas]
+    if mine:
+        return None if 0 in mine else max(mine)
+    return (await get_guild(db, guild_id)).daily_images_per_member or None
 
 
 async def get_meta(db: aiosqlite.Connection, key: str) -> str | None:
