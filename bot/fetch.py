@@ -1,12 +1,15 @@
 """Fetching a `--sref` image link, safely, before anything is queued.
 
 1. Only http(s), at most MAX_REDIRECTS redirects, each hop checked again.
-2. SSRF guard: every address a host resolves to (the event loop's
-   getaddrinfo, through aiohttp's ThreadedResolver) must be global, or the
-   link is refused. The check sits in the connector's resolver, so the
-   connection goes only to the addresses that were checked (a DNS answer that
-   changes between check and connect cannot slip past it); IP literals, which
-   aiohttp does not resolve, are checked before connecting.
+2. SSRF guard. The bot reads the host itself (_check_url): a name, or an IP
+   written plainly; numeric forms like `2130706433` or `127.1` are refused.
+   Every address must be public, and every IPv4 address an IPv6 one carries
+   (mapped, compatible, NAT64, 6to4, Teredo: unwrapped()) too. For a name, the
+   check sits in the connector's resolver (the event loop's getaddrinfo,
+   through aiohttp's ThreadedResolver), so the connection goes only to the
+   addresses that were checked (a DNS answer that changes between check and
+   connect cannot slip past it); IP literals, which aiohttp does not resolve,
+   are checked before connecting.
 3. At most images.MAX_BYTES, streamed (the download stops there), within TIMEOUT_S,
    with an image content type.
 4. engine/images.py decodes it with the limits every member's image gets and
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 
 import aiohttp
@@ -27,17 +31,61 @@ from yarl import URL
 from bot.errors import UserError
 from engine import images
 
+MAX_HOST = 253  # DNS limits: a whole name, and one label
+MAX_LABEL = 63
+_LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?")
+_NUMERIC_LABEL_RE = re.compile(r"0x[0-9a-f]*|[0-9]+")  # a last label like this makes the host an IPv4 number
 TIMEOUT_S = 2.0  # Discord wants an answer to /imagine within 3 s, and the fetch comes first
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
 
 
-def is_allowed_address(address: str) -> bool:
-    """True for a global (public) IP address; loopback, private, link-local... are refused."""
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: the v6 address
+# is only a way to reach that v4 host, which alone decides.
+_IPV4_IN_LAST_32 = tuple(ipaddress.IPv6Network(n) for n in (
+    "::/96",  # IPv4-compatible (deprecated)
+    "::ffff:0:0/96",  # IPv4-mapped
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+    "64:ff9b::/96",  # NAT64, well-known prefix
+))
+# Never globally routable, whatever they carry: NAT64 local-use (RFC 8215) and
+# Teredo (RFC 4380, the IANA registry: not globally reachable).
+_NEVER = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "2001::/32"))
+
+
+def unwrapped(address: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address and every IPv4 address wrapped in it: IPv4-mapped, -compatible,
+    -translated and NAT64 (both prefixes) are the IPv4 address they carry; 6to4
+    (`2002::/16`) also carries one, Teredo (`2001::/32`) two (its server, bits
+    32-63, and its client, the last 32 bits inverted)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 scope id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [ip]
+    last_32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in net for net in _IPV4_IN_LAST_32) and int(ip) > 1:  # :: and ::1 are themselves
+        return [last_32]
+    if ip in _NEVER[0]:
+        return [ip, last_32]
+    if ip.sixtofour is not None:
+        return [ip, ip.sixtofour]
+    if ip.teredo is not None:
+        return [ip, *ip.teredo]
+    return [ip]
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    # is_global alone lets through multicast and, on Python 3.11, the deprecated
+    # site-local fec0::/10 and the reserved ranges; each is refused here.
+    special = ip.is_multicast or ip.is_reserved or ip.is_private or ip.is_loopback or ip.is_link_local
+    if isinstance(ip, ipaddress.IPv6Address):
+        special = special or ip.is_site_local or any(ip in net for net in _NEVER)
+    return ip.is_global and not special and not ip.is_unspecified
+
+
+def is_allowed_address(address: str) -> bool:
+    """True for a public address: it and every IPv4 address it wraps are globally
+    routable. Loopback, private, link-local, multicast, reserved... are refused."""
+    return all(_public(ip) for ip in unwrapped(address))
 
 
 def _shown(url: str | URL) -> str:
@@ -46,7 +94,9 @@ def _shown(url: str | URL) -> str:
 
 
 def _private(url: str | URL, address: str) -> UserError:
-    return UserError(f"The `--sref` link {_shown(url)} points to a private address ({address}): "
+    inside = [str(ip) for ip in unwrapped(address) if ip.version == 4 and not _public(ip)] if ":" in address else []
+    where = f"{address}, which carries {inside[0]}" if inside else address
+    return UserError(f"The `--sref` link {_shown(url)} points to a private address ({where}): "
                      "link an image on the public internet.")
 
 
@@ -104,14 +154,31 @@ async def _download(url: URL) -> bytes:
 
 
 def _check_url(url: URL) -> None:
-    if url.scheme not in ("http", "https") or not url.host:
+    """The bot's own reading of the host, not the HTTP client's: a name, or an IP
+    written plainly. Numeric hosts in other forms (`2130706433`, `0177.0.0.1`,
+    `0x7f.1`, `127.1`) are refused outright, as browsers would read them as IPv4
+    but ipaddress does not; no image host is written that way."""
+    if url.scheme not in ("http", "https") or not url.raw_host:
         raise UserError(f"The `--sref` link {_shown(url)} is not an http(s) link.")
+    host = url.raw_host  # what the client connects to: IDNA-encoded, lower case
     try:
-        ipaddress.ip_address(url.host)
+        ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return  # a host name: the resolver checks every address it resolves to
-    if not is_allowed_address(url.host):  # an IP literal, which aiohttp does not resolve
-        raise _private(url, url.host)
+        pass
+    else:  # an IP literal, which aiohttp does not resolve
+        if not is_allowed_address(host):
+            raise _private(url, host)
+        return
+    if len(host) > MAX_HOST or any(len(label) > MAX_LABEL for label in host.split(".")):
+        raise UserError(f"The `--sref` link {_shown(url)} is too long: a host name may have at most "
+                        f"{MAX_HOST} characters, {MAX_LABEL} between dots.")
+    labels = host.removesuffix(".").split(".")
+    if _NUMERIC_LABEL_RE.fullmatch(labels[-1]):
+        raise UserError(f"The `--sref` link {_shown(url)} writes its address in an unusual form (`{host}`): "
+                        "link the image by its host name, or by a plain address like `93.184.216.34`.")
+    if not all(_LABEL_RE.fullmatch(label) for label in labels):
+        raise UserError(f"The `--sref` link {_shown(url)} is not a valid link: `{host}` is not a host name.")
+    # a host name: the resolver checks every address it resolves to
 
 
 async def _read(url: URL, response: aiohttp.ClientResponse) -> bytes:

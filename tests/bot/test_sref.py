@@ -6,9 +6,11 @@ No test touches the network: links point at a tiny aiohttp server on
 
 from __future__ import annotations
 
+import asyncio
 import io
 import ipaddress
 import re
+import socket
 from contextlib import asynccontextmanager
 
 import pytest
@@ -90,6 +92,81 @@ async def test_private_addresses_and_other_schemes_are_refused(simcord_env, worl
         simcord_env, simcord_bot, channel, alice, "a cat --sref ftp://example.com/x.png",
         "`--sref ftp://example.com/x.png` is not a code or a link",
     )
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "2002:808:808::1"])
+def test_public_addresses_pass_the_guard(address):
+    assert fetch.is_allowed_address(address)
+
+
+TEREDO_SERVER_LOOPBACK = "2001:0:7f00:1:8000:63bf:f7f7:f7f7"  # server 127.0.0.1, client ~0xf7f7f7f7 = 8.8.8.8
+
+
+@pytest.mark.parametrize(
+    ("address", "carried"),
+    [
+        ("127.0.0.1", None), ("10.1.2.3", None), ("169.254.169.254", None), ("100.64.0.1", None), ("0.0.0.0", None),
+        ("224.0.0.1", None), ("255.255.255.255", None), ("::1", None), ("::", None), ("fe80::1%eth0", None),
+        ("fc00::1", None), ("fec0::1", None), ("ff02::1", None), ("2001:db8::1", None),
+        ("::ffff:127.0.0.1", "127.0.0.1"),  # IPv4-mapped
+        ("::ffff:0:10.0.0.1", "10.0.0.1"),  # IPv4-translated
+        ("::127.0.0.1", "127.0.0.1"),  # IPv4-compatible, which Python 3.11 calls global
+        ("64:ff9b::169.254.169.254", "169.254.169.254"),  # NAT64, well-known prefix
+        ("64:ff9b:1::8.8.8.8", "8.8.8.8"),  # NAT64 local-use: never global, whatever it carries
+        ("2002:7f00:1::", "127.0.0.1"), ("2002:c0a8:101::1", "192.168.1.1"),  # 6to4
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),  # Teredo: the client, bits inverted
+        (TEREDO_SERVER_LOOPBACK, "127.0.0.1"),  # Teredo: the server
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", "8.8.8.8"),  # Teredo, both public: still not global
+    ],
+)
+def test_private_addresses_and_what_they_wrap_are_refused(address, carried):
+    assert not fetch.is_allowed_address(address)
+    if carried:
+        assert carried in [str(ip) for ip in fetch.unwrapped(address)]
+
+
+@pytest.mark.parametrize("bot_overrides", [NO_WORKERS])
+async def test_wrapped_numeric_and_over_long_links_are_refused_by_the_bot_itself(simcord_env, world, simcord_bot):
+    _, channel, alice, _ = world
+    for url, expected in [
+        ("http://[::ffff:127.0.0.1]/x.png", "private address (::ffff:7f00:1, which carries 127.0.0.1)"),
+        ("http://[::ffff:0:a9fe:a9fe]/x.png", "which carries 169.254.169.254"),
+        ("http://[64:ff9b::a9fe:a9fe]/x.png", "private address (64:ff9b::a9fe:a9fe, which carries 169.254.169.254)"),
+        ("http://[64:ff9b:1::808:808]/x.png", "points to a private address (64:ff9b:1::808:808)"),
+        ("http://[2002:7f00:1::]/x.png", "private address (2002:7f00:1::, which carries 127.0.0.1)"),
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x.png", "which carries 192.0.2.45"),
+        (f"http://[{TEREDO_SERVER_LOOPBACK}]/x.png", "which carries 127.0.0.1"),
+        ("http://2130706433/x.png", "writes its address in an unusual form (`2130706433`)"),
+        ("http://0177.0.0.1/x.png", "writes its address in an unusual form (`0177.0.0.1`)"),
+        ("http://0x7f.1/x.png", "writes its address in an unusual form (`0x7f.1`)"),
+        ("http://127.1/x.png", "writes its address in an unusual form (`127.1`)"),
+        ("http://127.0.0.1./x.png", "writes its address in an unusual form (`127.0.0.1.`)"),
+        ("http://１２７。０。０。１/x.png", "points to a private address (127.0.0.1)"),  # full-width, ideographic dots
+        (f"http://{'a' * 64}.example/x.png", "is too long: a host name may have at most 253 characters"),
+        (f"http://{'a.' * 130}example/x.png", "is too long: a host name may have at most 253 characters"),
+    ]:
+        await refused(simcord_env, simcord_bot, channel, alice, f"a cat --sref {url}", expected)
+    link = "https://example.com/" + "a" * 2100 + ".png"
+    await refused(simcord_env, simcord_bot, channel, alice, f"a cat --sref {link}",
+                  f"is too long ({len(link)} characters): a link may be at most 2048")
+
+
+@pytest.mark.parametrize("bot_overrides", [NO_WORKERS])
+async def test_a_name_resolving_to_a_wrapped_private_address_is_refused(simcord_env, world, simcord_bot, monkeypatch):
+    """The resolver checks what DNS answers (an AAAA record holding a NAT64-wrapped
+    loopback here) with the same unwrapping as a literal."""
+    _, channel, alice, _ = world
+    loop = asyncio.get_running_loop()
+    getaddrinfo = loop.getaddrinfo
+
+    async def answer(host, port, *args, **kwargs):
+        if host == "wrapped.test":
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("64:ff9b::7f00:1", port, 0, 0))]
+        return await getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", answer)
+    await refused(simcord_env, simcord_bot, channel, alice, "a cat --sref http://wrapped.test/x.png",
+                  "private address (64:ff9b::7f00:1, which carries 127.0.0.1)")
 
 
 @pytest.mark.parametrize("bot_overrides", [NO_WORKERS])
