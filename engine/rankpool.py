@@ -31,6 +31,7 @@ from pathlib import Path
 import aiosqlite
 import numpy as np
 
+from engine import safety
 from engine import taste as tm
 from engine.db import members as meta
 from engine.db import transaction
@@ -227,11 +228,17 @@ async def build_basis(
 
 
 async def _store_pool_images(
-    db: aiosqlite.Connection, data_dir: Path, preset: str, item: PlannedPrompt, result: JobResult
+    db: aiosqlite.Connection, data_dir: Path, preset: str, item: PlannedPrompt, result: JobResult,
+    nsfw_threshold: float = safety.DEFAULT_THRESHOLD,
 ) -> int:
+    """Store one prompt's images; those the NSFW check flags never enter the pool
+    (every member sees pool images, in any channel)."""
     prompt_id = await q.next_prompt_id(db)
     stored = 0
     for i, image in enumerate(result.images):
+        if safety.flagged(image.nsfw, nsfw_threshold):
+            log.info("pool image %r, %r left out: nsfw %s", item.prompt, image.label, image.nsfw)
+            continue
         style = image.label or (item.styles[i] if i < len(item.styles) else f"style {i + 1}")
         relative = f"{POOL_DIR}/{prompt_id:05d}-{i + 1}-{slug(style)}.png"
         path = data_dir / relative
