@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
+from PIL import Image
 
 from bot import render
+from engine import safety
 from engine.db import jobs as db_jobs
 from engine.db import members, transaction
 from engine.jobs import EventType, JobEvent, JobState
@@ -38,6 +40,8 @@ POLL_S = 0.5  # the pump's tick between events (positions, throttled edits, retr
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 PROGRESS_EDIT_S = 2.0  # Discord allows about 5 edits per 5 s per channel
 RETRY_S = (2, 5, 15, 60, 300)
+QUARANTINE = "quarantine"  # under the data dir: blocked images an owner chose to keep (nsfw_keep)
+WITHHELD_TILE = (128, 128, 128)  # a blocked image's place in its grid: the other tiles keep their U/V numbers
 
 
 @dataclass
@@ -135,7 +139,9 @@ class Delivery:
             elif event.type is EventType.DONE:
                 if record.kind in self.on_done:
                     changes["request"] = {**record.request, **await self.on_done[record.kind](record, event)}
-                await self.store_result(record, event)
+                filtered = await self.store_result(record, event)
+                if filtered["withheld"] or filtered["spoiler"]:
+                    changes["request"] = {**changes.get("request", record.request), "nsfw": filtered}
                 gpu = event.result.timings.get("gpu", event.result.timings.get("total"))
                 changes.update(state=JobState.DONE, finished_at=event.at, percent=100.0, gpu_seconds=gpu)
             elif event.type is EventType.FAILED:
@@ -151,20 +157,48 @@ class Delivery:
             log.info("job %s %s after %.1fs", record.id, changes["state"], time.time() - record.created_at)
         return await db_jobs.get_job(db, record.id)
 
-    async def store_result(self, record: db_jobs.JobRecord, event: JobEvent) -> None:
-        """Write the PNGs and their rows (idempotent: a replayed event overwrites the same files)."""
-        folder = Path(self.bot.settings.data_dir) / "images" / record.id
+    async def store_result(self, record: db_jobs.JobRecord, event: JobEvent) -> dict[str, list[int]]:
+        """Write the PNGs and their rows (idempotent: a replayed event overwrites the same files),
+        applying the server's NSFW policy to each image. A blocked image gets no file
+        among the images and no row, so no button, like, taste or explore page can
+        reach it (kept under quarantine/ only when the owner asked). Returns the
+        indices withheld and spoilered, for the message and the buttons."""
+        data_dir = Path(self.bot.settings.data_dir)
+        folder = data_dir / "images" / record.id
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        rules = await members.get_guild(self.bot.db, record.guild_id)
+        age_restricted = bool(record.request.get("age_restricted"))
+        filtered: dict[str, list[int]] = {"withheld": [], "spoiler": []}
+        tiles = []
         for index, image in enumerate(event.result.images, start=1):
+            verdict = safety.verdict(image.nsfw, rules.nsfw_policy, rules.nsfw_threshold, age_restricted)
+            if verdict is safety.Verdict.BLOCK:
+                filtered["withheld"].append(index)
+                tiles.append(await asyncio.to_thread(_withheld_tile, image.width, image.height))
+                kept = await self._quarantine(record.id, index, image.png) if rules.nsfw_keep else None
+                log.info("job %s image %d withheld: nsfw %s >= %.2f%s", record.id, index, image.nsfw,
+                         rules.nsfw_threshold, f"; kept at {kept}" if kept else "")
+                continue
+            if verdict is safety.Verdict.SPOILER:
+                filtered["spoiler"].append(index)
+            tiles.append(image.png)
             relative = f"images/{record.id}/{index}.png"
             await asyncio.to_thread((folder / f"{index}.png").write_bytes, image.png)
             await db_jobs.add_image(
                 self.bot.db, job_id=record.id, idx=index, user_id=record.user_id, path=relative,
-                width=image.width, height=image.height, seed=image.seed, embedding=image.embedding,
+                width=image.width, height=image.height, seed=image.seed, embedding=image.embedding, nsfw=image.nsfw,
             )
-        if len(event.result.images) > 1:
-            grid = await asyncio.to_thread(render.grid, [image.png for image in event.result.images])
+        if len(event.result.images) > 1 and len(filtered["withheld"]) < len(event.result.images):
+            grid = await asyncio.to_thread(render.grid, tiles)
             await asyncio.to_thread((folder / "grid.png").write_bytes, grid)
+        return filtered
+
+    async def _quarantine(self, job_id: str, index: int, png: bytes) -> str:
+        relative = f"{QUARANTINE}/{job_id}/{index}.png"
+        path = Path(self.bot.settings.data_dir) / relative
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, png)
+        return relative
 
     async def show(self, record: db_jobs.JobRecord) -> None:
         shown = self._shown.setdefault(record.id, _Shown())
@@ -179,6 +213,7 @@ class Delivery:
                 self._shown.pop(record.id, None)
                 self._preview.pop(record.id, None)
                 await self.notify(record)
+                await self.notify_withheld(record)
                 return
             await self.progress_edit(record, shown, now)
             shown.failures = 0
@@ -221,12 +256,17 @@ class Delivery:
             return
         images = await db_jobs.images_of(self.bot.db, record.id)
         folder = Path(self.bot.settings.data_dir) / "images" / record.id
-        if len(images) == 1:
-            file = discord.File(folder / "1.png", filename=f"tastemaker_{images[0].id}.png")
-            await message.edit(content=render.finished(record), attachments=[file], view=self.bot.views.image(images[0].id, upscale=False))
+        filtered = record.request.get("nsfw", {})
+        withheld, spoiler = filtered.get("withheld", []), bool(filtered.get("spoiler"))
+        content = render.finished(record) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
+        if not images:  # every image was withheld: nothing to show, nothing to press
+            await message.edit(content=content, attachments=[], view=None)
+        elif len(images) == 1 and not withheld:
+            file = discord.File(folder / "1.png", filename=f"tastemaker_{images[0].id}.png", spoiler=spoiler)
+            await message.edit(content=content, attachments=[file], view=self.bot.views.image(images[0].id, upscale=False))
         else:
-            file = discord.File(folder / "grid.png", filename=f"tastemaker_{record.id[:8]}.png")
-            await message.edit(content=render.finished(record), attachments=[file], view=self.bot.views.grid(record.id))
+            file = discord.File(folder / "grid.png", filename=f"tastemaker_{record.id[:8]}.png", spoiler=spoiler)
+            await message.edit(content=content, attachments=[file], view=self.bot.views.grid(record.id))
 
     async def notify(self, record: db_jobs.JobRecord) -> None:
         """auto_dm: a short DM with a link once a grid is ready."""
@@ -239,9 +279,45 @@ class Delivery:
         except discord.HTTPException as error:
             log.info("could not DM user %s: %s", record.user_id, error)
 
+    async def notify_withheld(self, record: db_jobs.JobRecord) -> None:
+        """The private notice for withheld images. A DM: a job can finish long after
+        its interaction's 15-minute token expired, and then no ephemeral message
+        can reach the member; a member with DMs closed still sees the public notice."""
+        withheld = record.request.get("nsfw", {}).get("withheld")
+        if record.state is not JobState.DONE or not withheld:
+            return
+        which = f"image{'s' if len(withheld) > 1 else ''} {', '.join(str(i) for i in withheld)}"
+        link = f"https://discord.com/channels/{record.guild_id or '@me'}/{record.channel_id}/{record.message_id}"
+        try:
+            user = self.bot.get_user(record.user_id) or await self.bot.fetch_user(record.user_id)
+            await user.send(
+                f"This server's content filter withheld {which} of your job **{record.prompt[:200]}** ({link}): "
+                "the NSFW check scored it at or over the server's threshold, so it was not posted.",
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as error:
+            log.info("could not DM user %s about withheld images: %s", record.user_id, error)
+
     def _message(self, record: db_jobs.JobRecord) -> discord.PartialMessage:
         return self.bot.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)
 
 
 async def _as_is(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _withheld_tile(width: int, height: int) -> bytes:
+    return render.to_png(Image.new("RGB", (width, height), WITHHELD_TILE))
+
+
+def _filter_notice(withheld: list[int], total: int, spoiler: bool) -> str:
+    """The public line under a filtered result: what was done, never the image."""
+    lines = []
+    if withheld and len(withheld) == total:
+        lines.append(f"🚫 {'The image was' if total == 1 else f'All {total} images were'} withheld by this server's content filter.")
+    elif withheld:
+        numbers = ", ".join(str(i) for i in withheld)
+        lines.append(f"🚫 Image{'s' if len(withheld) > 1 else ''} {numbers} withheld by this server's content filter (grey tile).")
+    if spoiler:
+        lines.append("⚠️ Marked as a spoiler by this server's content filter: open it only if you want to see it.")
+    return "".join("\n" + line for line in lines)

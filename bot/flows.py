@@ -20,7 +20,7 @@ import numpy as np
 
 from bot import generation, render
 from bot.errors import UserError
-from engine import profiles
+from engine import profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members
 from engine.jobs import JobKind, JobState
@@ -55,10 +55,14 @@ async def pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, i
     path = Path(bot.settings.data_dir) / image.path
     if not path.exists():
         raise UserError("That image's file is gone from the bot's disk.")
-    await interaction.response.send_message(
-        render.single(job, image.idx), file=discord.File(path, filename=f"tastemaker_{image.id}.png"),
-        view=bot.views.image(image.id),
-    )
+    # Shown again under the server's policy now, in this channel (as delivery did).
+    rules = await members.get_guild(bot.db, interaction.guild_id)
+    is_nsfw = getattr(interaction.channel, "is_nsfw", None)
+    verdict = safety.verdict(image.nsfw or 0.0, rules.nsfw_policy, rules.nsfw_threshold, bool(is_nsfw and is_nsfw()))
+    if verdict is safety.Verdict.BLOCK:
+        raise UserError(f"Image {index} is withheld by this server's content filter.")
+    file = discord.File(path, filename=f"tastemaker_{image.id}.png", spoiler=verdict is safety.Verdict.SPOILER)
+    await interaction.response.send_message(render.single(job, image.idx), file=file, view=bot.views.image(image.id))
 
 
 async def vary_pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, index: int) -> None:
@@ -91,6 +95,8 @@ async def _grid_image(
 ) -> tuple[db_jobs.JobRecord, db_jobs.ImageRecord]:
     job = await _finished_grid(interaction, bot, job_id)
     images = {image.idx: image for image in await db_jobs.images_of(bot.db, job.id)}
+    if index in job.request.get("nsfw", {}).get("withheld", ()):
+        raise UserError(f"Image {index} was withheld by this server's content filter, so it can't be picked or varied.")
     if index not in images:
         raise UserError(f"This grid has no image {index}.")
     return job, images[index]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Tastemaker
 from bot.errors import UserError
+from engine import safety
 from engine.db import jobs as db_jobs
 from engine.db import members
 from engine.jobs import JobState
@@ -55,6 +58,39 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         words = [w for w in rules.banned_words if w != word] + ([word] if banned else [])
         await members.update_guild(self.bot.db, interaction.guild_id, banned_words=tuple(words))
         await interaction.response.send_message(f"Banned words: {', '.join(words) or 'none'}.", ephemeral=True)
+
+    @app_commands.command(description="The content filter: what happens to images the NSFW check flags")
+    @app_commands.describe(
+        policy="block: never posted (default) · spoiler: posted as spoilers · allow: age-restricted channels only",
+        threshold="NSFW score (0-1) at or over which an image is flagged; default 0.6, lower is stricter",
+        keep="keep blocked images in the bot's quarantine/ folder for you to review",
+    )
+    async def nsfw(
+        self,
+        interaction: discord.Interaction,
+        policy: Literal["block", "spoiler", "allow"] | None = None,
+        threshold: app_commands.Range[float, 0.0, 1.0] | None = None,
+        keep: bool | None = None,
+    ) -> None:
+        changes = {
+            name: value
+            for name, value in (("nsfw_policy", policy), ("nsfw_threshold", threshold), ("nsfw_keep", keep))
+            if value is not None
+        }
+        rules = await members.update_guild(self.bot.db, interaction.guild_id, **changes)
+        chosen = safety.Policy(rules.nsfw_policy)
+        lines = [f"Content filter: **{chosen}**, images scoring **{rules.nsfw_threshold:.2f}** or more are flagged."]
+        lines.append({
+            safety.Policy.BLOCK: "Flagged images are never posted; the member is told privately.",
+            safety.Policy.SPOILER: "Flagged images are posted as spoilers, with a notice.",
+            safety.Policy.ALLOW: "Flagged images are posted as they are only in age-restricted channels; "
+            "everywhere else they are blocked.",
+        }[chosen])
+        lines.append(
+            "Blocked images are kept in the bot's `quarantine/` folder for review."
+            if rules.nsfw_keep else "Blocked images are not kept."
+        )
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
     @app_commands.command(description="Sync slash commands now (the bot owner only)")
     async def sync(self, interaction: discord.Interaction) -> None:
