@@ -438,6 +438,96 @@ def _sources(preset: Preset, data_dir: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+class PresetLoadError(RuntimeError):
+    """A preset's files are there but don't make a model (a LoRA that doesn't fit,
+    an unknown scheduler, a checkpoint of another architecture). The message names
+    the preset and the file; retrying won't help."""
+
+
+def _local_or_hub(repo: str, filename: str, subfolder: str | None = None) -> str:
+    """A file inside a local folder or a hub repo (downloaded into the hub cache on first use)."""
+    local = Path(repo) / (subfolder or "") / filename
+    if local.is_file():
+        return str(local)
+    from huggingface_hub import hf_hub_download
+
+    return hf_hub_download(repo, filename, subfolder=subfolder)
+
+
+def _unet_override(preset: Preset, dtype: torch.dtype):
+    """The preset's own UNet, if it has one: a diffusers UNet folder, or one weight file
+    in the base model's UNet layout (how SDXL-Lightning ships its 4-step UNet)."""
+    from diffusers import UNet2DConditionModel
+
+    if not preset.unet_repo:
+        return None
+    if not preset.unet_weight:
+        return UNet2DConditionModel.from_pretrained(
+            preset.unet_repo, subfolder=preset.unet_subfolder, variant=preset.variant, **{_DTYPE_KW: dtype}
+        )
+    from safetensors.torch import load_file
+
+    config = UNet2DConditionModel.load_config(preset.base_repo, subfolder="unet")
+    unet = UNet2DConditionModel.from_config(config)
+    path = _local_or_hub(preset.unet_repo, preset.unet_weight, preset.unet_subfolder)
+    try:
+        unet.load_state_dict(load_file(path))
+    except RuntimeError as error:
+        raise PresetLoadError(
+            f"preset {preset.name!r}: the UNet in {path} does not fit {preset.base_repo}'s UNet: {_first_line(error)}"
+        ) from None
+    return unet.to(dtype)
+
+
+def _from_single_file(pipeline_cls, preset: Preset, kwargs: dict[str, Any]):
+    """A single-file checkpoint (original SD layout), converted by diffusers against the
+    diffusers configs in preset.config_repo (a hub id, cached on first use, or a folder)."""
+    try:
+        return pipeline_cls.from_single_file(preset.single_file, config=preset.config_repo, **kwargs)
+    except (ValueError, KeyError, RuntimeError, OSError) as error:
+        raise PresetLoadError(
+            f"preset {preset.name!r}: could not load the checkpoint {preset.single_file} as a "
+            f"{preset.kind} model (configs from {preset.config_repo}): {_first_line(error)}"
+        ) from None
+
+
+def _scheduler(preset: Preset, config):
+    import diffusers
+
+    cls = getattr(diffusers, preset.scheduler, None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise PresetLoadError(f"preset {preset.name!r}: diffusers has no scheduler called {preset.scheduler!r}")
+    return cls.from_config(config, **dict(preset.scheduler_options))
+
+
+def _fuse_loras(pipe, preset: Preset) -> None:
+    """Load each LoRA, fuse them at their weights, then drop the adapters."""
+    names = []
+    for i, lora in enumerate(preset.loras):
+        name = f"lora{i}"
+        where = lora.source if not lora.weight_name else f"{lora.source}/{lora.weight_name}"
+        extra = {"weight_name": lora.weight_name} if lora.weight_name else {}
+        try:
+            pipe.load_lora_weights(lora.source, adapter_name=name, **extra)
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise PresetLoadError(
+                f"preset {preset.name!r}: the LoRA {where} does not fit this model: {_first_line(error)}"
+            ) from None
+        if not any(name in adapters for adapters in pipe.get_list_adapters().values()):
+            raise PresetLoadError(f"preset {preset.name!r}: the LoRA {where} matches no layer of this model")
+        names.append(name)
+    pipe.set_adapters(names, adapter_weights=[lora.weight for lora in preset.loras])
+    pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
+    pipe.unload_lora_weights()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # torch's load_state_dict puts the useful part on the second line
+    return " ".join(lines[:2])[:400] if lines else type(error).__name__
+
+
+
 def load(
     preset: Preset | str,
     device: str | torch.device = "auto",
@@ -467,8 +557,6 @@ def _load(
     dtype_name: DtypeName,
     compile: bool,
 ) -> Loaded:
-    from diffusers import UNet2DConditionModel
-
     t0 = time.perf_counter()
     if isinstance(preset, str):
         preset = get_preset(preset)
@@ -485,34 +573,46 @@ def _load(
         register_tiny_openclip(Path(clip_pretrained).parent / f"{TINY_OPENCLIP_MODEL}.json")
     txt2img_cls, img2img_cls = _pipeline_classes(preset)
 
-    # 1. Diffusion pipeline (fp16 weight files are cast to `dtype`).
-    kwargs: dict[str, Any] = {_DTYPE_KW: dtype, "use_safetensors": True}
-    if preset.variant:
-        kwargs["variant"] = preset.variant
+    # 1. Diffusion pipeline (fp16 weight files are cast to `dtype`): a diffusers
+    #    folder or hub repo, or one single-file checkpoint read against its configs.
+    kwargs: dict[str, Any] = {_DTYPE_KW: dtype}
     if preset.kind != "sdxl":
         # The bot does its own moderation (banned words, allowed channels); the SD1.5
         # safety checker would cost another CLIP model on the GPU.
         kwargs.update(safety_checker=None, requires_safety_checker=False)
-    if preset.unet_repo:
-        kwargs["unet"] = UNet2DConditionModel.from_pretrained(
-            preset.unet_repo, subfolder=preset.unet_subfolder, variant=preset.variant, **{_DTYPE_KW: dtype}
-        )
-    pipe = txt2img_cls.from_pretrained(src["base"], **kwargs)
-    if preset.kind == "sd15":
-        from diffusers import DPMSolverMultistepScheduler
+    unet = _unet_override(preset, dtype)
+    if unet is not None:
+        kwargs["unet"] = unet
+    if preset.single_file:
+        pipe = _from_single_file(txt2img_cls, preset, kwargs)
+    else:
+        if preset.variant:
+            kwargs["variant"] = preset.variant
+        pipe = txt2img_cls.from_pretrained(src["base"], use_safetensors=True, **kwargs)
+    if preset.scheduler:
+        pipe.scheduler = _scheduler(preset, pipe.scheduler.config)
 
-        pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    # 2. LoRAs, fused into the weights (then unloaded: no per-step cost, plain modules).
+    if preset.loras:
+        _fuse_loras(pipe, preset)
 
-    # 2. IP-Adapter, loaded once; the image encoder is OpenCLIP (step 4), not CLIPVision.
+    # 3. IP-Adapter, loaded once; the image encoder is OpenCLIP (step 5), not CLIPVision.
+    #    An adapter trained on another encoder is never loaded: no personalization.
     ip_embed_dim = None
-    has_ip = bool(ip_adapter and src["ip_adapter"])
+    has_ip = bool(ip_adapter and src["ip_adapter"] and preset.has_ip_adapter)
     if has_ip:
         repo, subfolder, weight = src["ip_adapter"]
-        pipe.load_ip_adapter(repo, subfolder=subfolder, weight_name=weight, image_encoder_folder=None)
+        try:
+            pipe.load_ip_adapter(repo, subfolder=subfolder, weight_name=weight, image_encoder_folder=None)
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise PresetLoadError(
+                f"preset {preset.name!r}: the IP-Adapter {repo}/{subfolder}/{weight} does not fit this model: "
+                f"{_first_line(error)}"
+            ) from None
         pipe.set_ip_adapter_scale(0.0)
         ip_embed_dim = int(pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features)
 
-    # 3. Device; img2img shares every component (from_pipe casts them to fp32
+    # 4. Device; img2img shares every component (from_pipe casts them to fp32
     #    unless told the dtype, which would change `pipe` too); memory format; compile.
     pipe.to(dev)
     img2img = img2img_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
@@ -524,10 +624,10 @@ def _load(
         if compile:
             pipe.unet.compile()  # in place: img2img shares this module
 
-    # 4. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).
+    # 5. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).
     embedder = Embedder.load(clip_name, clip_pretrained, device=dev)
     if ip_embed_dim is not None and ip_embed_dim != embedder.dim:
-        raise RuntimeError(
+        raise PresetLoadError(
             f"preset {preset.name!r}: IP-Adapter takes {ip_embed_dim}-d image embeddings "
             f"but {clip_name} makes {embedder.dim}-d ones"
         )
@@ -607,25 +707,58 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
         return [CheckItem("tiny model", built, detail)]
 
     items: list[CheckItem] = []
+    if preset.single_file:
+        items.append(_check_local("checkpoint", preset.single_file))
+        items.append(_check_files("checkpoint configs", preset.config_repo, ["model_index.json"]))
+    else:
+        items.extend(_check_diffusers(preset))
+    if preset.unet_repo and preset.unet_weight:
+        sub = f"{preset.unet_subfolder}/" if preset.unet_subfolder else ""
+        items.append(_check_files("unet weights", preset.unet_repo, [sub + preset.unet_weight]))
+    for i, lora in enumerate(preset.loras):
+        if lora.weight_name:
+            items.append(_check_files(f"lora {i + 1} (x{lora.weight:g})", lora.source, [lora.weight_name]))
+        else:
+            items.append(_check_local(f"lora {i + 1} (x{lora.weight:g})", lora.source))
+    if preset.scheduler:
+        import diffusers
+
+        known = hasattr(diffusers, preset.scheduler)
+        items.append(CheckItem("scheduler", known, preset.scheduler if known else f"diffusers has no {preset.scheduler}"))
+    if preset.ip_adapter_repo and preset.has_ip_adapter:
+        path = f"{preset.ip_adapter_subfolder}/{preset.ip_adapter_weight}".lstrip("/")
+        items.append(_check_files("ip_adapter", preset.ip_adapter_repo, [path]))
+    elif preset.ip_adapter_repo:
+        items.append(CheckItem("ip_adapter", True, f"not loaded: trained on {preset.ip_adapter_encoder}, "
+                               f"not {preset.openclip_model} (no personalization)"))
+    else:
+        items.append(CheckItem("ip_adapter", True, "none (no personalization)"))
+    items.append(_check_openclip(preset))
+    return items
+
+
+def _check_local(name: str, path: str) -> CheckItem:
+    present = os.path.isfile(path)
+    return CheckItem(name, present, path if present else f"missing: {path}")
+
+
+def _check_diffusers(preset: Preset) -> list[CheckItem]:
+    """A diffusers folder or hub repo: model_index, and each component's config and weights."""
     repo = preset.base_repo
-    items.append(_check_files("model_index", repo, ["model_index.json"]))
+    items = [_check_files("model_index", repo, ["model_index.json"])]
     components = _SDXL_COMPONENTS if preset.kind == "sdxl" else _COMPONENTS
     for comp, (config, stem) in components.items():
-        if comp == "unet" and preset.unet_repo:
+        if comp == "unet" and preset.unet_repo and not preset.unet_weight:
             sub = f"{preset.unet_subfolder}/" if preset.unet_subfolder else ""
             comp_repo, prefix = preset.unet_repo, sub
         else:
             comp_repo, prefix = repo, f"{comp}/"
         items.append(_check_files(f"{comp} config" if stem else comp, comp_repo, [prefix + c for c in config]))
-        if stem:
+        if stem and not (comp == "unet" and preset.unet_weight):
             names = [f"{prefix}{stem}.safetensors"]
             if preset.variant:
                 names.insert(0, f"{prefix}{stem}.{preset.variant}.safetensors")
             items.append(_check_files(f"{comp} weights", comp_repo, names))
-    if preset.ip_adapter_repo:
-        path = f"{preset.ip_adapter_subfolder}/{preset.ip_adapter_weight}".lstrip("/")
-        items.append(_check_files("ip_adapter", preset.ip_adapter_repo, [path]))
-    items.append(_check_openclip(preset))
     return items
 
 

@@ -3,24 +3,57 @@
 Pure data, no torch: the bot imports this module to validate `--v PRESET`
 and to read the per-preset taste calibration (tau_max, lambda_max).
 
-A real preset names hub ids; its files download into the standard hub cache
-on first use on a machine with internet (`python -m engine.worker --check`
-reports what is missing). The `tiny` preset is built locally from configs
-with random seeded weights (engine/models.py: build_tiny) and then loaded
-through exactly the same from_pretrained / load_ip_adapter /
+A built-in preset names hub ids; its files download into the standard hub
+cache on first use on a machine with internet (`python -m engine.worker
+--check` reports what is missing). The `tiny` preset is built locally from
+configs with random seeded weights (engine/models.py: build_tiny) and then
+loaded through exactly the same from_pretrained / load_ip_adapter /
 open_clip.create_model_and_transforms calls as a real preset.
+
+Owners add presets in a TOML file (`presets.toml` in the data directory, or
+the file `TASTEMAKER_PRESETS` names): a hub repo or a single-file
+`.safetensors` checkpoint, LoRAs, sampling settings, the IP-Adapter and the
+taste calibration. `load_presets(settings)` reads and validates it (pydantic;
+every error names the preset, the field and the problem) and installs the
+merged registry in `PRESETS`, so `get_preset` and `--v` know file presets in
+every process that called it: the bot at start (bot/resources.py) and each
+worker (engine/worker.py). Remote workers need the same file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import json
+import os
+import re
+import struct
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PipelineKind = Literal["sdxl", "sd15", "tiny"]
 
 # The tiny preset's OpenCLIP architecture name, registered with open_clip at
 # load time from the config that build_tiny writes.
 TINY_OPENCLIP_MODEL = "tastemaker-tiny-clip"
+# The taste space: OpenCLIP ViT-H-14. Only an IP-Adapter trained on this encoder
+# can be steered by a taste vector (--p) or a style reference (--sref).
+TASTE_OPENCLIP_MODEL = "ViT-H-14"
+TASTE_OPENCLIP_PRETRAINED = "laion2b_s32b_b79k"
+
+PRESETS_FILE_NAME = "presets.toml"
+
+
+@dataclass(frozen=True)
+class Lora:
+    """A LoRA fused into the preset's weights at load: a local file, or a hub repo (+ weight file)."""
+
+    source: str
+    weight: float = 1.0
+    weight_name: str | None = None  # the file inside a hub repo
 
 
 @dataclass(frozen=True)
@@ -28,29 +61,42 @@ class Preset:
     name: str
     description: str
     kind: PipelineKind
-    # Diffusion weights: a hub repo id (real presets). `tiny` builds its own.
+    # Diffusion weights: a hub repo id or local diffusers folder (`base_repo`), or
+    # one single-file checkpoint (`single_file`, original SD layout) read with
+    # diffusers' from_single_file against the diffusers configs in `config_repo`.
     base_repo: str | None = None
-    unet_repo: str | None = None  # optional UNet override (repo with a diffusers UNet)
+    single_file: str | None = None
+    config_repo: str | None = None
+    unet_repo: str | None = None  # optional UNet override: a repo with a diffusers UNet ...
     unet_subfolder: str | None = None
+    unet_weight: str | None = None  # ... or one weight file in that repo (diffusers layout), over base_repo's UNet config
     variant: str | None = "fp16"  # weight-file variant to fetch (cast to the run dtype on load)
-    # IP-Adapter (the plain ViT-H variant, not "plus"): repo, subfolder, weight file.
+    loras: tuple[Lora, ...] = ()
+    # Scheduler: a diffusers scheduler class name and options, made from the model's own
+    # scheduler config (None: the model's own scheduler).
+    scheduler: str | None = None
+    scheduler_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # IP-Adapter (the plain variant, not "plus"): repo, subfolder, weight file, and the
+    # image encoder it was trained with; only one trained on the taste space steers.
     ip_adapter_repo: str | None = None
     ip_adapter_subfolder: str = ""
     ip_adapter_weight: str = ""
+    ip_adapter_encoder: str = TASTE_OPENCLIP_MODEL
     # OpenCLIP: the embedding space of taste vectors and the IP-Adapter image encoder.
-    openclip_model: str = "ViT-H-14"
-    openclip_pretrained: str = "laion2b_s32b_b79k"
+    openclip_model: str = TASTE_OPENCLIP_MODEL
+    openclip_pretrained: str = TASTE_OPENCLIP_PRETRAINED
     embed_dim: int = 1024
     # Sampling.
     base_size: int = 1024  # pixels per side at 1:1
     steps: int = 4
-    guidance_scale: float = 0.0  # <= 1 means no classifier-free guidance (turbo-style models)
+    guidance_scale: float = 0.0  # <= 1 means no classifier-free guidance (distilled few-step models)
     upscale_strength: float = 0.3  # img2img strength of the x2 "hires fix"
     # Taste calibration (DESIGN "Conditioning with strength s"): tau(s) and lambda(s)
     # reach these at s = 1000; the bot maps s onto them. Not yet measured on real
     # weights: bench/steer_bench.py --preset NAME on a GPU prints the values to set.
     taste_tau_max: float = 3.0
     taste_lambda_max: float = 0.8
+    source: str = "built-in"  # or the presets file it came from
 
     @property
     def uses_cfg(self) -> bool:
@@ -59,61 +105,112 @@ class Preset:
 
     @property
     def has_ip_adapter(self) -> bool:
-        return self.kind == "tiny" or self.ip_adapter_repo is not None
+        """An IP-Adapter is loaded: only one trained on the embedder's space is."""
+        return self.kind == "tiny" or (self.ip_adapter_repo is not None and self.personalizes)
+
+    @property
+    def personalizes(self) -> bool:
+        """--p and --sref steer this preset: its IP-Adapter reads the taste space."""
+        if self.kind == "tiny":
+            return True
+        return self.ip_adapter_repo is not None and self.ip_adapter_encoder == self.openclip_model
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            name="sdxl-turbo",
-            description="SDXL Turbo: SDXL-class, 4 steps without guidance, 512 px (default)",
-            kind="sdxl",
-            base_repo="stabilityai/sdxl-turbo",
-            ip_adapter_repo="h94/IP-Adapter",
-            ip_adapter_subfolder="sdxl_models",
-            ip_adapter_weight="ip-adapter_sdxl_vit-h.safetensors",
-            base_size=512,  # SDXL Turbo was distilled at 512x512; upscale x2 gives 1024
-            steps=4,
-            guidance_scale=0.0,
-            upscale_strength=0.3,
-            taste_tau_max=3.0,
-            taste_lambda_max=0.7,
-        ),
-        Preset(
-            name="sd15",
-            description="Stable Diffusion 1.5: smaller and lighter, 25 steps (DPM-Solver++) with guidance, 512 px",
-            kind="sd15",
-            base_repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
-            ip_adapter_repo="h94/IP-Adapter",
-            ip_adapter_subfolder="models",
-            ip_adapter_weight="ip-adapter_sd15.safetensors",
-            base_size=512,
-            steps=25,
-            guidance_scale=7.0,
-            upscale_strength=0.35,
-            taste_tau_max=3.0,
-            taste_lambda_max=0.8,
-        ),
-        Preset(
-            name="tiny",
-            description="Tiny random-weight model built locally (tests and offline trials; makes noise)",
-            kind="tiny",
-            variant=None,
-            openclip_model=TINY_OPENCLIP_MODEL,
-            openclip_pretrained="",  # build_tiny's weight file
-            embed_dim=64,
-            base_size=128,
-            steps=4,
-            guidance_scale=3.0,  # exercises the classifier-free-guidance path
-            upscale_strength=0.5,
-            taste_tau_max=3.0,
-            taste_lambda_max=1.0,
-        ),
-    )
+SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
+SD15_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+# The plain ViT-H IP-Adapters, per pipeline kind: (repo, subfolder, weight file).
+VIT_H_IP_ADAPTERS = {
+    "sdxl": ("h94/IP-Adapter", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"),
+    "sd15": ("h94/IP-Adapter", "models", "ip-adapter_sd15.safetensors"),
 }
 
-DEFAULT_PRESET = "sdxl-turbo"
+
+def _vit_h(kind: str) -> dict[str, str]:
+    repo, subfolder, weight = VIT_H_IP_ADAPTERS[kind]
+    return {"ip_adapter_repo": repo, "ip_adapter_subfolder": subfolder, "ip_adapter_weight": weight}
+
+
+BUILTIN_PRESETS: tuple[Preset, ...] = (
+    Preset(
+        name="sdxl-lightning",
+        description="SDXL-Lightning: SDXL base with ByteDance's 4-step UNet, 1024 px, no guidance (default)",
+        kind="sdxl",
+        base_repo=SDXL_BASE,
+        unet_repo="ByteDance/SDXL-Lightning",
+        unet_weight="sdxl_lightning_4step_unet.safetensors",
+        # Lightning was distilled for Euler with trailing timesteps (its model card).
+        scheduler="EulerDiscreteScheduler",
+        scheduler_options={"timestep_spacing": "trailing"},
+        **_vit_h("sdxl"),
+        base_size=1024,
+        steps=4,
+        guidance_scale=0.0,
+        upscale_strength=0.3,
+        taste_tau_max=3.0,
+        taste_lambda_max=0.7,
+    ),
+    Preset(
+        name="fast",
+        description="SDXL Turbo: SDXL-class, 4 steps without guidance, 512 px (fastest; was `sdxl-turbo`)",
+        kind="sdxl",
+        base_repo="stabilityai/sdxl-turbo",
+        **_vit_h("sdxl"),
+        base_size=512,  # SDXL Turbo was distilled at 512x512; upscale x2 gives 1024
+        steps=4,
+        guidance_scale=0.0,
+        upscale_strength=0.3,
+        taste_tau_max=3.0,
+        taste_lambda_max=0.7,
+    ),
+    Preset(
+        name="sd15",
+        description="Stable Diffusion 1.5: smaller and lighter, 25 steps (DPM-Solver++) with guidance, 512 px",
+        kind="sd15",
+        base_repo=SD15_BASE,
+        scheduler="DPMSolverMultistepScheduler",
+        **_vit_h("sd15"),
+        base_size=512,
+        steps=25,
+        guidance_scale=7.0,
+        upscale_strength=0.35,
+        taste_tau_max=3.0,
+        taste_lambda_max=0.8,
+    ),
+    Preset(
+        name="tiny",
+        description="Tiny random-weight model built locally (tests and offline trials; makes noise)",
+        kind="tiny",
+        variant=None,
+        openclip_model=TINY_OPENCLIP_MODEL,
+        openclip_pretrained="",  # build_tiny's weight file
+        ip_adapter_encoder=TINY_OPENCLIP_MODEL,
+        embed_dim=64,
+        base_size=128,
+        steps=4,
+        guidance_scale=3.0,  # exercises the classifier-free-guidance path
+        upscale_strength=0.5,
+        taste_tau_max=3.0,
+        taste_lambda_max=1.0,
+    ),
+)
+
+# Old names that still resolve (servers' TASTEMAKER_MODEL, stored jobs and /prefer options).
+ALIASES = {"sdxl-turbo": "fast"}
+
+DEFAULT_PRESET = "sdxl-lightning"
+
+
+def _registry(presets: list[Preset] | tuple[Preset, ...]) -> dict[str, Preset]:
+    by_name = {p.name: p for p in presets}
+    # An alias maps to its preset object (whose .name is the new name), so every
+    # reader of the registry (--v, calibration, embed dim) accepts it.
+    by_name.update({alias: by_name[name] for alias, name in ALIASES.items() if alias not in by_name})
+    return by_name
+
+
+# The registry of this process: the built-ins, plus the owner's file once
+# load_presets() ran. Updated in place, so `from engine.presets import PRESETS` sees it.
+PRESETS: dict[str, Preset] = _registry(BUILTIN_PRESETS)
 
 
 class UnknownPresetError(KeyError):
@@ -121,11 +218,237 @@ class UnknownPresetError(KeyError):
         return str(self.args[0])
 
 
+def preset_names() -> list[str]:
+    """The names a member can pick with --v (aliases left out)."""
+    return sorted(name for name, p in PRESETS.items() if p.name == name)
+
+
 def get_preset(name: str) -> Preset:
-    """The preset called `name`; a clear error listing the known names otherwise."""
+    """The preset called `name` (or an alias of it); a clear error listing the known names otherwise."""
     try:
         return PRESETS[name]
     except KeyError:
-        raise UnknownPresetError(
-            f"unknown model preset {name!r}: choose one of {', '.join(sorted(PRESETS))}"
-        ) from None
+        raise UnknownPresetError(f"unknown model preset {name!r}: choose one of {', '.join(preset_names())}") from None
+
+
+# ----------------------------------------------------------------------------
+# The owner's presets file
+# ----------------------------------------------------------------------------
+
+
+class PresetFileError(ValueError):
+    """The presets file can't be used; the message names the file, the preset, the field and the problem."""
+
+
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+_SCHEDULER_RE = re.compile(r"[A-Z][A-Za-z0-9]*Scheduler")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoraEntry(_Strict):
+    path: str | None = Field(None, description="a local .safetensors LoRA file")
+    repo: str | None = Field(None, description="or a hub repo holding it")
+    weight_name: str | None = None
+    weight: float = Field(1.0, ge=-4.0, le=4.0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LoraEntry:
+        if (self.path is None) == (self.repo is None):
+            raise ValueError("give either `path` (a local file) or `repo` (a hub id), not both or neither")
+        return self
+
+
+class IpAdapterEntry(_Strict):
+    repo: str
+    subfolder: str = ""
+    weight: str
+    image_encoder: str = Field(TASTE_OPENCLIP_MODEL, description="the OpenCLIP architecture it was trained with")
+
+
+class TasteEntry(_Strict):
+    tau_max: float = Field(3.0, gt=0, le=20)
+    lambda_max: float = Field(0.8, gt=0, le=2)
+
+
+class PresetEntry(_Strict):
+    """One `[presets.NAME]` table."""
+
+    description: str = ""
+    pipeline: Literal["sdxl", "sd15"] = "sdxl"
+    repo: str | None = Field(None, description="a hub id or local diffusers folder")
+    checkpoint: str | None = Field(None, description="a single-file .safetensors checkpoint")
+    config: str | None = Field(None, description="diffusers configs for a single file (hub id or local folder)")
+    variant: str | None = None
+    loras: list[LoraEntry] = []
+    steps: int = Field(30, ge=1, le=150)
+    guidance: float = Field(5.0, ge=0, le=30)
+    scheduler: str | None = None
+    scheduler_options: dict[str, str | int | float | bool] = {}
+    base_size: int = Field(1024, ge=256, le=2048, multiple_of=64)
+    upscale_strength: float = Field(0.3, gt=0, le=1)
+    ip_adapter: IpAdapterEntry | bool = True  # true: the pipeline's ViT-H adapter; false: none
+    taste: TasteEntry = TasteEntry()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PresetEntry:
+        if (self.repo is None) == (self.checkpoint is None):
+            raise ValueError("give either `repo` (a hub id or diffusers folder) or `checkpoint` (a .safetensors file)")
+        if self.config is not None and self.checkpoint is None:
+            raise ValueError("`config` only applies to a single-file `checkpoint`")
+        if self.scheduler is not None and not _SCHEDULER_RE.fullmatch(self.scheduler):
+            raise ValueError(f"`scheduler` {self.scheduler!r} is not a diffusers scheduler class name (like EulerDiscreteScheduler)")
+        return self
+
+
+class PresetsFile(_Strict):
+    presets: dict[str, PresetEntry] = {}
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why `path` is not a readable .safetensors file (None if it is), without torch."""
+    if not path.is_file():
+        return "does not exist" if not path.exists() else "is not a file"
+    try:
+        with path.open("rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            if not 2 <= size <= 100_000_000 or size + 8 > path.stat().st_size:
+                return "is not a .safetensors file (its header is unreadable)"
+            header = json.loads(f.read(size))
+    except (OSError, struct.error, ValueError, UnicodeDecodeError):
+        return "is not a .safetensors file (its header is unreadable)"
+    if not isinstance(header, dict) or not any(k != "__metadata__" for k in header):
+        return "is not a .safetensors file (it holds no tensors)"
+    return None
+
+
+def _resolve(path: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else base / p
+
+
+def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
+    base = file.parent
+    problems: list[str] = []
+    single_file = None
+    if entry.checkpoint is not None:
+        single = _resolve(entry.checkpoint, base)
+        if (problem := _safetensors_problem(single)) is not None:
+            problems.append(f"field `checkpoint`: {single} {problem}")
+        single_file = str(single)
+    loras = []
+    for i, lora in enumerate(entry.loras):
+        if lora.path is not None:
+            lora_path = _resolve(lora.path, base)
+            if (problem := _safetensors_problem(lora_path)) is not None:
+                problems.append(f"field `loras[{i}].path`: {lora_path} {problem}")
+            loras.append(Lora(str(lora_path), lora.weight))
+        else:
+            loras.append(Lora(lora.repo, lora.weight, lora.weight_name))
+    if problems:
+        raise PresetFileError("; ".join(f"{file}: preset {name!r}, {p}" for p in problems))
+    repo = entry.repo
+    if repo is not None and (local := _resolve(repo, base)).is_dir():
+        repo = str(local)
+    config = entry.config
+    if config is not None and (local := _resolve(config, base)).is_dir():
+        config = str(local)
+    if entry.ip_adapter is True:
+        ip = _vit_h(entry.pipeline) | {"ip_adapter_encoder": TASTE_OPENCLIP_MODEL}
+    elif entry.ip_adapter is False:
+        ip = {"ip_adapter_repo": None}
+    else:
+        ip = {
+            "ip_adapter_repo": entry.ip_adapter.repo,
+            "ip_adapter_subfolder": entry.ip_adapter.subfolder,
+            "ip_adapter_weight": entry.ip_adapter.weight,
+            "ip_adapter_encoder": entry.ip_adapter.image_encoder,
+        }
+    return Preset(
+        name=name,
+        description=entry.description or f"{entry.pipeline} preset from {file.name}",
+        kind=entry.pipeline,
+        base_repo=repo,
+        single_file=single_file,
+        # A single file's configs: the owner's, else the base model of its pipeline kind.
+        config_repo=(config or (SDXL_BASE if entry.pipeline == "sdxl" else SD15_BASE)) if single_file else None,
+        variant=entry.variant,
+        loras=tuple(loras),
+        scheduler=entry.scheduler,
+        scheduler_options=dict(entry.scheduler_options),
+        **ip,
+        base_size=entry.base_size,
+        steps=entry.steps,
+        guidance_scale=entry.guidance,
+        upscale_strength=entry.upscale_strength,
+        taste_tau_max=entry.taste.tau_max,
+        taste_lambda_max=entry.taste.lambda_max,
+        source=str(file),
+    )
+
+
+def _describe(error: ValidationError, file: Path) -> str:
+    lines = []
+    for e in error.errors():
+        loc = [str(x) for x in e["loc"]]
+        if len(loc) >= 2 and loc[0] == "presets":
+            where = f"preset {loc[1]!r}"
+            # Union branches add their type name to the path (ip_adapter.IpAdapterEntry...): drop them.
+            rest = [x for x in loc[2:] if not x[:1].isupper() and x not in ("bool",)]
+            if rest:
+                where += f", field `{'.'.join(rest)}`"
+        else:
+            where = "field `" + ".".join(loc) + "`" if loc else "the file"
+        lines.append(f"{file}: {where}: {e['msg']}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def read_presets(file: str | os.PathLike) -> list[Preset]:
+    """The presets declared in a TOML file, validated; PresetFileError on any problem."""
+    file = Path(file)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise PresetFileError(f"{file}: cannot read the presets file ({error.strerror or error})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise PresetFileError(f"{file}: not valid TOML: {error}") from None
+    try:
+        parsed = PresetsFile.model_validate(data)
+    except ValidationError as error:
+        raise PresetFileError(_describe(error, file)) from None
+    builtin = {p.name for p in BUILTIN_PRESETS} | set(ALIASES)
+    presets = []
+    for name, entry in parsed.presets.items():
+        if not _NAME_RE.fullmatch(name):
+            raise PresetFileError(
+                f"{file}: preset {name!r}: a name is 1-32 lowercase letters, digits, '.', '_' or '-' (it is typed after --v)"
+            )
+        if name in builtin:
+            raise PresetFileError(f"{file}: preset {name!r}: that name is a built-in preset; choose another")
+        presets.append(_to_preset(name, entry, file))
+    return presets
+
+
+def presets_file(data_dir: str | os.PathLike, configured: str | os.PathLike | None = None) -> Path | None:
+    """The presets file in use: `configured` (TASTEMAKER_PRESETS; must exist), else
+    `<data_dir>/presets.toml` when there is one, else None."""
+    if configured:
+        path = Path(configured)
+        if not path.is_file():
+            raise PresetFileError(f"TASTEMAKER_PRESETS names {path}, which is not a file")
+        return path
+    default = Path(data_dir) / PRESETS_FILE_NAME
+    return default if default.is_file() else None
+
+
+def load_presets(settings: Any = None, *, file: str | os.PathLike | None = None) -> dict[str, Preset]:
+    """Read the owner's presets (from `settings.presets_path`, or `file`), validate
+    them, and install built-ins + file presets as this process's PRESETS.
+    With neither, only the built-ins. Returns the registry."""
+    path = Path(file) if file is not None else (settings.presets_path if settings is not None else None)
+    merged = _registry([*BUILTIN_PRESETS, *(read_presets(path) if path is not None else [])])
+    PRESETS.clear()
+    PRESETS.update(merged)
+    return PRESETS

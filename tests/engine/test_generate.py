@@ -29,7 +29,7 @@ def test_presets_are_pure_data_and_name_the_real_models():
     tiny = get_preset("tiny")
     assert tiny.uses_cfg and tiny.steps <= 4 and tiny.base_size == 128
     assert not get_preset(DEFAULT_PRESET).uses_cfg
-    with pytest.raises(KeyError, match="sd15, sdxl-turbo, tiny"):
+    with pytest.raises(KeyError, match="fast, sd15, sdxl-lightning, tiny"):
         get_preset("nope")
 
 
@@ -80,7 +80,7 @@ def test_check_real_preset_reports_missing_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cache = tmp_path / "hub"
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
-    items = models.check(DEFAULT_PRESET, tmp_path)
+    items = models.check("fast", tmp_path)
     names = [i.name for i in items]
     assert {"model_index", "unet weights", "text_encoder_2 weights", "ip_adapter"} <= set(names)
     assert any(n.startswith("openclip ViT-H-14") for n in names)
@@ -98,7 +98,7 @@ def test_check_real_preset_reports_missing_offline(monkeypatch, tmp_path):
 
     fake("h94/IP-Adapter", "sdxl_models/ip-adapter_sdxl_vit-h.safetensors")
     fake("stabilityai/sdxl-turbo", "unet/diffusion_pytorch_model.fp16.safetensors")
-    present = {i.name for i in models.check(DEFAULT_PRESET, tmp_path) if i.present}
+    present = {i.name for i in models.check("fast", tmp_path) if i.present}
     assert present == {"ip_adapter", "unet weights"}
 
 

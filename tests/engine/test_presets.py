@@ -1,0 +1,159 @@
+"""The owner's presets file: validated at start, with errors that name the
+preset, the field and the problem; merged with the built-ins for --v, the
+taste calibration and the default. Torch-free, as the bot reads it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine import params, profiles
+from engine.config import EngineSettings
+from engine.presets import (
+    DEFAULT_PRESET,
+    PRESETS,
+    PresetFileError,
+    get_preset,
+    load_presets,
+    preset_names,
+    read_presets,
+)
+
+
+@pytest.fixture(autouse=True)
+def builtins_again():
+    yield
+    load_presets(None)
+
+
+def safetensors_file(path: Path) -> Path:
+    """A real (tiny) .safetensors file, written without torch."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros((2, 2), np.float32)}, str(path))
+    return path
+
+
+def write(folder: Path, body: str) -> Path:
+    path = folder / "presets.toml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_builtins_default_to_a_4_step_sdxl_at_1024_and_keep_the_old_name():
+    default = get_preset(DEFAULT_PRESET)
+    assert default.name == "sdxl-lightning" and default.kind == "sdxl" and default.base_size == 1024
+    assert default.steps == 4 and not default.uses_cfg and default.personalizes
+    assert default.scheduler == "EulerDiscreteScheduler" and default.scheduler_options == {"timestep_spacing": "trailing"}
+    assert default.ip_adapter_weight == "ip-adapter_sdxl_vit-h.safetensors"
+    # sdxl-turbo is now `fast`; the old name still resolves (servers' settings, stored jobs).
+    assert get_preset("sdxl-turbo") is get_preset("fast") and get_preset("fast").base_size == 512
+    assert preset_names() == ["fast", "sd15", "sdxl-lightning", "tiny"]
+    assert params.parse("a fox --v sdxl-turbo", PRESETS).preset == "sdxl-turbo"
+    assert EngineSettings(_env_file=None).model == DEFAULT_PRESET
+
+
+def test_a_file_adds_presets_known_to_params_and_calibration(tmp_path):
+    ckpt = safetensors_file(tmp_path / "juggernaut.safetensors")
+    lora = safetensors_file(tmp_path / "detail.safetensors")
+    path = write(tmp_path, """
+        [presets.jugger]
+        description = "Juggernaut XL"
+        checkpoint = "juggernaut.safetensors"   # relative to the file
+        steps = 30
+        guidance = 5.5
+        scheduler = "DPMSolverMultistepScheduler"
+        scheduler_options = { use_karras_sigmas = true }
+        loras = [{ path = "detail.safetensors", weight = 0.6 }, { repo = "someone/style-lora", weight_name = "style.safetensors" }]
+        taste = { tau_max = 2.5, lambda_max = 0.6 }
+
+        [presets.bigg]
+        repo = "someone/sdxl-finetune"
+        ip_adapter = { repo = "h94/IP-Adapter", subfolder = "sdxl_models", weight = "ip-adapter_sdxl.safetensors", image_encoder = "ViT-bigG-14" }
+    """)
+    load_presets(file=path)
+    jugger = get_preset("jugger")
+    assert jugger.single_file == str(ckpt) and jugger.config_repo == "stabilityai/stable-diffusion-xl-base-1.0"
+    assert jugger.steps == 30 and jugger.guidance_scale == 5.5 and jugger.uses_cfg
+    assert [(l.source, l.weight, l.weight_name) for l in jugger.loras] == [
+        (str(lora), 0.6, None), ("someone/style-lora", 1.0, "style.safetensors")]
+    assert jugger.personalizes and jugger.ip_adapter_weight == "ip-adapter_sdxl_vit-h.safetensors"
+    assert jugger.source == str(path)
+    assert profiles.calibration_for("jugger").scale_max == 0.6 and profiles.calibration_for("jugger").tau_max == 2.5
+    # An IP-Adapter trained on another encoder than the taste space: no personalization.
+    bigg = get_preset("bigg")
+    assert not bigg.personalizes and not bigg.has_ip_adapter
+    assert params.parse("a fox --v jugger", PRESETS).preset == "jugger"
+    assert "jugger" in preset_names()
+    load_presets(None)
+    with pytest.raises(KeyError, match="unknown model preset 'jugger'"):
+        get_preset("jugger")
+
+
+def test_settings_find_the_file_in_the_data_dir_or_at_tastemaker_presets(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASTEMAKER_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TASTEMAKER_PRESETS", raising=False)
+    assert EngineSettings(_env_file=None).presets_path is None
+    write(tmp_path, '[presets.mine]\nrepo = "someone/model"\n')
+    load_presets(EngineSettings(_env_file=None))
+    assert get_preset("mine").base_repo == "someone/model"
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('[presets.theirs]\nrepo = "someone/else"\n')
+    monkeypatch.setenv("TASTEMAKER_PRESETS", str(other))
+    load_presets(EngineSettings(_env_file=None))
+    assert "theirs" in PRESETS and "mine" not in PRESETS
+    monkeypatch.setenv("TASTEMAKER_PRESETS", str(tmp_path / "missing.toml"))
+    with pytest.raises(PresetFileError, match="TASTEMAKER_PRESETS names .*missing.toml, which is not a file"):
+        load_presets(EngineSettings(_env_file=None))
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ('[presets.a]\nrepo = "x/y"\nsteps = 0\n', r"preset 'a', field `steps`: Input should be greater than or equal to 1"),
+        ('[presets.a]\nrepo = "x/y"\nstpes = 4\n', r"preset 'a', field `stpes`: Extra inputs are not permitted"),
+        ('[presets.a]\nrepo = "x/y"\nbase_size = 1000\n', r"preset 'a', field `base_size`: Input should be a multiple of 64"),
+        ('[presets.a]\nrepo = "x/y"\npipeline = "flux"\n', r"preset 'a', field `pipeline`: Input should be 'sdxl' or 'sd15'"),
+        ('[presets.a]\ndescription = "no weights"\n', r"preset 'a': .*give either `repo` .* or `checkpoint`"),
+        ('[presets.a]\nrepo = "x/y"\nscheduler = "euler"\n', r"preset 'a': .*`scheduler` 'euler' is not a diffusers scheduler class name"),
+        ('[presets.a]\nrepo = "x/y"\nloras = [{ weight = 0.5 }]\n', r"preset 'a', field `loras.0`: .*give either `path`"),
+        ('[presets.a]\nrepo = "x/y"\ntaste = { lambda_max = 9 }\n', r"preset 'a', field `taste.lambda_max`: Input should be less than or equal to 2"),
+        ('[presets.Big_Name]\nrepo = "x/y"\n', r"preset 'Big_Name': a name is 1-32 lowercase letters"),
+        ('[presets.tiny]\nrepo = "x/y"\n', r"preset 'tiny': that name is a built-in preset"),
+        ('[presets.a\nrepo = "x/y"\n', r"not valid TOML"),
+    ],
+)
+def test_bad_entries_are_refused_naming_preset_field_and_problem(tmp_path, body, message):
+    path = write(tmp_path, body)
+    with pytest.raises(PresetFileError, match=message) as caught:
+        load_presets(file=path)
+    assert str(path) in str(caught.value)
+    assert "a" not in PRESETS  # nothing of a bad file is installed
+
+
+def test_a_missing_checkpoint_or_a_file_that_is_not_safetensors_is_refused(tmp_path):
+    path = write(tmp_path, '[presets.gone]\ncheckpoint = "nowhere.safetensors"\n')
+    with pytest.raises(PresetFileError, match=r"preset 'gone', field `checkpoint`: .*nowhere.safetensors does not exist"):
+        read_presets(path)
+    (tmp_path / "fake.safetensors").write_bytes(b"<html>a download page, not weights</html>")
+    path = write(tmp_path, '[presets.bad]\ncheckpoint = "fake.safetensors"\n')
+    with pytest.raises(PresetFileError, match=r"preset 'bad', field `checkpoint`: .*fake.safetensors is not a .safetensors file"):
+        read_presets(path)
+    safetensors_file(tmp_path / "ok.safetensors")
+    path = write(tmp_path, '[presets.lora]\ncheckpoint = "ok.safetensors"\nloras = [{ path = "missing-lora.safetensors" }]\n')
+    with pytest.raises(PresetFileError, match=r"preset 'lora', field `loras\[0\].path`: .*missing-lora.safetensors does not exist"):
+        read_presets(path)
+
+
+def test_reading_presets_never_imports_torch(tmp_path):
+    path = write(tmp_path, '[presets.mine]\nrepo = "someone/model"\n')
+    code = (
+        "import sys; from engine.presets import load_presets, get_preset;"
+        f"load_presets(file={str(path)!r}); get_preset('mine'); assert 'torch' not in sys.modules, 'torch'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
