@@ -24,6 +24,25 @@ class Settings(EngineSettings):
     # sharing the workers fairly with members' jobs).
     auto_pool: bool = Field(True, validation_alias="TASTEMAKER_AUTO_POOL")
     log_level: str = Field("INFO", validation_alias="TASTEMAKER_LOG_LEVEL")
+    # The web companion (bot/web): rank, explore and like in a browser. Port 0 turns it off.
+    web_port: int = Field(8080, ge=0, le=65535, validation_alias="TASTEMAKER_WEB_PORT")
+    web_host: str = Field("127.0.0.1", validation_alias="TASTEMAKER_WEB_HOST")
+    # The public address for links, behind a reverse proxy (https://taste.example.org);
+    # empty: http://HOST:PORT.
+    web_url: str = Field("", validation_alias="TASTEMAKER_WEB_URL")
+    # Signs /web login links. A secret: no default; when unset, one is generated at
+    # first start and kept in the database's meta table.
+    web_secret: SecretStr | None = Field(None, validation_alias="TASTEMAKER_WEB_SECRET")
+    # Optional "Log in with Discord" (OAuth2, scopes identify + guilds).
+    discord_client_id: str = Field("", validation_alias="TASTEMAKER_DISCORD_CLIENT_ID")
+    discord_client_secret: SecretStr | None = Field(None, validation_alias="TASTEMAKER_DISCORD_CLIENT_SECRET")
+
+    @property
+    def web_base_url(self) -> str:
+        if self.web_url:
+            return self.web_url.rstrip("/")
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::", "") else self.web_host
+        return f"http://{host}:{self.web_port}"
 
     @field_validator("workers")
     @classmethod
@@ -32,6 +51,11 @@ class Settings(EngineSettings):
         if value != "inline" and not (value.isdigit() and int(value) <= 16):
             raise ValueError("TASTEMAKER_WORKERS is a number of local workers (0-16) or 'inline'")
         return value
+
+    @field_validator("web_secret", "discord_client_secret", mode="before")
+    @classmethod
+    def _blank_secret(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("dev_guild", mode="before")
     @classmethod

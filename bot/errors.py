@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 import discord
 from discord import app_commands
 
+from bot.web.store import remember_member as _store_member
 from engine.params import ParamError
 from engine.profiles import TasteError
 
@@ -55,5 +57,28 @@ async def reply_error(interaction: discord.Interaction, error: BaseException) ->
 
 
 class TastemakerTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Every slash command passes here: remember which servers each member uses the
+        bot in (the bot has no members intent), for the web companion's Explore."""
+        if interaction.guild_id is not None:
+            try:
+                await remember_member(interaction)
+            except Exception:  # never in the member's way
+                log.exception("could not record membership of user %s in guild %s", interaction.user.id, interaction.guild_id)
+        return True
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)
+
+
+_remembered: dict[tuple[int, int], float] = {}  # (user, guild) -> when last written: once an hour is enough
+
+
+async def remember_member(interaction: discord.Interaction) -> None:
+    key = (interaction.user.id, interaction.guild_id)
+    now = time.monotonic()
+    if now - _remembered.get(key, -3600.0) < 3600:
+        return
+    guild_name = interaction.guild.name if interaction.guild is not None else ""
+    await _store_member(interaction.client.db, interaction.user.id, interaction.guild_id, interaction.user.display_name, guild_name)
+    _remembered[key] = now

@@ -1,7 +1,7 @@
 """open_resources(settings): the one place that opens what the bot runs on.
 
-The database, the queue client and the local workers are opened here, in that
-order, and closed in reverse. `python -m bot`, the tests and the benches all
+The database, the queue client, the local workers and the web companion are
+opened here, in that order, and closed in reverse. `python -m bot`, the tests and the benches all
 use it, so every way of starting the bot is wired the same way; the bot and
 its cogs only borrow these.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from bot.config import Settings
+from bot.web.server import WebSite, start_web
 from bot.workers import LocalWorkers
 from engine import db as database
 from engine.queue import JobQueue, open_queue
@@ -25,6 +26,7 @@ class Resources:
     db: aiosqlite.Connection  # the bot's one connection; every write goes through engine.db.transaction
     queue: JobQueue
     workers: LocalWorkers
+    web: WebSite | None = None  # the web companion (bot/web), None when TASTEMAKER_WEB_PORT=0
 
 
 @asynccontextmanager
@@ -42,4 +44,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         workers = LocalWorkers(settings)
         await workers.start()
         stack.push_async_callback(workers.stop)
-        yield Resources(db=db, queue=queue, workers=workers)
+        # 4. The web companion, on this loop, database and queue; it stops first.
+        site = await start_web(settings, db, queue)
+        if site is not None:
+            stack.push_async_callback(site.stop)
+        yield Resources(db=db, queue=queue, workers=workers, web=site)

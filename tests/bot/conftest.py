@@ -27,6 +27,7 @@ def make_settings(data_dir: Path, **overrides: str) -> Settings:
         "TASTEMAKER_DEVICE": "cpu",
         "TASTEMAKER_QUEUE": "",
         "TASTEMAKER_AUTO_POOL": "0",
+        "TASTEMAKER_WEB_PORT": "0",  # the web companion's tests (tests/web) give it a free port
         **overrides,
     }
     return Settings(_env_file=None, **values)

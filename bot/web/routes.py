@@ -1,0 +1,461 @@
+"""The web companion's pages and its small JSON API.
+
+Pages render with Jinja2 (templates/); the API answers the pages' plain
+JavaScript (static/). Votes, likes, codes and moodboards go through the same
+engine functions as the Discord buttons, so both stay in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+
+from bot import generation
+from bot.errors import UserError
+from bot.web import auth, gallery, store
+from bot.web.pages import CONTEXT, SESSION, WebContext, render
+from engine import images, profiles
+from engine.db import jobs as db_jobs
+from engine.db import members, transaction
+from engine.jobs import EmbedSpec, Job, JobKind
+from engine.presets import PRESETS
+
+log = logging.getLogger("bot.web")
+
+PAGE_SIZE = 24
+MAX_MOODBOARD_IMAGES = 10
+MOODBOARD_KIND = "moodboard"  # the bot's job kind: the moodboard cog's delivery hook turns it into a code
+DISCORD_API = "https://discord.com/api/v10"
+DISCORD_AUTHORIZE = "https://discord.com/oauth2/authorize"
+OAUTH_STATE_COOKIE = "tm_oauth_state"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", lambda request: _redirect("/rank"))
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_get("/signed-out", signed_out)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/auth/discord", oauth_start)
+    app.router.add_get("/auth/discord/callback", oauth_callback)
+    app.router.add_get("/rank", rank_page)
+    app.router.add_post("/api/rank/vote", vote)
+    app.router.add_get("/explore", explore_page)
+    app.router.add_get("/image/{image_id:\\d+}", image_page)
+    app.router.add_post("/api/like/{image_id:\\d+}", like)
+    app.router.add_get("/profile", profile_page)
+    app.router.add_post("/api/codes/{code:[a-z2-7]{7}}", set_code_visibility)
+    app.router.add_post("/api/moodboards", create_moodboard)
+    app.router.add_get("/api/moodboards/{job_id:[0-9a-f-]{1,64}}", moodboard_state)
+    app.router.add_get("/img/{image_id:\\d+}", image_file)
+    app.router.add_get("/img/pool/{image_id:\\d+}", pool_image_file)
+
+
+def _context(request: web.Request) -> WebContext:
+    return request.app[CONTEXT]
+
+
+def _session(request: web.Request) -> store.Session:
+    return request[SESSION]
+
+
+def _redirect(location: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(location)
+
+
+def _json_error(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _number(value: str) -> int:
+    number = int(value)
+    if number > 2**63 - 1:
+        raise web.HTTPNotFound()
+    return number
+
+
+# -- signing in --------------------------------------------------------------------
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """The /web link lands here. Its token is spent by the button (a POST), so a
+    link preview that fetches the page doesn't use it up."""
+    token = request.query.get("t", "")
+    return render(request, "login.html", title="Sign in", token=token[:200])
+
+
+async def login(request: web.Request) -> web.Response:
+    context = _context(request)
+    form = await request.post()
+    token = form.get("t")
+    found = await auth.use_login_token(context.db, context.secret, token) if isinstance(token, str) else None
+    if found is None:
+        return render(request, "signed_out.html", status=403, title="Link expired",
+                      problem="This link has expired or was already used. Type /web in Discord for a new one.")
+    user_id, name = found
+    return _signed_in(request, await auth.create_session(context.db, user_id, name))
+
+
+def _signed_in(request: web.Request, session_id: str) -> web.StreamResponse:
+    response = web.HTTPSeeOther("/rank")
+    response.set_cookie(
+        auth.COOKIE, session_id, max_age=auth.SESSION_TTL_S, httponly=True, samesite="Lax",
+        secure=_context(request).secure_cookies or request.secure, path="/",
+    )
+    return response
+
+
+async def signed_out(request: web.Request) -> web.Response:
+    return render(request, "signed_out.html", title="Signed out", problem="You are signed out.")
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    await auth.end_session(_context(request).db, request.cookies.get(auth.COOKIE, ""))
+    response = web.HTTPSeeOther("/signed-out")
+    response.del_cookie(auth.COOKIE, path="/")
+    return response
+
+
+def _oauth_redirect_uri(context: WebContext) -> str:
+    return f"{context.settings.web_base_url}/auth/discord/callback"
+
+
+async def oauth_start(request: web.Request) -> web.StreamResponse:
+    settings = _context(request).settings
+    if not (settings.discord_client_id and settings.discord_client_secret):
+        raise web.HTTPNotFound()
+    state = secrets.token_urlsafe(24)
+    query = urlencode({
+        "client_id": settings.discord_client_id, "redirect_uri": _oauth_redirect_uri(_context(request)),
+        "response_type": "code", "scope": "identify guilds", "state": state, "prompt": "none",
+    })
+    response = web.HTTPSeeOther(f"{DISCORD_AUTHORIZE}?{query}")
+    response.set_cookie(OAUTH_STATE_COOKIE, state, max_age=600, httponly=True, samesite="Lax",
+                        secure=_context(request).secure_cookies or request.secure, path="/auth/discord")
+    return response
+
+
+async def oauth_callback(request: web.Request) -> web.StreamResponse:
+    """Discord sends the member back with a code: who they are and their servers."""
+    context = _context(request)
+    settings = context.settings
+    if not (settings.discord_client_id and settings.discord_client_secret):
+        raise web.HTTPNotFound()
+    state, code = request.query.get("state", ""), request.query.get("code", "")
+    expected = request.cookies.get(OAUTH_STATE_COOKIE, "")
+    if not code or not expected or not secrets.compare_digest(state, expected):
+        return render(request, "signed_out.html", status=403, title="Sign in",
+                      problem="Discord sign-in did not complete. Try again, or type /web in Discord.")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
+        form = {
+            "grant_type": "authorization_code", "code": code, "redirect_uri": _oauth_redirect_uri(context),
+            "client_id": settings.discord_client_id,
+            "client_secret": settings.discord_client_secret.get_secret_value(),
+        }
+        async with http.post(f"{DISCORD_API}/oauth2/token", data=form) as answer:
+            if answer.status != 200:
+                log.warning("Discord OAuth2 token exchange failed: HTTP %s", answer.status)
+                return render(request, "signed_out.html", status=403, title="Sign in",
+                              problem="Discord did not accept the sign-in. Try again, or type /web in Discord.")
+            token = (await answer.json())["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.get(f"{DISCORD_API}/users/@me", headers=headers) as answer:
+            user = await answer.json()
+        async with http.get(f"{DISCORD_API}/users/@me/guilds", headers=headers) as answer:
+            guilds = await answer.json() if answer.status == 200 else []
+    user_id, name = int(user["id"]), user.get("global_name") or user.get("username", "")
+    for guild in guilds:  # images exist only from servers the bot is in: no need to intersect
+        await store.remember_member(context.db, user_id, int(guild["id"]), name, guild.get("name", ""), "oauth")
+    response = _signed_in(request, await auth.create_session(context.db, user_id, name))
+    response.del_cookie(OAUTH_STATE_COOKIE, path="/auth/discord")
+    return response
+
+
+# -- rank --------------------------------------------------------------------------
+
+
+async def _progress(context: WebContext, user_id: int, votes: int) -> dict:
+    unlock = context.settings.unlock_votes
+    progress = {"votes": votes, "unlock": unlock, "unlocked": votes >= unlock, "code": None}
+    if votes >= unlock:
+        progress["code"] = await profiles.current_code(context.db, user_id, unlock)
+    return progress
+
+
+def _pair_json(pair: profiles.Pair) -> dict:
+    return {"id": pair.id, "left": f"/img/pool/{pair.left_id}", "right": f"/img/pool/{pair.right_id}"}
+
+
+async def _next_pair(context: WebContext, user_id: int) -> tuple[dict | None, str | None]:
+    try:
+        pair = await profiles.next_pair(context.db, user_id, np.random.default_rng())
+    except profiles.TasteError as error:  # every pair answered
+        return None, str(error)
+    if pair is None:
+        return None, profiles.NO_POOL_MESSAGE
+    return _pair_json(pair), None
+
+
+async def rank_page(request: web.Request) -> web.Response:
+    context, session = _context(request), _session(request)
+    pair, problem = await _next_pair(context, session.user_id)
+    votes = (await profiles.status(context.db, session.user_id, context.settings.unlock_votes)).votes
+    progress = await _progress(context, session.user_id, votes)
+    return render(request, "rank.html", title="Rank", pair=pair, problem=problem, progress=progress,
+                  progress_json=json.dumps(progress))
+
+
+async def vote(request: web.Request) -> web.Response:
+    """One key press: store the vote, reveal what was compared, and send the next pair."""
+    context, session = _context(request), _session(request)
+    if not context.votes.allow(session.user_id):
+        return _json_error("Slow down a little: too many votes at once.", 429)
+    try:
+        body = await request.json()
+        pair_id, choice = int(body["pair_id"]), str(body["choice"])
+    except (ValueError, KeyError, TypeError):
+        return _json_error("A vote needs pair_id and choice (left, right or skip).")
+    if choice not in profiles.CHOICES:
+        return _json_error("choice is left, right or skip.")
+    from engine.db import taste as q
+
+    answered = await q.get_rank_pair(context.db, pair_id) if pair_id <= 2**63 - 1 else None
+    if answered is None or answered.user_id != session.user_id:
+        return _json_error("That pair is not yours.", 404)
+    if not await profiles.answer_pair(context.db, session.user_id, pair_id, choice):
+        return _json_error("That pair is already counted; vote on the newest one.", 409)
+    pair, problem = await _next_pair(context, session.user_id)
+    left, right = await _pool_styles(context, answered.left_id, answered.right_id)
+    votes = await q.vote_count(context.db, session.user_id)
+    return web.json_response({
+        "answered": {"prompt": left[0], "left": left[1], "right": right[1], "choice": choice},
+        "pair": pair, "problem": problem, "progress": await _progress(context, session.user_id, votes),
+    })
+
+
+async def _pool_styles(context: WebContext, *ids: int) -> list[tuple[str, str]]:
+    rows = await context.db.execute_fetchall(
+        f"SELECT id, prompt, style FROM pool_images WHERE id IN ({','.join('?' * len(ids))})", ids
+    )
+    found = {row[0]: (row[1], row[2]) for row in rows}
+    return [found.get(i, ("", "")) for i in ids]
+
+
+# -- explore -----------------------------------------------------------------------
+
+
+async def _guild_ids(request: web.Request) -> tuple[list[store.Guild], list[int], int | None]:
+    """The member's servers, and the ones this request looks at (?server=ID: one
+    of theirs, else 404)."""
+    guilds = await store.guilds_of(_context(request).db, _session(request).user_id)
+    wanted = request.query.get("server", "")
+    if wanted:
+        if not wanted.isdigit() or int(wanted) not in {g.id for g in guilds}:
+            raise web.HTTPNotFound()
+        return guilds, [int(wanted)], int(wanted)
+    return guilds, [g.id for g in guilds], None
+
+
+async def explore_page(request: web.Request) -> web.Response:
+    context, session = _context(request), _session(request)
+    guilds, guild_ids, server = await _guild_ids(request)
+    order = request.query.get("order", "new")
+    if order not in gallery.ORDERS:
+        order = "new"
+    page = max(0, min(int(request.query["page"]) if request.query.get("page", "").isdigit() else 0, 10_000))
+    shown, personal = await gallery.page(context.db, session.user_id, guild_ids, order, page * PAGE_SIZE, PAGE_SIZE + 1)
+    more = len(shown) > PAGE_SIZE
+    names = await store.names_of(context.db, {image.user_id for image in shown})
+    values = dict(images=shown[:PAGE_SIZE], names=names, order=order, orders=gallery.ORDERS, guilds=guilds,
+                  server=server, page=page, more=more, personal=personal)
+    if request.query.get("partial") == "1":  # infinite scroll: the next tiles only
+        return render(request, "_tiles.html", **values)
+    return render(request, "explore.html", title="Explore", **values)
+
+
+async def image_page(request: web.Request) -> web.Response:
+    context, session = _context(request), _session(request)
+    _, guild_ids, _ = await _guild_ids(request)
+    image = await gallery.get_visible(context.db, session.user_id, guild_ids, _number(request.match_info["image_id"]))
+    if image is None:
+        raise web.HTTPNotFound()
+    similar = await gallery.more_like(context.db, session.user_id, guild_ids, image)
+    names = await store.names_of(context.db, {image.user_id} | {s.user_id for s in similar})
+    guild_names = {g.id: g.name for g in await store.guilds_of(context.db, session.user_id)}
+    return render(request, "image.html", title=image.prompt[:60], image=image, similar=similar, names=names,
+                  guild_name=guild_names.get(image.guild_id, ""))
+
+
+async def like(request: web.Request) -> web.Response:
+    context, session = _context(request), _session(request)
+    if not context.likes.allow(session.user_id):
+        return _json_error("Slow down a little: too many likes at once.", 429)
+    _, guild_ids, _ = await _guild_ids(request)
+    image = await gallery.get_visible(context.db, session.user_id, guild_ids, _number(request.match_info["image_id"]))
+    if image is None:
+        return _json_error("No such image.", 404)
+    if image.user_id == session.user_id:
+        return _json_error("Likes on your own images don't count; rank pairs to teach your taste.", 400)
+    counted = await profiles.record_like(context.db, session.user_id, image.id)
+    likes = (await gallery.get_visible(context.db, session.user_id, guild_ids, image.id)).likes
+    return web.json_response({"liked": True, "counted": counted, "likes": likes,
+                              "note": "Liked: it counts toward your taste." if counted else "You already liked this one."})
+
+
+# -- profile -----------------------------------------------------------------------
+
+
+async def profile_page(request: web.Request) -> web.Response:
+    context, session = _context(request), _session(request)
+    status = await profiles.status(context.db, session.user_id, context.settings.unlock_votes)
+    codes = await profiles.list_codes(context.db, session.user_id)
+    toward, away = await gallery.taste_pictures(context.db, session.user_id)
+    boards = await _moodboard_jobs(context, session.user_id)
+    return render(request, "profile.html", title="Profile", profile=status, codes=codes, toward=toward, away=away,
+                  boards=boards, max_images=MAX_MOODBOARD_IMAGES, kinds=images.KINDS,
+                  max_mb=images.MAX_BYTES // 2**20, accept=",".join(images.CONTENT_TYPES))
+
+
+async def set_code_visibility(request: web.Request) -> web.Response:
+    context, session = _context(request), _session(request)
+    try:
+        public = bool((await request.json())["public"])
+    except (ValueError, KeyError, TypeError):
+        return _json_error("Send {\"public\": true} or {\"public\": false}.")
+    try:
+        await profiles.set_public(context.db, session.user_id, request.match_info["code"], public)
+    except profiles.TasteError as error:
+        return _json_error(str(error), 404)
+    return web.json_response({"code": request.match_info["code"], "public": public})
+
+
+async def _moodboard_jobs(context: WebContext, user_id: int) -> list[dict]:
+    rows = await context.db.execute_fetchall(
+        "SELECT id FROM jobs WHERE user_id = ? AND kind = ? ORDER BY created_at DESC LIMIT 10", (user_id, MOODBOARD_KIND)
+    )
+    return [_board(await db_jobs.get_job(context.db, row[0])) for row in rows]
+
+
+def _board(record: db_jobs.JobRecord) -> dict:
+    return {
+        "id": record.id, "state": record.state.value, "images": record.request.get("images", 0),
+        "code": record.request.get("code"), "error": record.request.get("error") or record.error,
+        "created_at": record.created_at,
+    }
+
+
+async def create_moodboard(request: web.Request) -> web.Response:
+    """Up to ten uploads -> one EMBED job, with the checks Discord's /moodboard
+    create makes: type and size first, then engine.images decodes and re-encodes
+    each one; nothing is queued if any fails."""
+    context, session = _context(request), _session(request)
+    try:
+        uploads = await _read_uploads(request)
+        if not uploads:
+            raise UserError("Choose at least one image.")
+        for name, content_type, data in uploads:
+            if content_type not in images.CONTENT_TYPES:
+                raise UserError(f"`{name}` is not an image ({content_type or 'unknown type'}): a moodboard takes {images.KINDS} images.")
+        preset = await _moodboard_preset(context)
+        await generation.check_limits(context, session.user_id, None, None)
+        pngs = []
+        for name, _, data in uploads:
+            try:
+                pngs.append(await asyncio.to_thread(images.reencode, data))
+            except images.ImageDecodeError as error:
+                raise UserError(f"`{name}` {error}") from None
+    except (UserError, profiles.TasteError) as error:
+        return _json_error(f"{error} Nothing was queued.")
+    n = len(pngs)
+    job = Job(kind=JobKind.EMBED, preset=preset, user_id=session.user_id, guild_id=None, embed=EmbedSpec(images=pngs))
+    async with transaction(context.db):
+        await members.ensure_user(context.db, session.user_id)
+        await db_jobs.insert_job(
+            context.db, id=job.id, kind=MOODBOARD_KIND, user_id=session.user_id, guild_id=None, channel_id=None,
+            prompt=f"moodboard: {n} image{'s' if n != 1 else ''}",
+            request={"images": n, "preset": preset, "web": True},  # web: no Discord message to edit (bot/delivery.py)
+        )
+    await context.queue.submit(job)
+    log.info("web moodboard job %s queued for user %s (%d images)", job.id, session.user_id, n)
+    return web.json_response(_board(await db_jobs.get_job(context.db, job.id)))
+
+
+async def _read_uploads(request: web.Request) -> list[tuple[str, str, bytes]]:
+    if not request.content_type.startswith("multipart/"):
+        raise UserError("Upload the images as a form (multipart/form-data).")
+    uploads = []
+    reader = await request.multipart()
+    async for part in reader:
+        if part.name != "images" or not part.filename:
+            continue
+        if len(uploads) == MAX_MOODBOARD_IMAGES:
+            raise UserError(f"A moodboard takes at most {MAX_MOODBOARD_IMAGES} images.")
+        name = part.filename.replace("`", "'")[:80]
+        data = bytearray()
+        while chunk := await part.read_chunk(256 * 1024):
+            data += chunk
+            if len(data) > images.MAX_BYTES:
+                try:
+                    images.check_size(len(data))
+                except images.ImageDecodeError as error:
+                    raise UserError(f"`{name}` {error}") from None
+        content_type = (part.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        uploads.append((name, content_type, bytes(data)))
+    return uploads
+
+
+async def _moodboard_preset(context: WebContext) -> str:
+    """The model whose OpenCLIP made the current rank pool: moodboards are read in its space."""
+    found = await profiles.current_basis(context.db)
+    if found is None:
+        raise UserError(f"Moodboards need a rank pool to be read against, and there is none yet. {profiles.NO_POOL_MESSAGE}")
+    basis, preset = found
+    for name in (preset, context.settings.model):
+        if name in PRESETS and PRESETS[name].embed_dim == basis.d:
+            return name
+    raise UserError("The rank pool was built with an image model this bot no longer runs, so moodboards can't be read against it.")
+
+
+async def moodboard_state(request: web.Request) -> web.Response:
+    context, session = _context(request), _session(request)
+    record = await db_jobs.get_job(context.db, request.match_info["job_id"])
+    if record is None or record.user_id != session.user_id or record.kind != MOODBOARD_KIND:
+        return _json_error("No such moodboard.", 404)
+    return web.json_response(_board(record))
+
+
+# -- image files: by id only, never a path from the request --------------------------
+
+
+async def image_file(request: web.Request) -> web.StreamResponse:
+    context, session = _context(request), _session(request)
+    _, guild_ids, _ = await _guild_ids(request)
+    image_id = _number(request.match_info["image_id"])
+    if await gallery.get_visible(context.db, session.user_id, guild_ids, image_id) is None:
+        raise web.HTTPNotFound()
+    return _file(context, await gallery.image_path(context.db, image_id))
+
+
+async def pool_image_file(request: web.Request) -> web.StreamResponse:
+    context = _context(request)
+    return _file(context, await gallery.pool_image_path(context.db, _number(request.match_info["image_id"])))
+
+
+def _file(context: WebContext, relative: str | None) -> web.StreamResponse:
+    """A stored file under the data dir (its path comes from the database)."""
+    if relative is None:
+        raise web.HTTPNotFound()
+    root = Path(context.settings.data_dir).resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise web.HTTPNotFound()
+    # Ids never change what they name: the browser may keep it (privately) for a day.
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": "image/png"})

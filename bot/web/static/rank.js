@@ -1,0 +1,72 @@
+// Rank: keys 1 and 2 choose, 3 skips; the next pair arrives with the vote's answer.
+"use strict";
+(() => {
+  const root = document.getElementById("rank");
+  const pairEl = document.getElementById("pair");
+  let progress = JSON.parse(root.dataset.progress);
+  let busy = false;
+
+  function showProgress() {
+    const text = document.getElementById("progress-text");
+    const fill = document.getElementById("progress-fill");
+    if (progress.unlocked) {
+      text.innerHTML = "";
+      text.append("Unlocked · ", Object.assign(document.createElement("code"), { textContent: progress.code || "" }),
+        ` · ${progress.votes} votes`);
+      fill.dataset.fill = 1;
+      root.classList.add("unlocked");
+    } else {
+      text.textContent = `${progress.votes} / ${progress.unlock} votes to unlock`;
+      fill.dataset.fill = progress.votes / progress.unlock;
+    }
+    fillBars();
+  }
+
+  function preload(url) { const img = new Image(); img.src = url; return img.decode().catch(() => {}); }
+
+  async function vote(choice) {
+    if (!pairEl || busy) return;
+    busy = true;
+    const pick = document.getElementById(choice);
+    if (pick) pick.classList.add("picked");
+    const wasUnlocked = progress.unlocked;
+    try {
+      const data = await post("/api/rank/vote", { pair_id: Number(pairEl.dataset.pair), choice });
+      const a = data.answered;
+      const verdict = a.choice === "skip" ? `skipped ${a.left} vs ${a.right}`
+        : `you chose ${a.choice === "left" ? a.left : a.right} over ${a.choice === "left" ? a.right : a.left}`;
+      document.getElementById("reveal-text").textContent = `“${a.prompt}” · ${verdict}`;
+      document.getElementById("reveal").hidden = false;
+      progress = data.progress;
+      showProgress();
+      if (!wasUnlocked && progress.unlocked) toast(`Your profile is unlocked! Your code is ${progress.code}.`, "success");
+      if (data.pair) {
+        await Promise.all([preload(data.pair.left), preload(data.pair.right)]);
+        document.getElementById("left-img").src = data.pair.left;
+        document.getElementById("right-img").src = data.pair.right;
+        pairEl.dataset.pair = data.pair.id;
+      } else {
+        pairEl.hidden = true;
+        const problem = document.getElementById("problem");
+        problem.textContent = data.problem;
+        problem.hidden = false;
+      }
+      pairEl.dataset.votes = progress.votes;  // tests and the bench wait on this
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      for (const el of document.querySelectorAll(".picked")) el.classList.remove("picked");
+      busy = false;
+    }
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
+    const choice = { "1": "left", "2": "right", "3": "skip", ArrowLeft: "left", ArrowRight: "right" }[event.key];
+    if (choice) { event.preventDefault(); vote(choice); }
+  });
+  for (const button of document.querySelectorAll("[data-choice]")) {
+    button.addEventListener("click", () => vote(button.dataset.choice));
+  }
+  showProgress();
+})();
