@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/queue_bench.py --quick
 	$(PY) bench/taste_bench.py --quick
 	$(PY) bench/steer_bench.py
+	$(PY) bench/nsfw_bench.py --runs 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
