@@ -62,9 +62,20 @@ from pathlib import Path
 
 from engine.db import transaction
 from engine.jobs import EventType, Job, JobEvent, JobResult, JobState
-from engine.queue_contract import IDLE_S, RESULT_TTL_S, Change, Followed, JobQueue, guild_key
+from engine.queue_contract import (
+    IDLE_S,
+    RESULT_TTL_S,
+    WORKER_TTL_S,
+    Change,
+    Followed,
+    JobQueue,
+    WorkerStatus,
+    guild_key,
+)
 
-__all__ = ["IDLE_S", "RESULT_TTL_S", "Change", "Followed", "JobQueue", "SQLiteQueue", "guild_key", "open_queue"]
+__all__ = [
+    "IDLE_S", "RESULT_TTL_S", "Change", "Followed", "JobQueue", "SQLiteQueue", "WorkerStatus", "guild_key", "open_queue",
+]
 
 log = logging.getLogger("engine.queue")
 
@@ -499,3 +510,24 @@ class SQLiteQueue(JobQueue):
         for change in changes:
             self._changed(change)
         return len(changes)
+
+    # -- worker health (queue_workers, data/migrations/0006_models_workers.sql) ---------
+
+    async def report_worker(self, status: WorkerStatus) -> None:
+        async with transaction(self.db):
+            now = time.time()
+            stored = status.model_copy(update={"last_seen": now})
+            await self.db.execute(
+                "INSERT INTO queue_workers (id, status, last_seen) VALUES (?, ?, ?) ON CONFLICT (id)"
+                " DO UPDATE SET status = excluded.status, last_seen = excluded.last_seen",
+                (status.worker_id, stored.model_dump_json(), now),
+            )
+            await self.db.execute("DELETE FROM queue_workers WHERE last_seen < ?", (now - WORKER_TTL_S,))
+
+    async def workers(self) -> list[WorkerStatus]:
+        async with transaction(self.db, write=False):
+            rows = await self.db.execute_fetchall(
+                "SELECT status FROM queue_workers WHERE last_seen >= ? ORDER BY last_seen DESC, id",
+                (time.time() - WORKER_TTL_S,),
+            )
+        return [WorkerStatus.model_validate_json(row[0]) for row in rows]

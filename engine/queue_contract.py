@@ -21,6 +21,9 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from engine.jobs import Job, JobEvent, JobResult, JobState
 
@@ -28,6 +31,8 @@ log = logging.getLogger("engine.queue")
 
 RESULT_TTL_S = 24 * 3600.0  # finished jobs nobody forgot are dropped after this
 IDLE_S = 1.0  # the longest a waiter sleeps without news: covers a missed wake-up and expired leases
+WORKER_TTL_S = 24 * 3600.0  # a worker not heard from for this long is no longer listed
+FAILING_AFTER = 3  # failed tries in a row that flag a worker (/admin workers and the log)
 
 
 def guild_key(job: Job) -> str:
@@ -70,6 +75,34 @@ class Change:
             if value is not None
         ]
         return f"job {self.job_id} {text}" + (f" ({', '.join(timings)})" if timings else "")
+
+
+class WorkerStatus(BaseModel):
+    """A worker's health, as it reports it (report_worker) and the bot reads it (workers()).
+
+    `failed_in_row` counts tries that ended badly on this worker's side (a crash,
+    out of memory, a preset that won't load) since its last success; a job
+    refused for bad input doesn't count. `last_seen` is set by the backend, on
+    its own clock, when the report is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str
+    state: Literal["starting", "idle", "busy", "stopped"] = "starting"
+    preset: str = ""
+    device: str = ""
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    failed_in_row: int = 0
+    last_error: str = ""
+    gpu_memory_used: int | None = None  # bytes this worker's process holds on its GPU
+    gpu_memory_total: int | None = None
+    started_at: float | None = None  # the worker's clock
+    last_seen: float = 0.0  # the backend's clock (seconds)
+
+    @property
+    def failing(self) -> bool:
+        return self.failed_in_row >= FAILING_AFTER
 
 
 class Followed:
@@ -187,7 +220,16 @@ class JobQueue(ABC):
         short (it crashed and came back), so requeue them now rather than when
         their leases expire. Worker ids must be unique among live workers."""
 
+    @abstractmethod
+    async def report_worker(self, status: WorkerStatus) -> None:
+        """Store a worker's health; `last_seen` becomes the backend's now. Kept
+        WORKER_TTL_S after its last report."""
+
     # -- both -----------------------------------------------------------------
+
+    @abstractmethod
+    async def workers(self) -> list[WorkerStatus]:
+        """The workers heard from in the last WORKER_TTL_S, most recently seen first."""
 
     @property
     @abstractmethod

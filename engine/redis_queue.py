@@ -24,6 +24,9 @@ Keys (prefix `tm:q:` by default):
     work             stream + consumer group `workers`: one entry per running try
     wake             list: a token per job queued (submitted or requeued), at most
                      16; idle workers BLPOP it instead of polling
+    worker:<id>      string: the worker's WorkerStatus JSON, expiring a day after
+                     its last report
+    workers          sorted set: worker ids by last report (ms, Redis clock)
 
 Waiting: a worker with nothing to claim blocks on `wake` (BLPOP, up to 1 s so
 that expired leases are still reaped); followers block on their jobs' event
@@ -71,7 +74,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, TimeoutError
 
 from engine.jobs import EventType, Job, JobEvent, JobResult, JobState
-from engine.queue_contract import RESULT_TTL_S, Change, Followed, JobQueue, guild_key
+from engine.queue_contract import RESULT_TTL_S, WORKER_TTL_S, Change, Followed, JobQueue, WorkerStatus, guild_key
 
 log = logging.getLogger("engine.queue")
 
@@ -358,6 +361,18 @@ return out
 """
 
 
+# Worker health: the status with its TTL, and the index scored by the Redis clock.
+# KEYS: worker:<id>, workers; ARGV: status JSON, worker id, ttl ms.
+_REPORT_WORKER = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+return now
+"""
+
+
 class RedisQueue(JobQueue):
     """JobQueue over Redis Streams; see the module docstring for the keys."""
 
@@ -384,6 +399,7 @@ class RedisQueue(JobQueue):
                 "release": _RELEASE,
             }.items()
         }
+        self._report_worker = client.register_script(_REPORT_WORKER)
 
     @classmethod
     async def open(
@@ -581,3 +597,23 @@ class RedisQueue(JobQueue):
                        reason=f"worker {worker_id} restarted", ran=int(ran_ms) / 1000)
             )
         return len(out)
+
+    # -- worker health -------------------------------------------------------------
+
+    async def report_worker(self, status: WorkerStatus) -> None:
+        ttl_ms = int(WORKER_TTL_S * 1000)
+        await self._report_worker(
+            keys=[f"{self.prefix}worker:{status.worker_id}", f"{self.prefix}workers"],
+            args=[status.model_dump_json(), status.worker_id, ttl_ms],
+        )
+
+    async def workers(self) -> list[WorkerStatus]:
+        seen = await self.r.zrevrange(f"{self.prefix}workers", 0, -1, withscores=True)
+        if not seen:
+            return []
+        blobs = await self.r.mget([f"{self.prefix}worker:{worker_id}" for worker_id, _ in seen])
+        return [
+            WorkerStatus.model_validate_json(blob).model_copy(update={"last_seen": score / 1000})
+            for (_, score), blob in zip(seen, blobs, strict=True)
+            if blob is not None  # expired
+        ]

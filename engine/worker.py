@@ -29,6 +29,7 @@ from typing import Protocol, get_args
 from engine.config import DtypeName
 from engine.jobs import Job, JobCancelled, JobError, JobResult
 from engine.queue import IDLE_S, JobQueue, open_queue
+from engine.queue_contract import FAILING_AFTER, WorkerStatus
 
 log = logging.getLogger("engine.worker")
 
@@ -39,6 +40,23 @@ class Runner(Protocol):
     """Runs one job, blocking, in a worker thread (engine.generate.Engine)."""
 
     def run(self, job: Job, report: Report, should_stop: Callable[[], bool]) -> JobResult: ...
+
+
+def runner_health(runner: Runner) -> dict:
+    """The preset a runner has loaded and the GPU memory this process holds (when
+    torch is already in use here; the worker never imports it for this)."""
+    engine = getattr(runner, "engine", runner)
+    preset = getattr(getattr(engine, "preset", None), "name", "")
+    health: dict = {"preset": preset}
+    torch = sys.modules.get("torch")
+    loaded = getattr(engine, "loaded", None)
+    device = getattr(loaded, "device", None)
+    if device is not None:
+        health["device"] = str(device)
+        if torch is not None and device.type == "cuda":
+            health["gpu_memory_used"] = int(torch.cuda.memory_reserved(device))
+            health["gpu_memory_total"] = int(torch.cuda.get_device_properties(device).total_memory)
+    return health
 
 
 def default_worker_id() -> str:
@@ -54,6 +72,7 @@ class Worker:
         lease_s: float = 30.0,
         poll_s: float = IDLE_S,
         progress_every_s: float = 0.25,
+        status_every_s: float = 15.0,
     ):
         """`poll_s`: the longest an idle worker waits for the queue's wake-up
         before it looks again (a lost wake-up, an expired lease)."""
@@ -63,6 +82,8 @@ class Worker:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.progress_every_s = progress_every_s
+        self.status_every_s = status_every_s
+        self.status = WorkerStatus(worker_id=self.worker_id, started_at=time.time())
         self.current: Job | None = None
         self._abort = threading.Event()  # set to give up the current job (shutdown drain expired)
 
@@ -72,6 +93,16 @@ class Worker:
         `drain_s` after the stop. Tries this worker id left running (it crashed
         and was restarted) go back to the queue first."""
         log.info("worker %s ready on %s", self.worker_id, self.queue.where)
+        reporter = asyncio.ensure_future(self._report_status_every(self.status_every_s))
+        try:
+            await self._serve(stop, drain_s)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+            await self.report_status("stopped")
+        log.info("worker %s stopped", self.worker_id)
+
+    async def _serve(self, stop: asyncio.Event, drain_s: float) -> None:
         released = False
         backoff = self.poll_s
         while not stop.is_set():
@@ -103,7 +134,33 @@ class Worker:
                 backoff = min(backoff * 2, 10.0)
             else:
                 backoff = self.poll_s
-        log.info("worker %s stopped", self.worker_id)
+
+    async def report_status(self, state: str | None = None) -> None:
+        """Tell the queue how this worker is (/admin workers); never fails the worker."""
+        fields = runner_health(self.runner)
+        fields["state"] = state or ("busy" if self.current is not None else "idle")
+        self.status = self.status.model_copy(update=fields)
+        try:
+            async with asyncio.timeout(5.0):  # a queue that is down must not hold up a shutdown
+                await self.queue.report_worker(self.status)
+        except Exception as error:
+            log.debug("worker %s: could not report its status: %s", self.worker_id, error)
+
+    async def _report_status_every(self, seconds: float) -> None:
+        while True:
+            await self.report_status()
+            await asyncio.sleep(seconds)
+
+    def _count(self, ok: bool, error: str = "", *, workers_fault: bool = True) -> None:
+        """Jobs done and failed; a failure on this worker's side (not bad input) counts toward FAILING_AFTER."""
+        s = self.status
+        if ok:
+            self.status = s.model_copy(update={"jobs_done": s.jobs_done + 1, "failed_in_row": 0})
+            return
+        in_row = s.failed_in_row + 1 if workers_fault else s.failed_in_row
+        self.status = s.model_copy(update={"jobs_failed": s.jobs_failed + 1, "failed_in_row": in_row, "last_error": error[:300]})
+        if workers_fault and in_row >= FAILING_AFTER:
+            log.warning("worker %s has failed %d jobs in a row; the last: %s", self.worker_id, in_row, error)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Nothing to claim: wait for the queue's wake-up (or poll_s), or the stop."""
@@ -125,9 +182,11 @@ class Worker:
             return False
         self.current = job
         try:
+            await self.report_status("busy")
             await self._run(job)
         finally:
             self.current = None
+        await self.report_status("idle")
         return True
 
     async def _run(self, job: Job) -> None:
@@ -153,11 +212,13 @@ class Worker:
             log.info("job %s cancelled after %.2fs", job.id, time.perf_counter() - started)
             return
         except JobError as error:
+            self._count(False, str(error), workers_fault=error.retryable)  # not retryable: the job's own input
             state = await self.queue.fail(job.id, self.worker_id, str(error), retryable=error.retryable)
             log.info("job %s %s: %s", job.id, state, error)
             return
         except Exception as error:
             log.exception("job %s crashed", job.id)
+            self._count(False, f"{type(error).__name__}: {error}")
             await self.queue.fail(job.id, self.worker_id, f"{type(error).__name__}: {error}", retryable=True)
             return
         finally:
@@ -165,6 +226,7 @@ class Worker:
             await asyncio.gather(keeper, return_exceptions=True)
         # 3. Hand the result back; the queue refuses it if we lost the lease.
         result = result.model_copy(update={"worker": self.worker_id})
+        self._count(True)
         if await self.queue.complete(job.id, self.worker_id, result):
             log.info("job %s done in %.2fs", job.id, time.perf_counter() - started)
         else:
@@ -201,11 +263,24 @@ class PresetEngines:
         self.engine.load()
 
     def run(self, job: Job, report: Report, should_stop: Callable[[], bool]) -> JobResult:
-        if job.preset != self.engine.preset.name:
-            log.info("switching preset %s -> %s", self.engine.preset.name, job.preset)
+        from engine.models import PresetLoadError
+        from engine.presets import UnknownPresetError, get_preset
+
+        try:
+            wanted = get_preset(job.preset).name  # an alias runs on its preset
+        except UnknownPresetError:
+            raise JobError(
+                f"this worker doesn't know the model preset {job.preset!r}: give it the bot's presets.toml",
+                retryable=False,
+            ) from None
+        if wanted != self.engine.preset.name:
+            log.info("switching preset %s -> %s", self.engine.preset.name, wanted)
             self.engine.close()
-            self.engine = self._make(job.preset)
-        return self.engine.run(job, report, should_stop)
+            self.engine = self._make(wanted)
+        try:
+            return self.engine.run(job, report, should_stop)
+        except PresetLoadError as error:
+            raise JobError(str(error), retryable=False) from None
 
 
 def load_engine(preset: str, device: str, data_dir: Path, *, dtype: DtypeName = "auto", compile: bool = False) -> Runner:
@@ -274,16 +349,28 @@ class InlineWorker:
 
 
 def check(preset: str, data_dir: Path) -> int:
+    """Print what `preset` and every preset of the owner's file need, and whether it is
+    on disk (never downloads). 1 when something is missing."""
     from engine import models
+    from engine.presets import PRESETS, get_preset
 
-    items = models.check(preset, data_dir)
-    width = max(len(item.name) for item in items)
-    for item in items:
-        mark = "ok     " if item.present else "MISSING"
-        print(f"{mark}  {item.name:<{width}}  {item.detail}")
-    missing = [item for item in items if not item.present]
+    names = [get_preset(preset).name] + sorted(
+        {p.name for p in PRESETS.values() if p.source != "built-in"} - {get_preset(preset).name}
+    )
+    missing = 0
+    for name in names:
+        p = get_preset(name)
+        where = "" if p.source == "built-in" else f" (from {p.source})"
+        steer = "" if p.personalizes else "; runs without personalization (its IP-Adapter doesn't read ViT-H)"
+        print(f"preset {name}{where}: {p.description}{steer}")
+        items = models.check(p, data_dir)
+        width = max(len(item.name) for item in items)
+        for item in items:
+            mark = "ok     " if item.present else "MISSING"
+            print(f"  {mark}  {item.name:<{width}}  {item.detail}")
+        missing += sum(not item.present for item in items)
     if missing:
-        print(f"{len(missing)} missing: they download on first use (needs internet), or build the tiny preset with TASTEMAKER_MODEL=tiny.")
+        print(f"{missing} missing: they download on first use (needs internet), or build the tiny preset with TASTEMAKER_MODEL=tiny.")
     return 1 if missing else 0
 
 
@@ -307,6 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="list what the preset needs and whether it is present")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The owner's presets, as the bot reads them (remote workers need the same file).
+    from engine.presets import PresetFileError, UnknownPresetError, get_preset, load_presets, presets_file
+
+    try:
+        load_presets(file=presets_file(args.data_dir, settings.presets))
+        get_preset(args.preset)
+    except (PresetFileError, UnknownPresetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.check:
         return check(args.preset, args.data_dir)
     try:

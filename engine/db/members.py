@@ -32,6 +32,7 @@ class GuildSettings:
     nsfw_threshold: float = DEFAULT_THRESHOLD  # open_nsfw score at or over which an image is flagged
     nsfw_keep: bool = False  # keep blocked images under quarantine/ for the owner to review
     daily_images_per_member: int | None = None  # per UTC day; None = unlimited (role quotas replace it)
+    default_model: str | None = None  # the server's model preset without --v; None = the bot's TASTEMAKER_MODEL
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:

@@ -787,3 +787,44 @@ async def test_where_names_the_queue_without_a_password(queue, queue_url):
     hidden = RedisQueue(aioredis.Redis.from_url(url), url=url)  # never connects
     assert "s3cret" not in hidden.where and "gpu-host:6380/2" in hidden.where
     await hidden.close()
+
+
+# -- worker health ------------------------------------------------------------------
+
+
+async def test_worker_reports_are_stored_updated_and_listed_newest_first(handles):
+    from engine.queue_contract import FAILING_AFTER, WorkerStatus
+
+    bot, gpu1, gpu2 = await handles.open(), await handles.open(), await handles.open()
+    assert await bot.workers() == []
+    await gpu1.report_worker(WorkerStatus(worker_id="gpu-1", state="idle", preset="sdxl-lightning",
+                                          gpu_memory_used=9 << 30, gpu_memory_total=80 << 30, started_at=1.0))
+    await asyncio.sleep(0.01)
+    await gpu2.report_worker(WorkerStatus(worker_id="gpu-2", state="busy", preset="fast", jobs_done=3))
+    seen = await bot.workers()
+    assert [w.worker_id for w in seen] == ["gpu-2", "gpu-1"]
+    assert seen[1].preset == "sdxl-lightning" and seen[1].gpu_memory_used == 9 << 30 and seen[0].jobs_done == 3
+    assert seen[0].last_seen >= seen[1].last_seen > 0 and not seen[0].failing
+    # A new report replaces the worker's old one (no second row); failures in a row flag it.
+    await asyncio.sleep(0.01)
+    await gpu1.report_worker(WorkerStatus(worker_id="gpu-1", state="idle", preset="sdxl-lightning", jobs_failed=FAILING_AFTER,
+                                          failed_in_row=FAILING_AFTER, last_error="out of GPU memory"))
+    seen = await bot.workers()
+    assert [w.worker_id for w in seen] == ["gpu-1", "gpu-2"]
+    assert seen[0].failing and seen[0].last_error == "out of GPU memory" and seen[0].gpu_memory_used is None
+
+
+async def test_workers_not_heard_from_for_a_day_are_dropped(handles, monkeypatch):
+    from engine import queue_contract, queue as sqlite_queue, redis_queue
+    from engine.queue_contract import WorkerStatus
+
+    queue = await handles.open()
+    # A TTL of 0.2 s stands in for a day, in both backends.
+    monkeypatch.setattr(sqlite_queue, "WORKER_TTL_S", 0.2)
+    monkeypatch.setattr(redis_queue, "WORKER_TTL_S", 0.2)
+    monkeypatch.setattr(queue_contract, "WORKER_TTL_S", 0.2)
+    await queue.report_worker(WorkerStatus(worker_id="gone"))
+    assert [w.worker_id for w in await queue.workers()] == ["gone"]
+    await asyncio.sleep(0.4)
+    await queue.report_worker(WorkerStatus(worker_id="here"))
+    assert [w.worker_id for w in await queue.workers()] == ["here"]
