@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.delivery import Delivery
 from bot.errors import TastemakerTree
 from bot.resources import Resources
+from bot.views.base import StaleButton
 from bot.views.builders import Views
 from bot.views.grid import GridButton
 from bot.views.image import ImageButton
@@ -23,8 +24,8 @@ from engine.db import members
 
 log = logging.getLogger("bot")
 
-# Every persistent button, registered once in setup_hook.
-DYNAMIC_ITEMS = (GridButton, ImageButton, CancelButton, RankButton, SettingsButton)
+# Every persistent button, registered once in setup_hook; StaleButton answers any other `tm:` id.
+DYNAMIC_ITEMS = (GridButton, ImageButton, CancelButton, RankButton, SettingsButton, StaleButton)
 
 # Loaded in this order; a cog that fails to load is logged and skipped.
 EXTENSIONS = (
@@ -48,7 +49,9 @@ class Tastemaker(commands.Bot):
             intents=discord.Intents.default(),  # no privileged intents: slash commands only
             tree_cls=TastemakerTree,
             help_command=None,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            # Messages echo members' text: nobody is pinged unless a message says so
+            # (a job's messages allow its requester: render.requester_only).
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
         self.db = resources.db

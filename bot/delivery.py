@@ -236,23 +236,21 @@ class Delivery:
         preview = self._preview.get(record.id)
         if text == shown.text or now - shown.at < PROGRESS_EDIT_S and shown.text:
             return
-        message = self._message(record)
         kwargs: dict = {"content": text, "view": self.bot.views.cancel(record.id)}
         if preview is not None:
             kwargs["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.jpg")]
-        await message.edit(**kwargs)
+        await self._edit(record, **kwargs)
         shown.text, shown.at = text, now
 
     async def final_edit(self, record: db_jobs.JobRecord) -> None:
-        message = self._message(record)
         if record.state is JobState.DONE and record.kind in self.final_message:
-            await message.edit(**await self.final_message[record.kind](record))
+            await self._edit(record, **await self.final_message[record.kind](record))
             return
         if record.state is JobState.FAILED:
-            await message.edit(content=render.failed(record), attachments=[], view=None)
+            await self._edit(record, content=render.failed(record), attachments=[], view=None)
             return
         if record.state is JobState.CANCELLED:
-            await message.edit(content=render.cancelled(record), attachments=[], view=None)
+            await self._edit(record, content=render.cancelled(record), attachments=[], view=None)
             return
         images = await db_jobs.images_of(self.bot.db, record.id)
         folder = Path(self.bot.settings.data_dir) / "images" / record.id
@@ -260,13 +258,13 @@ class Delivery:
         withheld, spoiler = filtered.get("withheld", []), bool(filtered.get("spoiler"))
         content = render.finished(record) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
         if not images:  # every image was withheld: nothing to show, nothing to press
-            await message.edit(content=content, attachments=[], view=None)
+            await self._edit(record, content=content, attachments=[], view=None)
         elif len(images) == 1 and not withheld:
             file = discord.File(folder / "1.png", filename=f"tastemaker_{images[0].id}.png", spoiler=spoiler)
-            await message.edit(content=content, attachments=[file], view=self.bot.views.image(images[0].id, upscale=False))
+            await self._edit(record, content=content, attachments=[file], view=self.bot.views.image(images[0].id, upscale=False))
         else:
             file = discord.File(folder / "grid.png", filename=f"tastemaker_{record.id[:8]}.png", spoiler=spoiler)
-            await message.edit(content=content, attachments=[file], view=self.bot.views.grid(record.id))
+            await self._edit(record, content=content, attachments=[file], view=self.bot.views.grid(record.id))
 
     async def notify(self, record: db_jobs.JobRecord) -> None:
         """auto_dm: a short DM with a link once a grid is ready."""
@@ -297,6 +295,10 @@ class Delivery:
             )
         except discord.HTTPException as error:
             log.info("could not DM user %s about withheld images: %s", record.user_id, error)
+
+    async def _edit(self, record: db_jobs.JobRecord, **changes: Any) -> None:
+        """Edit a job's message: it echoes the prompt, so only its requester may be pinged."""
+        await self._message(record).edit(allowed_mentions=render.requester_only(record), **changes)
 
     def _message(self, record: db_jobs.JobRecord) -> discord.PartialMessage:
         return self.bot.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)

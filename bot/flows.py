@@ -23,6 +23,7 @@ from bot.errors import UserError
 from engine import profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members
+from engine.db import taste as db_taste
 from engine.jobs import JobKind, JobState
 
 if TYPE_CHECKING:
@@ -34,6 +35,12 @@ Submit = Callable[[discord.Interaction, str], Awaitable[None]]
 STYLIZE_LEVELS = {"low": 50, "med": 100, "high": 250, "very_high": 750}
 STYLIZE_LABELS = {"low": "Stylize low", "med": "Stylize med", "high": "Stylize high", "very_high": "Stylize very high"}
 TOGGLES = {"personalize": "Personalization", "remix": "Remix mode", "auto_dm": "Auto DM"}
+
+# The one answer to a button whose custom_id points at nothing it can act on: a
+# row that is gone, an id no row can have, a job of another kind, a forged or
+# outdated custom_id (bot/views/base.py StaleButton).
+STALE_BUTTON = "This button no longer works: what it belonged to is gone from this bot."
+GRID_KINDS = (JobKind.IMAGINE, JobKind.VARIATION)  # the jobs whose messages carry U/V/🔄
 
 
 def require_owner(interaction: discord.Interaction, owner_id: int) -> None:
@@ -62,7 +69,9 @@ async def pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, i
     if verdict is safety.Verdict.BLOCK:
         raise UserError(f"Image {index} is withheld by this server's content filter.")
     file = discord.File(path, filename=f"tastemaker_{image.id}.png", spoiler=verdict is safety.Verdict.SPOILER)
-    await interaction.response.send_message(render.single(job, image.idx), file=file, view=bot.views.image(image.id))
+    await interaction.response.send_message(
+        render.single(job, image.idx), file=file, view=bot.views.image(image.id), allowed_mentions=render.requester_only(job)
+    )
 
 
 async def vary_pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, index: int) -> None:
@@ -84,8 +93,8 @@ async def reroll(interaction: discord.Interaction, bot: Tastemaker, job_id: str)
 
 async def _finished_grid(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> db_jobs.JobRecord:
     job = await db_jobs.get_job(bot.db, job_id)
-    if job is None or job.state != JobState.DONE:
-        raise UserError("That grid is no longer stored on this bot.")
+    if job is None or job.state != JobState.DONE or job.kind not in GRID_KINDS:
+        raise UserError(STALE_BUTTON)
     require_owner(interaction, job.user_id)
     return job
 
@@ -116,6 +125,9 @@ async def vary(interaction: discord.Interaction, bot: Tastemaker, image_id: int,
 async def upscale(interaction: discord.Interaction, bot: Tastemaker, image_id: int) -> None:
     image = await _stored_image(bot, image_id)
     require_owner(interaction, image.user_id)
+    job = await db_jobs.get_job(bot.db, image.job_id)
+    if job is not None and job.kind == JobKind.UPSCALE:  # an upscale has no Upscale button
+        raise UserError(STALE_BUTTON)
     prepared = await generation.prepare_from_image(bot, interaction.user.id, interaction.guild_id, image.id, JobKind.UPSCALE)
     await generation.start(bot, interaction, prepared)
 
@@ -136,7 +148,7 @@ async def like(interaction: discord.Interaction, bot: Tastemaker, image_id: int)
 async def _stored_image(bot: Tastemaker, image_id: int) -> db_jobs.ImageRecord:
     image = await db_jobs.get_image(bot.db, image_id)
     if image is None:
-        raise UserError("That image is no longer stored on this bot.")
+        raise UserError(STALE_BUTTON)
     return image
 
 
@@ -165,8 +177,7 @@ async def with_remix(interaction: discord.Interaction, bot: Tastemaker, text: st
 async def cancel(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> None:
     record = await db_jobs.get_job(bot.db, job_id)
     if record is None:
-        await interaction.response.send_message("That job is gone.", ephemeral=True)
-        return
+        raise UserError(STALE_BUTTON)
     require_owner(interaction, record.user_id)
     if record.state.terminal or not await bot.queue.cancel(record.id):
         await interaction.response.send_message("That job has already finished.", ephemeral=True)
@@ -180,6 +191,9 @@ async def cancel(interaction: discord.Interaction, bot: Tastemaker, job_id: str)
 
 async def vote(interaction: discord.Interaction, bot: Tastemaker, pair_id: int, choice: str) -> None:
     if not await profiles.answer_pair(bot.db, interaction.user.id, pair_id, choice):
+        pair = await db_taste.get_rank_pair(bot.db, pair_id)
+        if pair is None or pair.user_id != interaction.user.id:  # /rank pairs are private: a forged id
+            raise UserError(STALE_BUTTON)
         await interaction.response.send_message("That pair is already counted; vote on the newest one.", ephemeral=True)
         return
     await show_next_pair(interaction, bot, replace=True)

@@ -5,11 +5,21 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+import discord
 from PIL import Image
 
 from engine.db.jobs import JobRecord
 
 MAX_PROMPT_SHOWN = 1200  # Discord messages stop at 2000 characters
+
+
+def requester_only(job: JobRecord) -> discord.AllowedMentions:
+    """Who a job's messages may ping: its requester, named in the headline, and
+    nobody else, whatever the prompt holds (`<@id>`, `<@&role>`, `@everyone`).
+    Every other message goes out under the bot's default: no pings at all."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, users=[discord.Object(job.user_id)], replied_user=False
+    )
 
 
 def headline(job: JobRecord) -> str:

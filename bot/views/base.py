@@ -2,22 +2,34 @@
 
 custom_id is "tm:<feature>:<action>:<id>"; a button parses it and calls a flow
 (bot/flows.py), which rebuilds everything else from the database, so buttons
-work after a restart.
+work after a restart. A custom_id is whatever the client sends: each template
+accepts only well-formed ids (ROW_ID, USER_ID), a flow answers flows.STALE_BUTTON for a
+row that is gone, and StaleButton answers the same for any other `tm:` id.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import discord
 
-from bot.errors import reply_error
+from bot.errors import UserError, reply_error
+from bot.flows import STALE_BUTTON
 
 if TYPE_CHECKING:
     from bot.app import Tastemaker
 
 
+_TEMPLATES: list[re.Pattern[str]] = []  # every button's but StaleButton's
+
+
 class PersistentButton(discord.ui.DynamicItem[discord.ui.Button], template=r"tm:__base__"):
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__name__ != "StaleButton":
+            _TEMPLATES.append(cls.__discord_ui_compiled_template__)
+
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             await self.clicked(interaction, interaction.client)
@@ -33,15 +45,32 @@ class ErrorRoutedModal(discord.ui.Modal):
         await reply_error(interaction, error)
 
 
-MAX_ROW_ID = 2**63 - 1  # SQLite's INTEGER
+# Ids in a template. 18 digits at most, a row id always fits SQLite's INTEGER
+# (2**63 - 1 has 19), so no forged number reaches the database; a longer one
+# matches no button and StaleButton answers it. No sign, no leading zero.
+ROW_ID = r"[1-9][0-9]{0,17}"
+USER_ID = r"[1-9][0-9]{0,18}"  # a Discord snowflake: compared, never looked up
 
 
-def row_id(digits: str) -> int:
-    """A numeric id from a custom_id. A forged one too big for SQLite becomes 0, an
-    id no row has (they start at 1), so the flow answers as for a row that is gone
-    ("no longer stored") instead of failing in the database."""
-    value = int(digits)
-    return value if value <= MAX_ROW_ID else 0
+class StaleButton(PersistentButton, template=r"tm:.*"):
+    """Any `tm:` custom_id that no other button's template accepts: forged, or from
+    an older version of the bot. It gets flows.STALE_BUTTON instead of silence
+    ("This interaction failed"). Registered last in bot/app.py DYNAMIC_ITEMS;
+    discord.py offers a click to every template that matches, so this one stands
+    aside (interaction_check) when another button takes it."""
+
+    def __init__(self, custom_id: str):
+        super().__init__(discord.ui.Button(label="…", custom_id=custom_id))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
+        return cls(match[0])
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return not any(template.fullmatch(self.custom_id) for template in _TEMPLATES)
+
+    async def clicked(self, interaction: discord.Interaction, bot: Tastemaker) -> None:
+        raise UserError(STALE_BUTTON)
 
 
 def persistent_view(*items: discord.ui.Item) -> discord.ui.View:

@@ -7,7 +7,7 @@ import re
 import discord
 
 from bot import flows
-from bot.views.base import PersistentButton, persistent_view, row_id
+from bot.views.base import ROW_ID, PersistentButton, persistent_view
 
 LABELS = {
     "vary_strong": ("Vary (Strong)", "🪄"),
@@ -17,7 +17,7 @@ LABELS = {
 }
 
 
-class ImageButton(PersistentButton, template=r"tm:image:(?P<action>vary_strong|vary_subtle|upscale|like):(?P<image>\d+)"):
+class ImageButton(PersistentButton, template=rf"tm:image:(?P<action>vary_strong|vary_subtle|upscale|like):(?P<image>{ROW_ID})"):
     def __init__(self, action: str, image_id: int):
         label, emoji = LABELS[action]
         super().__init__(
@@ -27,7 +27,7 @@ class ImageButton(PersistentButton, template=r"tm:image:(?P<action>vary_strong|v
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
-        return cls(match["action"], row_id(match["image"]))
+        return cls(match["action"], int(match["image"]))
 
     async def clicked(self, interaction, bot) -> None:
         if self.action == "like":

@@ -7,7 +7,7 @@ import re
 import discord
 
 from bot import flows
-from bot.views.base import PersistentButton, persistent_view, row_id
+from bot.views.base import ROW_ID, PersistentButton, persistent_view
 
 BUTTONS = {
     "left": ("◀ Left", discord.ButtonStyle.primary),
@@ -16,7 +16,7 @@ BUTTONS = {
 }
 
 
-class RankButton(PersistentButton, template=r"tm:rank:(?P<choice>left|skip|right):(?P<pair>\d+)"):
+class RankButton(PersistentButton, template=rf"tm:rank:(?P<choice>left|skip|right):(?P<pair>{ROW_ID})"):
     def __init__(self, choice: str, pair_id: int):
         label, style = BUTTONS[choice]
         super().__init__(discord.ui.Button(label=label, style=style, custom_id=f"tm:rank:{choice}:{pair_id}"))
@@ -24,7 +24,7 @@ class RankButton(PersistentButton, template=r"tm:rank:(?P<choice>left|skip|right
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
-        return cls(match["choice"], row_id(match["pair"]))
+        return cls(match["choice"], int(match["pair"]))
 
     async def clicked(self, interaction, bot) -> None:
         await flows.vote(interaction, bot, self.pair_id, self.choice)

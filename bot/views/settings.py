@@ -12,13 +12,13 @@ import discord
 
 from bot import flows
 from bot.flows import STYLIZE_LABELS, STYLIZE_LEVELS, TOGGLES
-from bot.views.base import PersistentButton, persistent_view, row_id
+from bot.views.base import USER_ID, PersistentButton, persistent_view
 from engine.db import members
 
 _ACTIONS = "|".join([*TOGGLES, *(f"stylize_{level}" for level in STYLIZE_LEVELS)])
 
 
-class SettingsButton(PersistentButton, template=rf"tm:settings:(?P<action>{_ACTIONS}):(?P<user>\d+)"):
+class SettingsButton(PersistentButton, template=rf"tm:settings:(?P<action>{_ACTIONS}):(?P<user>{USER_ID})"):
     def __init__(self, action: str, user_id: int, prefs: members.MemberSettings | None = None):
         prefs = prefs or members.MemberSettings()
         if action.startswith("stylize_"):
@@ -39,7 +39,7 @@ class SettingsButton(PersistentButton, template=rf"tm:settings:(?P<action>{_ACTI
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
-        return cls(match["action"], row_id(match["user"]))
+        return cls(match["action"], int(match["user"]))
 
     async def clicked(self, interaction, bot) -> None:
         await flows.change_setting(interaction, bot, self.user_id, self.action)
