@@ -43,10 +43,15 @@ def main() -> None:
     import aiohttp
     import discord
 
+    from engine.presets import PresetFileError
+
     try:
         asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
+    except PresetFileError as error:  # the owner's presets.toml: each problem on its own line
+        print(f"Invalid model presets:\n{error}", file=sys.stderr)
+        raise SystemExit(2) from None
     except discord.LoginFailure:
         print("Discord rejected DISCORD_TOKEN: reset the bot token in the developer portal and put the new one in .env.", file=sys.stderr)
         raise SystemExit(2) from None

@@ -51,6 +51,8 @@ def finished(job: JobRecord) -> str:
         if sref:  # a code or a link (already in the prompt in full; shortened here)
             steering.append(f"--sref {sref if len(sref) <= 80 else sref[:79] + '…'}".replace("`", "'"))
         details.append(f"`{' '.join(steering)} --s {job.request.get('stylize', 100)}`")
+    if job.request.get("note"):  # e.g. a preset that can't apply a taste (bot/generation.py)
+        details.append(job.request["note"])
     if "seed" in job.request:
         details.append(f"seed {job.request['seed']}")
     if job.gpu_seconds:

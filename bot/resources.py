@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.web.server import WebSite, start_web
 from bot.workers import LocalWorkers
 from engine import db as database
+from engine.presets import load_presets
 from engine.queue import JobQueue, open_queue
 
 
@@ -31,6 +32,8 @@ class Resources:
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    # 0. The owner's model presets (presets.toml): a bad file stops startup with what is wrong.
+    load_presets(settings)
     async with AsyncExitStack() as stack:
         # 1. The database first: it creates the file and applies migrations, so the
         #    SQLite queue and the workers find its tables.

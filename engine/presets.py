@@ -449,6 +449,10 @@ def load_presets(settings: Any = None, *, file: str | os.PathLike | None = None)
     With neither, only the built-ins. Returns the registry."""
     path = Path(file) if file is not None else (settings.presets_path if settings is not None else None)
     merged = _registry([*BUILTIN_PRESETS, *(read_presets(path) if path is not None else [])])
+    model = getattr(settings, "model", None)
+    if model is not None and model not in merged:
+        names = ", ".join(sorted(n for n, p in merged.items() if p.name == n))
+        raise PresetFileError(f"TASTEMAKER_MODEL={model!r} is not a model preset: choose one of {names}")
     PRESETS.clear()
     PRESETS.update(merged)
     return PRESETS
