@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,11 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)  # stored as jobs.request
     parent_image_id: int | None = None
     kind: str | None = None  # the bot's name for it when not the queue job's kind (e.g. "moodboard")
+
+    @property
+    def images(self) -> int:
+        """What it counts against the daily quota: the images it returns (a grid 4, an upscale 1)."""
+        return self.job.generate.count if self.job.generate else 0
 
 
 async def prepare_imagine(
@@ -194,7 +202,45 @@ async def check_guild_rules(bot: Tastemaker, guild_id: int | None, text: str) ->
             raise UserError(f"This server doesn't allow the word `{word}` in prompts.")
 
 
-async def check_limits(bot: Tastemaker, user_id: int, guild_id: int | None, channel_id: int | None) -> None:
+@dataclass(frozen=True)
+class Quota:
+    """A member's daily images on one server (UTC days)."""
+
+    limit: int | None  # None: unlimited
+    used: int  # made today, or queued or running (they will be)
+    resets_at: float  # the next 00:00 UTC
+
+    @property
+    def left(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+    def resets_text(self, now: float) -> str:
+        minutes = max(1, math.ceil((self.resets_at - now) / 60))
+        hours, minutes = divmod(minutes, 60)
+        return f"00:00 UTC (in {f'{hours} h ' if hours else ''}{minutes} min)"
+
+
+def role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    """The member's roles on the server of the interaction (none in DMs)."""
+    return tuple(role.id for role in getattr(user, "roles", ()))
+
+
+async def daily_quota(
+    bot: Tastemaker, user_id: int, guild_id: int | None, roles: Iterable[int], now: float | None = None
+) -> Quota:
+    now = time.time() if now is None else now
+    day = math.floor(now / 86400) * 86400  # POSIX time has no leap seconds: UTC days are 86400 s
+    limit = await members.daily_image_quota(bot.db, guild_id, roles)
+    used = await db_jobs.images_since(bot.db, user_id, guild_id, day) if limit is not None else 0
+    return Quota(limit=limit, used=used, resets_at=day + 86400)
+
+
+async def check_limits(
+    bot: Tastemaker, user_id: int, guild_id: int | None, channel_id: int | None, *,
+    roles: Iterable[int] = (), images: int = 0,
+) -> None:
+    """Everything that can refuse a job before it is queued; `images` is what it would make.
+    Only reads this database: start() runs it in the transaction that records the job."""
     rules = await members.get_guild(bot.db, guild_id)
     if rules.allowed_channels and channel_id not in rules.allowed_channels:
         where = ", ".join(f"<#{c}>" for c in rules.allowed_channels)
@@ -210,12 +256,21 @@ async def check_limits(bot: Tastemaker, user_id: int, guild_id: int | None, chan
         raise UserError(
             f"This server already has {rules.max_jobs} jobs queued or running, its limit. Try again in a minute."
         )
+    if images:
+        now = time.time()
+        quota = await daily_quota(bot, user_id, guild_id, roles, now)
+        if quota.left is not None and quota.left < images:
+            resets = f"the quota resets at {quota.resets_text(now)}."
+            if quota.left == 0:
+                raise UserError(f"You've used {quota.used} of your {quota.limit} images today; {resets}")
+            raise UserError(
+                f"This needs {images} images, and you have {quota.left} of your {quota.limit} images left today; {resets}"
+            )
 
 
 async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Prepared) -> discord.Message:
     """Queue the job and post its '(Waiting to start)' message (the one the pump edits)."""
     user_id = interaction.user.id
-    await check_limits(bot, user_id, interaction.guild_id, interaction.channel_id)
     # The server's NSFW policy: the worker refuses flagged input images where it blocks;
     # delivery applies it to the results ('allow' needs an age-restricted channel).
     rules = await members.get_guild(bot.db, interaction.guild_id)
@@ -223,22 +278,29 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
     age_restricted = bool(is_nsfw and is_nsfw())
     threshold = safety.input_threshold(rules.nsfw_policy, rules.nsfw_threshold, age_restricted)
     prepared.job = prepared.job.model_copy(update={"nsfw_threshold": threshold})
-    if not interaction.response.is_done():
-        await interaction.response.defer()
+    # The limits are checked in the transaction that records the job, so that
+    # commands sent at once can't all pass a limit or quota with room for one.
+    async with transaction(bot.db):
+        await check_limits(
+            bot, user_id, interaction.guild_id, interaction.channel_id,
+            roles=role_ids(interaction.user), images=prepared.images,
+        )
+        await members.ensure_user(bot.db, user_id)
+        await db_jobs.insert_job(
+            bot.db,
+            id=prepared.job.id,
+            kind=prepared.kind or prepared.job.kind,
+            user_id=user_id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            prompt=prepared.prompt,
+            request={**prepared.info, "preset": prepared.job.preset, "age_restricted": age_restricted},
+            parent_image_id=prepared.parent_image_id,
+            images=prepared.images,
+        )
     try:
-        async with transaction(bot.db):
-            await members.ensure_user(bot.db, user_id)
-            await db_jobs.insert_job(
-                bot.db,
-                id=prepared.job.id,
-                kind=prepared.kind or prepared.job.kind,
-                user_id=user_id,
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-                prompt=prepared.prompt,
-                request={**prepared.info, "preset": prepared.job.preset, "age_restricted": age_restricted},
-                parent_image_id=prepared.parent_image_id,
-            )
+        if not interaction.response.is_done():
+            await interaction.response.defer()
         await bot.queue.submit(prepared.job)
         record = await db_jobs.get_job(bot.db, prepared.job.id)
         position = await bot.queue.position(prepared.job.id)

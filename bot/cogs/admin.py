@@ -92,6 +92,37 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         )
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
+    @app_commands.command(description="Daily image quotas (UTC days): for each member, and for roles")
+    @app_commands.describe(
+        member="Images each member may make a day (0 = unlimited)",
+        role="A role whose members get their own quota instead",
+        images="The role's images a day (0 = unlimited; leave out to remove the role's quota)",
+    )
+    async def quota(
+        self,
+        interaction: discord.Interaction,
+        member: app_commands.Range[int, 0, 100_000] | None = None,
+        role: discord.Role | None = None,
+        images: app_commands.Range[int, 0, 100_000] | None = None,
+    ) -> None:
+        if images is not None and role is None:
+            raise UserError("Name the role: `/admin quota role:@role images:N`.")
+        guild_id = interaction.guild_id
+        if member is not None:
+            await members.update_guild(self.bot.db, guild_id, daily_images_per_member=member or None)
+        if role is not None:
+            await members.set_role_quota(self.bot.db, guild_id, role.id, images)
+        default = (await members.get_guild(self.bot.db, guild_id)).daily_images_per_member
+        lines = [f"Each member: {f'**{default}** images a day' if default else 'no daily quota'}."]
+        for role_id, daily in sorted((await members.role_quotas(self.bot.db, guild_id)).items()):
+            lines.append(f"<@&{role_id}>: {f'**{daily}** images a day' if daily else 'unlimited'}.")
+        if len(lines) > 1:
+            lines.append("A member with any of these roles gets the most generous of them instead of the per-member quota.")
+        lines.append("Days start at 00:00 UTC. Queued jobs count: a grid is 4 images, an upscale 1.")
+        await interaction.response.send_message(
+            "\n".join(lines), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
     @app_commands.command(description="Sync slash commands now (the bot owner only)")
     async def sync(self, interaction: discord.Interaction) -> None:
         if not await self.bot.is_owner(interaction.user):

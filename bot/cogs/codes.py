@@ -1,4 +1,10 @@
-"""/codes: your profile codes, and making one private or public."""
+"""/codes: your profile codes, and making them private or public.
+
+Privacy is the member's choice per profile (taste, moodboards): new codes start
+as chosen. `visibility` alone sets every code and every new one; with `code`
+it sets that code, and making one private also makes its profile's new codes
+private (so a vote never makes a private taste public again).
+"""
 
 from __future__ import annotations
 
@@ -27,13 +33,24 @@ def code_line(info: profiles.CodeInfo, current: str | None) -> str:
     return f"`{info.code}` · {what} · {' · '.join(flags)} · <t:{int(info.created_at)}:R>"
 
 
+KIND_NAMES = {"votes": "taste codes", "moodboard": "moodboards"}
+
+
+def privacy_line(privacy: dict[str, bool]) -> str:
+    if len(set(privacy.values())) == 1:
+        return "New codes start public." if privacy["votes"] else "New codes start 🔒 private."
+    return "; ".join(
+        f"new {KIND_NAMES[kind]} start {'public' if public else '🔒 private'}" for kind, public in privacy.items()
+    ).capitalize() + "."
+
+
 class Codes(commands.Cog):
     def __init__(self, bot: Tastemaker):
         self.bot = bot
 
-    @app_commands.command(description="List your taste codes, or make one private or public")
+    @app_commands.command(description="List your taste codes, or make them private or public")
     @app_commands.describe(
-        code="One of your codes (leave out to list them all)",
+        code="One of your codes (leave out to list them all, or to change all of them)",
         visibility="private: only you can use it; public: anyone can use it with --p",
     )
     async def codes(
@@ -43,21 +60,35 @@ class Codes(commands.Cog):
         visibility: Literal["private", "public"] | None = None,
     ) -> None:
         user_id = interaction.user.id
+        if visibility is not None and code is None:
+            await self.set_all(interaction, visibility == "public")
+            return
         if visibility is not None:
-            if code is None:
-                raise UserError(f"Name the code to make {visibility}: `/codes code:<code> visibility:{visibility}`.")
             await self.set_visibility(interaction, code, visibility == "public")
             return
         await self.show(interaction, user_id, code)
 
     async def set_visibility(self, interaction: discord.Interaction, code: str, public: bool) -> None:
-        code = profiles.normalize_code(code)
-        await profiles.set_public(self.bot.db, interaction.user.id, code, public)  # TasteError: unknown / not yours
+        info = await profiles.set_public(self.bot.db, interaction.user.id, code, public)  # TasteError: unknown / not yours
+        code, kind = info.code, KIND_NAMES[info.kind]
         if public:
             text = f"`{code}` is now public: anyone can use it with `--p {code}`."
+            if not (await profiles.privacy(self.bot.db, interaction.user.id))[info.kind]:
+                text += f" Your new {kind} still start private; `/codes visibility:public` makes all your codes public."
         else:
-            text = f"`{code}` is now private: only you can use it (`--p {code}`); others get an error."
+            text = (
+                f"`{code}` is now private: only you can use it (`--p {code}`); others get an error. "
+                f"Your new {kind} start private too; `/codes visibility:public` makes all your codes public again."
+            )
         await interaction.response.send_message(text, ephemeral=True)
+
+    async def set_all(self, interaction: discord.Interaction, public: bool) -> None:
+        changed = await profiles.set_all_public(self.bot.db, interaction.user.id, public)
+        if public:
+            text = "All your codes are now public, and new ones will start public: anyone can use them with `--p CODE`."
+        else:
+            text = "All your codes are now 🔒 private, and new ones will start private: only you can use them."
+        await interaction.response.send_message(f"{text} ({changed} changed.)", ephemeral=True)
 
     async def show(self, interaction: discord.Interaction, user_id: int, only: str | None) -> None:
         current = await self.current(user_id)
@@ -70,13 +101,15 @@ class Codes(commands.Cog):
         if not found:
             await interaction.response.send_message(await self.no_codes_text(user_id), ephemeral=True)
             return
-        lines = [f"**Your codes** ({len(found)}, newest first)"]
+        privacy = await profiles.privacy(self.bot.db, user_id)
+        lines = [f"**Your codes** ({len(found)}, newest first) · {privacy_line(privacy)}"]
         lines += [code_line(info, current) for info in found[:MAX_LISTED]]
         if len(found) > MAX_LISTED:
             lines.append(f"… and {len(found) - MAX_LISTED} older codes (they all still work).")
         lines.append(
             "Use one with `--p CODE`; mix them with `--p a::2 b`. "
-            "`/codes code:CODE visibility:private` hides one from others."
+            "`/codes visibility:private` hides all of them from others, new ones too; "
+            "`/codes code:CODE visibility:…` changes one."
         )
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 

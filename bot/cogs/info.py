@@ -1,11 +1,14 @@
-"""/info: votes, unlock state, code, taste explanation, jobs and usage."""
+"""/info: votes, unlock state, code, taste explanation, jobs, usage and the daily quota."""
 
 from __future__ import annotations
+
+import time
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import generation
 from bot.app import Tastemaker
 from engine import profiles
 from engine.db import jobs as db_jobs
@@ -19,11 +22,11 @@ class Info(commands.Cog):
     @app_commands.command(description="Your taste profile, code, jobs and usage")
     async def info(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True)
-        embed = await info_embed(self.bot, interaction.user)
+        embed = await info_embed(self.bot, interaction.user, interaction.guild_id)
         await interaction.followup.send(embed=embed, ephemeral=True)
 
 
-async def info_embed(bot: Tastemaker, user: discord.abc.User) -> discord.Embed:
+async def info_embed(bot: Tastemaker, user: discord.abc.User, guild_id: int | None = None) -> discord.Embed:
     status = await profiles.status(bot.db, user.id, bot.settings.unlock_votes)
     embed = discord.Embed(title=f"{user.display_name}'s tastemaker profile", colour=discord.Colour.blurple())
     # 1. The profile.
@@ -34,8 +37,10 @@ async def info_embed(bot: Tastemaker, user: discord.abc.User) -> discord.Embed:
     embed.add_field(name="Votes", value=str(status.votes))
     embed.add_field(name="Likes", value=str(status.likes))
     embed.add_field(name="Profile", value=state, inline=False)
-    if status.code:
+    if status.code and status.public:
         embed.add_field(name="Current code", value=f"`{status.code}` · use it with `--p` (others: `--p {status.code}`)", inline=False)
+    elif status.code:  # no invitation to others: they would be refused
+        embed.add_field(name="Current code", value=f"`{status.code}` · 🔒 private: only you can use it, with `--p`", inline=False)
     if status.toward or status.away:
         taste = f"You lean toward: {', '.join(status.toward)}"
         if status.away:
@@ -48,6 +53,15 @@ async def info_embed(bot: Tastemaker, user: discord.abc.User) -> discord.Embed:
     embed.add_field(name="Jobs", value=f"{len(active) - running} queued · {running} running")
     embed.add_field(name="Images made", value=str(images))
     embed.add_field(name="GPU time", value=f"{gpu_seconds:.1f}s")
+    # 3. The server's daily quota, when it has one for this member.
+    now = time.time()
+    quota = await generation.daily_quota(bot, user.id, guild_id, generation.role_ids(user), now)
+    if quota.limit is not None:
+        embed.add_field(
+            name="Images today",
+            value=f"{quota.used} of {quota.limit} used · **{quota.left} left** · resets at {quota.resets_text(now)}",
+            inline=False,
+        )
     return embed
 
 

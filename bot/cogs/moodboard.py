@@ -163,10 +163,15 @@ def make_hooks(bot: Tastemaker):
             problem = record.request.get("error", "unknown error")
             return {"content": f"{render.headline(record)} (failed: {problem})", "attachments": [], "view": None}
         n = record.request.get("images", 0)
+        info = await profiles.get_code(bot.db, code)
+        if info is None or info.public:
+            privacy = f"Make it private with `/codes code:{code} visibility:private`."
+        else:  # the member's moodboards start private
+            privacy = f"🔒 It is private: only you can use it (`/codes code:{code} visibility:public` shares it)."
         content = (
             f"{render.headline(record)} · moodboard code `{code}`\n"
             f"Use it like any taste code: `/imagine a cat --p {code}` (strength with `--s`, "
-            f"mix with `--p {code}::2 OTHER`). Make it private with `/codes code:{code} visibility:private`."
+            f"mix with `--p {code}::2 OTHER`). {privacy}"
         )
         if n:
             content += f" Built from {n} image{'s' if n != 1 else ''}."

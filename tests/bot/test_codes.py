@@ -1,4 +1,4 @@
-"""/codes: listing a member's codes and making one private or public."""
+"""/codes: listing a member's codes and making them private or public; privacy that lasts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from tests.bot.conftest import acknowledge_user_errors
+from tests.bot.conftest import acknowledge_user_errors, run_until
+from tests.bot.test_imagine import job_message
+from tests.bot.test_moodboard import moodboard_done, png
 from tests.bot.test_prefer import job_rows, vote
 
 POOLED = {"TASTEMAKER_WORKERS": "0", "TASTEMAKER_UNLOCK_VOTES": "3"}
@@ -37,7 +39,6 @@ async def test_private_codes_refuse_others_but_not_the_owner(simcord_env, world,
     # Only the owner can change it; unknown codes are named.
     refused(await bob.slash(channel, "codes", code=code, visibility="private"), f"`{code}` is not one of your codes")
     refused(await alice.slash(channel, "codes", code="zzzzzzz", visibility="private"), "Unknown code `zzzzzzz`")
-    refused(await alice.slash(channel, "codes", visibility="private"), "Name the code to make private")
 
     made = await alice.slash(channel, "codes", code=code.upper(), visibility="private")
     assert made.ephemeral and f"`{code}` is now private" in made.response.content
@@ -57,8 +58,97 @@ async def test_private_codes_refuse_others_but_not_the_owner(simcord_env, world,
     assert [prompt for _, prompt, _ in await job_rows(simcord_bot)] == [f"a cat --p {code}", f"a dog --p {code}"]
 
 
+def field(result, name: str) -> str:
+    [embed] = result.response.embeds
+    return next(f.value for f in embed.fields if f.name == name)
+
+
+def codes_in(content: str) -> list[str]:
+    return re.findall(r"^`([a-z2-7]{7})`", content, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+@pytest.mark.parametrize("bot_overrides", [POOLED])
+async def test_a_private_taste_stays_private_after_new_votes(simcord_env, world, simcord_bot):
+    _, channel, alice, bob = world
+
+    def refused(result, code: str) -> None:
+        assert result.ephemeral
+        assert f"Code `{code}` is private: only its owner can use it." in result.response.content
+        assert acknowledge_user_errors(simcord_env)[-1] == result.response.content
+
+    await vote(simcord_bot, alice.id, 3)
+    info = await alice.slash(channel, "info")
+    [old] = re.findall(r"`([a-z2-7]{7})`", field(info, "Current code"))
+    assert f"others: `--p {old}`" in field(info, "Current code")
+
+    made = await alice.slash(channel, "codes", code=old, visibility="private")
+    assert "Your new taste codes start private too" in made.response.content
+
+    # A vote makes a new version; it is private like the old one, and /info invites nobody.
+    await vote(simcord_bot, alice.id, 1)
+    info = await alice.slash(channel, "info")
+    current = field(info, "Current code")
+    [new] = re.findall(r"`([a-z2-7]{7})`", current)
+    assert new != old
+    assert "🔒 private: only you can use it" in current and "others" not in current
+    listed = (await alice.slash(channel, "codes")).response.content
+    assert "New taste codes start 🔒 private; new moodboards start public." in listed
+    assert codes_in(listed) == [new, old] and listed.count("🔒 private · ") == 2  # both lines
+
+    for code in (new, old):
+        refused(await bob.slash(channel, "imagine", prompt=f"a dog --p {code}"), code)
+        refused(await bob.slash(channel, "imagine", prompt=f"a dog --sref {code}"), code)
+    assert await job_rows(simcord_bot) == []  # nothing queued for bob
+
+    # Sharing one code shares that one; the next version starts private again.
+    shared = await alice.slash(channel, "codes", code=new, visibility="public")
+    assert "Your new taste codes still start private" in shared.response.content
+    await bob.slash(channel, "imagine", prompt=f"a dog --p {new}")
+    assert channel.last_message.content.startswith(f"**a dog --p {new}** - {bob.mention}")
+    await vote(simcord_bot, alice.id, 1)
+    [newest] = re.findall(r"`([a-z2-7]{7})`", field(await alice.slash(channel, "info"), "Current code"))
+    refused(await bob.slash(channel, "imagine", prompt=f"a cat --p {newest}"), newest)
+
+    # All at once: public, every version and the next ones; then private again, all of them.
+    everyone = await alice.slash(channel, "codes", visibility="public")
+    assert everyone.ephemeral and "All your codes are now public" in everyone.response.content
+    assert "(2 changed.)" in everyone.response.content  # old and newest; new was already public
+    await vote(simcord_bot, alice.id, 1)
+    info = await alice.slash(channel, "info")
+    [latest] = re.findall(r"`([a-z2-7]{7})`", field(info, "Current code"))
+    assert f"others: `--p {latest}`" in field(info, "Current code")
+    await bob.slash(channel, "imagine", prompt=f"a cat --p {latest}")
+    assert channel.last_message.content.startswith(f"**a cat --p {latest}** - {bob.mention}")
+
+    hidden = await alice.slash(channel, "codes", visibility="private")
+    assert "All your codes are now 🔒 private" in hidden.response.content and "(4 changed.)" in hidden.response.content
+    for code in (old, new, newest, latest):
+        refused(await bob.slash(channel, "imagine", prompt=f"a cow --p {code}"), code)
+    assert "New codes start 🔒 private." in (await alice.slash(channel, "codes")).response.content
+    assert [prompt for _, prompt, _ in await job_rows(simcord_bot)] == [f"a dog --p {new}", f"a cat --p {latest}"]
+
+
 @pytest.mark.parametrize("bot_overrides", [{"TASTEMAKER_WORKERS": "0"}])
 async def test_codes_without_a_rank_pool(simcord_env, world):
     _, channel, alice, _ = world
     result = await alice.slash(channel, "codes")
     assert result.ephemeral and "no rank pool yet" in result.response.content
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+async def test_a_private_members_new_moodboard_is_private(simcord_env, world, simcord_bot):
+    _, channel, alice, bob = world
+    hidden = await alice.slash(channel, "codes", visibility="private")  # before she has any code
+    assert "All your codes are now 🔒 private" in hidden.response.content and "(0 changed.)" in hidden.response.content
+
+    await alice.slash(channel, "moodboard create", image1=("sun.png", png("orange")), image2=("sea.png", png("navy")))
+    await run_until(simcord_env, lambda: moodboard_done(channel))
+    done = job_message(channel, "moodboard:").content
+    code = re.search(r"moodboard code `([a-z2-7]{7})`", done).group(1)
+    assert "🔒 It is private: only you can use it" in done and "Make it private" not in done
+    assert f"`{code}` · moodboard v1 · 2 images · 🔒 private" in (await alice.slash(channel, "codes")).response.content
+
+    result = await bob.slash(channel, "imagine", prompt=f"a cat --p {code}")
+    assert result.ephemeral and f"Code `{code}` is private: only its owner can use it." in result.response.content
+    acknowledge_user_errors(simcord_env)
