@@ -15,6 +15,7 @@ from bot.errors import TastemakerTree
 from bot.resources import Resources
 from bot.views.base import StaleButton
 from bot.views.builders import Views
+from bot.views.explore import ExploreLikeButton, ExploreNextButton
 from bot.views.grid import GridButton
 from bot.views.image import ImageButton
 from bot.views.job import CancelButton
@@ -25,7 +26,9 @@ from engine.db import members
 log = logging.getLogger("bot")
 
 # Every persistent button, registered once in setup_hook; StaleButton answers any other `tm:` id.
-DYNAMIC_ITEMS = (GridButton, ImageButton, CancelButton, RankButton, SettingsButton, StaleButton)
+DYNAMIC_ITEMS = (
+    GridButton, ImageButton, CancelButton, RankButton, SettingsButton, ExploreLikeButton, ExploreNextButton, StaleButton,
+)
 
 # Loaded in this order; a cog that fails to load is logged and skipped.
 EXTENSIONS = (
@@ -37,6 +40,7 @@ EXTENSIONS = (
     "bot.cogs.moodboard",
     "bot.cogs.admin",
     "bot.cogs.web",
+    "bot.cogs.explore",
 )
 
 

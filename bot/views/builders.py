@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import discord
 
+from bot.views.explore import explore_view
 from bot.views.grid import grid_view
 from bot.views.image import image_view
 from bot.views.job import cancel_view
@@ -28,3 +29,4 @@ class Views:
     pair: Callable[..., discord.ui.View] = pair_view
     settings: Callable[..., discord.ui.View] = settings_view
     remix: Callable[..., discord.ui.Modal] = RemixModal
+    explore: Callable[..., discord.ui.View] = explore_view
