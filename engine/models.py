@@ -145,7 +145,12 @@ def register_tiny_openclip(config_path: str | os.PathLike) -> None:
         open_clip.add_model_config(Path(config_path))
 
 
-def _tiny_ip_adapter_state_dict(unet, seed: int) -> dict[str, torch.Tensor]:
+def random_ip_adapter_state_dict(unet, seed: int, embed_dim: int = _TINY_EMBED_DIM) -> dict[str, torch.Tensor]:
+    """A random plain IP-Adapter for `unet` (any size; bench/gpu_check.py builds a full SDXL one)."""
+    return _tiny_ip_adapter_state_dict(unet, seed, embed_dim)
+
+
+def _tiny_ip_adapter_state_dict(unet, seed: int, embed_dim: int = _TINY_EMBED_DIM) -> dict[str, torch.Tensor]:
     """A plain IP-Adapter in the layout of the released weight files.
 
     image_proj.{proj,norm}.*: ImageProjection, one image embedding -> 4 tokens.
@@ -162,7 +167,7 @@ def _tiny_ip_adapter_state_dict(unet, seed: int) -> dict[str, torch.Tensor]:
         return torch.randn(*shape, generator=g) / fan_in**0.5
 
     sd = {
-        "image_proj.proj.weight": randn(cross * _TINY_IP_TOKENS, _TINY_EMBED_DIM, fan_in=_TINY_EMBED_DIM),
+        "image_proj.proj.weight": randn(cross * _TINY_IP_TOKENS, embed_dim, fan_in=embed_dim),
         "image_proj.proj.bias": torch.zeros(cross * _TINY_IP_TOKENS),
         "image_proj.norm.weight": torch.ones(cross),
         "image_proj.norm.bias": torch.zeros(cross),

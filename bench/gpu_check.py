@@ -1,0 +1,309 @@
+"""GPU check: the real job paths on full-size SDXL architectures, random weights, nothing downloaded.
+
+    .venv/bin/python bench/gpu_check.py            # a CUDA GPU: full SDXL at 1024 px, bf16, eager and compiled
+    .venv/bin/python bench/gpu_check.py --smoke    # the CPU: tiny sizes through the same code (the tests run this)
+
+1. Build an SDXL pipeline from its published architecture (UNet 2.6 B
+   parameters, the SDXL VAE, CLIP ViT-L and OpenCLIP bigG text encoders), a
+   plain ViT-H IP-Adapter and an OpenCLIP ViT-H-14, all with random weights,
+   and save them as a diffusers folder: so the worker loads them through the
+   very calls it uses for sdxl-lightning (from_pretrained, load_ip_adapter,
+   open_clip), with Lightning's sampling (Euler, trailing, 4 steps, no CFG).
+2. Through engine.generate.Engine, as a worker runs them: imagine (a 2x2
+   grid), variation (4), upscale x2 (1), imagine with --p at s = 0, 100 and
+   1000, and imagine with a preview at every step against none. Outpaint is
+   left out until that job kind exists.
+3. The same again with the UNet compiled (torch.compile; CUDA only).
+
+It prints seconds per job (the median of --repeat runs after a warm-up), the
+peak GPU memory of each, and side-by-side ratios: what previews cost, what
+personalization costs, what compile gains. Random weights make noise images:
+this measures speed and memory and proves the CUDA path runs, not quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from engine import generate as generate_module  # noqa: E402
+from engine import models  # noqa: E402
+from engine.generate import Engine  # noqa: E402
+from engine.jobs import GenerateSpec, Job, JobKind  # noqa: E402
+from engine.presets import Preset  # noqa: E402
+from engine.profiles import Calibration  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The architecture to build. `full` is SDXL base 1.0's published configs."""
+
+    name: str
+    size: int  # pixels per side
+    unet: dict
+    vae: dict
+    text: tuple[dict, dict]  # CLIP ViT-L, OpenCLIP bigG (as transformers CLIPTextConfig kwargs)
+    openclip: str  # an open_clip architecture name
+    embed_dim: int
+
+
+FULL = Sizes(
+    name="SDXL (2.6 B UNet) + ViT-H IP-Adapter",
+    size=1024,
+    unet=dict(
+        sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
+        cross_attention_dim=2048, use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816, norm_num_groups=32,
+    ),
+    vae=dict(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2, latent_channels=4, norm_num_groups=32, sample_size=1024,
+        scaling_factor=0.13025, force_upcast=True,
+    ),
+    text=(
+        dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+             projection_dim=768, hidden_act="quick_gelu"),
+        dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+             projection_dim=1280, hidden_act="gelu"),
+    ),
+    openclip="ViT-H-14",
+    embed_dim=1024,
+)
+
+SMOKE = Sizes(
+    name="tiny SDXL layout (smoke)",
+    size=128,
+    unet=dict(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 1), attention_head_dim=(2, 4), cross_attention_dim=64,
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32, norm_num_groups=16,
+    ),
+    vae=dict(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 32, 32),
+        layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=128,
+    ),
+    text=(
+        dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
+        dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
+    ),
+    openclip=models.TINY_OPENCLIP_MODEL,
+    embed_dim=64,
+)
+
+
+# -- 1. build ------------------------------------------------------------------------------
+
+
+def build(sizes: Sizes, root: Path, device: torch.device, dtype: torch.dtype) -> Preset:
+    """Random-weight modules from the configs, saved where a preset can load them."""
+    import open_clip
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(0)
+    with device:  # initialise on the GPU: a 2.6 B UNet initialises in seconds there
+        unet = UNet2DConditionModel(**sizes.unet)
+        vae = AutoencoderKL(**sizes.vae)
+        ids = dict(vocab_size=49408, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**ids, **sizes.text[0]))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**ids, **sizes.text[1]))
+    vocab, merges = models._clip_bpe_vocab()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        timestep_spacing="trailing", steps_offset=1,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+        tokenizer_2=tokenizer, unet=unet, scheduler=scheduler, image_encoder=None, feature_extractor=None,
+    )
+    pipe.to(dtype=dtype).save_pretrained(root, safe_serialization=True)
+    (root / "ip_adapter").mkdir()
+    ip = models.random_ip_adapter_state_dict(unet, seed=3, embed_dim=sizes.embed_dim)
+    save_file({k: v.to(dtype).contiguous() for k, v in ip.items()}, str(root / "ip_adapter" / "ip_adapter.safetensors"))
+    del pipe, unet, vae, text_encoder, text_encoder_2
+
+    if sizes.openclip == models.TINY_OPENCLIP_MODEL:
+        config = root / f"{models.TINY_OPENCLIP_MODEL}.json"
+        config.write_text(json.dumps(models._tiny_openclip_config()))
+        models.register_tiny_openclip(config)
+    clip = open_clip.create_model(sizes.openclip, pretrained=None, device=device)
+    save_file({k: v.to(dtype).contiguous() for k, v in clip.state_dict().items()}, str(root / "openclip.safetensors"))
+    del clip
+    return Preset(
+        name="gpu-check", description=sizes.name, kind="sdxl", base_repo=str(root), variant=None,
+        ip_adapter_repo=str(root), ip_adapter_subfolder="ip_adapter", ip_adapter_weight="ip_adapter.safetensors",
+        ip_adapter_encoder=sizes.openclip, openclip_model=sizes.openclip,
+        openclip_pretrained=str(root / "openclip.safetensors"), embed_dim=sizes.embed_dim, base_size=sizes.size,
+        steps=4, guidance_scale=0.0, upscale_strength=0.3,
+    )
+
+
+# -- 2. jobs -------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    job: str
+    seconds: dict[str, float]  # mode -> median seconds
+    peak_gib: dict[str, float]
+
+
+class Check:
+    def __init__(self, engine: Engine, preset: Preset, repeat: int):
+        self.engine, self.preset, self.repeat = engine, preset, repeat
+        self.device = engine.loaded.device
+        self.size = preset.base_size
+        g = torch.Generator().manual_seed(7)
+        self.taste = torch.randn(preset.embed_dim, generator=g).tolist()  # a conditioning vector, as --p sends
+        self.source = b""  # a grid image: the variation and upscale source
+
+    def spec(self, s: int | None = None, **fields) -> GenerateSpec:
+        personal = {}
+        if s:  # s = 0: no conditioning at all, exactly as the bot sends it
+            scale = Calibration(self.preset.taste_tau_max, self.preset.taste_lambda_max).scale(s)
+            personal = dict(conditioning=self.taste, ip_adapter_scale=scale)
+        return GenerateSpec(prompt="a lighthouse on a cliff at dusk, oil painting", width=self.size,
+                            height=self.size, seed=1, stylize=s or 100, **personal, **fields)
+
+    def jobs(self) -> dict[str, Callable[[], Job]]:
+        def job(kind: JobKind, spec: GenerateSpec) -> Job:
+            return Job(kind=kind, user_id=0, preset=self.preset.name, generate=spec)
+
+        return {
+            "imagine 2x2": lambda: job(JobKind.IMAGINE, self.spec()),
+            "imagine 2x2 --p s=0": lambda: job(JobKind.IMAGINE, self.spec(s=0)),
+            "imagine 2x2 --p s=100": lambda: job(JobKind.IMAGINE, self.spec(s=100)),
+            "imagine 2x2 --p s=1000": lambda: job(JobKind.IMAGINE, self.spec(s=1000)),
+            "variation x4 (strong)": lambda: job(JobKind.VARIATION, self.spec(init_image=self.source, strength=0.75)),
+            "upscale x2": lambda: job(JobKind.UPSCALE, self.spec(init_image=self.source, count=1)),
+        }
+
+    def time(self, make: Callable[[], Job], previews: bool = False) -> tuple[float, float]:
+        """Median seconds of `repeat` runs after a warm-up, and the peak GPU memory (GiB)."""
+        every = 0.0 if previews else float("inf")
+        with _patched(generate_module, "PREVIEW_EVERY_S", every):
+            self.engine.run(make())  # warm-up (and compile, the first time)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            runs = []
+            for _ in range(self.repeat):
+                t0 = time.perf_counter()
+                result = self.engine.run(make())  # returns PNGs: the GPU work is done
+                runs.append(time.perf_counter() - t0)
+        if not self.source and result.images:
+            self.source = result.images[0].png
+        peak = torch.cuda.max_memory_allocated() / 2**30 if self.device.type == "cuda" else float("nan")
+        return statistics.median(runs), peak
+
+
+@contextlib.contextmanager
+def _patched(module, name: str, value):
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+def run_mode(check: Check, mode: str, rows: dict[str, Row]) -> None:
+    for name, make in check.jobs().items():
+        seconds, peak = check.time(make)
+        row = rows.setdefault(name, Row(name, {}, {}))
+        row.seconds[mode], row.peak_gib[mode] = seconds, peak
+        print(f"  {mode:<8} {name:<24} {seconds:7.2f} s   peak {_gib(peak)} GiB", flush=True)
+    seconds, peak = check.time(check.jobs()["imagine 2x2"], previews=True)
+    row = rows.setdefault("imagine 2x2, preview every step", Row("imagine 2x2, preview every step", {}, {}))
+    row.seconds[mode], row.peak_gib[mode] = seconds, peak
+    print(f"  {mode:<8} {row.job:<24} {seconds:7.2f} s   peak {_gib(peak)} GiB", flush=True)
+
+
+def _gib(value: float) -> str:
+    return f"{value:6.1f}" if value == value else "     -"  # nan: not on a GPU
+
+
+def report(rows: dict[str, Row], modes: list[str]) -> None:
+    print()
+    print(f"{'job':<34}" + "".join(f"{m + ' s':>12}{m + ' GiB':>14}" for m in modes))
+    for row in rows.values():
+        print(f"{row.job:<34}" + "".join(f"{row.seconds[m]:12.2f}{_gib(row.peak_gib[m]):>14}" for m in modes))
+    print()
+    for m in modes:
+        base = rows["imagine 2x2"].seconds[m]
+        ratios = [
+            ("previews every step / none", rows["imagine 2x2, preview every step"].seconds[m] / base),
+            ("--p s=100 / s=0", rows["imagine 2x2 --p s=100"].seconds[m] / rows["imagine 2x2 --p s=0"].seconds[m]),
+            ("--p s=1000 / s=0", rows["imagine 2x2 --p s=1000"].seconds[m] / rows["imagine 2x2 --p s=0"].seconds[m]),
+        ]
+        print(f"{m}: " + " · ".join(f"{label} {value:.2f}x" for label, value in ratios))
+    if "compiled" in modes:
+        speedups = [row.seconds["eager"] / row.seconds["compiled"] for row in rows.values()]
+        print(f"compile: eager / compiled per job, median {statistics.median(speedups):.2f}x "
+              f"(min {min(speedups):.2f}x, max {max(speedups):.2f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (the test suite runs this)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs per job (default 3; smoke 1)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile pass")
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    device = torch.device("cpu" if args.smoke else "cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check needs a CUDA GPU; --smoke runs the same code at tiny sizes on the CPU.", file=sys.stderr)
+        return 2
+    dtype_name = "fp32" if args.smoke else "bf16"
+    repeat = args.repeat or (1 if args.smoke else 3)
+    started = time.perf_counter()
+    gpu = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"gpu_check: {sizes.name}, random weights, {sizes.size} px, {dtype_name} on {gpu}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="tastemaker-gpu-check-") as tmp:
+        t0 = time.perf_counter()
+        preset = build(sizes, Path(tmp) / "model", device, models.resolve_dtype(device, dtype_name))
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
+        engine = Engine(preset, device=str(device), data_dir=tmp, dtype=dtype_name)
+        engine.load()
+        print(f"  loaded in {engine.loaded.load_seconds:.1f} s (from_pretrained, load_ip_adapter, open_clip)", flush=True)
+        check = Check(engine, preset, repeat)
+        rows: dict[str, Row] = {}
+        modes = ["eager"]
+        run_mode(check, "eager", rows)
+        if device.type == "cuda" and not args.no_compile:
+            engine.loaded.pipe.unet.compile()  # what --compile does at load (models.load), in place
+            modes.append("compiled")
+            run_mode(check, "compiled", rows)
+        report(rows, modes)
+        engine.close()
+    print(f"\ngpu_check done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""bench/gpu_check.py --smoke: the GPU check's code runs (tiny sizes, the CPU),
+so it can't rot before the next GPU is at hand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_check_smoke_runs_every_job_and_prints_the_ratios():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "bench/gpu_check.py", "--smoke"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    for job in ("imagine 2x2", "--p s=0", "--p s=100", "--p s=1000", "variation x4", "upscale x2", "preview every step"):
+        assert job in out.stdout
+    assert "previews every step / none" in out.stdout and "--p s=1000 / s=0" in out.stdout
+    assert "loaded in" in out.stdout and "gpu_check done" in out.stdout
