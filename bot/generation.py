@@ -24,7 +24,7 @@ from engine import params, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, transaction
 from engine.jobs import MAX_SEED, GenerateSpec, Job, JobKind, JobState
-from engine.presets import PRESETS, get_preset
+from engine.presets import PRESETS, Preset, UnknownPresetError, get_preset
 
 if TYPE_CHECKING:
     from bot.app import Tastemaker
@@ -65,12 +65,12 @@ async def prepare_imagine(
     # 3. A reroll keeps everything but the seed.
     seed = request.seed if request.seed is not None and not reroll else secrets.randbelow(MAX_SEED + 1)
     request = request.with_(seed=None if reroll else request.seed)
-    preset = get_preset(request.preset or bot.settings.model)
+    preset = await choose_preset(bot, guild_id, request.preset)
     width, height = params.dimensions(request.aspect, preset.base_size)
     # 4. Personalization: codes -> a conditioning vector and adapter scale. A bare
     #    --p shows the code it stood for, as in Midjourney.
     taste = await personalization(bot, user_id, request, stylize, preset.name)
-    if request.uses_current_code:
+    if request.uses_current_code and taste.codes:
         current = next(code for (code, _), pick in zip(taste.codes, request.personalize) if pick.code is None)
         request = request.with_current_code(current)
     spec = GenerateSpec(
@@ -87,6 +87,8 @@ async def prepare_imagine(
     )
     job = Job(kind=JobKind.IMAGINE, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
     info = {"text": request.canonical(), "seed": seed, "stylize": stylize, "codes": taste.codes, "sref": request.sref}
+    if taste.note:
+        info.update(note=taste.note, sref=None)
     return Prepared(job=job, prompt=request.canonical(), info=info)
 
 
@@ -107,7 +109,7 @@ async def prepare_from_image(
     request = params.parse(params.expand(text, {}, ""), presets=PRESETS) if text else None
     if request is not None:
         await check_guild_rules(bot, guild_id, request.member_text)
-    preset = get_preset((request.preset if request else None) or base.get("preset") or bot.settings.model)
+    preset = await choose_preset(bot, guild_id, (request.preset if request else None) or base.get("preset"))
     seed = secrets.randbelow(MAX_SEED + 1)
     width, height = image.width, image.height
     if kind is JobKind.UPSCALE:
@@ -145,10 +147,28 @@ async def prepare_from_image(
     return Prepared(job=job, prompt=info["text"], info=info, parent_image_id=image_id)
 
 
+async def choose_preset(bot: Tastemaker, guild_id: int | None, named: str | None) -> Preset:
+    """The preset a job runs on: the one named (--v, or the source image's), else the
+    server's default (/admin model default), else the bot's TASTEMAKER_MODEL."""
+    if named:
+        try:
+            return get_preset(named)
+        except UnknownPresetError:
+            raise UserError(f"The model `{named}` is no longer on this bot; add `--v NAME` to pick another.") from None
+    default = (await members.get_guild(bot.db, guild_id)).default_model
+    if default:
+        try:
+            return get_preset(default)
+        except UnknownPresetError:  # the owner's file dropped it: the bot's default, and say so in the log
+            log.warning("guild %s: default model %r is gone from the presets; using %s", guild_id, default, bot.settings.model)
+    return get_preset(bot.settings.model)
+
+
 @dataclass
 class Taste:
     codes: list[tuple[str, float]] = field(default_factory=list)
     spec_fields: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # shown with the result: why the taste was not applied
 
 
 async def personalization(
@@ -168,6 +188,8 @@ async def personalization(
     picks = shown + ([(sref_code, 1.0)] if sref_code else [])
     if not picks and not sref_url:
         return Taste()
+    if not get_preset(preset).personalizes:  # its IP-Adapter doesn't read the taste space (ViT-H)
+        return Taste(note=f"`{preset}` runs without personalization: --p and --sref were not applied")
     from engine import profiles
 
     codes: list[tuple[str, float]] = []

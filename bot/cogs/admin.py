@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import discord
@@ -14,6 +15,10 @@ from engine import safety
 from engine.db import jobs as db_jobs
 from engine.db import members
 from engine.jobs import JobState
+from engine.presets import UnknownPresetError, get_preset, preset_names
+from engine.queue_contract import FAILING_AFTER, WorkerStatus
+
+SILENT_AFTER_S = 60.0  # workers report every 15 s: four missed reports and it reads as gone
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -123,6 +128,52 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
             "\n".join(lines), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
+    model = app_commands.Group(name="model", description="The model presets this server draws with")
+
+    @model.command(name="default", description="The preset used when a prompt has no --v (empty: the bot's default)")
+    @app_commands.describe(name="a preset from /admin model list")
+    async def model_default(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 40] | None = None) -> None:
+        if name is not None:
+            try:
+                preset = get_preset(name.strip().lower())
+            except UnknownPresetError:
+                raise UserError(f"`{name}` is not a model preset here: choose one of {', '.join(preset_names())}.") from None
+            name = preset.name
+        await members.update_guild(self.bot.db, interaction.guild_id, default_model=name)
+        shown = f"`{name}`" if name else f"the bot's default, `{self.bot.settings.model}`"
+        text = f"Prompts without `--v` now use {shown}."
+        if name and not get_preset(name).personalizes:
+            text += " It runs without personalization: `--p` and `--sref` won't apply to it."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @model_default.autocomplete("name")
+    async def _preset_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=n, value=n) for n in preset_names() if current.lower() in n][:25]
+
+    @model.command(name="list", description="The model presets this bot can draw with")
+    async def model_list(self, interaction: discord.Interaction) -> None:
+        default = (await members.get_guild(self.bot.db, interaction.guild_id)).default_model or self.bot.settings.model
+        lines = []
+        for name in preset_names():
+            p = get_preset(name)
+            marks = " · **this server's default**" if name == get_preset(default).name else ""
+            marks += "" if p.personalizes else " · no personalization"
+            lines.append(f"`{name}` {p.description}{marks}")
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    @app_commands.command(description="The GPU workers seen in the last day: preset, jobs, heartbeat, GPU memory")
+    async def workers(self, interaction: discord.Interaction) -> None:
+        seen = await self.bot.queue.workers()
+        if not seen:
+            raise UserError("No worker has reported in the last day: start one (see the README, 'Scaling out').")
+        now = time.time()
+        lines = [f"**{len(seen)}** workers seen in the last day:"]
+        lines += [_worker_line(w, now) for w in seen[:20]]
+        failing = [w.worker_id for w in seen if w.failing]
+        if failing:
+            lines.append(f"⚠️ failing (≥ {FAILING_AFTER} jobs in a row): {', '.join(failing)}: see their logs.")
+        await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
+
     @app_commands.command(description="Sync slash commands now (the bot owner only)")
     async def sync(self, interaction: discord.Interaction) -> None:
         if not await self.bot.is_owner(interaction.user):
@@ -130,6 +181,18 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         await interaction.response.defer(ephemeral=True)
         await self.bot.sync_commands(force=True)
         await interaction.followup.send("Commands synced.", ephemeral=True)
+
+
+def _worker_line(w: WorkerStatus, now: float) -> str:
+    state = w.state if w.state == "stopped" or now - w.last_seen < SILENT_AFTER_S else "silent"
+    parts = [f"`{w.worker_id}`", w.preset or "?", w.device or "?", state,
+             f"{w.jobs_done} done, {w.jobs_failed} failed", f"last heartbeat <t:{int(w.last_seen)}:R>"]
+    if w.gpu_memory_used is not None and w.gpu_memory_total:
+        parts.append(f"GPU {w.gpu_memory_used / 2**30:.1f} of {w.gpu_memory_total / 2**30:.0f} GiB")
+    line = " · ".join(parts)
+    if w.failing:
+        line = f"⚠️ {line} · **{w.failed_in_row} failed in a row**: {w.last_error[:120]}"
+    return line
 
 
 async def setup(bot: Tastemaker) -> None:
