@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        from engine.presets import load_presets
+
+        load_presets(settings)  # the owner's presets.toml too, as the bot and the workers read it
         return asyncio.run(_main(args, settings))
     except (ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
