@@ -33,6 +33,7 @@ class GuildSettings:
     nsfw_keep: bool = False  # keep blocked images under quarantine/ for the owner to review
     daily_images_per_member: int | None = None  # per UTC day; None = unlimited (role quotas replace it)
     default_model: str | None = None  # the server's model preset without --v; None = the bot's TASTEMAKER_MODEL
+    max_permutations: int = 4  # jobs one prompt may expand to ({a, b} permutations, --repeat)
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:
