@@ -73,7 +73,7 @@ async def test_out_of_range_ids_get_this_button_no_longer_works(simcord_env, wor
 
 @pytest.mark.parametrize("bot_overrides", [NO_WORKERS])
 async def test_rows_that_are_gone_or_of_another_kind_get_the_same_answer(simcord_env, world, simcord_bot):
-    _, channel, alice, bob = world
+    _, channel, alice, _ = world
     moodboard, _ = await finished_job(simcord_bot, "moodboard", alice.id, channel.id)
     upscaled, [upscaled_image] = await finished_job(simcord_bot, JobKind.UPSCALE, alice.id, channel.id, images=1)
     gone = uuid.uuid4().hex
