@@ -48,8 +48,8 @@ import numpy as np
 
 from engine import taste as tm
 from engine.db import jobs as db_jobs
-from engine.db import transaction
 from engine.db import taste as q
+from engine.db import transaction
 from engine.presets import PRESETS
 
 __all__ = [
