@@ -33,7 +33,8 @@ Vector = Annotated[list[FiniteFloat], Field(min_length=1)]
 class JobKind(StrEnum):
     IMAGINE = "imagine"  # a 2x2 grid from a prompt
     VARIATION = "variation"  # img2img from one image, strong or subtle
-    UPSCALE = "upscale"  # one image, x2
+    UPSCALE = "upscale"  # one image, x2 (subtle or creative: the strength)
+    OUTPAINT = "outpaint"  # a 2x2 grid around one image on a bigger canvas: Zoom Out, Pan, Make Square
     EMBED = "embed"  # OpenCLIP embeddings of images and/or texts
     POOL = "pool"  # one rank-pool prompt in several styles, embedded
 
@@ -100,6 +101,11 @@ class GenerateSpec(Wire):
     # `count` with the highest dot(embedding / |embedding|, rerank_direction).
     candidates: int | None = Field(None, le=MAX_CANDIDATES)
     rerank_direction: Vector | None = None
+    # Inpainting. Vary (Region): `mask` (PNG, the init image's size; white = redraw).
+    # Outpaint: the init image is scaled into `source_box` (left, top, width, height)
+    # on a width x height canvas and everything around it is drawn.
+    mask: bytes | None = None
+    source_box: tuple[int, int, int, int] | None = None
 
     @field_validator("rerank_direction")
     @classmethod
@@ -112,6 +118,16 @@ class GenerateSpec(Wire):
     def _candidates_cover_count(self) -> Self:
         if self.candidates is not None and self.candidates < self.count:
             raise ValueError(f"candidates {self.candidates} is fewer than count {self.count}")
+        return self
+
+    @model_validator(mode="after")
+    def _source_box_inside(self) -> Self:
+        if self.source_box is not None:
+            left, top, w, h = self.source_box
+            if w < 1 or h < 1 or left < 0 or top < 0 or left + w > self.width or top + h > self.height:
+                raise ValueError(f"source_box {self.source_box} is not inside the {self.width}x{self.height} canvas")
+            if (w, h) == (self.width, self.height):
+                raise ValueError("source_box covers the whole canvas: nothing to outpaint")
         return self
 
 
