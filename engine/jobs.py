@@ -24,6 +24,9 @@ MAX_COUNT = 16
 MAX_CANDIDATES = 64
 MAX_STYLE_IMAGES = 4
 MAX_POOL_STYLES = 64
+MAX_PROMPT_IMAGES = 5  # image prompts (links, an attachment) and /blend's images
+MAX_IMAGE_WEIGHT = 3.0  # --iw 0-3
+MAX_DESCRIBE_WORDS = 256  # style words a /describe ranks
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIZE_MULTIPLE)]
@@ -37,6 +40,8 @@ class JobKind(StrEnum):
     OUTPAINT = "outpaint"  # a 2x2 grid around one image on a bigger canvas: Zoom Out, Pan, Make Square
     EMBED = "embed"  # OpenCLIP embeddings of images and/or texts
     POOL = "pool"  # one rank-pool prompt in several styles, embedded
+    BLEND = "blend"  # a 2x2 grid from 2-5 images' combined embeddings (/blend)
+    DESCRIBE = "describe"  # one image -> four prompts (CoCa captions + CLIP-ranked style words)
 
 
 class JobState(StrEnum):
@@ -76,7 +81,7 @@ class Wire(BaseModel):
 
 
 class GenerateSpec(Wire):
-    """imagine, variation and upscale."""
+    """imagine, blend, variation and upscale."""
 
     prompt: str
     negative_prompt: str = ""
@@ -97,6 +102,10 @@ class GenerateSpec(Wire):
     # --sref URL: style reference images (PNG); the worker embeds them and
     # conditions on their mean embedding (combined with `conditioning` if set).
     style_images: list[bytes] = Field(default_factory=list, max_length=MAX_STYLE_IMAGES)
+    # Image prompts (links at the start of a prompt, an attachment, /blend's images):
+    # PNGs the worker embeds and folds into the conditioning with weight image_weight (--iw).
+    prompt_images: list[bytes] = Field(default_factory=list, max_length=MAX_PROMPT_IMAGES)
+    image_weight: float = Field(1.0, ge=0, le=MAX_IMAGE_WEIGHT, allow_inf_nan=False)
     # Best-of-N (--q 2 with a profile): make `candidates` images, keep the
     # `count` with the highest dot(embedding / |embedding|, rerank_direction).
     candidates: int | None = Field(None, le=MAX_CANDIDATES)
@@ -136,6 +145,13 @@ class EmbedSpec(Wire):
     texts: list[str] = Field(default_factory=list)
 
 
+class DescribeSpec(Wire):
+    image: bytes  # PNG
+    styles: list[str] = Field(min_length=1, max_length=MAX_DESCRIBE_WORDS)  # ranked by CLIP similarity to the image
+    seed: Seed = 0  # the captions are sampled: a new seed, new prompts
+    count: int = Field(4, ge=1, le=8)
+
+
 class PoolSpec(Wire):
     prompt: str
     styles: list[str] = Field(min_length=1, max_length=MAX_POOL_STYLES)  # one image per style: "<prompt>, <style>"
@@ -153,6 +169,7 @@ class Job(Wire):
     generate: GenerateSpec | None = None
     embed: EmbedSpec | None = None
     pool: PoolSpec | None = None
+    describe: DescribeSpec | None = None
     max_tries: int = 3
     created_at: float = Field(default_factory=time.time)
     # The server's NSFW threshold where its policy blocks: an input image (init,
@@ -175,6 +192,7 @@ class JobResult(Wire):
     images: list[ImageOut] = Field(default_factory=list)
     image_embeddings: list[list[float]] = Field(default_factory=list)  # embed jobs
     text_embeddings: list[list[float]] = Field(default_factory=list)  # embed jobs
+    prompts: list[str] = Field(default_factory=list)  # describe jobs
     timings: dict[str, float] = Field(default_factory=dict)  # seconds: "gpu" is what /info counts
     worker: str = ""
 
