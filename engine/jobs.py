@@ -93,6 +93,8 @@ class GenerateSpec(Wire):
     quality: float = Field(1.0, gt=0, le=4, allow_inf_nan=False)  # --q: scales the preset's step count
     tile: bool = False  # seamless tiling (circular padding)
     stylize: int = Field(100, ge=0, le=1000)  # --s: raises guidance a little as in Midjourney
+    raw: bool = False  # --style raw: the preset's own guidance whatever --s is
+    stop: int = Field(100, ge=10, le=100)  # --stop: % of the denoising run before decoding (100: all of it)
     init_image: bytes | None = None  # PNG: variation / upscale source
     # img2img denoise for variations (above 0 there); upscale: 0 = the preset's upscale_strength
     strength: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)

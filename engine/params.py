@@ -7,6 +7,16 @@ Everything before the first parameter is the prompt text; each `--name` (or
 its value. Every bad input raises `ParamError`, whose message is short markdown
 naming the parameter, the value and what is allowed, ready to show a member.
 
+Before parsing, `permutations()` turns one prompt into several: `a {red, blue}
+bird --ar {1:1, 2:3}` is four prompts (braces nest; `\\,` is a comma inside a
+choice). In the text, `a:: b::2` is a multi-prompt (`prompt_parts()`): each
+part is encoded on its own and the embeddings are mixed by weight; a negative
+weight pushes away from its part, as Midjourney's `::-0.5`.
+
+`--style raw` means the model as it is: the engine keeps the preset's own
+guidance at every `--s` (no stylize boost), and the bot does not add the
+member's default `--p` from /settings (an explicit `--p` still applies).
+
 Pure Python (stdlib + pydantic): the bot imports this and never imports torch.
 """
 
@@ -26,7 +36,8 @@ from engine.jobs import MAX_SEED
 
 __all__ = [
     "CODE_RE", "CodeWeight", "ParamError", "Request", "dimensions", "expand", "is_code",
-    "matching_key", "normalize", "parse", "validate_option_name", "validate_option_value",
+    "matching_key", "normalize", "parse", "permutations", "prompt_parts", "validate_option_name",
+    "validate_option_value",
 ]
 
 MAX_TEXT = 1500  # prompt text, without parameters
@@ -35,6 +46,11 @@ MAX_NEGATIVE = 1000  # the `--no` list, as written by canonical()
 MAX_CODES = 8  # codes in one `--p`
 MAX_URL = 2048  # a link's length; browsers and CDNs stop around here
 MAX_OPTION_VALUE = 200
+MAX_JOBS = 40  # jobs one prompt may make ({a, b} permutations x --repeat); a server sets its own cap up to this
+MAX_NESTING = 8  # levels of `{` inside `{`
+MAX_PARTS = 10  # parts of a multi-prompt `a:: b::2`, each encoded on its own
+MAX_PART_WEIGHT = 100
+STYLES = ("raw",)
 
 CODE_RE = re.compile(r"[a-z2-7]{7}", re.IGNORECASE | re.ASCII)  # use with fullmatch
 _MARK_RE = re.compile(r"(?<!\S)(?:--|\u2014)([A-Za-z]\S*)")  # `--name` / `—name`
@@ -45,6 +61,8 @@ _ASPECT_RE = re.compile(r"([0-9]{1,6}):([0-9]{1,6})")
 _URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 _PRESET_RE = re.compile(r"[a-z0-9_.-]{1,64}")
 _OPTION_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+# `::` ends a multi-prompt part; a number right after it (then a space or the end) is that part's weight.
+_PART_RE = re.compile(r"::(?:(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?=\s|$))?")
 
 
 class ParamError(ValueError):
@@ -127,6 +145,13 @@ class Request(BaseModel):
     tile: bool = False
     sref: str | None = None
     preset: str | None = None
+    stop: int = Field(100, ge=10, le=100)  # % of the denoising run before decoding
+    style: str | None = None  # "raw": no stylize boost, no default --p
+    repeat: int = Field(1, ge=1, le=MAX_JOBS)  # jobs from this prompt; the bot queues each with repeat 1
+
+    @property
+    def raw(self) -> bool:
+        return self.style == "raw"
 
     @field_validator("quality")
     @classmethod
@@ -302,6 +327,13 @@ def _tile(seg: _Seg, spec: _Spec, presets: Collection[str]) -> bool:
     return True
 
 
+def _style(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
+    tok = _one(seg, spec)
+    if tok.lower() not in STYLES:
+        raise _fail(seg, spec, tok, "is not a style")
+    return tok.lower()
+
+
 def _sref(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
     tok = _one(seg, spec)
     if is_code(tok):
@@ -350,6 +382,9 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("chaos", "chaos", ("c", "chaos"), "0–100", _integer(0, 100), str),
     _Spec("quality", "quality", ("q", "quality"), "`.5`, `1` or `2`", _quality,
           lambda q: _num(q).removeprefix("0")),
+    _Spec("stop", "stop", ("stop",), "10–100 (% of the steps)", _integer(10, 100), str),
+    _Spec("style", "style", ("style",), "`raw`", _style, str),
+    _Spec("repeat", "repeat", ("repeat", "r"), f"1–{MAX_JOBS}", _integer(1, MAX_JOBS), str),
     _Spec("tile", "tile", ("tile",), "no value", _tile, lambda _: ""),
     _Spec("sref", "sref", ("sref",), "a 7-character code or an http(s) image link", _sref, str),
     _Spec("preset", "version", ("v", "version"), "a model name like `tiny`", _preset, str),
@@ -394,7 +429,125 @@ def parse(text: str, presets: Collection[str] = ()) -> Request:
     if len(body) > MAX_TEXT:
         raise ParamError(f"Your prompt is {len(body)} characters long; the limit is {MAX_TEXT} "
                          "(not counting parameters).")
+    prompt_parts(body)  # a bad multi-prompt fails here, not on a worker
+    if values.get("repeat", 1) > 1 and values.get("seed") is not None:
+        raise ParamError(f"{_q(given['repeat'], str(values['repeat']))} with {_q(given['seed'], str(values['seed']))} "
+                         f"would make the same images {values['repeat']} times: drop one of them.")
     return Request(text=body, **values)
+
+
+def prompt_parts(text: str) -> tuple[tuple[str, float], ...]:
+    """A multi-prompt's parts and weights: `space:: ship::2` -> (("space", 1.0), ("ship", 2.0)).
+
+    Text without `::` is one part of weight 1. A part's weight follows its `::`
+    (1 when no number does); the text after the last `::` is a part of weight 1.
+    Weights run from -100 to 100 and must add up to more than 0, as in Midjourney."""
+    if "::" not in text:
+        return ((text, 1.0),)
+    parts: list[tuple[str, float]] = []
+    start = 0
+    for m in _PART_RE.finditer(text):
+        part, weight = " ".join(text[start:m.start()].split()), m[1]
+        start = m.end()
+        if not part:
+            raise ParamError(f"The multi-prompt part before {_q(m[0])} is empty: write text before each `::`, "
+                             "like `space:: ship::2`.")
+        w = float(weight) if weight else 1.0
+        if abs(w) > MAX_PART_WEIGHT:
+            raise ParamError(f"{_q(part[-20:] + m[0])} is out of range: a multi-prompt weight takes "
+                             f"-{MAX_PART_WEIGHT}–{MAX_PART_WEIGHT}.")
+        parts.append((part, w))
+    if tail := " ".join(text[start:].split()):
+        parts.append((tail, 1.0))
+    if len(parts) > MAX_PARTS:
+        raise ParamError(f"Your multi-prompt has {len(parts)} parts; the limit is {MAX_PARTS}.")
+    if (total := sum(w for _, w in parts)) <= 0:
+        raise ParamError(f"The multi-prompt weights add up to {_num(total)}: they must add up to more than 0 "
+                         "(a negative part only pushes away from what the others draw).")
+    return tuple(parts)
+
+
+# 5. Permutations: {a, b} makes one prompt per choice -------------------------------
+
+_Seq = list  # of str and _Group
+_Group = list  # of _Seq: the choices of one {…}
+
+
+def _braces(text: str) -> _Seq:
+    """text -> a sequence of literal strings and groups of choices (nested)."""
+    stack: list[tuple[_Seq, _Group, int]] = []  # (outer sequence, the open group, where its `{` is)
+    seq: _Seq = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and text.startswith("\\,", i) and stack:  # an escaped comma inside a choice
+            literal.append(",")
+            i += 2
+            continue
+        if c in "{,}" and (c != "," or stack):
+            seq.append("".join(literal))
+            literal = []
+            if c == "{":
+                if len(stack) >= MAX_NESTING:
+                    raise ParamError(f"Your prompt nests `{{` more than {MAX_NESTING} deep.")
+                stack.append((seq, [], i))
+                seq = []
+            elif not stack:
+                raise ParamError(f"The `}}` at character {i + 1} has no `{{` before it. "
+                                 "Braces list choices: `a {red, blue} bird`.")
+            else:
+                outer, group, _ = stack[-1]
+                group.append(seq)
+                seq = []
+                if c == "}":
+                    stack.pop()
+                    outer.append(group)
+                    seq = outer
+        else:
+            literal.append(c)
+        i += 1
+    if stack:
+        raise ParamError(f"The `{{` at character {stack[-1][2] + 1} is never closed. "
+                         "Braces list choices: `a {red, blue} bird`.")
+    seq.append("".join(literal))
+    return seq
+
+
+def _count(item: _Seq | _Group | str, group: bool = False) -> int:
+    if isinstance(item, str):
+        return 1
+    if group:
+        return sum(_count(choice) for choice in item)
+    return math.prod(_count(part, group=not isinstance(part, str)) for part in item)
+
+
+def _texts(seq: _Seq) -> list[str]:
+    out = [""]
+    for part in seq:
+        if isinstance(part, str):
+            out = [prefix + part for prefix in out]
+        else:  # a group: each choice (stripped, as `{a, b}` reads) in turn
+            choices = [text.strip() for choice in part for text in _texts(choice)]
+            out = [prefix + choice for prefix in out for choice in choices]
+    return out
+
+
+def permutations(text: str, limit: int = MAX_JOBS) -> list[str]:
+    """One prompt per combination of `{…}` choices, in reading order:
+    `a {red, blue} bird --ar {1:1, 2:3}` -> 4 prompts. Braces nest; `\\,` is a
+    literal comma inside a choice. More than `limit` prompts is a ParamError.
+    A prompt without braces is returned as it is (normalize()d)."""
+    text = normalize(text)
+    if not any(c in text for c in "{}"):
+        return [text]
+    tree = _braces(text)
+    n = _count(tree)
+    if n > limit:
+        shown = f"{n:,}" if n < 10**9 else "over a billion"
+        raise ParamError(f"This prompt makes {shown} jobs with its `{{…}}` choices; this server allows at most "
+                         f"{limit} from one prompt.")
+    return [" ".join(t.split()) for t in _texts(tree)]
 
 
 def expand(text: str, options: Mapping[str, str] | None = None, suffix: str = "") -> str:
