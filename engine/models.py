@@ -81,6 +81,7 @@ class Loaded:
     preset: Preset
     pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
     img2img: Any  # the img2img pipeline, sharing the components of `pipe` (from_pipe)
+    inpaint: Any  # the inpainting pipeline (outpaint, Vary Region), sharing them too
     embedder: Embedder
     device: torch.device
     dtype: torch.dtype
@@ -413,14 +414,16 @@ _DTYPE_KW = _dtype_kw()
 def _pipeline_classes(preset: Preset):
     from diffusers import (
         StableDiffusionImg2ImgPipeline,
+        StableDiffusionInpaintPipeline,
         StableDiffusionPipeline,
         StableDiffusionXLImg2ImgPipeline,
+        StableDiffusionXLInpaintPipeline,
         StableDiffusionXLPipeline,
     )
 
     if preset.kind == "sdxl":
-        return StableDiffusionXLPipeline, StableDiffusionXLImg2ImgPipeline
-    return StableDiffusionPipeline, StableDiffusionImg2ImgPipeline
+        return StableDiffusionXLPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline
+    return StableDiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 
 
 def _sources(preset: Preset, data_dir: str | os.PathLike) -> dict[str, Any]:
@@ -576,7 +579,7 @@ def _load(
     clip_name, clip_pretrained = src["openclip"]
     if clip_name == TINY_OPENCLIP_MODEL:
         register_tiny_openclip(Path(clip_pretrained).parent / f"{TINY_OPENCLIP_MODEL}.json")
-    txt2img_cls, img2img_cls = _pipeline_classes(preset)
+    txt2img_cls, img2img_cls, inpaint_cls = _pipeline_classes(preset)
 
     # 1. Diffusion pipeline (fp16 weight files are cast to `dtype`): a diffusers
     #    folder or hub repo, or one single-file checkpoint read against its configs.
@@ -617,17 +620,19 @@ def _load(
         pipe.set_ip_adapter_scale(0.0)
         ip_embed_dim = int(pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features)
 
-    # 4. Device; img2img shares every component (from_pipe casts them to fp32
+    # 4. Device; img2img and inpaint share every component (from_pipe casts them to fp32
     #    unless told the dtype, which would change `pipe` too); memory format; compile.
+    #    A plain 4-channel UNet inpaints by blending the known latents back at each step.
     pipe.to(dev)
     img2img = img2img_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
-    for p in (pipe, img2img):
+    inpaint = inpaint_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
+    for p in (pipe, img2img, inpaint):
         p.set_progress_bar_config(disable=True)
     if dev.type == "cuda":
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
         if compile:
-            pipe.unet.compile()  # in place: img2img shares this module
+            pipe.unet.compile()  # in place: img2img and inpaint share this module
 
     # 5. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).
     embedder = Embedder.load(clip_name, clip_pretrained, device=dev)
@@ -643,6 +648,7 @@ def _load(
         preset=preset,
         pipe=pipe,
         img2img=img2img,
+        inpaint=inpaint,
         embedder=embedder,
         device=dev,
         dtype=dtype,
@@ -656,7 +662,7 @@ def release(loaded: Loaded | None) -> None:
     """Drop a loaded preset and give its memory back (call when switching models)."""
     if loaded is None:
         return
-    loaded.pipe = loaded.img2img = loaded.embedder = None
+    loaded.pipe = loaded.img2img = loaded.inpaint = loaded.embedder = None
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
