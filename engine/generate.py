@@ -1,4 +1,4 @@
-"""Running jobs on a loaded preset: imagine, blend, variation, upscale, outpaint, describe, embed, pool.
+"""Running jobs on a loaded preset: imagine, variation, upscale, outpaint, embed, pool.
 
 `Engine` loads a preset once (lazily, or via `.load()`) and keeps it resident.
 `Engine.run(job, report, should_stop)` checks the job's inputs first, then
@@ -25,21 +25,7 @@ Choices worth knowing:
 * **Stylize** (0-1000, default 100) scales the guidance by
   `1 + 0.3·(s - 100) / 900` (0.97x at 0, 1.3x at 1000), and only for presets
   that use classifier-free guidance; turbo-style presets ignore it.
-  `--style raw` (`spec.raw`) keeps the preset's own guidance at every `--s`.
 * **Quality** scales the preset's step count (0.5, 1, 2).
-* **Multi-prompts** (`a:: b::2`, engine/params.py `prompt_parts`). Each part
-  is encoded on its own and the embeddings (and SDXL's pooled embeddings) are
-  mixed by weight: with classifier-free guidance, the positive side is
-  Σ w·E / Σ w over the positive parts and the negative side the same over the
-  negative parts' |w| (with the `--no` list as one more negative part of
-  weight 0.5, as Midjourney counts `--no`); without guidance there is no
-  negative side, so the one embedding is the signed mix Σ w·E / Σ w over all
-  parts (their sum is above 0). A prompt without `::` is encoded as before.
-* **Stop** (`--stop 10-100`). After that share of the run's steps (rounded
-  up), the latents are replaced by the scheduler's estimate of the finished
-  image (its x0 prediction) and the pipeline skips the remaining steps, so the
-  VAE decodes an unfinished, softer image and the skipped steps cost nothing.
-  A scheduler that gives no estimate leaves the latents as they are.
 * **Personalization.** The IP-Adapter is loaded once. With
   `spec.conditioning` set, the vector c is passed as `ip_adapter_image_embeds`
   with `set_ip_adapter_scale(spec.ip_adapter_scale)`: one tensor of shape
@@ -48,30 +34,11 @@ Choices worth knowing:
   an image). Without conditioning the scale is 0 and the embeds are zeros;
   diffusers' IP-Adapter processor skips the adapter branch at scale 0, so the
   output is bit-identical to a pipeline that never loaded the adapter.
-* **Image conditioning** (`--p`, `--sref URL`, image prompts, `/blend`): up
-  to three parts steer through the one IP-Adapter (`combine_conditioning`):
-  the taste vector c (`spec.conditioning`, weight 1), the style reference r
-  of `spec.style_images` (weight 1) and the image-prompt reference p of
-  `spec.prompt_images` (weight iw = `spec.image_weight`, `--iw` 0-3). r and p
-  are each the mean of their images' unit-normalised OpenCLIP embeddings,
-  rescaled to their mean norm (`style_reference`). The conditioning is the
-  normalised weighted sum of the parts' unit directions,
-  n·normalize(Σ wₖ·uₖ/|uₖ|), at the taste's norm n = |c| when there is one
-  (its ρ), else at the weighted mean of the references' norms; a part alone
-  is the conditioning as it is, and weight 0 leaves a part out (`--iw 0`
-  alone: no conditioning). So c with r is |c|·normalize(c/|c| + r/|r|).
-  The bot sets the adapter scale: the preset's λ(s) for c and r, and
-  λ_img(iw) = λ_max·2·iw/(iw + 1) with image prompts (0 at iw 0, the
-  preset's maximum taste scale at the default iw 1, 1.5x it at iw 3); with
-  both, the larger (bot/generation.py `adapter_scale`).
-* **Blend** (`/blend`) is an imagine of the blended images alone: an empty
-  text prompt, conditioned on p of its 2-5 images (and the member's taste).
-* **Describe** (`/describe`). CoCa (OpenCLIP's captioner, loaded on the
-  first describe job and kept) samples `count` captions with the job's seed
-  (nucleus sampling); the preset's OpenCLIP ranks `spec.styles` by cosine
-  similarity with the image; prompt i is caption i, cleaned of characters the
-  prompt language reads as syntax, plus the style words ranked i and
-  i + count (so the four prompts lean different ways).
+* **Style references** (`--sref URL`). `spec.style_images` (PNG bytes) are
+  embedded with the preset's OpenCLIP; the reference r is the mean of their
+  unit-normalised embeddings, rescaled to their mean norm (`style_reference`).
+  Alone, r is the conditioning; with `spec.conditioning` c as well, the
+  conditioning is |c|·normalize(c/|c| + r/|r|). The bot sets the scale.
 * **Progress.** `report(percent, preview_jpeg | None)` after every denoising
   step; a preview at most about every 0.7 s (the first step always has one):
   a 2x2 grid of the batch from a linear latent->RGB map, at most 256 px.
@@ -93,7 +60,6 @@ Choices worth knowing:
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import math
 import os
@@ -107,7 +73,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine import canvas, params, safety
+from engine import canvas, safety
 from engine.config import DtypeName
 from engine.images import ImageDecodeError, decode_image
 from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
@@ -123,8 +89,7 @@ from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the work
     JobResult,
     PoolSpec,
 )
-from engine.embed import Captioner
-from engine.models import Loaded, load_captioner
+from engine.models import Loaded
 from engine.models import load as load_preset
 from engine.models import release
 from engine.presets import DEFAULT_PRESET, Preset, get_preset
@@ -132,7 +97,7 @@ from engine.presets import DEFAULT_PRESET, Preset, get_preset
 Report = Callable[[float, bytes | None], None]
 ShouldStop = Callable[[], bool]
 
-__all__ = ["Engine", "JobCancelled", "JobError", "combine_conditioning", "latents_to_preview", "style_reference"]
+__all__ = ["Engine", "JobCancelled", "JobError", "latents_to_preview", "style_reference"]
 
 # Input limits the engine checks itself; the ranges of a spec are pydantic
 # constraints in engine/jobs.py.
@@ -196,7 +161,6 @@ class _Progress:
         self.batch = -1
         self.last_preview = -math.inf
         self.last_percent = 0.0
-        self.stop = 100  # --stop: the % of each run's steps to take
 
     def check(self) -> None:
         if self.should_stop():
@@ -210,9 +174,7 @@ class _Progress:
         if self.should_stop():
             pipe._interrupt = True
             raise JobCancelled()
-        total = _steps_taken(int(getattr(pipe, "num_timesteps", 0) or 1), self.stop)
-        if self.stop < 100 and step + 1 >= total:
-            pipe._interrupt = True  # --stop: the pipeline skips the rest and decodes (see _stop_early)
+        total = max(1, int(getattr(pipe, "num_timesteps", 0) or 1))
         percent = 100.0 * (self.batch + min(step + 1, total) / total) / self.n_batches
         percent = max(self.last_percent, round(percent, 1))
         self.last_percent = percent
@@ -223,53 +185,6 @@ class _Progress:
             self.last_preview = now
         self.report(percent, preview)
         return callback_kwargs
-
-
-def _steps_taken(run: int, stop: int) -> int:
-    """Of a run of `run` denoising steps, how many --stop takes (at least one)."""
-    return max(1, math.ceil(run * stop / 100))
-
-
-@contextlib.contextmanager
-def _stop_early(pipe, stop: int) -> Iterator[None]:
-    """--stop: at the last step taken, the scheduler's x0 estimate replaces the latents it
-    returns (the callback then interrupts the pipeline, which decodes them). `wraps` keeps
-    the step's signature, which the pipelines inspect for `eta` and `generator`."""
-    if stop >= 100:
-        yield
-        return
-    scheduler = pipe.scheduler
-    original = scheduler.step
-    calls = [0]
-
-    @functools.wraps(original)
-    def step(*args, **kwargs):
-        return_dict = kwargs.pop("return_dict", True)
-        out = original(*args, **kwargs, return_dict=True)
-        calls[0] += 1
-        if calls[0] == _steps_taken(int(pipe.num_timesteps), stop):
-            estimate = _x0_estimate(scheduler, out)
-            if estimate is not None:
-                out.prev_sample = estimate
-        return out if return_dict else (out.prev_sample,)
-
-    scheduler.step = step
-    try:
-        yield
-    finally:
-        del scheduler.step  # back to the class's method
-
-
-def _x0_estimate(scheduler, out) -> torch.Tensor | None:
-    """The finished image the scheduler predicts at this step: Euler, DDIM and others return it;
-    DPM-Solver++ keeps it as its newest model output."""
-    for name in ("pred_original_sample", "denoised"):
-        if (x0 := getattr(out, name, None)) is not None:
-            return x0
-    if getattr(scheduler.config, "algorithm_type", "") in ("dpmsolver++", "sde-dpmsolver++"):
-        outputs = getattr(scheduler, "model_outputs", None) or [None]
-        return outputs[-1]
-    return None
 
 
 def _preview_scale(scheduler) -> float:
@@ -365,35 +280,6 @@ def style_reference(embeddings: np.ndarray) -> np.ndarray:
     return mean * (norms.mean() / max(float(np.linalg.norm(mean)), 1e-12))
 
 
-def combine_conditioning(
-    taste: list[float] | None, references: list[tuple[np.ndarray, float]]
-) -> list[float] | None:
-    """The taste vector and the (embeddings, weight) references as one conditioning
-    vector (the rule in the module docstring); None when nothing weighs anything."""
-    parts = [(np.asarray(taste, dtype=np.float64), 1.0)] if taste is not None else []
-    parts += [(style_reference(e), float(w)) for e, w in references if len(e) and w > 0]
-    if not parts:
-        return None
-    if len(parts) == 1:  # alone, a part is the conditioning as it is
-        return [float(x) for x in parts[0][0]]
-    norms = [float(np.linalg.norm(u)) for u, _ in parts]
-    total = sum(w * u / max(n, 1e-12) for (u, w), n in zip(parts, norms, strict=True))
-    weights = [w for _, w in parts]
-    scale = norms[0] if taste is not None else sum(w * n for w, n in zip(weights, norms, strict=True)) / sum(weights)
-    return [float(x) for x in scale * total / max(float(np.linalg.norm(total)), 1e-12)]
-
-
-# Characters the prompt language reads as syntax (parameters, permutations,
-# multi-prompt weights, links): a caption never carries them into a prompt.
-_PROMPT_SYNTAX = str.maketrans({c: " " for c in "-\u2014{}[]:<>|\\/`*_~@#"})
-
-
-def describe_prompt(caption: str, words: list[str]) -> str:
-    """A /describe prompt: the caption, cleaned of prompt syntax, then the style words."""
-    text = " ".join(caption.translate(_PROMPT_SYNTAX).split())[:300].strip(" ,.") or "an image"
-    return ", ".join([text, *words])
-
-
 @dataclass(frozen=True)
 class Sampling:
     """What one job asks of the shared sample -> embed -> result path; image i uses seeds[i]."""
@@ -414,7 +300,6 @@ class Sampling:
     strength: float | None = None
     tile: bool = False
     labels: list[str] | None = None  # pool: the style of each image
-    stop: int = 100  # --stop: the % of the steps taken before decoding
     keep_best: tuple[int, list[float]] | None = None  # best-of-N: (count, rerank direction)
 
 
@@ -445,7 +330,6 @@ class Engine:
         self.dtype = dtype
         self.compile = compile
         self.loaded: Loaded | None = None
-        self.captioner: Captioner | None = None  # /describe's CoCa, loaded by the first describe job
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -465,7 +349,6 @@ class Engine:
         """Drop the models and free their memory (before loading another preset)."""
         release(self.loaded)
         self.loaded = None
-        self.captioner = None
 
     # -- entry point -------------------------------------------------------------
 
@@ -477,10 +360,8 @@ class Engine:
         # 1. Check the inputs that need no model (before paying for a load).
         decoded = self._check_job(job)
         styles = self._check_styles(job.generate) if job.generate is not None else []
-        prompt_images = self._check_prompt_images(job.generate) if job.generate is not None else []
         self._check_safe(job, [("the source image", decoded)] if decoded is not None else [])
         self._check_safe(job, [(f"--sref image {i}", im) for i, im in enumerate(styles, 1)])
-        self._check_safe(job, [(f"image prompt {i}", im) for i, im in enumerate(prompt_images, 1)])
         if should_stop():
             raise JobCancelled()
 
@@ -496,16 +377,12 @@ class Engine:
         gen_t, emb_t = _Timer(m.device), _Timer(m.device)
         progress = _Progress(report, should_stop, "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
         try:
-            spec = job.generate
-            if styles or prompt_images:
-                spec = self._with_references(m, spec, styles, prompt_images, emb_t)
+            spec = self._with_style(m, job.generate, styles, emb_t) if styles else job.generate
             match job.kind:
                 case JobKind.EMBED:
                     result = self._embed(m, job, progress, emb_t)
-                case JobKind.IMAGINE | JobKind.BLEND:
+                case JobKind.IMAGINE:
                     result = self._generate(m, self._imagine(m, spec), progress, gen_t, emb_t)
-                case JobKind.DESCRIBE:
-                    result = self._describe(m, job, decoded, progress, emb_t)
                 case JobKind.VARIATION:
                     result = self._generate(m, self._variation(m, spec, decoded), progress, gen_t, emb_t)
                 case JobKind.UPSCALE:
@@ -534,20 +411,11 @@ class Engine:
 
     def _check_job(self, job: Job) -> Image.Image | None:
         """Checks that need no model. Returns the decoded init image, if any."""
-        if job.kind in (JobKind.IMAGINE, JobKind.BLEND, JobKind.VARIATION, JobKind.UPSCALE, JobKind.OUTPAINT):
+        if job.kind in (JobKind.IMAGINE, JobKind.VARIATION, JobKind.UPSCALE, JobKind.OUTPAINT):
             spec = job.generate
             if spec is None:
                 raise JobError(f"a {job.kind} job needs `generate` parameters")
-            if job.kind == JobKind.BLEND and len(spec.prompt_images) < 2:
-                raise JobError(f"a blend needs 2 to 5 images, not {len(spec.prompt_images)}")
             return self._check_generate(job.kind, spec)
-        if job.kind == JobKind.DESCRIBE:
-            if job.describe is None:
-                raise JobError("a describe job needs `describe` parameters")
-            try:
-                return decode_image(job.describe.image)
-            except ImageDecodeError as e:
-                raise JobError(f"the image {e}", retryable=False) from None
         if job.kind == JobKind.EMBED:
             spec = job.embed
             if spec is None:
@@ -566,7 +434,7 @@ class Engine:
 
     def _check_generate(self, kind: JobKind, spec: GenerateSpec) -> Image.Image | None:
         """What the spec's own constraints cannot say: a variation or upscale needs an image that fits."""
-        if kind in (JobKind.IMAGINE, JobKind.BLEND):
+        if kind == JobKind.IMAGINE:
             return None
 
         # variation / upscale: an init image.
@@ -606,17 +474,6 @@ class Engine:
         return images
 
     @staticmethod
-    def _check_prompt_images(spec: GenerateSpec) -> list[Image.Image]:
-        """Decode the image prompts (bad bytes fail the job at once)."""
-        images = []
-        for i, data in enumerate(spec.prompt_images, 1):
-            try:
-                images.append(decode_image(data))
-            except ImageDecodeError as e:
-                raise JobError(f"image prompt {i}: {e}", retryable=False) from None
-        return images
-
-    @staticmethod
     def _check_safe(job: Job, named: list[tuple[str, Image.Image]]) -> None:
         """A member's image at or over the server's NSFW threshold fails the job (no retry)."""
         if job.nsfw_threshold is None or not named:
@@ -628,8 +485,6 @@ class Engine:
     def _check_against_model(self, spec: GenerateSpec, m: Loaded) -> None:
         if spec.style_images and not m.ip_adapter:
             raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: style references are unavailable")
-        if spec.prompt_images and not m.ip_adapter:
-            raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: image prompts are unavailable")
         if spec.conditioning is not None:
             if not m.ip_adapter:
                 raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: personalization is unavailable")
@@ -643,27 +498,28 @@ class Engine:
                 f"preset {self.preset.name!r} embeds in {m.embedder.dim}"
             )
 
-    # -- image conditioning: taste, style references, image prompts ------------------------
+    # -- style references ---------------------------------------------------------------
 
     @staticmethod
-    def _with_references(
-        m: Loaded, spec: GenerateSpec, styles: list[Image.Image], prompts: list[Image.Image], emb_t: _Timer
-    ) -> GenerateSpec:
-        """The spec with its style images and image prompts folded into `conditioning`
-        (combine_conditioning; the rule is in the module docstring)."""
+    def _with_style(m: Loaded, spec: GenerateSpec, styles: list[Image.Image], emb_t: _Timer) -> GenerateSpec:
+        """The spec with its style images folded into `conditioning` (see the module docstring)."""
         with emb_t():
-            references = [(m.embedder.embed_images(styles), 1.0), (m.embedder.embed_images(prompts), spec.image_weight)]
-        conditioning = combine_conditioning(spec.conditioning, references)
-        return spec.model_copy(update={"conditioning": conditioning, "style_images": [], "prompt_images": []})
+            ref = style_reference(m.embedder.embed_images(styles))
+        if spec.conditioning is not None:
+            c = np.asarray(spec.conditioning, dtype=np.float64)
+            c_norm = float(np.linalg.norm(c))
+            both = c / max(c_norm, 1e-12) + ref / max(float(np.linalg.norm(ref)), 1e-12)
+            ref = c_norm * both / max(float(np.linalg.norm(both)), 1e-12)
+        return spec.model_copy(update={"conditioning": [float(x) for x in ref], "style_images": []})
 
     # -- sampling parameters ---------------------------------------------------------------
 
     def _steps(self, quality: float) -> int:
         return max(1, round(self.preset.steps * quality))
 
-    def _guidance(self, stylize: int, raw: bool = False) -> float:
+    def _guidance(self, stylize: int) -> float:
         g = float(self.preset.guidance_scale)
-        if not self.preset.uses_cfg or raw:
+        if not self.preset.uses_cfg:
             return g
         return g * (1.0 + 0.3 * (stylize - 100) / 900.0)
 
@@ -685,8 +541,7 @@ class Engine:
             width=spec.width,
             height=spec.height,
             steps=self._steps(spec.quality),
-            guidance=self._guidance(spec.stylize, spec.raw),
-            stop=spec.stop,
+            guidance=self._guidance(spec.stylize),
             negative=spec.negative_prompt,
             conditioning=spec.conditioning,
             ip_scale=spec.ip_adapter_scale,
@@ -733,8 +588,7 @@ class Engine:
             width=init.width,
             height=init.height,
             steps=max(self._steps(spec.quality), math.ceil(1.0 / strength)),
-            guidance=self._guidance(spec.stylize, spec.raw),
-            stop=spec.stop,
+            guidance=self._guidance(spec.stylize),
             negative=spec.negative_prompt,
             conditioning=spec.conditioning,
             ip_scale=spec.ip_adapter_scale,
@@ -788,27 +642,6 @@ class Engine:
         out = [self._out(images[i], embs[i], s.seeds[i], labels[i], scores[i], nsfw[i]) for i in order]
         return JobResult(images=out, timings={"nsfw": round(nsfw_s, 4)})
 
-    def _describe(self, m: Loaded, job: Job, image: Image.Image, progress: _Progress, emb_t: _Timer) -> JobResult:
-        spec = job.describe  # its image passed the server's filter in run(), like every upload
-        # 1. Captions: CoCa, loaded by the first describe job and kept.
-        progress.check()
-        if self.captioner is None:
-            self.captioner = load_captioner(self.preset, m.device, self.data_dir)
-        with emb_t():
-            captions = self.captioner.captions(image, spec.count, spec.seed)
-        progress.report(60.0, None)
-        # 2. Style words ranked by cosine similarity with the image, in the taste space.
-        with emb_t():
-            img = m.embedder.embed_images([image]).astype(np.float64)[0]
-            words = m.embedder.embed_texts(spec.styles).astype(np.float64)
-        unit = words / np.maximum(np.linalg.norm(words, axis=1, keepdims=True), 1e-12)
-        cos = unit @ (img / max(float(np.linalg.norm(img)), 1e-12))
-        ranked = [spec.styles[i] for i in sorted(range(len(spec.styles)), key=lambda i: (-cos[i], i))]
-        # 3. Prompt i: caption i, then the style words ranked i and i + count.
-        n = len(captions)
-        prompts = [describe_prompt(c, ranked[i : i + 1] + ranked[i + n : i + n + 1]) for i, c in enumerate(captions)]
-        return JobResult(prompts=prompts, image_embeddings=[img.tolist()])
-
     def _embed(self, m, job: Job, progress: _Progress, emb_t: _Timer) -> JobResult:
         spec = job.embed
         # 1. Decode (guarded) and check (NSFW) before embedding, so bad images fail fast.
@@ -844,8 +677,7 @@ class Engine:
         cfg = self._uses_cfg(pipe, s.guidance)
         out: list[Image.Image] = []
         tile_ctx = _circular_padding(pipe.unet, pipe.vae) if s.tile else contextlib.nullcontext()
-        progress.stop = s.stop
-        with tile_ctx, _vae_tiling(pipe.vae, s.width * s.height > VAE_TILING_ABOVE_PIXELS), _stop_early(pipe, s.stop):
+        with tile_ctx, _vae_tiling(pipe.vae, s.width * s.height > VAE_TILING_ABOVE_PIXELS):
             for batch in _batches(len(s.seeds), self.max_batch):
                 progress.next_batch()
                 b = len(batch)
@@ -885,51 +717,6 @@ class Engine:
         return out
 
     def _encode_prompts(self, pipe, prompts: list[str], negative: str, cfg: bool) -> dict[str, Any]:
-        """The pipeline's embedding keyword arguments for these prompts; multi-prompts mixed by weight."""
-        try:
-            parts = [params.prompt_parts(p) for p in prompts]
-        except params.ParamError as e:  # checked by the bot; a job from elsewhere may still be wrong
-            raise JobError(f"prompt: {e}", retryable=False) from None
-        if all(len(p) == 1 for p in parts):  # no multi-prompt: one encoding each (a lone part's weight is moot)
-            return self._encode_plain(pipe, [p[0][0] for p in parts], negative, cfg)
-        return self._encode_weighted(pipe, parts, negative, cfg)
-
-    def _encode_weighted(
-        self, pipe, parts: list[tuple[tuple[str, float], ...]], negative: str, cfg: bool
-    ) -> dict[str, Any]:
-        # 1. Every distinct text once, without guidance: (T, 77, D) and, for SDXL, pooled (T, P).
-        negatives = [(negative, 0.5)] if cfg and negative else []  # --no counts as `::-0.5`, as in Midjourney
-        texts = list(dict.fromkeys([t for p in parts for t, _ in p] + [t for t, _ in negatives]))
-        encoded = self._encode_plain(pipe, texts, "", cfg=False)
-        row = {t: i for i, t in enumerate(texts)}
-
-        def mix(weighted: list[tuple[str, float]]) -> dict[str, torch.Tensor]:
-            w = torch.tensor([w for _, w in weighted], dtype=torch.float32)
-            w = w / w.sum()
-            out = {}
-            for key, t in encoded.items():
-                picked = t[[row[text] for text, _ in weighted]].float()
-                out[key] = torch.einsum("n,n...->...", w.to(picked.device), picked).to(t.dtype)
-            return out
-
-        # 2. Each prompt's side(s), then the batch.
-        sides: list[dict[str, torch.Tensor]] = []
-        for p in parts:
-            if not cfg:  # one embedding: the signed mix
-                sides.append(mix(list(p)))
-                continue
-            side = mix([(t, w) for t, w in p if w > 0])
-            away = [(t, -w) for t, w in p if w < 0] + negatives
-            if away:
-                unwanted = mix(away)
-            else:  # the pipeline's own negative (zeros or the empty prompt)
-                plain = self._encode_plain(pipe, [p[0][0]], "", cfg=True)
-                unwanted = {k: plain["negative_" + k][0] for k in encoded}
-            side.update({"negative_" + k: v for k, v in unwanted.items()})
-            sides.append(side)
-        return {key: torch.stack([side[key] for side in sides]) for key in sides[0]}
-
-    def _encode_plain(self, pipe, prompts: list[str], negative: str, cfg: bool) -> dict[str, Any]:
         device = self.loaded.device
         negatives = [negative] * len(prompts) if (cfg and negative) else None
         if self.preset.kind == "sdxl":
