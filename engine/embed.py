@@ -80,3 +80,65 @@ class Embedder:
                 feats = self.model.encode_text(tokens)
             out.append(feats.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _coca_sampling_without_beam_search() -> None:
+    """open_clip's CoCa imports transformers' BeamSearchScorer, which transformers 5
+    removed, and then refuses to generate at all. Sampling (top-p, top-k) needs only
+    the logits warpers, which are still there: hand them to open_clip."""
+    import transformers
+    from open_clip import coca_model
+
+    if coca_model._has_transformers:
+        return
+    for name in ("LogitsProcessorList", "TopPLogitsWarper", "TopKLogitsWarper", "RepetitionPenaltyLogitsProcessor",
+                 "MinLengthLogitsProcessor", "MaxLengthCriteria", "StoppingCriteriaList"):
+        setattr(coca_model, name, getattr(transformers, name))
+    coca_model.GENERATION_TYPES = {"top_p": transformers.TopPLogitsWarper, "top_k": transformers.TopKLogitsWarper}
+    coca_model._has_transformers = True
+
+
+class Captioner:
+    """OpenCLIP's CoCa: an image in, sampled captions out (for /describe)."""
+
+    SEQ_LEN = 30  # tokens per caption, start and end included
+    TOP_P = 0.5  # nucleus sampling: varied captions that stay on the likely words
+
+    def __init__(self, model, preprocess, device, name: str = ""):
+        import torch
+
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.device = torch.device(device)
+        self.name = name
+
+    @classmethod
+    def load(cls, model_name: str = "coca_ViT-L-14", pretrained: str = "mscoco_finetuned_laion2b_s13b_b90k",
+             device="cpu") -> Captioner:
+        """Load through `open_clip.create_model_and_transforms`, like the Embedder."""
+        import open_clip
+        import torch
+
+        _coca_sampling_without_beam_search()
+        device = torch.device(device)
+        precision = "fp16" if device.type == "cuda" else "fp32"
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained or None, precision=precision, device=device
+        )
+        label = f"{model_name}/{os.path.basename(pretrained) if os.path.isfile(pretrained) else pretrained}"
+        return cls(model, preprocess, device, name=label)
+
+    def captions(self, image: Image.Image, count: int, seed: int) -> list[str]:
+        """`count` captions of one image, sampled with `seed` (same seed, same device: same captions)."""
+        import open_clip
+        import torch
+
+        pixels = self.preprocess(image.convert("RGB")).unsqueeze(0).repeat(count, 1, 1, 1)
+        pixels = pixels.to(self.device, next(self.model.parameters()).dtype)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():  # seeded without touching the global stream
+            torch.manual_seed(seed)
+            tokens = self.model.generate(pixels, generation_type="top_p", top_p=self.TOP_P, seq_len=self.SEQ_LEN)
+        texts = [open_clip.decode(row) for row in tokens.cpu()]
+        # what follows the first end token is padding
+        return [" ".join(t.split("<end_of_text>")[0].replace("<start_of_text>", " ").split()) for t in texts]

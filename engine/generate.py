@@ -1,4 +1,4 @@
-"""Running jobs on a loaded preset: imagine, variation, upscale, outpaint, embed, pool.
+"""Running jobs on a loaded preset: imagine, blend, variation, upscale, outpaint, describe, embed, pool.
 
 `Engine` loads a preset once (lazily, or via `.load()`) and keeps it resident.
 `Engine.run(job, report, should_stop)` checks the job's inputs first, then
@@ -34,11 +34,30 @@ Choices worth knowing:
   an image). Without conditioning the scale is 0 and the embeds are zeros;
   diffusers' IP-Adapter processor skips the adapter branch at scale 0, so the
   output is bit-identical to a pipeline that never loaded the adapter.
-* **Style references** (`--sref URL`). `spec.style_images` (PNG bytes) are
-  embedded with the preset's OpenCLIP; the reference r is the mean of their
-  unit-normalised embeddings, rescaled to their mean norm (`style_reference`).
-  Alone, r is the conditioning; with `spec.conditioning` c as well, the
-  conditioning is |c|·normalize(c/|c| + r/|r|). The bot sets the scale.
+* **Image conditioning** (`--p`, `--sref URL`, image prompts, `/blend`): up
+  to three parts steer through the one IP-Adapter (`combine_conditioning`):
+  the taste vector c (`spec.conditioning`, weight 1), the style reference r
+  of `spec.style_images` (weight 1) and the image-prompt reference p of
+  `spec.prompt_images` (weight iw = `spec.image_weight`, `--iw` 0-3). r and p
+  are each the mean of their images' unit-normalised OpenCLIP embeddings,
+  rescaled to their mean norm (`style_reference`). The conditioning is the
+  normalised weighted sum of the parts' unit directions,
+  n·normalize(Σ wₖ·uₖ/|uₖ|), at the taste's norm n = |c| when there is one
+  (its ρ), else at the weighted mean of the references' norms; a part alone
+  is the conditioning as it is, and weight 0 leaves a part out (`--iw 0`
+  alone: no conditioning). So c with r is |c|·normalize(c/|c| + r/|r|).
+  The bot sets the adapter scale: the preset's λ(s) for c and r, and
+  λ_img(iw) = λ_max·2·iw/(iw + 1) with image prompts (0 at iw 0, the
+  preset's maximum taste scale at the default iw 1, 1.5x it at iw 3); with
+  both, the larger (bot/generation.py `adapter_scale`).
+* **Blend** (`/blend`) is an imagine of the blended images alone: an empty
+  text prompt, conditioned on p of its 2-5 images (and the member's taste).
+* **Describe** (`/describe`). CoCa (OpenCLIP's captioner, loaded on the
+  first describe job and kept) samples `count` captions with the job's seed
+  (nucleus sampling); the preset's OpenCLIP ranks `spec.styles` by cosine
+  similarity with the image; prompt i is caption i, cleaned of characters the
+  prompt language reads as syntax, plus the style words ranked i and
+  i + count (so the four prompts lean different ways).
 * **Progress.** `report(percent, preview_jpeg | None)` after every denoising
   step; a preview at most about every 0.7 s (the first step always has one):
   a 2x2 grid of the batch from a linear latent->RGB map, at most 256 px.
@@ -89,7 +108,8 @@ from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the work
     JobResult,
     PoolSpec,
 )
-from engine.models import Loaded
+from engine.embed import Captioner
+from engine.models import Loaded, load_captioner
 from engine.models import load as load_preset
 from engine.models import release
 from engine.presets import DEFAULT_PRESET, Preset, get_preset
@@ -97,7 +117,7 @@ from engine.presets import DEFAULT_PRESET, Preset, get_preset
 Report = Callable[[float, bytes | None], None]
 ShouldStop = Callable[[], bool]
 
-__all__ = ["Engine", "JobCancelled", "JobError", "latents_to_preview", "style_reference"]
+__all__ = ["Engine", "JobCancelled", "JobError", "combine_conditioning", "latents_to_preview", "style_reference"]
 
 # Input limits the engine checks itself; the ranges of a spec are pydantic
 # constraints in engine/jobs.py.
@@ -280,6 +300,35 @@ def style_reference(embeddings: np.ndarray) -> np.ndarray:
     return mean * (norms.mean() / max(float(np.linalg.norm(mean)), 1e-12))
 
 
+def combine_conditioning(
+    taste: list[float] | None, references: list[tuple[np.ndarray, float]]
+) -> list[float] | None:
+    """The taste vector and the (embeddings, weight) references as one conditioning
+    vector (the rule in the module docstring); None when nothing weighs anything."""
+    parts = [(np.asarray(taste, dtype=np.float64), 1.0)] if taste is not None else []
+    parts += [(style_reference(e), float(w)) for e, w in references if len(e) and w > 0]
+    if not parts:
+        return None
+    if len(parts) == 1:  # alone, a part is the conditioning as it is
+        return [float(x) for x in parts[0][0]]
+    norms = [float(np.linalg.norm(u)) for u, _ in parts]
+    total = sum(w * u / max(n, 1e-12) for (u, w), n in zip(parts, norms, strict=True))
+    weights = [w for _, w in parts]
+    scale = norms[0] if taste is not None else sum(w * n for w, n in zip(weights, norms, strict=True)) / sum(weights)
+    return [float(x) for x in scale * total / max(float(np.linalg.norm(total)), 1e-12)]
+
+
+# Characters the prompt language reads as syntax (parameters, permutations,
+# multi-prompt weights, links): a caption never carries them into a prompt.
+_PROMPT_SYNTAX = str.maketrans({c: " " for c in "-\u2014{}[]:<>|\\/`*_~@#"})
+
+
+def describe_prompt(caption: str, words: list[str]) -> str:
+    """A /describe prompt: the caption, cleaned of prompt syntax, then the style words."""
+    text = " ".join(caption.translate(_PROMPT_SYNTAX).split())[:300].strip(" ,.") or "an image"
+    return ", ".join([text, *words])
+
+
 @dataclass(frozen=True)
 class Sampling:
     """What one job asks of the shared sample -> embed -> result path; image i uses seeds[i]."""
@@ -330,6 +379,7 @@ class Engine:
         self.dtype = dtype
         self.compile = compile
         self.loaded: Loaded | None = None
+        self.captioner: Captioner | None = None  # /describe's CoCa, loaded by the first describe job
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -349,6 +399,7 @@ class Engine:
         """Drop the models and free their memory (before loading another preset)."""
         release(self.loaded)
         self.loaded = None
+        self.captioner = None
 
     # -- entry point -------------------------------------------------------------
 
@@ -360,8 +411,10 @@ class Engine:
         # 1. Check the inputs that need no model (before paying for a load).
         decoded = self._check_job(job)
         styles = self._check_styles(job.generate) if job.generate is not None else []
+        prompt_images = self._check_prompt_images(job.generate) if job.generate is not None else []
         self._check_safe(job, [("the source image", decoded)] if decoded is not None else [])
         self._check_safe(job, [(f"--sref image {i}", im) for i, im in enumerate(styles, 1)])
+        self._check_safe(job, [(f"image prompt {i}", im) for i, im in enumerate(prompt_images, 1)])
         if should_stop():
             raise JobCancelled()
 
@@ -377,12 +430,16 @@ class Engine:
         gen_t, emb_t = _Timer(m.device), _Timer(m.device)
         progress = _Progress(report, should_stop, "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
         try:
-            spec = self._with_style(m, job.generate, styles, emb_t) if styles else job.generate
+            spec = job.generate
+            if styles or prompt_images:
+                spec = self._with_references(m, spec, styles, prompt_images, emb_t)
             match job.kind:
                 case JobKind.EMBED:
                     result = self._embed(m, job, progress, emb_t)
-                case JobKind.IMAGINE:
+                case JobKind.IMAGINE | JobKind.BLEND:
                     result = self._generate(m, self._imagine(m, spec), progress, gen_t, emb_t)
+                case JobKind.DESCRIBE:
+                    result = self._describe(m, job, decoded, progress, emb_t)
                 case JobKind.VARIATION:
                     result = self._generate(m, self._variation(m, spec, decoded), progress, gen_t, emb_t)
                 case JobKind.UPSCALE:
@@ -411,11 +468,20 @@ class Engine:
 
     def _check_job(self, job: Job) -> Image.Image | None:
         """Checks that need no model. Returns the decoded init image, if any."""
-        if job.kind in (JobKind.IMAGINE, JobKind.VARIATION, JobKind.UPSCALE, JobKind.OUTPAINT):
+        if job.kind in (JobKind.IMAGINE, JobKind.BLEND, JobKind.VARIATION, JobKind.UPSCALE, JobKind.OUTPAINT):
             spec = job.generate
             if spec is None:
                 raise JobError(f"a {job.kind} job needs `generate` parameters")
+            if job.kind == JobKind.BLEND and len(spec.prompt_images) < 2:
+                raise JobError(f"a blend needs 2 to 5 images, not {len(spec.prompt_images)}")
             return self._check_generate(job.kind, spec)
+        if job.kind == JobKind.DESCRIBE:
+            if job.describe is None:
+                raise JobError("a describe job needs `describe` parameters")
+            try:
+                return decode_image(job.describe.image)
+            except ImageDecodeError as e:
+                raise JobError(f"the image {e}", retryable=False) from None
         if job.kind == JobKind.EMBED:
             spec = job.embed
             if spec is None:
@@ -434,7 +500,7 @@ class Engine:
 
     def _check_generate(self, kind: JobKind, spec: GenerateSpec) -> Image.Image | None:
         """What the spec's own constraints cannot say: a variation or upscale needs an image that fits."""
-        if kind == JobKind.IMAGINE:
+        if kind in (JobKind.IMAGINE, JobKind.BLEND):
             return None
 
         # variation / upscale: an init image.
@@ -474,6 +540,17 @@ class Engine:
         return images
 
     @staticmethod
+    def _check_prompt_images(spec: GenerateSpec) -> list[Image.Image]:
+        """Decode the image prompts (bad bytes fail the job at once)."""
+        images = []
+        for i, data in enumerate(spec.prompt_images, 1):
+            try:
+                images.append(decode_image(data))
+            except ImageDecodeError as e:
+                raise JobError(f"image prompt {i}: {e}", retryable=False) from None
+        return images
+
+    @staticmethod
     def _check_safe(job: Job, named: list[tuple[str, Image.Image]]) -> None:
         """A member's image at or over the server's NSFW threshold fails the job (no retry)."""
         if job.nsfw_threshold is None or not named:
@@ -485,6 +562,8 @@ class Engine:
     def _check_against_model(self, spec: GenerateSpec, m: Loaded) -> None:
         if spec.style_images and not m.ip_adapter:
             raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: style references are unavailable")
+        if spec.prompt_images and not m.ip_adapter:
+            raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: image prompts are unavailable")
         if spec.conditioning is not None:
             if not m.ip_adapter:
                 raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: personalization is unavailable")
@@ -498,19 +577,18 @@ class Engine:
                 f"preset {self.preset.name!r} embeds in {m.embedder.dim}"
             )
 
-    # -- style references ---------------------------------------------------------------
+    # -- image conditioning: taste, style references, image prompts ------------------------
 
     @staticmethod
-    def _with_style(m: Loaded, spec: GenerateSpec, styles: list[Image.Image], emb_t: _Timer) -> GenerateSpec:
-        """The spec with its style images folded into `conditioning` (see the module docstring)."""
+    def _with_references(
+        m: Loaded, spec: GenerateSpec, styles: list[Image.Image], prompts: list[Image.Image], emb_t: _Timer
+    ) -> GenerateSpec:
+        """The spec with its style images and image prompts folded into `conditioning`
+        (combine_conditioning; the rule is in the module docstring)."""
         with emb_t():
-            ref = style_reference(m.embedder.embed_images(styles))
-        if spec.conditioning is not None:
-            c = np.asarray(spec.conditioning, dtype=np.float64)
-            c_norm = float(np.linalg.norm(c))
-            both = c / max(c_norm, 1e-12) + ref / max(float(np.linalg.norm(ref)), 1e-12)
-            ref = c_norm * both / max(float(np.linalg.norm(both)), 1e-12)
-        return spec.model_copy(update={"conditioning": [float(x) for x in ref], "style_images": []})
+            references = [(m.embedder.embed_images(styles), 1.0), (m.embedder.embed_images(prompts), spec.image_weight)]
+        conditioning = combine_conditioning(spec.conditioning, references)
+        return spec.model_copy(update={"conditioning": conditioning, "style_images": [], "prompt_images": []})
 
     # -- sampling parameters ---------------------------------------------------------------
 
@@ -641,6 +719,27 @@ class Engine:
         labels = s.labels or [""] * n
         out = [self._out(images[i], embs[i], s.seeds[i], labels[i], scores[i], nsfw[i]) for i in order]
         return JobResult(images=out, timings={"nsfw": round(nsfw_s, 4)})
+
+    def _describe(self, m: Loaded, job: Job, image: Image.Image, progress: _Progress, emb_t: _Timer) -> JobResult:
+        spec = job.describe  # its image passed the server's filter in run(), like every upload
+        # 1. Captions: CoCa, loaded by the first describe job and kept.
+        progress.check()
+        if self.captioner is None:
+            self.captioner = load_captioner(self.preset, m.device, self.data_dir)
+        with emb_t():
+            captions = self.captioner.captions(image, spec.count, spec.seed)
+        progress.report(60.0, None)
+        # 2. Style words ranked by cosine similarity with the image, in the taste space.
+        with emb_t():
+            img = m.embedder.embed_images([image]).astype(np.float64)[0]
+            words = m.embedder.embed_texts(spec.styles).astype(np.float64)
+        unit = words / np.maximum(np.linalg.norm(words, axis=1, keepdims=True), 1e-12)
+        cos = unit @ (img / max(float(np.linalg.norm(img)), 1e-12))
+        ranked = [spec.styles[i] for i in sorted(range(len(spec.styles)), key=lambda i: (-cos[i], i))]
+        # 3. Prompt i: caption i, then the style words ranked i and i + count.
+        n = len(captions)
+        prompts = [describe_prompt(c, ranked[i : i + 1] + ranked[i + n : i + n + 1]) for i, c in enumerate(captions)]
+        return JobResult(prompts=prompts, image_embeddings=[img.tolist()])
 
     def _embed(self, m, job: Job, progress: _Progress, emb_t: _Timer) -> JobResult:
         spec = job.embed

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from engine.config import DtypeName
-from engine.embed import Embedder
+from engine.embed import Captioner, Embedder
 from engine.presets import TINY_OPENCLIP_MODEL, Preset, get_preset
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,13 @@ TINY_OPENCLIP_WEIGHT = "open_clip_model.safetensors"
 _TINY_TEXT_DIM = 32  # text encoder width = UNet cross_attention_dim
 _TINY_EMBED_DIM = 64  # OpenCLIP embed_dim = IP-Adapter image_embed_dim
 _TINY_IP_TOKENS = 4  # the plain IP-Adapter projects one image embedding to 4 tokens
+
+# /describe's captioner: OpenCLIP's CoCa for every real preset (downloaded on first
+# use); a tiny random-weight CoCa for the tiny presets, built on first use beside them.
+CAPTIONER = ("coca_ViT-L-14", "mscoco_finetuned_laion2b_s13b_b90k")
+TINY_COCA_MODEL = "tastemaker-tiny-coca"
+TINY_COCA_DIR = "tiny-coca"  # under <data_dir>/models/
+TINY_COCA_WEIGHT = "open_clip_model.safetensors"
 
 
 # ----------------------------------------------------------------------------
@@ -144,6 +151,69 @@ def register_tiny_openclip(config_path: str | os.PathLike) -> None:
 
     if TINY_OPENCLIP_MODEL not in open_clip.list_models():
         open_clip.add_model_config(Path(config_path))
+
+
+def _tiny_coca_config() -> dict:
+    # coca_ViT-L-14's layout (attentional pooler, CLS token, a multimodal decoder), tiny sizes.
+    text = {"context_length": 76, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
+    return {
+        "embed_dim": 64,
+        "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16,
+                       "attentional_pool": True, "attn_pooler_heads": 2, "output_tokens": True},
+        "text_cfg": {**text, "embed_cls": True, "output_tokens": True},
+        "multimodal_cfg": {**text, "attn_pooler_heads": 2},
+        "custom_text": True,
+    }
+
+
+def _register_openclip_config(name: str, config_path: str | os.PathLike) -> None:
+    import open_clip
+
+    if name not in open_clip.list_models():
+        open_clip.add_model_config(Path(config_path))
+
+
+def build_tiny_coca(data_dir: str | os.PathLike) -> Path:
+    """A tiny random-weight CoCa (seeded) under <data_dir>/models/tiny-coca/, once:
+    its config and weights, loaded like the real one by create_model_and_transforms."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    target = Path(data_dir) / "models" / TINY_COCA_DIR
+    config_path = target / f"{TINY_COCA_MODEL}.json"
+    with _LOADING:
+        if (target / TINY_MARKER).exists():
+            return target
+        work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        work.mkdir(parents=True)
+        try:
+            (work / config_path.name).write_text(json.dumps(_tiny_coca_config(), indent=2))
+            _register_openclip_config(TINY_COCA_MODEL, work / config_path.name)
+            with torch.random.fork_rng():
+                torch.manual_seed(6)
+                model = open_clip.create_model(TINY_COCA_MODEL, pretrained=None)
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(work / TINY_COCA_WEIGHT))
+            (work / TINY_MARKER).write_text(json.dumps({"version": 1}))
+            try:
+                os.replace(work, target)
+            except OSError:  # another process built it first
+                if not (target / TINY_MARKER).exists():
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def load_captioner(preset: Preset, device: str | torch.device, data_dir: str | os.PathLike) -> Captioner:
+    """/describe's CoCa for this preset (tiny presets: the tiny CoCa, built on first use)."""
+    if preset.kind == "tiny" or preset.openclip_model == TINY_OPENCLIP_MODEL:
+        root = build_tiny_coca(data_dir)
+        _register_openclip_config(TINY_COCA_MODEL, root / f"{TINY_COCA_MODEL}.json")
+        name, pretrained = TINY_COCA_MODEL, str(root / TINY_COCA_WEIGHT)
+    else:
+        name, pretrained = CAPTIONER
+    with _LOADING:
+        return Captioner.load(name, pretrained, device=resolve_device(device))
 
 
 def random_ip_adapter_state_dict(unet, seed: int, embed_dim: int = _TINY_EMBED_DIM) -> dict[str, torch.Tensor]:
@@ -745,6 +815,7 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
     else:
         items.append(CheckItem("ip_adapter", True, "none (no personalization)"))
     items.append(_check_openclip(preset))
+    items.append(_check_openclip_weights("describe captioner", *CAPTIONER))
     return items
 
 
@@ -774,12 +845,16 @@ def _check_diffusers(preset: Preset) -> list[CheckItem]:
 
 
 def _check_openclip(preset: Preset) -> CheckItem:
+    return _check_openclip_weights("openclip", preset.openclip_model, preset.openclip_pretrained)
+
+
+def _check_openclip_weights(label: str, model: str, pretrained: str) -> CheckItem:
     import open_clip
 
-    name = f"openclip {preset.openclip_model}/{preset.openclip_pretrained}"
-    if os.path.isfile(preset.openclip_pretrained):
-        return CheckItem(name, True, preset.openclip_pretrained)
-    cfg = open_clip.get_pretrained_cfg(preset.openclip_model, preset.openclip_pretrained)
+    name = f"{label} {model}/{pretrained}"
+    if os.path.isfile(pretrained):
+        return CheckItem(name, True, pretrained)
+    cfg = open_clip.get_pretrained_cfg(model, pretrained)
     hub = (cfg or {}).get("hf_hub", "")
     if not hub:
         return CheckItem(name, False, "no hub source known for this OpenCLIP tag")

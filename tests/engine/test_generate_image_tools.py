@@ -1,0 +1,127 @@
+"""Image prompts (--iw), /blend and /describe on the worker (tiny preset, CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.images import decode_image
+from engine.jobs import DescribeSpec, GenerateSpec, Job, JobError, JobKind
+
+
+def reference(engine, pngs: list[bytes]) -> np.ndarray:
+    """Mean of the unit-normalised OpenCLIP embeddings, rescaled to their mean norm."""
+    e = engine.loaded.embedder.embed_images([decode_image(p) for p in pngs]).astype(np.float64)
+    norms = np.linalg.norm(e, axis=1)
+    mean = (e / norms[:, None]).mean(axis=0)
+    return mean * (norms.mean() / np.linalg.norm(mean))
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture(scope="module")
+def pictures(engine, gen) -> list[bytes]:
+    return [gen.imagine(engine, prompt=p, seed=9, count=1).images[0].png for p in ("a red barn", "blue waves", "a forest")]
+
+
+def test_an_image_prompt_steers_like_its_embedding(engine, gen, pictures, base_grid):
+    prompted = gen.imagine(engine, seed=5, count=2, prompt_images=pictures[:1], ip_adapter_scale=0.8)
+    assert all(a != b for a, b in zip(gen.pngs(prompted), gen.pngs(base_grid), strict=True))
+
+    by_vector = gen.imagine(engine, seed=5, count=2, conditioning=list(reference(engine, pictures[:1])), ip_adapter_scale=0.8)
+    assert gen.pngs(prompted) == gen.pngs(by_vector)
+
+
+def test_the_documented_rule_weights_image_prompts_by_iw(engine, gen, pictures):
+    """n·normalize(Σ w·u/|u|): taste weight 1 at the taste's norm, the sref weight 1, image prompts weight iw."""
+    taste = np.asarray(gen.random_vector(64, seed=4))
+    p, r = reference(engine, pictures[:2]), reference(engine, pictures[2:])
+    iw = 2.5
+    total = unit(taste) + unit(r) + iw * unit(p)
+    expected = [float(x) for x in np.linalg.norm(taste) * unit(total)]
+
+    mixed = gen.imagine(engine, seed=5, count=2, conditioning=list(taste), style_images=pictures[2:],
+                        prompt_images=pictures[:2], image_weight=iw, ip_adapter_scale=0.8)
+    by_vector = gen.imagine(engine, seed=5, count=2, conditioning=expected, ip_adapter_scale=0.8)
+    assert gen.pngs(mixed) == gen.pngs(by_vector)
+
+    # Without a taste, the weighted mean of the references' norms.
+    from engine.generate import combine_conditioning
+
+    e_p = engine.loaded.embedder.embed_images([decode_image(x) for x in pictures[:2]])
+    e_r = engine.loaded.embedder.embed_images([decode_image(x) for x in pictures[2:]])
+    both = np.asarray(combine_conditioning(None, [(e_r, 1.0), (e_p, iw)]))
+    assert np.allclose(unit(both), unit(unit(r) + iw * unit(p)))
+    assert np.isclose(np.linalg.norm(both), (np.linalg.norm(r) + iw * np.linalg.norm(p)) / (1 + iw))
+
+
+def test_iw_0_leaves_the_image_prompt_out(engine, gen, pictures, base_grid):
+    ignored = gen.imagine(engine, seed=5, count=2, prompt_images=pictures[:1], image_weight=0, ip_adapter_scale=0.8)
+    assert gen.pngs(ignored) == gen.pngs(base_grid)
+
+
+def test_a_blend_is_a_grid_from_its_images_combined(engine, gen, pictures):
+    job = Job(kind=JobKind.BLEND, preset="tiny",
+              generate=GenerateSpec(prompt="", width=128, height=192, seed=3, prompt_images=pictures, ip_adapter_scale=0.8))
+    result = engine.run(job)
+    assert [gen.png_size(im.png) for im in result.images] == [(128, 192)] * 4
+    assert all(im.nsfw is not None and len(im.embedding) == 64 for im in result.images)
+
+    same = gen.imagine(engine, prompt="", width=128, height=192, seed=3,
+                       conditioning=list(reference(engine, pictures)), ip_adapter_scale=0.8)
+    assert gen.pngs(result) == gen.pngs(same)
+
+
+def test_a_blend_of_one_image_and_a_corrupt_image_prompt_fail_at_once(engine, gen, pictures):
+    with pytest.raises(JobError, match="a blend needs 2 to 5 images, not 1"):
+        engine.run(Job(kind=JobKind.BLEND, preset="tiny", generate=GenerateSpec(prompt="", prompt_images=pictures[:1])))
+    with pytest.raises(JobError, match="image prompt 2") as info:
+        engine.run(gen.job(prompt_images=[pictures[0], b"not an image"], ip_adapter_scale=0.8))
+    assert info.value.retryable is False
+
+
+def test_a_flagged_image_prompt_fails_the_job(engine, gen, pictures):
+    with pytest.raises(JobError, match="image prompt 1 was flagged"):
+        engine.run(gen.job(prompt_images=pictures[:1], ip_adapter_scale=0.8).model_copy(update={"nsfw_threshold": 0.0}))
+
+
+STYLES = ["watercolor", "oil painting", "pencil sketch", "neon palette", "3D render", "pixel art", "ink wash", "collage"]
+
+
+def describe(engine, png: bytes, seed: int):
+    job = Job(kind=JobKind.DESCRIBE, preset="tiny", describe=DescribeSpec(image=png, styles=STYLES, seed=seed))
+    return engine.run(job)
+
+
+def test_describe_makes_four_prompts_from_coca_and_ranked_style_words(engine, pictures):
+    result = describe(engine, pictures[0], seed=1)
+    assert len(result.prompts) == 4 and len(set(result.prompts)) == 4
+    # Style words ranked by cosine with the image: prompt i ends with those ranked i and i + 4.
+    img = unit(engine.loaded.embedder.embed_images([decode_image(pictures[0])])[0])
+    words = engine.loaded.embedder.embed_texts(STYLES).astype(np.float64)
+    ranked = [STYLES[i] for i in np.argsort(-(words / np.linalg.norm(words, axis=1, keepdims=True)) @ img, kind="stable")]
+    for i, prompt in enumerate(result.prompts):
+        assert prompt.endswith(f", {ranked[i]}, {ranked[i + 4]}")
+        # random-weight CoCa: gibberish, but never the prompt language's syntax
+        assert not any(mark in prompt for mark in ("--", "::", "{", "}", "http"))
+    assert engine.captioner is not None  # loaded once, kept
+
+    assert describe(engine, pictures[0], seed=1).prompts == result.prompts
+    assert describe(engine, pictures[0], seed=2).prompts != result.prompts
+
+
+def test_describe_refuses_a_bad_image(engine):
+    with pytest.raises(JobError, match="the image is not a PNG, JPEG, WebP or GIF image"):
+        describe(engine, b"GIF87a nope", seed=1)
+
+
+def test_describe_prompt_drops_prompt_syntax():
+    from engine.generate import describe_prompt
+
+    assert describe_prompt("a cat --ar 3:2 {x, y} a::2 https://x.test/a.png", ["watercolor"]) == (
+        "a cat ar 3 2 x, y a 2 https x.test a.png, watercolor"
+    )
+    assert describe_prompt("  ", []) == "an image"
