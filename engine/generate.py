@@ -25,7 +25,21 @@ Choices worth knowing:
 * **Stylize** (0-1000, default 100) scales the guidance by
   `1 + 0.3·(s - 100) / 900` (0.97x at 0, 1.3x at 1000), and only for presets
   that use classifier-free guidance; turbo-style presets ignore it.
+  `--style raw` (`spec.raw`) keeps the preset's own guidance at every `--s`.
 * **Quality** scales the preset's step count (0.5, 1, 2).
+* **Multi-prompts** (`a:: b::2`, engine/params.py `prompt_parts`). Each part
+  is encoded on its own and the embeddings (and SDXL's pooled embeddings) are
+  mixed by weight: with classifier-free guidance, the positive side is
+  Σ w·E / Σ w over the positive parts and the negative side the same over the
+  negative parts' |w| (with the `--no` list as one more negative part of
+  weight 0.5, as Midjourney counts `--no`); without guidance there is no
+  negative side, so the one embedding is the signed mix Σ w·E / Σ w over all
+  parts (their sum is above 0). A prompt without `::` is encoded as before.
+* **Stop** (`--stop 10-100`). After that share of the run's steps (rounded
+  up), the latents are replaced by the scheduler's estimate of the finished
+  image (its x0 prediction) and the pipeline skips the remaining steps, so the
+  VAE decodes an unfinished, softer image and the skipped steps cost nothing.
+  A scheduler that gives no estimate leaves the latents as they are.
 * **Personalization.** The IP-Adapter is loaded once. With
   `spec.conditioning` set, the vector c is passed as `ip_adapter_image_embeds`
   with `set_ip_adapter_scale(spec.ip_adapter_scale)`: one tensor of shape
@@ -79,6 +93,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
@@ -92,7 +107,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine import canvas, safety
+from engine import canvas, params, safety
 from engine.config import DtypeName
 from engine.images import ImageDecodeError, decode_image
 from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
@@ -181,6 +196,7 @@ class _Progress:
         self.batch = -1
         self.last_preview = -math.inf
         self.last_percent = 0.0
+        self.stop = 100  # --stop: the % of each run's steps to take
 
     def check(self) -> None:
         if self.should_stop():
@@ -194,7 +210,9 @@ class _Progress:
         if self.should_stop():
             pipe._interrupt = True
             raise JobCancelled()
-        total = max(1, int(getattr(pipe, "num_timesteps", 0) or 1))
+        total = _steps_taken(int(getattr(pipe, "num_timesteps", 0) or 1), self.stop)
+        if self.stop < 100 and step + 1 >= total:
+            pipe._interrupt = True  # --stop: the pipeline skips the rest and decodes (see _stop_early)
         percent = 100.0 * (self.batch + min(step + 1, total) / total) / self.n_batches
         percent = max(self.last_percent, round(percent, 1))
         self.last_percent = percent
@@ -205,6 +223,53 @@ class _Progress:
             self.last_preview = now
         self.report(percent, preview)
         return callback_kwargs
+
+
+def _steps_taken(run: int, stop: int) -> int:
+    """Of a run of `run` denoising steps, how many --stop takes (at least one)."""
+    return max(1, math.ceil(run * stop / 100))
+
+
+@contextlib.contextmanager
+def _stop_early(pipe, stop: int) -> Iterator[None]:
+    """--stop: at the last step taken, the scheduler's x0 estimate replaces the latents it
+    returns (the callback then interrupts the pipeline, which decodes them). `wraps` keeps
+    the step's signature, which the pipelines inspect for `eta` and `generator`."""
+    if stop >= 100:
+        yield
+        return
+    scheduler = pipe.scheduler
+    original = scheduler.step
+    calls = [0]
+
+    @functools.wraps(original)
+    def step(*args, **kwargs):
+        return_dict = kwargs.pop("return_dict", True)
+        out = original(*args, **kwargs, return_dict=True)
+        calls[0] += 1
+        if calls[0] == _steps_taken(int(pipe.num_timesteps), stop):
+            estimate = _x0_estimate(scheduler, out)
+            if estimate is not None:
+                out.prev_sample = estimate
+        return out if return_dict else (out.prev_sample,)
+
+    scheduler.step = step
+    try:
+        yield
+    finally:
+        del scheduler.step  # back to the class's method
+
+
+def _x0_estimate(scheduler, out) -> torch.Tensor | None:
+    """The finished image the scheduler predicts at this step: Euler, DDIM and others return it;
+    DPM-Solver++ keeps it as its newest model output."""
+    for name in ("pred_original_sample", "denoised"):
+        if (x0 := getattr(out, name, None)) is not None:
+            return x0
+    if getattr(scheduler.config, "algorithm_type", "") in ("dpmsolver++", "sde-dpmsolver++"):
+        outputs = getattr(scheduler, "model_outputs", None) or [None]
+        return outputs[-1]
+    return None
 
 
 def _preview_scale(scheduler) -> float:
@@ -349,6 +414,7 @@ class Sampling:
     strength: float | None = None
     tile: bool = False
     labels: list[str] | None = None  # pool: the style of each image
+    stop: int = 100  # --stop: the % of the steps taken before decoding
     keep_best: tuple[int, list[float]] | None = None  # best-of-N: (count, rerank direction)
 
 
@@ -595,9 +661,9 @@ class Engine:
     def _steps(self, quality: float) -> int:
         return max(1, round(self.preset.steps * quality))
 
-    def _guidance(self, stylize: int) -> float:
+    def _guidance(self, stylize: int, raw: bool = False) -> float:
         g = float(self.preset.guidance_scale)
-        if not self.preset.uses_cfg:
+        if not self.preset.uses_cfg or raw:
             return g
         return g * (1.0 + 0.3 * (stylize - 100) / 900.0)
 
@@ -619,7 +685,8 @@ class Engine:
             width=spec.width,
             height=spec.height,
             steps=self._steps(spec.quality),
-            guidance=self._guidance(spec.stylize),
+            guidance=self._guidance(spec.stylize, spec.raw),
+            stop=spec.stop,
             negative=spec.negative_prompt,
             conditioning=spec.conditioning,
             ip_scale=spec.ip_adapter_scale,
@@ -666,7 +733,8 @@ class Engine:
             width=init.width,
             height=init.height,
             steps=max(self._steps(spec.quality), math.ceil(1.0 / strength)),
-            guidance=self._guidance(spec.stylize),
+            guidance=self._guidance(spec.stylize, spec.raw),
+            stop=spec.stop,
             negative=spec.negative_prompt,
             conditioning=spec.conditioning,
             ip_scale=spec.ip_adapter_scale,
@@ -776,7 +844,8 @@ class Engine:
         cfg = self._uses_cfg(pipe, s.guidance)
         out: list[Image.Image] = []
         tile_ctx = _circular_padding(pipe.unet, pipe.vae) if s.tile else contextlib.nullcontext()
-        with tile_ctx, _vae_tiling(pipe.vae, s.width * s.height > VAE_TILING_ABOVE_PIXELS):
+        progress.stop = s.stop
+        with tile_ctx, _vae_tiling(pipe.vae, s.width * s.height > VAE_TILING_ABOVE_PIXELS), _stop_early(pipe, s.stop):
             for batch in _batches(len(s.seeds), self.max_batch):
                 progress.next_batch()
                 b = len(batch)
@@ -816,6 +885,51 @@ class Engine:
         return out
 
     def _encode_prompts(self, pipe, prompts: list[str], negative: str, cfg: bool) -> dict[str, Any]:
+        """The pipeline's embedding keyword arguments for these prompts; multi-prompts mixed by weight."""
+        try:
+            parts = [params.prompt_parts(p) for p in prompts]
+        except params.ParamError as e:  # checked by the bot; a job from elsewhere may still be wrong
+            raise JobError(f"prompt: {e}", retryable=False) from None
+        if all(len(p) == 1 for p in parts):  # no multi-prompt: one encoding each (a lone part's weight is moot)
+            return self._encode_plain(pipe, [p[0][0] for p in parts], negative, cfg)
+        return self._encode_weighted(pipe, parts, negative, cfg)
+
+    def _encode_weighted(
+        self, pipe, parts: list[tuple[tuple[str, float], ...]], negative: str, cfg: bool
+    ) -> dict[str, Any]:
+        # 1. Every distinct text once, without guidance: (T, 77, D) and, for SDXL, pooled (T, P).
+        negatives = [(negative, 0.5)] if cfg and negative else []  # --no counts as `::-0.5`, as in Midjourney
+        texts = list(dict.fromkeys([t for p in parts for t, _ in p] + [t for t, _ in negatives]))
+        encoded = self._encode_plain(pipe, texts, "", cfg=False)
+        row = {t: i for i, t in enumerate(texts)}
+
+        def mix(weighted: list[tuple[str, float]]) -> dict[str, torch.Tensor]:
+            w = torch.tensor([w for _, w in weighted], dtype=torch.float32)
+            w = w / w.sum()
+            out = {}
+            for key, t in encoded.items():
+                picked = t[[row[text] for text, _ in weighted]].float()
+                out[key] = torch.einsum("n,n...->...", w.to(picked.device), picked).to(t.dtype)
+            return out
+
+        # 2. Each prompt's side(s), then the batch.
+        sides: list[dict[str, torch.Tensor]] = []
+        for p in parts:
+            if not cfg:  # one embedding: the signed mix
+                sides.append(mix(list(p)))
+                continue
+            side = mix([(t, w) for t, w in p if w > 0])
+            away = [(t, -w) for t, w in p if w < 0] + negatives
+            if away:
+                unwanted = mix(away)
+            else:  # the pipeline's own negative (zeros or the empty prompt)
+                plain = self._encode_plain(pipe, [p[0][0]], "", cfg=True)
+                unwanted = {k: plain["negative_" + k][0] for k in encoded}
+            side.update({"negative_" + k: v for k, v in unwanted.items()})
+            sides.append(side)
+        return {key: torch.stack([side[key] for side in sides]) for key in sides[0]}
+
+    def _encode_plain(self, pipe, prompts: list[str], negative: str, cfg: bool) -> dict[str, Any]:
         device = self.loaded.device
         negatives = [negative] * len(prompts) if (cfg and negative) else None
         if self.preset.kind == "sdxl":
