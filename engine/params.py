@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.jobs import MAX_SEED
+from engine.jobs import MAX_IMAGE_WEIGHT, MAX_PROMPT_IMAGES, MAX_SEED
 
 __all__ = [
     "CODE_RE", "CodeWeight", "ParamError", "Request", "dimensions", "expand", "is_code",
@@ -148,6 +148,8 @@ class Request(BaseModel):
     stop: int = Field(100, ge=10, le=100)  # % of the denoising run before decoding
     style: str | None = None  # "raw": no stylize boost, no default --p
     repeat: int = Field(1, ge=1, le=MAX_JOBS)  # jobs from this prompt; the bot queues each with repeat 1
+    image_links: tuple[str, ...] = Field((), max_length=MAX_PROMPT_IMAGES)  # image prompts: links before the text
+    image_weight: float = Field(1.0, ge=0, le=MAX_IMAGE_WEIGHT)  # --iw
 
     @property
     def raw(self) -> bool:
@@ -169,7 +171,7 @@ class Request(BaseModel):
 
     def canonical(self) -> str:
         """The prompt with only non-default parameters, in a fixed order; parses back to self."""
-        parts = [self.text]
+        parts = [*self.image_links, self.text]
         for spec in _SPECS:
             value = getattr(self, spec.field)
             if value != Request.model_fields[spec.field].default:
@@ -183,8 +185,8 @@ class Request(BaseModel):
     @property
     def member_text(self) -> str:
         """Every word of the member's that is shown back: the description, the `--no`
-        terms and a `--sref` link (not parameter names, codes or numbers)."""
-        return " ".join([self.text, *self.negative, *([self.sref] if self.sref else [])])
+        terms, image links and a `--sref` link (not parameter names, codes or numbers)."""
+        return " ".join([*self.image_links, self.text, *self.negative, *([self.sref] if self.sref else [])])
 
     @property
     def uses_current_code(self) -> bool:
@@ -334,6 +336,30 @@ def _style(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
     return tok.lower()
 
 
+def _image_weight(seg: _Seg, spec: _Spec, presets: Collection[str]) -> float:
+    tok = _one(seg, spec)
+    if not _DEC_RE.fullmatch(tok) or len(tok) > 12:
+        raise _fail(seg, spec, tok, "is not a number")
+    if not 0 <= (iw := float(tok)) <= MAX_IMAGE_WEIGHT:
+        raise _fail(seg, spec, tok, "is out of range")
+    return iw
+
+
+def _leading_links(body: str) -> tuple[tuple[str, ...], str]:
+    """Image prompts: the http(s) links before the description, as in Midjourney."""
+    words = body.split(" ")
+    links = []
+    while words and _URL_RE.fullmatch(words[0]):
+        link = words.pop(0)
+        if len(link) > MAX_URL:
+            raise ParamError(f"The image link {_q(link)} is too long ({len(link)} characters): "
+                             f"a link may be at most {MAX_URL}.")
+        links.append(link)
+    if len(links) > MAX_PROMPT_IMAGES:
+        raise ParamError(f"Your prompt starts with {len(links)} image links; a prompt takes at most {MAX_PROMPT_IMAGES}.")
+    return tuple(links), " ".join(words)
+
+
 def _sref(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
     tok = _one(seg, spec)
     if is_code(tok):
@@ -387,6 +413,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("repeat", "repeat", ("repeat", "r"), f"1–{MAX_JOBS}", _integer(1, MAX_JOBS), str),
     _Spec("tile", "tile", ("tile",), "no value", _tile, lambda _: ""),
     _Spec("sref", "sref", ("sref",), "a 7-character code or an http(s) image link", _sref, str),
+    _Spec("image_weight", "image weight", ("iw",), f"0–{MAX_IMAGE_WEIGHT:g}, like `--iw 1.5`", _image_weight, _num),
     _Spec("preset", "version", ("v", "version"), "a model name like `tiny`", _preset, str),
 )
 _BY_NAME: dict[str, _Spec] = {name: spec for spec in _SPECS for name in spec.names}
@@ -422,17 +449,20 @@ def parse(text: str, presets: Collection[str] = ()) -> Request:
             raise ParamError(f"{_q(seg.flag)} is given twice{also}. Use each parameter once.")
         given[spec.field] = seg.flag
         values[spec.field] = spec.convert(seg, spec, presets)
-    body = " ".join(prose.split())
-    if not body:
+    links, body = _leading_links(" ".join(prose.split()))
+    if not body and not links:
         raise ParamError("Your prompt has no description. Describe the image first, "
                          "then add parameters: `a lighthouse in a storm --ar 3:2`.")
     if len(body) > MAX_TEXT:
         raise ParamError(f"Your prompt is {len(body)} characters long; the limit is {MAX_TEXT} "
                          "(not counting parameters).")
-    prompt_parts(body)  # a bad multi-prompt fails here, not on a worker
+    if body:
+        prompt_parts(body)  # a bad multi-prompt fails here, not on a worker
     if values.get("repeat", 1) > 1 and values.get("seed") is not None:
         raise ParamError(f"{_q(given['repeat'], str(values['repeat']))} with {_q(given['seed'], str(values['seed']))} "
                          f"would make the same images {values['repeat']} times: drop one of them.")
+    if links:
+        values["image_links"] = links
     return Request(text=body, **values)
 
 
