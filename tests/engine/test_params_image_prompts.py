@@ -37,7 +37,7 @@ def test_links_alone_parse_with_an_empty_description():
         ("a cat --iw lots", "`--iw lots` is not a number: image weight takes 0–3"),
         ("a cat --iw 1 2", "Unexpected `2` after `--iw 1`"),
         (" ".join(f"https://a.test/{i}.png" for i in range(6)) + " a cat", "starts with 6 image links; a prompt takes at most 5"),
-        ("https://a.test/" + "a" * 2100 + ".png a cat", "is too long (2120 characters): a link may be at most 2048"),
+        ("https://a.test/" + "a" * 2100 + ".png a cat", "is too long (2119 characters): a link may be at most 2048"),
     ],
 )
 def test_bad_image_prompts_get_specific_errors(prompt, expected):
