@@ -15,6 +15,7 @@ import numpy as np
 from engine import profiles
 from engine.db import taste as q
 from engine.jobs import JobState
+from engine.safety import DEFAULT_THRESHOLD
 
 ORDERS = {"new": "Newest", "top": "Most liked", "foryou": "For you"}
 RANKED_LIMIT = 5000  # For you and "more like this" score at most this many newest images
@@ -59,8 +60,16 @@ def _shown(row: aiosqlite.Row) -> Shown:
 
 
 def _where(guild_ids: list[int]) -> tuple[str, tuple]:
+    """Done jobs of these servers, without the images their content filter flagged
+    (spoilered, or allowed in an age-restricted channel): a gallery has neither
+    spoilers nor age gates. Blocked images have no row at all (bot/delivery.py)."""
     marks = ",".join("?" * len(guild_ids))
-    return f" WHERE j.state = ? AND j.guild_id IN ({marks})", (JobState.DONE.value, *guild_ids)
+    unflagged = (
+        " AND (i.nsfw IS NULL OR i.nsfw < COALESCE("
+        "(SELECT s.nsfw_threshold FROM guild_settings s WHERE s.guild_id = j.guild_id), ?))"
+    )
+    where = f" WHERE j.state = ? AND j.guild_id IN ({marks})" + unflagged
+    return where, (JobState.DONE.value, *guild_ids, DEFAULT_THRESHOLD)
 
 
 async def get_visible(db: aiosqlite.Connection, viewer: int, guild_ids: list[int], image_id: int) -> Shown | None:

@@ -140,3 +140,23 @@ async def test_a_grid_with_one_flagged_image_withholds_only_that_one(simcord_env
     acknowledge_user_errors(simcord_env)
     await alice.click(message, label=f"U{second[0]}")
     assert f"Image #{second[0]}" in channel.last_message.content
+
+
+async def test_explore_never_lists_flagged_images(simcord_env, world, mod, simcord_bot):
+    from bot.web import gallery
+
+    guild, channel, alice, bob = world
+    await alice.slash(channel, "imagine", prompt="a quiet harbor")
+    await run_until(simcord_env, lambda: results(channel, "a quiet harbor"))
+    shown, _ = await gallery.page(simcord_bot.db, bob.id, [guild.id], "new", 0, 10)
+    assert len(shown) == 4  # under the default threshold: listed
+
+    # Spoilered now: posted behind a spoiler in the channel, but a gallery has no spoilers.
+    await mod.slash(channel, "admin nsfw", policy="spoiler", threshold=0.0)
+    await alice.slash(channel, "imagine", prompt="a busy market")
+    await run_until(simcord_env, lambda: results(channel, "a busy market"))
+    shown, _ = await gallery.page(simcord_bot.db, bob.id, [guild.id], "new", 0, 10)
+    assert shown == []  # the threshold now flags every image, the older ones too
+    await mod.slash(channel, "admin nsfw", threshold=1.0)
+    shown, _ = await gallery.page(simcord_bot.db, bob.id, [guild.id], "new", 0, 10)
+    assert len(shown) == 8
