@@ -201,6 +201,11 @@ class Delivery:
         return relative
 
     async def show(self, record: db_jobs.JobRecord) -> None:
+        if record.request.get("web"):  # queued from the web companion: its page shows it, no message to edit
+            if record.state.terminal:
+                await db_jobs.update_job(self.bot.db, record.id, delivered_at=time.time())
+                await self.bot.queue.forget(record.id)
+            return
         shown = self._shown.setdefault(record.id, _Shown())
         now = time.monotonic()  # backoff and edit pacing: a monotonic clock, immune to wall-clock jumps
         if now < shown.retry_at:

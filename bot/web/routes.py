@@ -383,6 +383,9 @@ async def create_moodboard(request: web.Request) -> web.Response:
             prompt=f"moodboard: {n} image{'s' if n != 1 else ''}",
             request={"images": n, "preset": preset, "web": True},  # web: no Discord message to edit (bot/delivery.py)
         )
+        # Message 0, no such message: the job pump follows it (it follows jobs that have a
+        # message) and, seeing "web", stores the result and edits nothing.
+        await db_jobs.update_job(context.db, job.id, message_id=0)
     await context.queue.submit(job)
     log.info("web moodboard job %s queued for user %s (%d images)", job.id, session.user_id, n)
     return web.json_response(_board(await db_jobs.get_job(context.db, job.id)))

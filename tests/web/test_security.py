@@ -3,6 +3,7 @@ web server of a bot that SimCord runs."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -140,3 +141,87 @@ async def test_images_are_served_by_id_only(simcord_env, world, simcord_bot, bas
             async with client.get(base_url + path) as answer:
                 assert answer.status in (403, 404), path
                 assert b"not for the web" not in await answer.read()
+
+
+async def test_a_member_of_one_server_gets_404_for_another_servers_image(simcord_env, world, simcord_bot, base_url):
+    guild, channel, alice, bob = world
+    await bob.slash(channel, "imagine", prompt="a secret garden --seed 9")
+    await run_until(simcord_env, lambda: finished(channel, "a secret garden"))
+    [(image_id,)] = await simcord_bot.db.execute_fetchall("SELECT MIN(id) FROM images")
+    other = simcord_env.create_guild("Elsewhere")
+    elsewhere = other.create_text_channel("general")
+    carol = other.add_member(simcord_env.create_user("carol"))
+    # Alice shares Bob's server: she sees it. Carol only shares another server with the bot.
+    insider = await signed_in(alice, channel)
+    outsider = await signed_in(carol, elsewhere)
+    async with insider, outsider:
+        async with insider.get(f"{base_url}/image/{image_id}") as answer:
+            assert answer.status == 200 and "a secret garden" in await answer.text()
+        async with insider.get(f"{base_url}/img/{image_id}") as answer:
+            assert answer.status == 200 and answer.content_type == "image/png"
+        for path in (f"/image/{image_id}", f"/img/{image_id}", f"/explore?server={guild.id}"):
+            async with outsider.get(base_url + path) as answer:
+                assert answer.status == 404, path
+                assert "a secret garden" not in await answer.text()
+        async with outsider.get(f"{base_url}/explore") as answer:
+            page = await answer.text()
+            assert answer.status == 200 and "a secret garden" not in page and f"/img/{image_id}" not in page
+        async with outsider.post(f"{base_url}/api/like/{image_id}", headers={"X-CSRF-Token": outsider.csrf}) as answer:
+            assert answer.status == 404
+    assert (await simcord_bot.db.execute_fetchall("SELECT COUNT(*) FROM likes"))[0][0] == 0
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+async def test_moodboard_uploads_get_discords_checks_and_become_a_code(simcord_env, world, simcord_bot, base_url):
+    import io
+
+    from PIL import Image
+
+    _, channel, alice, _ = world
+
+    def png(colour) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (64, 64), colour).save(out, "PNG")
+        return out.getvalue()
+
+    client = await signed_in(alice, channel)
+    async with client:
+        headers = {"X-CSRF-Token": client.csrf}
+        # 1. Not an image: refused by name, nothing queued.
+        form = aiohttp.FormData()
+        form.add_field("images", png("red"), filename="red.png", content_type="image/png")
+        form.add_field("images", b"hello", filename="notes.txt", content_type="text/plain")
+        async with client.post(f"{base_url}/api/moodboards", data=form, headers=headers) as answer:
+            assert answer.status == 400
+            assert (await answer.json())["error"] == (
+                "`notes.txt` is not an image (text/plain): a moodboard takes PNG, JPEG, WebP or GIF images. Nothing was queued.")
+        # 2. A broken PNG: the one decoder says why.
+        form = aiohttp.FormData()
+        form.add_field("images", b"\x89PNG\r\n\x1a\nbroken", filename="broken.png", content_type="image/png")
+        async with client.post(f"{base_url}/api/moodboards", data=form, headers=headers) as answer:
+            assert answer.status == 400 and "`broken.png`" in (await answer.json())["error"]
+        assert (await simcord_bot.db.execute_fetchall("SELECT COUNT(*) FROM jobs"))[0][0] == 0
+        # 3. Two good images: one EMBED job through the queue, then a code.
+        form = aiohttp.FormData()
+        for colour in ("red", "navy"):
+            form.add_field("images", png(colour), filename=f"{colour}.png", content_type="image/png")
+        async with client.post(f"{base_url}/api/moodboards", data=form, headers=headers) as answer:
+            assert answer.status == 200, await answer.text()
+            board = await answer.json()
+        assert board["images"] == 2
+
+        async def code() -> str | None:
+            async with client.get(f"{base_url}/api/moodboards/{board['id']}") as answer:
+                return (await answer.json())["code"]
+
+        found = []
+        for _ in range(600):
+            if (value := await code()) is not None:
+                found.append(value)
+                break
+            await asyncio.to_thread(time.sleep, 0.1)  # the worker, in real time
+            await simcord_env.advance_time(0.5)  # the bot's job pump, in virtual time
+        rows = await simcord_bot.db.execute_fetchall("SELECT state, error, request, delivered_at FROM jobs") + await simcord_bot.db.execute_fetchall("SELECT state, tries, worker, guild_key, round FROM queue_jobs")
+        assert found, f"no moodboard code: {[tuple(r) for r in rows]}"
+        async with client.get(f"{base_url}/profile") as answer:
+            assert found[0] in await answer.text()
