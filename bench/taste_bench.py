@@ -112,8 +112,32 @@ class World:
     style_centers: np.ndarray  # (N_STYLES, d)
     shared_protos: np.ndarray  # (N_SHARED_PROTOS, d) unit
     quality_axis: np.ndarray  # (d,) unit
-    pool: np.ndarray  # (P, 8, d) raw embeddings of the rank pool
-    evalset: np.ndarray  # (E, 8, d) held-out prompts
+    offset: np.ndarray  # (d,) what every embedding shares
+    content_map: np.ndarray  # (d, d) sqrt(spectrum) then a rotation: content = normal @ content_map
+    pool: np.ndarray | None = None  # (P, 8, d) raw embeddings of the rank pool
+    evalset: np.ndarray | None = None  # (E, 8, d) held-out prompts
+
+
+def new_content(rng: np.random.Generator, world: World, n_prompts: int) -> np.ndarray:
+    return rng.normal(size=(n_prompts, D)) @ world.content_map
+
+
+def render(rng: np.random.Generator, world: World, content: np.ndarray, styles: np.ndarray) -> np.ndarray:
+    """Renders (n, d) of one prompt's content in the given style clusters."""
+    n = len(styles)
+    jitter_style = (rng.normal(size=(n, STYLE_DIM)) * 0.25 / math.sqrt(STYLE_DIM)) @ world.style_basis.T
+    jitter = rng.normal(size=(n, D)) * (0.15 / math.sqrt(D))
+    quality = rng.normal(size=(n, 1)) * QUALITY_SPREAD * world.quality_axis
+    return world.offset + content + world.style_centers[styles] + jitter_style + quality + jitter
+
+
+def render_prompts(rng: np.random.Generator, world: World, n_prompts: int) -> np.ndarray:
+    """(n, 8, d): each prompt in 8 different style clusters (a rank pool)."""
+    content = new_content(rng, world, n_prompts)
+    out = np.empty((n_prompts, STYLES_PER_PROMPT, D))
+    for i in range(n_prompts):
+        out[i] = render(rng, world, content[i], rng.choice(N_STYLES, STYLES_PER_PROMPT, replace=False))
+    return out
 
 
 def make_world(rng: np.random.Generator, n_pool: int, n_eval: int) -> World:
@@ -127,25 +151,15 @@ def make_world(rng: np.random.Generator, n_pool: int, n_eval: int) -> World:
     style_centers = (rng.normal(size=(N_STYLES, STYLE_DIM)) * (0.8 / math.sqrt(STYLE_DIM))) @ style_basis.T
     quality_axis = rng.normal(size=D)
     quality_axis /= np.linalg.norm(quality_axis)
-
-    def render(n_prompts: int) -> np.ndarray:
-        content = (rng.normal(size=(n_prompts, D)) * np.sqrt(spectrum)) @ rot.T
-        out = np.empty((n_prompts, STYLES_PER_PROMPT, D))
-        for i in range(n_prompts):
-            styles = rng.choice(N_STYLES, STYLES_PER_PROMPT, replace=False)
-            jitter_style = (rng.normal(size=(STYLES_PER_PROMPT, STYLE_DIM)) * 0.25 / math.sqrt(STYLE_DIM)) @ style_basis.T
-            jitter = rng.normal(size=(STYLES_PER_PROMPT, D)) * (0.15 / math.sqrt(D))
-            quality = rng.normal(size=(STYLES_PER_PROMPT, 1)) * QUALITY_SPREAD * quality_axis
-            out[i] = offset + content[i] + style_centers[styles] + jitter_style + quality + jitter
-        return out
-
+    world = World(style_basis, style_centers, np.empty((N_SHARED_PROTOS, D)), quality_axis, offset, np.sqrt(spectrum)[:, None] * rot.T)
     # community favourites: blends of two style clusters ("watercolor + soft light")
-    shared = np.empty((N_SHARED_PROTOS, D))
     for j in range(N_SHARED_PROTOS):
         a, b = rng.choice(N_STYLES, 2, replace=False)
         v = style_centers[a] + 0.6 * style_centers[b]
-        shared[j] = v / np.linalg.norm(v)
-    return World(style_basis, style_centers, shared, quality_axis, render(n_pool), render(n_eval))
+        world.shared_protos[j] = v / np.linalg.norm(v)
+    world.pool = render_prompts(rng, world, n_pool)
+    world.evalset = render_prompts(rng, world, n_eval)
+    return world
 
 
 @dataclass
@@ -274,11 +288,16 @@ def random_votes(rng, z_pool, u_pool, temp, n):
     return np.where(first[:, None], delta, -delta)
 
 
-def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, explore, times):
-    """Sequential votes chosen by choose_pair; returns {n_votes: posterior}."""
+def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, explore, times, known=None):
+    """Sequential votes chosen by choose_pair; returns {n_votes: posterior}.
+    ``known``: (deltas, weights) the member gave before (signals from use)."""
+    k = z_pool.shape[-1]
+    d0, c0 = known if known is not None else (np.empty((0, k)), np.empty(0))
     out = {}
-    deltas = np.empty((n, z_pool.shape[-1]))
-    post = taste.fit(deltas[:0], prior=prior)
+    deltas = np.concatenate([d0, np.empty((n, k))])
+    weights = np.concatenate([c0, np.ones(n)])
+    n0 = len(d0)
+    post = taste.fit(deltas[:n0], weights[:n0], prior=prior)
     if 0 in grid:
         out[0] = post
     for t in range(n):
@@ -288,14 +307,136 @@ def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, expl
         idx = taste.choose_pair(post, cand, rng, explore=explore)
         pr, pair = prompts[idx // len(PAIRS)], PAIRS[idx % len(PAIRS)]
         p = norm_cdf(temp * (u_pool[pr, pair[0]] - u_pool[pr, pair[1]]))
-        deltas[t] = cand[idx] if rng.random() < p else -cand[idx]
+        deltas[n0 + t] = cand[idx] if rng.random() < p else -cand[idx]
         t0 = time.perf_counter()
-        post = taste.fit(deltas[: t + 1], prior=prior, init=post.mean)
+        post = taste.fit(deltas[: n0 + t + 1], weights[: n0 + t + 1], prior=prior, init=post.mean)
         if t + 1 == n:
             times.append(time.perf_counter() - t0)
         if t + 1 in grid:
             out[t + 1] = post
     return out
+
+
+# ---------------------------------------------------------------------------
+# ordinary use: /imagine grids, then U, V or a reroll
+# ---------------------------------------------------------------------------
+
+GRID = 4
+SAME_STYLE_P = 0.5  # prompts that name a style: the grid's four renders share one style cluster
+P_UPSCALE = 0.7  # a kept grid gets a U on the favourite, else a V
+REROLL_SHARE = 0.2  # a grid whose best image is in the member's own worst fifth is rerolled
+V_NOISE = 2.0  # a V is picked by a noisier judgement than a U (this many times the noise sd)
+MAX_REROLLS = 2
+USE_GRIDS = (5, 10, 20, 50, 100)  # grids of use alone that the bench scores
+USE_BEFORE = 20  # grids a member made before their first /rank vote, in (u)
+USE_VOTES_MAX = 50  # (u) is followed up to this many votes
+
+
+@dataclass
+class UseEvent:
+    signal: str  # "upscale", "vary" or "reroll"
+    grid: np.ndarray  # (4, d) raw embeddings
+    chosen: int | None = None
+    replacement: np.ndarray | None = None  # a reroll's new grid
+
+
+def draw_grid(rng: np.random.Generator, world: World, content: np.ndarray) -> np.ndarray:
+    """One /imagine grid of a prompt: four renders, in one style cluster when the
+    prompt names a style (SAME_STYLE_P), else in four."""
+    if rng.random() < SAME_STYLE_P:
+        styles = np.full(GRID, rng.integers(N_STYLES))
+    else:
+        styles = rng.choice(N_STYLES, GRID, replace=False)
+    return render(rng, world, content, styles)
+
+
+def simulate_use(rng, world, utility, temp: float, n_grids: int) -> list[UseEvent]:
+    """A member who only uses /imagine: each new prompt's grid gets one action.
+    Judgements are Thurstonian with the vote noise (T u_i + N(0, 1/2) per image,
+    so two images compare as a vote would): the grid is rerolled when its best
+    perceived image is in the member's own worst REROLL_SHARE (at most
+    MAX_REROLLS times), else the favourite is upscaled (P_UPSCALE) or a
+    noisier favourite varied."""
+    noise = math.sqrt(0.5)
+    # the member's reroll threshold: a quantile of their own best-of-four
+    probe = [draw_grid(rng, world, new_content(rng, world, 1)[0]) for _ in range(100)]
+    best = [np.max(temp * utility(g) + rng.normal(size=GRID) * noise) for g in probe]
+    threshold = float(np.quantile(best, REROLL_SHARE))
+    events = []
+    for content in new_content(rng, world, n_grids):
+        grid = draw_grid(rng, world, content)
+        for attempt in range(MAX_REROLLS + 1):
+            u = temp * utility(grid)
+            seen = u + rng.normal(size=GRID) * noise
+            if seen.max() < threshold and attempt < MAX_REROLLS:
+                new = draw_grid(rng, world, content)
+                events.append(UseEvent("reroll", grid, replacement=new))
+                grid = new
+                continue
+            if rng.random() < P_UPSCALE:
+                events.append(UseEvent("upscale", grid, chosen=int(np.argmax(seen))))
+            else:
+                vary = u + rng.normal(size=GRID) * noise * V_NOISE
+                events.append(UseEvent("vary", grid, chosen=int(np.argmax(vary))))
+            break
+    return events
+
+
+def first_grids(events: list[UseEvent], n_grids: int) -> list[UseEvent]:
+    """The events of the first n_grids prompts (a prompt's rerolls, then its U or V)."""
+    kept = 0
+    for j, e in enumerate(events):
+        kept += e.signal != "reroll"
+        if kept == n_grids:
+            return events[: j + 1]
+    return events
+
+
+def use_deltas(events: list[UseEvent], basis: taste.Basis, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The events as weighted comparisons through engine.taste.use_comparisons."""
+    ds, cs = [np.empty((0, basis.k))], [np.empty(0)]
+    for e in events:
+        w = weights[e.signal]
+        if w <= 0:
+            continue
+        z_rep = None if e.replacement is None else basis.whiten(e.replacement)
+        d, c = taste.use_comparisons(basis.whiten(e.grid), e.signal, e.chosen, z_rep, weight=w)
+        ds.append(d)
+        cs.append(c)
+    return np.concatenate(ds), np.concatenate(cs)
+
+
+def log_score(pred: np.ndarray, p_true: np.ndarray) -> float:
+    """Expected log-likelihood per pair of predicted P(first wins): a proper
+    score, so it rewards calibration as well as accuracy."""
+    q = np.clip(pred, 1e-9, 1 - 1e-9)
+    return float(np.mean(p_true * np.log(q) + (1 - p_true) * np.log(1 - q)))
+
+
+USE_WEIGHT_GRID = {
+    "upscale": (0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
+    "vary": (0.0, 0.25, 0.5, 1.0, 1.5),
+    "reroll": (0.0, 0.1, 0.2, 0.4, 0.8),
+}
+
+
+def set_use_weights(member_events, basis, prior, ev, p_evals) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
+    """Each signal's weight, one signal at a time (U, then V, then reroll), as
+    the grid value whose use-only fits score best (held-out log score) on
+    members of their own, not the test members."""
+    chosen = {"upscale": 0.0, "vary": 0.0, "reroll": 0.0}
+    table: dict[str, dict[float, float]] = {}
+    for signal, values in USE_WEIGHT_GRID.items():
+        table[signal] = {}
+        for v in values:
+            w = {**chosen, signal: v}
+            scores = []
+            for events, p_true in zip(member_events, p_evals, strict=True):
+                d, c = use_deltas(events, basis, w)
+                scores.append(log_score(taste.fit(d, c, prior=prior).prob(ev), p_true))
+            table[signal][v] = float(np.mean(scores))
+        chosen[signal] = max(table[signal], key=table[signal].get)
+    return chosen, table
 
 
 def ece(pred: np.ndarray, p_true: np.ndarray, bins: int = 10) -> float:
@@ -331,12 +472,32 @@ class Result:
     refit_ms: float
     t_prior: float
     sizes: dict[str, int]
+    use_weights: dict[str, float] | None = None
+    use_table: dict[str, dict[float, float]] | None = None
+    use_only: dict[int, float] | None = None  # grids of use -> accuracy, no votes
+    use_only_ece: float | None = None
 
     def votes_needed(self) -> int | None:
         """Smallest grid vote count where (b) or (c) reaches (a) at the largest count."""
         target = self.acc["a"][self.grid[-1]]
         for n in self.grid:
             if max(self.acc["b"][n], self.acc["c"][n]) >= target:
+                return n
+        return None
+
+    def votes_needed_with_use(self) -> int | None:
+        """The same for (u): active votes after USE_BEFORE grids of ordinary use."""
+        target = self.acc["a"][self.grid[-1]]
+        for n in sorted(self.acc.get("u", {})):
+            if self.acc["u"][n] >= target:
+                return n
+        return None
+
+    def grids_needed(self) -> int | None:
+        """Grids of ordinary use alone (no votes) that reach (a) at the largest count."""
+        target = self.acc["a"][self.grid[-1]]
+        for n in sorted(self.use_only or {}):
+            if self.use_only[n] >= target:
                 return n
         return None
 
@@ -351,12 +512,13 @@ def run(
     cand_prompts: int,
     n_test: int | None = None,
     linear_oracle: bool = True,
+    use: bool = True,
 ) -> Result:
     if quick:
-        n_pool, n_eval, n_hist, n_t = 300, 60, 80, 20
+        n_pool, n_eval, n_hist, n_t, n_tune = 300, 60, 80, 20, 20
         grid = [5, 10, 20, 40, 100, 200]
     else:
-        n_pool, n_eval, n_hist, n_t = 400, 120, 300, 100
+        n_pool, n_eval, n_hist, n_t, n_tune = 400, 120, 300, 100, 50
         grid = [5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100, 150, 200]
     n_test = n_t if n_test is None else n_test
     hist_votes, max_votes = 40, max(grid)
@@ -422,7 +584,51 @@ def run(
     ece_pooled = ece(np.concatenate(probs_c), np.concatenate(ptrue_c))
     ece_member = float(np.mean([ece(p, q) for p, q in zip(probs_c, ptrue_c, strict=True)]))
 
-    # 4. context: the best linear taste on these features (5000 random votes each)
+    # 4. ordinary use, on random streams of their own (the numbers above stay as they were)
+    use_results = {}
+    if use:
+        use_rng = np.random.default_rng([seed, 1])
+
+        def utility_of(m: Member):
+            return lambda x: personal_utility(m, x) + kappa * quality(world, x)
+
+        # 4a. the weights of the signals, set on members of their own
+        tuners = make_members(use_rng, world, n_tune, p_shared)
+        tune_events = [simulate_use(use_rng, world, utility_of(m), temp, USE_BEFORE) for m in tuners]
+        tune_p = [
+            true_probs(personal_utility(m, world.evalset) + kappa * q_eval, temp) for m in tuners
+        ]
+        use_weights, use_table = set_use_weights(tune_events, basis, prior_c, ev, tune_p)
+        # 4b. the test members' use: use alone, then /rank votes on top of USE_BEFORE grids
+        events = {i: simulate_use(use_rng, world, utility_of(members[i]), temp, max(USE_GRIDS)) for i in test}
+        use_only, probs_u = {}, []
+        for g in USE_GRIDS:
+            accs = []
+            for i in test:
+                post = taste.fit(*use_deltas(first_grids(events[i], g), basis, use_weights), prior=prior_c)
+                accs.append(acc_of(post.mean, i))
+                if g == USE_BEFORE:
+                    probs_u.append(post.prob(ev))
+            use_only[g] = float(np.mean(accs))
+        use_only_ece = ece(np.concatenate(probs_u), np.concatenate(ptrue_c))
+        grid_u = [0] + [n for n in grid if n <= USE_VOTES_MAX]
+        per_u: dict[int, list[float]] = {n: [] for n in grid_u}
+        for i in test:
+            known = use_deltas(first_grids(events[i], USE_BEFORE), basis, use_weights)
+            posts = active_votes(
+                use_rng, z_pool, u_pool[i], temp, prior_c, max(grid_u), set(grid_u), cand_prompts, explore, [], known
+            )
+            for n in grid_u:
+                per_u[n].append(acc_of(posts[n].mean, i))
+        acc["u"] = {n: float(np.mean(per_u[n])) for n in grid_u}
+        use_results = {
+            "use_weights": use_weights,
+            "use_table": use_table,
+            "use_only": use_only,
+            "use_only_ece": use_only_ece,
+        }
+
+    # 5. context: the best linear taste on these features (5000 random votes each)
     lin = None
     if linear_oracle:
         lin = float(
@@ -433,7 +639,9 @@ def run(
                 ]
             )
         )
-    sizes = {"pool": n_pool, "eval": n_eval, "eval_pairs": len(ev), "hist": n_hist, "test": n_test, "k": basis.k}
+    sizes = {
+        "pool": n_pool, "eval": n_eval, "eval_pairs": len(ev), "hist": n_hist, "test": n_test, "k": basis.k, "tune": n_tune
+    }
     return Result(
         grid=grid,
         acc=acc,
@@ -450,7 +658,30 @@ def run(
         refit_ms=1e3 * statistics.median(times),
         t_prior=t_prior,
         sizes=sizes,
+        **use_results,
     )
+
+
+def needed(n: int | None, most: int, unit: str = "") -> str:
+    return f">{most}{unit}" if n is None else f"{n}{unit}"
+
+
+def print_use(r: Result) -> None:
+    print(
+        f"ordinary use (members who only /imagine; {SAME_STYLE_P:.0%} of prompts name a style; per grid one action: "
+        f"a reroll when its best is in the member's worst {REROLL_SHARE:.0%}, else U {P_UPSCALE:.0%} / V)"
+    )
+    print(f"weights of signals from use, set on {r.sizes['tune']} members of their own ({USE_BEFORE} grids each),")
+    print("one signal at a time; held-out log score per pair of use-only fits (higher is better):")
+    for signal, row in r.use_table.items():
+        cells = "  ".join(f"{v:g}: {sc:.4f}" for v, sc in row.items())
+        print(f"  {signal:>7}  {cells}  -> {r.use_weights[signal]:g}")
+    engine_w = {"upscale": taste.UPSCALE_WEIGHT, "vary": taste.VARY_WEIGHT, "reroll": taste.REROLL_WEIGHT}
+    same = all(abs(engine_w[k] - v) < 1e-12 for k, v in r.use_weights.items())
+    print(f"  engine/taste.py uses {engine_w} ({'the same' if same else 'DIFFERENT: update engine/taste.py'})")
+    print("use alone, no votes (grids: accuracy): " + "  ".join(f"{g}: {a:.3f}" for g, a in r.use_only.items()))
+    print(f"use alone, calibration at {USE_BEFORE} grids: ECE {r.use_only_ece:.3f} pooled over members")
+    print()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -496,12 +727,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     print()
     print("held-out pairwise accuracy (expected, mean over test members)")
-    print(f"{'votes':>5} | {'(a) baseline':>12} | {'(b) prior':>9} | {'(c) prior+active':>16}")
-    print(f"{'':>5} | {'ridge+random':>12} | {'+random':>9} | {'':>16}")
-    print("-" * 52)
-    for n in r.grid:
-        print(f"{n:>5} | {r.acc['a'][n]:>12.3f} | {r.acc['b'][n]:>9.3f} | {r.acc['c'][n]:>16.3f}")
+    print(f"{'votes':>5} | {'(a) baseline':>12} | {'(b) prior':>9} | {'(c) prior+active':>16} | {'(u) (c) after':>13}")
+    print(f"{'':>5} | {'ridge+random':>12} | {'+random':>9} | {'':>16} | {f'{USE_BEFORE} grids of use':>13}")
+    print("-" * 68)
+    acc_u = r.acc.get("u", {})
+    for n in [0, *r.grid] if acc_u else r.grid:
+        row = [r.acc["a"].get(n)] + [r.acc[m].get(n, r.acc0 if n == 0 else None) for m in ("b", "c", "u")]
+        print(f"{n:>5} | " + " | ".join(f"{x:>{w}.3f}" if x is not None else " " * w for x, w in zip(row, (12, 9, 16, 13))))
     print()
+    if r.use_weights is not None:
+        print_use(r)
     print(
         f"(c) calibration at {r.grid[-1]} votes: ECE {r.ece_pooled:.3f} pooled over members, "
         f"{r.ece_member:.3f} mean per member"
@@ -511,19 +746,29 @@ def main(argv: list[str] | None = None) -> None:
     if not args.quick and not args.no_sweep:
         print()
         print("sensitivity: votes needed vs how communal tastes are (50 test learners each)")
-        print(f"{'crowd':>5} | {'agree':>5} | {'prior@0':>7} | {'(a)@200':>7} | {'best@40':>7} | {'needed':>6}")
+        print(
+            f"{'crowd':>5} | {'agree':>5} | {'prior@0':>7} | {'(a)@200':>7} | {'best@40':>7} | {'needed':>6} | "
+            f"{'with use':>8} | {'use alone':>9}"
+        )
         for target in (None, 0.66, 0.74):  # None: the first version's world, no shared axis
             rs = run(quick=False, p_shared=args.shared, crowd=target, n_test=50, linear_oracle=False, **kw)
-            need = rs.votes_needed()
             best40 = max(rs.acc["b"][40], rs.acc["c"][40])
             print(
                 f"{rs.crowd:>5.3f} | {rs.agreement:>5.3f} | {rs.acc0:>7.3f} | {rs.acc['a'][200]:>7.3f} | "
-                f"{best40:>7.3f} | {need if need is not None else '>200':>6}"
+                f"{best40:>7.3f} | {needed(rs.votes_needed(), rs.grid[-1]):>6} | "
+                f"{needed(rs.votes_needed_with_use(), USE_VOTES_MAX):>8} | "
+                f"{needed(rs.grids_needed(), max(USE_GRIDS), ' grids'):>9}"
             )
 
     print(f"elapsed: {time.perf_counter() - t_start:.1f} s")
-    need = r.votes_needed()
-    print(f"votes needed to match baseline@{r.grid[-1]}: {need if need is not None else f'>{r.grid[-1]}'}")
+    target = f"baseline@{r.grid[-1]} ({r.acc['a'][r.grid[-1]]:.4f})"
+    if r.use_weights is not None:
+        print(f"grids of ordinary use alone to match {target}: {needed(r.grids_needed(), max(USE_GRIDS))}")
+        print(
+            f"votes needed after {USE_BEFORE} grids of ordinary use: "
+            f"{needed(r.votes_needed_with_use(), USE_VOTES_MAX)}"
+        )
+    print(f"votes needed to match baseline@{r.grid[-1]}: {needed(r.votes_needed(), r.grid[-1])}")
 
 
 if __name__ == "__main__":

@@ -36,10 +36,18 @@ from functools import cached_property
 import numpy as np
 
 LIKE_WEIGHT = 0.3  # a like is a win of this weight over the images shown beside it
+# Signals from use, each a weighted comparison (see ``use_comparisons``); the
+# weights are set by bench/taste_bench.py (its "weights of signals from use").
+UPSCALE_WEIGHT = 1.0  # a U click: the chosen image over each other image of its grid
+VARY_WEIGHT = 0.25  # a V click: the same, weaker
+REROLL_WEIGHT = 0.4  # a reroll: each image of the grid loses to the grid that replaced it
 DEFAULT_K = 64
 
 __all__ = [
     "LIKE_WEIGHT",
+    "REROLL_WEIGHT",
+    "UPSCALE_WEIGHT",
+    "VARY_WEIGHT",
     "Basis",
     "Posterior",
     "Prior",
@@ -49,6 +57,7 @@ __all__ = [
     "log_sigmoid",
     "sigmoid",
     "update",
+    "use_comparisons",
 ]
 
 
@@ -250,10 +259,20 @@ class Basis:
 
 @dataclass(frozen=True, eq=False)
 class Prior:
-    """w ~ N(mean, cov) before a member's own votes."""
+    """w ~ N(mean, cov) before a member's own votes, or a mixture of clusters.
+
+    A clustered prior (``Prior.mixture``) is sum_c pi_c N(m_c, S_w): the
+    server's taste clusters share one within-cluster covariance S_w. Its
+    ``mean`` and ``cov`` are then the mixture's overall moments (the server's
+    taste, a Gaussian stand-in wherever one is needed), and ``fit`` uses the
+    clusters.
+    """
 
     mean: np.ndarray  # (k,)
     cov: np.ndarray  # (k, k)
+    cluster_weights: np.ndarray | None = None  # (c,) pi, summing to 1
+    cluster_means: np.ndarray | None = None  # (c, k) m_c
+    cluster_cov: np.ndarray | None = None  # (k, k) S_w, shared by the clusters
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", _frozen(self.mean, 1, "prior mean"))
@@ -261,6 +280,21 @@ class Prior:
         k = self.mean.shape[0]
         if self.cov.shape != (k, k):
             raise ValueError(f"prior cov must be ({k}, {k}), got {self.cov.shape}")
+        parts = (self.cluster_weights, self.cluster_means, self.cluster_cov)
+        if all(x is None for x in parts):
+            return
+        if any(x is None for x in parts):
+            raise ValueError("a clustered prior needs cluster_weights, cluster_means and cluster_cov")
+        pi = _frozen(self.cluster_weights, 1, "cluster weights")
+        means = _frozen(self.cluster_means, 2, "cluster means")
+        cov_w = _frozen(self.cluster_cov, 2, "cluster cov")
+        if means.shape != (pi.shape[0], k) or cov_w.shape != (k, k):
+            raise ValueError(f"cluster shapes: weights {pi.shape}, means {means.shape}, cov {cov_w.shape}, k={k}")
+        if np.any(pi <= 0) or abs(float(pi.sum()) - 1.0) > 1e-6:
+            raise ValueError("cluster weights must be > 0 and sum to 1")
+        object.__setattr__(self, "cluster_weights", pi)
+        object.__setattr__(self, "cluster_means", means)
+        object.__setattr__(self, "cluster_cov", cov_w)
 
     @classmethod
     def isotropic(cls, k: int, sigma: float = 1.0) -> Prior:
@@ -268,21 +302,75 @@ class Prior:
             raise ValueError("need k >= 1 and sigma > 0")
         return cls(mean=np.zeros(k), cov=(float(sigma) ** 2) * np.eye(k))
 
+    @classmethod
+    def mixture(cls, weights: np.ndarray, means: np.ndarray, cov: np.ndarray) -> Prior:
+        """sum_c weights[c] N(means[c], cov); one cluster is a plain Gaussian."""
+        pi = np.asarray(weights, dtype=np.float64)
+        means = np.asarray(means, dtype=np.float64)
+        if len(pi) == 1:
+            return cls(mean=means[0], cov=cov)
+        pi = pi / pi.sum()
+        mean = pi @ means
+        r = means - mean
+        total = cov + (r.T * pi) @ r  # within + between clusters
+        return cls(mean=mean, cov=0.5 * (total + total.T), cluster_weights=pi, cluster_means=means, cluster_cov=cov)
+
     @property
     def k(self) -> int:
         return int(self.mean.shape[0])
 
+    @property
+    def clusters(self) -> int:
+        return 1 if self.cluster_weights is None else int(self.cluster_weights.shape[0])
+
+    @cached_property
+    def components(self) -> tuple[tuple[float, Prior], ...]:
+        """(pi_c, N(m_c, S_w)) per cluster; ((1, self),) for a plain Gaussian."""
+        if self.cluster_weights is None:
+            return ((1.0, self),)
+        return tuple(
+            (float(p), Prior(mean=m, cov=self.cluster_cov))
+            for p, m in zip(self.cluster_weights, self.cluster_means, strict=True)
+        )
+
     @cached_property
     def precision(self) -> np.ndarray:
         """S^-1 (computed once, via Cholesky)."""
-        p = _chol_inverse(_cholesky(self.cov, "prior cov"))
+        p = _chol_inverse(self._chol)
         p = 0.5 * (p + p.T)
         p.setflags(write=False)
         return p
 
     @cached_property
+    def _chol(self) -> np.ndarray:
+        return _cholesky(self.cov, "prior cov")
+
+    @cached_property
+    def _half_logdet_precision(self) -> float:
+        return -float(np.sum(np.log(np.diag(self._chol))))
+
+    @cached_property
+    def _cluster_precision(self) -> np.ndarray:
+        """S_w^-1 of a clustered prior."""
+        p = _chol_inverse(_cholesky(self.cluster_cov, "cluster cov"))
+        return 0.5 * (p + p.T)
+
+    @cached_property
     def _precision_mean(self) -> np.ndarray:
         return self.precision @ self.mean  # S^-1 m
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Named arrays for storage (np.savez); ``from_arrays`` reads them back."""
+        out = {"mean": self.mean, "cov": self.cov}
+        if self.cluster_weights is not None:
+            out.update(cluster_weights=self.cluster_weights, cluster_means=self.cluster_means, cluster_cov=self.cluster_cov)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays) -> Prior:
+        names = ("cluster_weights", "cluster_means", "cluster_cov")
+        extra = {n: arrays[n] for n in names if n in arrays}
+        return cls(mean=arrays["mean"], cov=arrays["cov"], **extra)
 
 
 # ---------------------------------------------------------------------------
@@ -377,12 +465,19 @@ def fit(
     tol: float = 1e-6,
     init: np.ndarray | None = None,
 ) -> Posterior:
-    """MAP Bradley-Terry taste under a Gaussian prior, with its Laplace precision.
+    """MAP Bradley-Terry taste under the prior, with its Laplace precision.
 
     deltas[i] = z(winner) - z(loser), shape (n, k), n may be 0 (then the
     posterior is the prior). weights[i] >= 0: 1.0 for a vote, LIKE_WEIGHT for
-    a like; a weight of 2 counts exactly like the same vote given twice.
-    ``init`` (e.g. the previous posterior mean) warm-starts Newton's method.
+    a like, the ``use_comparisons`` weights for signals from use; a weight of
+    2 counts exactly like the same comparison given twice. ``init`` (e.g. the
+    previous posterior mean) warm-starts Newton's method.
+
+    Under a clustered prior the posterior is a mixture too: each cluster's
+    posterior, weighted by its evidence pi_c p(votes | cluster). The votes'
+    likelihood enters as the Gaussian message of one Laplace fit under the
+    prior's overall moments (so a refit costs one fit plus a few k x k
+    solves); the returned posterior has the mixture's mean and covariance.
     """
     # 1. check inputs; the prior fixes k (or defaults to isotropic N(0, I))
     d = _as_deltas(deltas, prior.k if prior is not None else None)
@@ -390,35 +485,75 @@ def fit(
     if prior is None:
         prior = Prior.isotropic(k)
     c = _as_weights(weights, n)
-    p_mat = prior.precision
-    m = prior.mean
-
-    # 2. no (weighted) evidence: the posterior is the prior
     keep = c > 0
     if not np.all(keep):
         d, c = d[keep], c[keep]
+
+    # 2. a plain Gaussian prior: one Laplace fit
+    if prior.clusters == 1:
+        return _laplace(d, c, prior, max_iter, tol, init)[0]
+
+    # 3. a clustered prior: one Laplace fit under its overall Gaussian gives the
+    #    votes' likelihood as a Gaussian message exp(b.w - w.L w / 2), with
+    #    L = H0 - P and b = H0 w0 - P m
+    post0 = _laplace(d, c, Prior(mean=prior.mean, cov=prior.cov), max_iter, tol, init)[0]
     if d.shape[0] == 0:
-        return Posterior(mean=m, precision=p_mat)
+        return post0
+    p_tot = prior.precision
+    b = post0.precision @ post0.mean - p_tot @ prior.mean
+    lik_prec = post0.precision - p_tot
+    # 4. each cluster N(m_c, S_w) times the message: the same precision
+    #    H = L + S_w^-1 for all, mean w_c = H^-1 (b + S_w^-1 m_c), and evidence
+    #    log pi_c - m_c.S_w^-1 m_c / 2 + w_c.H w_c / 2 (+ the same constant)
+    p_w = prior._cluster_precision
+    h = 0.5 * (lik_prec + p_w + (lik_prec + p_w).T)
+    h_chol = _cholesky(h, "cluster posterior precision")
+    rhs = b[:, None] + p_w @ prior.cluster_means.T  # (k, c)
+    w_c = np.linalg.solve(h_chol.T, np.linalg.solve(h_chol, rhs)).T  # (c, k)
+    log_ev = (
+        np.log(prior.cluster_weights)
+        - 0.5 * np.einsum("ck,kj,cj->c", prior.cluster_means, p_w, prior.cluster_means)
+        + 0.5 * np.einsum("ck,ck->c", w_c, rhs.T)
+    )
+    resp = np.exp(log_ev - log_ev.max())
+    resp /= resp.sum()
+    # 5. moment-match the mixture: mean sum r w_c, cov H^-1 + the spread of the w_c
+    mean = resp @ w_c
+    r = (w_c - mean) * np.sqrt(resp)[:, None]
+    cov = _chol_inverse(h_chol) + r.T @ r
+    precision = _chol_inverse(_cholesky(0.5 * (cov + cov.T), "posterior covariance"))
+    return Posterior(mean=mean, precision=0.5 * (precision + precision.T))
+
+
+def _laplace(
+    d: np.ndarray, c: np.ndarray, prior: Prior, max_iter: int, tol: float, init: np.ndarray | None
+) -> tuple[Posterior, float]:
+    """Newton's method for the MAP under one Gaussian prior: (posterior, the
+    negative log posterior at the mode, up to a constant)."""
+    k = prior.k
+    p_mat = prior.precision
+    m = prior.mean
+    if d.shape[0] == 0:
+        return Posterior(mean=m, precision=p_mat), 0.0
 
     def objective(w: np.ndarray, s: np.ndarray) -> float:
         # negative log posterior (up to a constant); s = d @ w
         r = w - m
         return float(-(c @ log_sigmoid(s)) + 0.5 * r @ p_mat @ r)
 
-    # 3. Newton's method with backtracking on the negative log posterior
+    # 1. Newton's method with backtracking on the negative log posterior
     w = m.copy() if init is None else np.array(init, dtype=np.float64).reshape(k)
     s = d @ w
     f = objective(w, s)
     for _ in range(max_iter):
         p = sigmoid(s)
         grad = d.T @ (c * (1.0 - p)) - p_mat @ (w - m)  # ascent direction of log posterior
-        hess = (d.T * (c * p * (1.0 - p))) @ d + p_mat
-        chol = _cholesky(hess, "Hessian")
-        step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+        hess = (d.T * (c * p * (1.0 - p))) @ d + p_mat  # positive definite: S^-1 plus a PSD sum
+        step = np.linalg.solve(hess, grad)  # one LU; two triangular solves via LU cost twice that
         decrement = float(grad @ step)  # Newton decrement^2
         if decrement < tol:
             break
-        # 4. backtrack until the objective decreases (rarely needed)
+        # 2. backtrack until the objective decreases (rarely needed)
         t = 1.0
         ds = d @ step
         while True:
@@ -432,10 +567,10 @@ def fit(
         if t * t * decrement < tol:
             break
 
-    # 5. the Laplace precision at the mode
+    # 3. the Laplace precision at the mode
     p = sigmoid(s)
     hess = (d.T * (c * p * (1.0 - p))) @ d + p_mat
-    return Posterior(mean=w, precision=0.5 * (hess + hess.T))
+    return Posterior(mean=w, precision=0.5 * (hess + hess.T)), f
 
 
 def update(
@@ -475,6 +610,48 @@ def update(
     p = float(sigmoid(s0 + a * v))
     h = posterior.precision + (c * p * (1.0 - p)) * np.outer(d, d)
     return Posterior(mean=w, precision=h)
+
+
+def use_comparisons(
+    z_grid: np.ndarray,
+    signal: str,
+    chosen: int | None = None,
+    z_replacement: np.ndarray | None = None,
+    weight: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A signal from use as weighted comparisons (deltas, weights) for ``fit``.
+
+    z_grid: (n, k) whitened embeddings of one grid's images (one prompt).
+
+    - ``"upscale"`` (U), ``"vary"`` (V), ``"like"``: image ``chosen`` beat each
+      other image of the grid: n - 1 comparisons of weight UPSCALE_WEIGHT,
+      VARY_WEIGHT or LIKE_WEIGHT. A choice of one out of n is not n - 1
+      independent votes, hence weights below 1 (the bench sets them).
+    - ``"reroll"``: "none of these": each image of the grid loses, at weight
+      REROLL_WEIGHT, to the mean of ``z_replacement``, the grid the reroll
+      drew (the same prompt, so the prompt's content cancels as it does in a
+      /rank pair, and the member asked for a fresh draw over these). Against
+      the pool's average image instead, a reroll would also teach the profile
+      to dislike whatever the prompt depicts.
+
+    ``weight`` overrides the signal's default weight (the bench sweeps it).
+    """
+    z = np.asarray(z_grid, dtype=np.float64)
+    if z.ndim != 2 or len(z) < 2:
+        raise ValueError(f"z_grid must be (n >= 2, k), got shape {z.shape}")
+    if signal == "reroll":
+        if z_replacement is None:
+            raise ValueError("a reroll needs z_replacement, the grid it drew")
+        ref = np.asarray(z_replacement, dtype=np.float64).reshape(-1, z.shape[1]).mean(axis=0)
+        return ref - z, np.full(len(z), REROLL_WEIGHT if weight is None else float(weight))
+    default = {"upscale": UPSCALE_WEIGHT, "vary": VARY_WEIGHT, "like": LIKE_WEIGHT}.get(signal)
+    if default is None:
+        raise ValueError(f"unknown signal {signal!r}: upscale, vary, like or reroll")
+    weight = default if weight is None else float(weight)
+    if chosen is None or not 0 <= chosen < len(z):
+        raise ValueError(f"chosen must index the grid's {len(z)} images, got {chosen}")
+    others = np.delete(z, chosen, axis=0)
+    return z[chosen] - others, np.full(len(others), weight)
 
 
 # ---------------------------------------------------------------------------
@@ -531,6 +708,9 @@ def community_prior(
     tol: float = 1e-4,
     shrink: float = 1.0,
     accelerate: bool = True,
+    clusters: int = 4,
+    min_cluster_members: int = 30,
+    cluster_rounds: int = 10,
 ) -> Prior:
     """Estimate the prior N(m, S) of a new member's taste from everyone's votes.
 
@@ -546,6 +726,14 @@ def community_prior(
     Members without votes carry no information and are skipped; with fewer
     than ``min_members`` members who voted, the isotropic N(0, sigma^2 I) prior
     is returned. ``rounds`` counts EM maps (member refits of everyone).
+
+    Then the server's taste clusters: with at least ``min_cluster_members``
+    members per cluster, up to ``clusters`` of them are found by EM for a
+    mixture sum_c pi_c N(m_c, S_w) with one shared (tied, shrunk the same way)
+    covariance, started from k-means on the members' fits under the Gaussian
+    prior and run for ``cluster_rounds`` maps. A cluster that ends up with
+    fewer than ``min_cluster_members`` members' worth of weight is dropped.
+    ``clusters=1`` gives the Gaussian prior alone.
     """
     # 1. collect members who actually voted
     if k is None:
@@ -631,4 +819,87 @@ def community_prior(
             continue
         m, s = em(m_x, 0.5 * (s_x + s_x.T))  # stabilising map
         used += 1
-    return Prior(mean=m, cov=s)
+    n_clusters = min(int(clusters), n_members // max(int(min_cluster_members), 1))
+    if n_clusters < 2 or cluster_rounds < 1:
+        return Prior(mean=m, cov=s)
+    w_hats = np.array([fit(d, c, Prior(mean=m, cov=s), init=inits[j]).mean for j, (d, c) in enumerate(members)])
+    return _cluster_prior(members, w_hats, s, n_clusters, alpha, min_cluster_members, cluster_rounds)
+
+
+def _kmeans(x: np.ndarray, n_clusters: int, rounds: int = 50) -> np.ndarray:
+    """Labels of plain k-means, seeded by k-means++ with a fixed seed (the same
+    data gives the same prior)."""
+    rng = np.random.default_rng(0)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, n_clusters):
+        gap = np.min([np.sum((x - c) ** 2, axis=1) for c in centres], axis=0)
+        centres.append(x[rng.choice(len(x), p=gap / gap.sum())] if gap.sum() > 0 else x[rng.integers(len(x))])
+    centres = np.array(centres)
+    labels = np.zeros(len(x), dtype=int)
+    for _ in range(rounds):
+        labels_new = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+        if np.array_equal(labels_new, labels) and _ > 0:
+            break
+        labels = labels_new
+        for q in range(n_clusters):
+            if np.any(labels == q):
+                centres[q] = x[labels == q].mean(axis=0)
+    return labels
+
+
+def _cluster_prior(
+    members: list[tuple[np.ndarray, np.ndarray]],
+    w_hats: np.ndarray,
+    cov: np.ndarray,
+    n_clusters: int,
+    alpha: float,
+    min_cluster_members: int,
+    rounds: int,
+) -> Prior:
+    """EM for sum_c pi_c N(m_c, S_w) on the Laplace approximation: each member
+    is fitted under each cluster, weighted by the evidence (see ``fit``)."""
+    # 1. start: k-means on the members' fits, the Gaussian prior's covariance
+    n, k = w_hats.shape
+    labels = _kmeans(w_hats, n_clusters)
+    means = np.array([w_hats[labels == q].mean(axis=0) for q in range(n_clusters) if np.any(labels == q)])
+    pi = np.array([np.mean(labels == q) for q in range(n_clusters) if np.any(labels == q)])
+    eye = np.eye(k)
+    inits = np.repeat(w_hats[:, None, :], len(pi), axis=1)
+    for _ in range(rounds):
+        # 2. E: every member under every cluster; responsibilities from the evidence
+        parts = [Prior(mean=mq, cov=cov) for mq in means]
+        c_n = len(parts)
+        w_all = np.empty((n, c_n, k))
+        cov_sum = np.zeros((c_n, k, k))
+        log_ev = np.empty((n, c_n))
+        posts: list[list[Posterior]] = []
+        for j, (d, c) in enumerate(members):
+            row = []
+            for q, part in enumerate(parts):
+                post, neg_log_post = _laplace(d, c, part, 20, 1e-6, inits[j, q])
+                w_all[j, q] = post.mean
+                log_ev[j, q] = -neg_log_post - float(np.sum(np.log(np.diag(post._chol))))
+                row.append(post)
+            posts.append(row)
+        inits = w_all
+        log_ev += np.log(pi)
+        resp = np.exp(log_ev - log_ev.max(axis=1, keepdims=True))
+        resp /= resp.sum(axis=1, keepdims=True)
+        for j in range(n):
+            for q in range(c_n):
+                cov_sum[q] += resp[j, q] * posts[j][q].covariance
+        # 3. M: weights, means, one shared covariance shrunk like the Gaussian prior's
+        n_q = resp.sum(axis=0)
+        means = np.einsum("jq,jqk->qk", resp, w_all) / n_q[:, None]
+        r = w_all - means[None]
+        s_hat = (np.einsum("jq,jqa,jqb->ab", resp, r, r) + cov_sum.sum(axis=0)) / n
+        cov = (1.0 - alpha) * s_hat + alpha * (np.trace(s_hat) / k) * eye
+        cov = 0.5 * (cov + cov.T)
+        pi = n_q / n
+        # 4. drop clusters too small to estimate
+        keep = n_q >= min_cluster_members
+        if not np.any(keep):
+            break
+        if not np.all(keep):
+            means, pi, inits = means[keep], pi[keep] / pi[keep].sum(), inits[:, keep]
+    return Prior.mixture(pi, means, cov)

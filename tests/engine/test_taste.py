@@ -386,3 +386,129 @@ def test_prior_validation():
     assert np.allclose(prior.precision, np.eye(3) / 4.0)
     with pytest.raises(ValueError):
         prior.mean[0] = 1.0  # read-only: cached factorisations stay valid
+
+
+# ---------------------------------------------------------------------------
+# clustered community prior (issue 12)
+# ---------------------------------------------------------------------------
+
+
+def _clustered_members(rng: np.random.Generator, k: int, centres: np.ndarray):
+    def member() -> np.ndarray:
+        return centres[rng.integers(len(centres))] + rng.normal(size=k) * (0.5 / np.sqrt(k))
+
+    return member
+
+
+def test_fit_under_a_clustered_prior_follows_the_cluster_the_votes_point_to():
+    k = 8
+    rng = np.random.default_rng(50)
+    a, b = planted(rng, k, 3.0), planted(rng, k, 3.0)
+    prior = Prior.mixture([0.5, 0.5], [a, b], 0.05 * np.eye(k))
+    assert prior.clusters == 2
+    # no votes: the mixture's mean, and its covariance includes the clusters' spread
+    post = fit(np.zeros((0, k)), prior=prior)
+    assert np.allclose(post.mean, (a + b) / 2)
+    spread = np.outer(a - b, a - b) / 4
+    assert np.allclose(prior.cov, 0.05 * np.eye(k) + spread)
+    # a few votes from a member near b: the posterior sits on b, not between
+    d = votes(rng, b, 6)
+    post = fit(d, prior=prior)
+    assert np.linalg.norm(post.mean - b) < 0.25 * np.linalg.norm(a - b)
+    # one Gaussian with the same mean and covariance cannot do that
+    gauss = fit(d, prior=Prior(mean=prior.mean, cov=prior.cov))
+    assert np.linalg.norm(post.mean - b) < np.linalg.norm(gauss.mean - b)
+
+
+def test_community_prior_finds_taste_clusters_and_they_help_newcomers():
+    k = 12
+    rng = np.random.default_rng(51)
+    centres = np.array([planted(rng, k, 2.5) for _ in range(3)])
+    member = _clustered_members(rng, k, centres)
+    hist = [votes(rng, member(), 30) for _ in range(60)]
+    clustered = community_prior(hist, k=k, min_cluster_members=10, clusters=3)
+    single = community_prior(hist, k=k, clusters=1)
+    assert clustered.clusters == 3 and single.clusters == 1
+    # each planted centre has a cluster mean close to it
+    for c in centres:
+        assert max(cosine(c, m) for m in clustered.cluster_means) > 0.9
+    gains = []
+    for _ in range(16):
+        w = member()
+        d = votes(rng, w, 4)
+        e_rng = np.random.default_rng(int(rng.integers(1 << 30)))
+        acc_c, _ = heldout_accuracy(fit(d, prior=clustered).mean, w, e_rng)
+        e_rng = np.random.default_rng(int(rng.integers(1 << 30)))
+        acc_s, _ = heldout_accuracy(fit(d, prior=single).mean, w, e_rng)
+        gains.append(acc_c - acc_s)
+    assert np.mean(gains) > 0.01, gains
+
+
+def test_community_prior_keeps_one_gaussian_without_enough_members_per_cluster():
+    k = 6
+    rng = np.random.default_rng(52)
+    hist = [votes(rng, planted(rng, k, 2.0), 10) for _ in range(20)]
+    assert community_prior(hist, k=k).clusters == 1  # 20 members < 2 x 30
+
+
+def test_clustered_prior_round_trips_and_validates():
+    k = 4
+    prior = Prior.mixture([0.25, 0.75], np.eye(k)[:2], 0.5 * np.eye(k))
+    back = Prior.from_arrays(prior.to_arrays())
+    assert back.clusters == 2
+    for name in ("mean", "cov", "cluster_weights", "cluster_means", "cluster_cov"):
+        assert np.array_equal(getattr(back, name), getattr(prior, name))
+    plain = Prior.from_arrays(Prior.isotropic(k).to_arrays())
+    assert plain.clusters == 1 and set(Prior.isotropic(k).to_arrays()) == {"mean", "cov"}
+    with pytest.raises(ValueError):
+        Prior(mean=np.zeros(k), cov=np.eye(k), cluster_weights=np.array([0.5, 0.4]),
+              cluster_means=np.zeros((2, k)), cluster_cov=np.eye(k))
+    with pytest.raises(ValueError):
+        Prior(mean=np.zeros(k), cov=np.eye(k), cluster_weights=np.array([1.0]))
+
+
+# ---------------------------------------------------------------------------
+# signals from use (issue 12)
+# ---------------------------------------------------------------------------
+
+
+def test_use_comparisons_are_weighted_bradley_terry_deltas():
+    rng = np.random.default_rng(60)
+    z = rng.normal(size=(4, 5))
+    d, c = taste.use_comparisons(z, "upscale", chosen=2)
+    assert np.allclose(d, z[2] - z[[0, 1, 3]]) and np.allclose(c, taste.UPSCALE_WEIGHT)
+    d, c = taste.use_comparisons(z, "vary", chosen=0)
+    assert np.allclose(d, z[0] - z[1:]) and np.allclose(c, taste.VARY_WEIGHT)
+    d, c = taste.use_comparisons(z, "like", chosen=3)
+    assert np.allclose(c, LIKE_WEIGHT) and len(d) == 3
+    # a reroll: each image loses to the mean of the grid that replaced it
+    new = rng.normal(size=(4, 5))
+    d, c = taste.use_comparisons(z, "reroll", z_replacement=new)
+    assert np.allclose(d, new.mean(axis=0) - z) and np.allclose(c, taste.REROLL_WEIGHT)
+    d, c = taste.use_comparisons(z, "upscale", chosen=1, weight=2.0)
+    assert np.allclose(c, 2.0)
+    for bad in (
+        {"signal": "upscale"},
+        {"signal": "upscale", "chosen": 4},
+        {"signal": "reroll"},
+        {"signal": "zoom", "chosen": 0},
+    ):
+        with pytest.raises(ValueError):
+            taste.use_comparisons(z, **bad)
+
+
+def test_u_clicks_alone_learn_the_taste():
+    """A member who only picks favourites of four-image grids (Thurstonian
+    choice, so noisy) is learned through the U comparisons."""
+    k = 8
+    rng = np.random.default_rng(61)
+    w = planted(rng, k, 3.0)
+    ds, cs = [], []
+    for _ in range(60):
+        z = rng.normal(size=(4, k))
+        chosen = int(np.argmax(z @ w + rng.gumbel(size=4)))
+        d, c = taste.use_comparisons(z, "upscale", chosen=chosen)
+        ds.append(d)
+        cs.append(c)
+    post = fit(np.concatenate(ds), np.concatenate(cs), prior=Prior.isotropic(k))
+    assert cosine(post.mean, w) > 0.85
