@@ -441,11 +441,11 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
     background: a refit over hundreds of members takes seconds, and a member's
     /imagine must be acknowledged within three."""
     members, observations = await q.community_observations(db)
-    cached = await q.get_community_prior(db, basis.version)
+    cached = await q.get_community_prior_arrays(db, basis.version)
     stale = None
-    if cached is not None and cached[2].shape == (basis.k,):
-        c_members, c_obs, mean, cov = cached
-        stale = tm.Prior(mean=mean, cov=cov)
+    if cached is not None and cached[2]["mean"].shape == (basis.k,):
+        c_members, c_obs, arrays = cached
+        stale = tm.Prior.from_arrays(arrays)  # the server's taste clusters too, when it has them
         if c_members == members and observations - c_obs < PRIOR_REFRESH:
             return stale
     if members < PRIOR_MIN_MEMBERS:
@@ -469,7 +469,7 @@ async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members: int, 
             min_members=PRIOR_MIN_MEMBERS,
             sigma=PRIOR_SIGMA,
         )
-        await q.put_community_prior(db, basis.version, members, observations, prior.mean, prior.cov)
+        await q.put_community_prior(db, basis.version, members, observations, **prior.to_arrays())
         return prior
     finally:
         _refitting.pop(basis.version, None)

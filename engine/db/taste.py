@@ -473,18 +473,32 @@ async def vote_profile_norms(db: aiosqlite.Connection, basis_version: int) -> li
 
 async def get_community_prior(db: aiosqlite.Connection, basis_version: int) -> tuple[int, int, np.ndarray, np.ndarray] | None:
     """(members, observations, mean, cov) cached for this basis, or None."""
+    found = await get_community_prior_arrays(db, basis_version)
+    return None if found is None else (found[0], found[1], found[2]["mean"], found[2]["cov"])
+
+
+async def get_community_prior_arrays(
+    db: aiosqlite.Connection, basis_version: int
+) -> tuple[int, int, dict[str, np.ndarray]] | None:
+    """(members, observations, the prior's named arrays: taste.Prior.from_arrays) or None."""
     rows = await db.execute_fetchall("SELECT * FROM community_priors WHERE basis_version = ?", (basis_version,))
     if not rows:
         return None
     (row,) = rows
-    arrays = npz_arrays(row["data"])
-    return int(row["members"]), int(row["observations"]), arrays["mean"], arrays["cov"]
+    return int(row["members"]), int(row["observations"]), npz_arrays(row["data"])
 
 
 async def put_community_prior(
-    db: aiosqlite.Connection, basis_version: int, members: int, observations: int, mean: np.ndarray, cov: np.ndarray
+    db: aiosqlite.Connection,
+    basis_version: int,
+    members: int,
+    observations: int,
+    mean: np.ndarray,
+    cov: np.ndarray,
+    **clusters: np.ndarray,
 ) -> None:
-    data = npz_blob(mean=np.asarray(mean), cov=np.asarray(cov))
+    """``clusters``: a clustered prior's other arrays (taste.Prior.to_arrays)."""
+    data = npz_blob(mean=np.asarray(mean), cov=np.asarray(cov), **{n: np.asarray(a) for n, a in clusters.items()})
     async with transaction(db):
         await db.execute(
             "INSERT INTO community_priors (basis_version, members, observations, data, created_at) VALUES (?, ?, ?, ?, ?)"
