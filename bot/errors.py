@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import weakref
 
 import discord
 from discord import app_commands
@@ -71,14 +72,17 @@ class TastemakerTree(app_commands.CommandTree):
         await reply_error(interaction, error)
 
 
-_remembered: dict[tuple[int, int], float] = {}  # (user, guild) -> when last written: once an hour is enough
+# Per database: (user, guild) -> when last written; once an hour is enough.
+_remembered: weakref.WeakKeyDictionary[object, dict[tuple[int, int], float]] = weakref.WeakKeyDictionary()
 
 
 async def remember_member(interaction: discord.Interaction) -> None:
+    db = interaction.client.db
+    seen = _remembered.setdefault(db, {})
     key = (interaction.user.id, interaction.guild_id)
     now = time.monotonic()
-    if now - _remembered.get(key, -3600.0) < 3600:
+    if now - seen.get(key, -3600.0) < 3600:
         return
     guild_name = interaction.guild.name if interaction.guild is not None else ""
-    await _store_member(interaction.client.db, interaction.user.id, interaction.guild_id, interaction.user.display_name, guild_name)
-    _remembered[key] = now
+    await _store_member(db, interaction.user.id, interaction.guild_id, interaction.user.display_name, guild_name)
+    seen[key] = now

@@ -182,10 +182,12 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
 # -- rank --------------------------------------------------------------------------
 
 
-async def _progress(context: WebContext, user_id: int, votes: int) -> dict:
+async def _progress(context: WebContext, user_id: int, votes: int, *, with_code: bool = True) -> dict:
+    """Votes toward unlock; the current code when asked (a snapshot: as in Discord's
+    /rank, a vote names it only at the moment of unlocking, not on every key press)."""
     unlock = context.settings.unlock_votes
     progress = {"votes": votes, "unlock": unlock, "unlocked": votes >= unlock, "code": None}
-    if votes >= unlock:
+    if votes >= unlock and (with_code or votes == unlock):
         progress["code"] = await profiles.current_code(context.db, user_id, unlock)
     return progress
 
@@ -237,7 +239,7 @@ async def vote(request: web.Request) -> web.Response:
     votes = await q.vote_count(context.db, session.user_id)
     return web.json_response({
         "answered": {"prompt": left[0], "left": left[1], "right": right[1], "choice": choice},
-        "pair": pair, "problem": problem, "progress": await _progress(context, session.user_id, votes),
+        "pair": pair, "problem": problem, "progress": await _progress(context, session.user_id, votes, with_code=False),
     })
 
 

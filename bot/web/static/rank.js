@@ -37,7 +37,7 @@
         : `you chose ${a.choice === "left" ? a.left : a.right} over ${a.choice === "left" ? a.right : a.left}`;
       document.getElementById("reveal-text").textContent = `“${a.prompt}” · ${verdict}`;
       document.getElementById("reveal").hidden = false;
-      progress = data.progress;
+      progress = { ...data.progress, code: data.progress.code || progress.code };
       showProgress();
       if (!wasUnlocked && progress.unlocked) toast(`Your profile is unlocked! Your code is ${progress.code}.`, "success");
       if (data.pair) {
