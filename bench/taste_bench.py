@@ -1,6 +1,6 @@
 """Taste-model sample efficiency on a simulated community.
 
-    .venv/bin/python bench/taste_bench.py            # full run (< 3 min on 2 cores)
+    .venv/bin/python bench/taste_bench.py            # full run (about 5 min on 2 cores)
     .venv/bin/python bench/taste_bench.py --quick    # smoke run (< 30 s)
 
 The world (seeded, numpy only):
@@ -47,13 +47,32 @@ Methods:
       i.e. deliberately strong, baseline).
   (b) community prior (empirical Bayes on the history members), random pairs.
   (c) community prior + active choice (choose_pair over all within-prompt
-      pairs of 32 random pool prompts; the bot offers every unanswered pair).
+      pairs of 32 random pool prompts; the bot offers every unanswered pair,
+      so choose_pair is told that the pairs whose predictions matter are all
+      of the pool's, as they are in the bot).
+  (u) (c) for a member who made 20 /imagine grids before their first vote.
+
+The community prior is what engine.taste.community_prior returns: with 300
+history members, the server's taste clusters (a mixture; see engine/taste.py).
+
+Ordinary use (members who only /imagine; the assumptions are this bench's,
+not measured on people): each grid is a new prompt drawn four times, in one
+style cluster for half of the prompts (the prompt names a style) and in four
+for the rest. The member judges the four with the same noise as their votes
+(Thurstone: T u + N(0, 1/2) each), rerolls when the best looks worse than
+their own 20th percentile (at most twice; the reroll draws the same prompt
+again), else upscales the favourite (70%) or varies a favourite judged with
+twice the noise (30%). The weights of U, V and reroll are set here (one at a
+time, on 50 members of their own, by the held-out log score of use-only
+fits) and printed beside the ones engine/taste.py uses. Use runs on random
+streams of its own, so (a), (b) and (c) are the same with or without it.
 
 The last line is the smallest vote count on the grid at which (b) or (c)
-reaches (a)'s accuracy at 200 votes. How communal real tastes are decides
-that answer, so the full run also prints how it moves with the crowd's
-accuracy, from the first version's world (no quality axis) up (--no-sweep
-skips that).
+reaches (a)'s accuracy at 200 votes; the lines before it give the same for
+(u), and the grids of use alone (no votes) that reach it. How communal real
+tastes are decides that answer, so the full run also prints how all three
+move with the crowd's accuracy, from the first version's world (no quality
+axis) up (--no-sweep skips that).
 """
 
 from __future__ import annotations
@@ -297,6 +316,10 @@ def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, expl
     deltas = np.concatenate([d0, np.empty((n, k))])
     weights = np.concatenate([c0, np.ones(n)])
     n0 = len(d0)
+    # the bot offers every pair of its pool; this samples prompts for speed, so
+    # the pairs whose predictions matter are named: all of the pool's
+    every = (z_pool[:, PAIRS[:, 0]] - z_pool[:, PAIRS[:, 1]]).reshape(-1, k)
+    pool_spread = every.T @ every / len(every)
     post = taste.fit(deltas[:n0], weights[:n0], prior=prior)
     if 0 in grid:
         out[0] = post
@@ -304,7 +327,7 @@ def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, expl
         prompts = rng.choice(z_pool.shape[0], n_cand_prompts, replace=False)
         zc = z_pool[prompts]  # (c, 8, k)
         cand = (zc[:, PAIRS[:, 0]] - zc[:, PAIRS[:, 1]]).reshape(-1, zc.shape[-1])
-        idx = taste.choose_pair(post, cand, rng, explore=explore)
+        idx = taste.choose_pair(post, cand, rng, explore=explore, spread=pool_spread)
         pr, pair = prompts[idx // len(PAIRS)], PAIRS[idx % len(PAIRS)]
         p = norm_cdf(temp * (u_pool[pr, pair[0]] - u_pool[pr, pair[1]]))
         deltas[n0 + t] = cand[idx] if rng.random() < p else -cand[idx]
@@ -722,8 +745,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"community prior mean alone (0 votes): {r.acc0:.3f}")
     print(f"(a) ridge sigma, oracle-tuned on the test members at {r.grid[-1]} votes: {r.best_sigma}")
     print(
-        f"(c) choose_pair over all same-prompt pairs of {args.cand_prompts} random pool prompts, "
-        f"explore={args.explore}"
+        f"(c) choose_pair over all same-prompt pairs of {args.cand_prompts} random pool prompts "
+        f"(the predictions that matter: all of the pool's pairs), explore={args.explore}"
     )
     print()
     print("held-out pairwise accuracy (expected, mean over test members)")

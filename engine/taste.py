@@ -8,21 +8,52 @@ The pieces, in the order the bot uses them:
 1. ``Basis``: built once per rank pool. ``whiten`` maps an image embedding phi
    to z = Lambda^-1/2 U^T (phi/|phi| - mu), k numbers with unit variance over
    the pool.
-2. ``Prior``: what we believe about a member's taste w before their votes,
-   N(m, S). ``community_prior`` estimates it from everyone's votes (empirical
-   Bayes); ``Prior.isotropic`` is the cold start.
-3. ``fit``: a vote "a beats b" is an observation of delta = z_a - z_b with
-   P(a beats b) = sigma(w^T delta) (Bradley-Terry). A like is a win of weight
-   ``LIKE_WEIGHT``. Newton's method finds the MAP w-hat; the Hessian there is
-   the precision H of the Laplace posterior N(w-hat, H^-1).
+2. ``Prior``: what we believe about a member's taste w before their votes.
+   ``community_prior`` estimates it from everyone's votes (empirical Bayes):
+   N(m, S), and, once the server has enough members, its taste clusters, a
+   mixture sum_c pi_c N(m_c, S_w) with one shared covariance. A newcomer's
+   first votes then pick the cluster they belong to instead of being pulled
+   toward one server-wide mean. ``Prior.isotropic`` is the cold start.
+3. ``fit``: a comparison "a beats b" is an observation of delta = z_a - z_b
+   with P(a beats b) = sigma(w^T delta) (Bradley-Terry), of weight c: the
+   log-likelihood is sum c log sigma(w^T delta). Newton's method finds the
+   MAP w-hat; the Hessian there is the precision H of the Laplace posterior
+   N(w-hat, H^-1). Under a clustered prior the posterior is the mixture of
+   the clusters' posteriors, weighted by their evidence.
 4. ``Posterior.prob``: predictive P(a beats b), moderated by the posterior
    uncertainty along delta. ``choose_pair`` shows the pair whose outcome most
    sharpens the predictions on pairs like the ones on offer.
 
+What enters the fit, each as weighted comparisons (``use_comparisons``):
+
+=========  ======================================================  ======
+signal     comparisons                                             weight
+=========  ======================================================  ======
+/rank vote the chosen image over the other                         1
+U click    the upscaled image over each other image of its grid    UPSCALE_WEIGHT = 1
+V click    the varied image over each other image of its grid      VARY_WEIGHT = 0.25
+like       the liked image over each other image of its grid       LIKE_WEIGHT = 0.3
+reroll     the mean of the grid it drew over each rerolled image   REROLL_WEIGHT = 0.4
+=========  ======================================================  ======
+
+The U, V and reroll weights are set by ``bench/taste_bench.py``: simulated
+members who only use /imagine (a reroll when the best image of a grid is in
+their own worst fifth, else a U on their favourite or a V on a noisier
+favourite, judged with the same noise as their votes); each weight is the
+value on a grid whose use-only fits score best on held-out pairs (log score,
+so calibration counts), one signal at a time, on members of their own. The
+bench finds each of a U click's three comparisons worth about a full vote
+(the chosen image beat all three at once), and a V, a noisier pick, a
+quarter of that. A reroll compares
+against the replacement grid, not the pool's average image, so the prompt's
+content cancels as it does in a /rank pair. The like weight predates the
+bench and is kept.
+
 Speed at k = 64 and 200 votes, one core: ``fit`` about 1 ms from the prior
-mean, about 0.3-0.4 ms warm-started with ``init=`` the previous posterior
-mean. Matrices this small gain nothing from BLAS threads, and under load
-threads can stall a call for many milliseconds, so a process that refits
+mean, about 0.3-0.5 ms warm-started with ``init=`` the previous posterior
+mean; a clustered prior adds a few k x k solves (bench/taste_bench.py prints
+the median). Matrices this small gain nothing from BLAS threads, and under
+load threads can stall a call for many milliseconds, so a process that refits
 per vote is best run with OPENBLAS_NUM_THREADS=1.
 """
 
@@ -664,6 +695,8 @@ def choose_pair(
     candidate_deltas: np.ndarray,
     rng: np.random.Generator,
     explore: float = 0.15,
+    *,
+    spread: np.ndarray | None = None,
 ) -> int:
     """Index of the candidate pair to show next.
 
@@ -674,8 +707,11 @@ def choose_pair(
     c d^T C Sigma C d / (1 + c d^T C d), with C = H^-1 and Sigma the candidates'
     second moment. Unlike maximising v pbar (1 - pbar) alone, it favours
     directions the member's comparisons actually vary along, so votes are not
-    spent on rare, extreme pairs. With probability ``explore`` a uniformly
-    random index is returned instead, to guard against a biased model.
+    spent on rare, extreme pairs. ``spread`` is Sigma when the pairs whose
+    predictions matter are more than the candidates (a caller that offers a
+    sample of the pool passes the whole pool's (k, k) second moment). With
+    probability ``explore`` a uniformly random index is returned instead, to
+    guard against a biased model.
     """
     d = _as_deltas(candidate_deltas, posterior.k)
     n = d.shape[0]
@@ -686,7 +722,10 @@ def choose_pair(
     pbar, v = posterior._moderated(d)
     cov = posterior.covariance
     cd = d @ cov  # rows C d
-    spread = (d.T @ d) / n  # Sigma
+    if spread is None:
+        spread = (d.T @ d) / n  # Sigma
+    elif np.shape(spread) != (posterior.k, posterior.k):
+        raise ValueError(f"spread must be ({posterior.k}, {posterior.k}), got {np.shape(spread)}")
     reduction = np.einsum("ij,ij->i", cd @ spread, cd)  # d^T C Sigma C d
     c = pbar * (1.0 - pbar)
     return int(np.argmax(c * reduction / (1.0 + c * v)))

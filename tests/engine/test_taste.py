@@ -512,3 +512,18 @@ def test_u_clicks_alone_learn_the_taste():
         cs.append(c)
     post = fit(np.concatenate(ds), np.concatenate(cs), prior=Prior.isotropic(k))
     assert cosine(post.mean, w) > 0.85
+
+
+def test_choose_pair_targets_the_spread_it_is_given():
+    """With ``spread`` the pairs whose predictions matter are named: the vote
+    goes to the direction they vary along, not the candidates' own."""
+    k = 4
+    post = fit(np.zeros((0, k)), prior=Prior.isotropic(k))
+    cand = np.eye(k)[:2] * 1.0  # two equally uncertain candidates
+    rng = np.random.default_rng(70)
+    along_second = np.diag([0.0, 1.0, 0.0, 0.0])
+    along_first = np.diag([1.0, 0.0, 0.0, 0.0])
+    assert choose_pair(post, cand, rng, explore=0.0, spread=along_second) == 1
+    assert choose_pair(post, cand, rng, explore=0.0, spread=along_first) == 0
+    with pytest.raises(ValueError):
+        choose_pair(post, cand, rng, explore=0.0, spread=np.eye(k + 1))
