@@ -15,6 +15,7 @@ from bot.errors import TastemakerTree
 from bot.resources import Resources
 from bot.views.base import StaleButton
 from bot.views.builders import Views
+from bot.views.confirm import ConfirmButton
 from bot.views.explore import ExploreLikeButton, ExploreNextButton
 from bot.views.grid import GridButton
 from bot.views.image import ImageButton
@@ -27,7 +28,8 @@ log = logging.getLogger("bot")
 
 # Every persistent button, registered once in setup_hook; StaleButton answers any other `tm:` id.
 DYNAMIC_ITEMS = (
-    GridButton, ImageButton, CancelButton, RankButton, SettingsButton, ExploreLikeButton, ExploreNextButton, StaleButton,
+    GridButton, ImageButton, CancelButton, RankButton, SettingsButton, ExploreLikeButton, ExploreNextButton, ConfirmButton,
+    StaleButton,
 )
 
 # Loaded in this order; a cog that fails to load is logged and skipped.
@@ -41,6 +43,7 @@ EXTENSIONS = (
     "bot.cogs.admin",
     "bot.cogs.web",
     "bot.cogs.explore",
+    "bot.cogs.show",
 )
 
 

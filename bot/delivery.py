@@ -248,28 +248,29 @@ class Delivery:
         shown.text, shown.at = text, now
 
     async def final_edit(self, record: db_jobs.JobRecord) -> None:
+        await self._edit(record, **await self.final_content(record))
+
+    async def final_content(self, record: db_jobs.JobRecord, *, spoiler: bool = False) -> dict[str, Any]:
+        """A finished job's message: content, attachments and buttons (also what /show posts
+        again; `spoiler` there when this channel's policy spoilers an image delivery did not)."""
         if record.state is JobState.DONE and record.kind in self.final_message:
-            await self._edit(record, **await self.final_message[record.kind](record))
-            return
+            return await self.final_message[record.kind](record)
         if record.state is JobState.FAILED:
-            await self._edit(record, content=render.failed(record), attachments=[], view=None)
-            return
+            return dict(content=render.failed(record), attachments=[], view=None)
         if record.state is JobState.CANCELLED:
-            await self._edit(record, content=render.cancelled(record), attachments=[], view=None)
-            return
+            return dict(content=render.cancelled(record), attachments=[], view=None)
         images = await db_jobs.images_of(self.bot.db, record.id)
         folder = Path(self.bot.settings.data_dir) / "images" / record.id
         filtered = record.request.get("nsfw", {})
-        withheld, spoiler = filtered.get("withheld", []), bool(filtered.get("spoiler"))
+        withheld, spoiler = filtered.get("withheld", []), spoiler or bool(filtered.get("spoiler"))
         content = render.finished(record) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
         if not images:  # every image was withheld: nothing to show, nothing to press
-            await self._edit(record, content=content, attachments=[], view=None)
-        elif len(images) == 1 and not withheld:
+            return dict(content=content, attachments=[], view=None)
+        if len(images) == 1 and not withheld:
             file = discord.File(folder / "1.png", filename=f"tastemaker_{images[0].id}.png", spoiler=spoiler)
-            await self._edit(record, content=content, attachments=[file], view=self.bot.views.image(images[0].id, upscale=False))
-        else:
-            file = discord.File(folder / "grid.png", filename=f"tastemaker_{record.id[:8]}.png", spoiler=spoiler)
-            await self._edit(record, content=content, attachments=[file], view=self.bot.views.grid(record.id))
+            return dict(content=content, attachments=[file], view=self.bot.views.image(images[0].id, upscale=False))
+        file = discord.File(folder / "grid.png", filename=f"tastemaker_{record.id[:8]}.png", spoiler=spoiler)
+        return dict(content=content, attachments=[file], view=self.bot.views.grid(record.id))
 
     async def notify(self, record: db_jobs.JobRecord) -> None:
         """auto_dm: a short DM with a link once a grid is ready."""

@@ -22,7 +22,7 @@ from bot import generation, render
 from bot.errors import UserError
 from engine import profiles, safety
 from engine.db import jobs as db_jobs
-from engine.db import members
+from engine.db import members, pending
 from engine.db import taste as db_taste
 from engine.jobs import JobKind, JobState
 
@@ -84,9 +84,8 @@ async def reroll(interaction: discord.Interaction, bot: Tastemaker, job_id: str)
     """🔄: the same prompt with a new seed."""
     job = await _finished_grid(interaction, bot, job_id)
 
-    async def submit(interaction: discord.Interaction, prompt: str) -> None:
-        prepared = await generation.prepare_imagine(bot, interaction.user.id, interaction.guild_id, prompt, reroll=True)
-        await generation.start(bot, interaction, prepared)
+    async def submit(interaction: discord.Interaction, prompt: str) -> None:  # a Remix edit may add {a, b}
+        await generation.imagine(bot, interaction, prompt, reroll=True)
 
     await with_remix(interaction, bot, prompt_of(job), submit)
 
@@ -184,6 +183,40 @@ async def cancel(interaction: discord.Interaction, bot: Tastemaker, job_id: str)
         return
     await interaction.response.send_message("Cancelled. The message updates in a moment.", ephemeral=True)
     await bot.delivery.poke()
+
+
+# -- a prompt that makes several jobs: Yes / No ------------------------------------
+
+PENDING_GONE = "This question has expired or was already answered: run /imagine again."
+
+
+async def confirm_prompt(interaction: discord.Interaction, bot: Tastemaker, pending_id: int, yes: bool) -> None:
+    """Yes queues every job of the stored prompt (all checked first, so it is all or
+    nothing); No forgets it. Either answer is used once."""
+    asked = await pending.get(bot.db, pending_id)
+    if asked is None:
+        raise UserError(PENDING_GONE)
+    require_owner(interaction, asked.user_id)
+    if asked.guild_id != interaction.guild_id:  # the question was private to where it was asked
+        raise UserError(STALE_BUTTON)
+    if not yes:
+        if not await pending.take(bot.db, asked.id):
+            raise UserError(PENDING_GONE)
+        await interaction.response.edit_message(content="Cancelled: nothing was queued.", view=None)
+        return
+    user_id, guild_id = interaction.user.id, interaction.guild_id
+    batch = [
+        await generation.prepare_imagine(bot, user_id, guild_id, prompt, reroll=asked.reroll)
+        for prompt, repeat in asked.prompts
+        for _ in range(repeat)
+    ]
+    extra_room = await generation.batch_room(bot, interaction, len(batch), images=sum(p.images for p in batch))
+    if not await pending.take(bot.db, asked.id):  # a second click while the first was preparing
+        raise UserError(PENDING_GONE)
+    await interaction.response.edit_message(content=f"Queued {len(batch)} jobs.", view=None)
+    for prepared in batch:
+        prepared.extra_room = extra_room
+        await generation.start(bot, interaction, prepared)
 
 
 # -- /rank: ◀ Left · Skip · Right ▶ ----------------------------------------------

@@ -22,7 +22,7 @@ from bot import fetch, render
 from bot.errors import UserError
 from engine import params, safety
 from engine.db import jobs as db_jobs
-from engine.db import members, transaction
+from engine.db import members, pending, transaction
 from engine.jobs import MAX_SEED, GenerateSpec, Job, JobKind, JobState
 from engine.presets import PRESETS, Preset, UnknownPresetError, get_preset
 
@@ -41,6 +41,7 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)  # stored as jobs.request
     parent_image_id: int | None = None
     kind: str | None = None  # the bot's name for it when not the queue job's kind (e.g. "moodboard")
+    extra_room: int = 0  # jobs past the member's limit it may go: part of a confirmed batch (batch_room)
 
     @property
     def images(self) -> int:
@@ -51,16 +52,15 @@ class Prepared:
 async def prepare_imagine(
     bot: Tastemaker, user_id: int, guild_id: int | None, text: str, *, reroll: bool = False
 ) -> Prepared:
+    """One job of a prompt (braces already expanded: plan_imagine); its --repeat is dropped,
+    so the job's own prompt (and its 🔄) makes one grid."""
     db = bot.db
     # 1. Expand the member's options and suffix, then parse (ParamError on bad input).
     prefs = await members.get_settings(db, user_id)
-    options = await members.get_options(db, user_id)
-    expanded = params.expand(text, options, prefs.suffix)
-    request = params.parse(expanded, presets=PRESETS)
-    await check_guild_rules(bot, guild_id, request.member_text)
-    # 2. Member defaults: --s from /settings, --p when personalization is on.
+    request = (await parse_prompt(bot, user_id, guild_id, text)).with_(repeat=1)
+    # 2. Member defaults: --s from /settings, --p when personalization is on (not with --style raw).
     stylize = request.stylize if request.stylize is not None else prefs.stylize
-    if request.personalize is None and prefs.personalize:
+    if request.personalize is None and prefs.personalize and not request.raw:
         request = request.with_(personalize=(params.CodeWeight(code=None, weight=1.0),))
     # 3. A reroll keeps everything but the seed.
     seed = request.seed if request.seed is not None and not reroll else secrets.randbelow(MAX_SEED + 1)
@@ -83,6 +83,8 @@ async def prepare_imagine(
         quality=request.quality,
         tile=request.tile,
         stylize=stylize,
+        raw=request.raw,
+        stop=request.stop,
         **taste.spec_fields,
     )
     job = Job(kind=JobKind.IMAGINE, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
@@ -90,6 +92,77 @@ async def prepare_imagine(
     if taste.note:
         info.update(note=taste.note, sref=None)
     return Prepared(job=job, prompt=request.canonical(), info=info)
+
+
+async def parse_prompt(bot: Tastemaker, user_id: int, guild_id: int | None, text: str) -> params.Request:
+    """A member's prompt with their options and suffix, parsed and checked against the server's rules."""
+    prefs = await members.get_settings(bot.db, user_id)
+    options = await members.get_options(bot.db, user_id)
+    request = params.parse(params.expand(text, options, prefs.suffix), presets=PRESETS)
+    await check_guild_rules(bot, guild_id, request.member_text)
+    return request
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The jobs one prompt makes: each prompt of its `{…}` choices, with its --repeat."""
+
+    prompts: list[tuple[str, int]]
+
+    @property
+    def jobs(self) -> int:
+        return sum(repeat for _, repeat in self.prompts)
+
+
+async def plan_imagine(bot: Tastemaker, user_id: int, guild_id: int | None, text: str) -> Plan:
+    """Expand `{a, b}` and check every prompt it makes (ParamError / UserError), within
+    the server's cap on jobs from one prompt (/admin permutations)."""
+    limit = (await members.get_guild(bot.db, guild_id)).max_permutations
+    variants = params.permutations(text, limit)
+    prompts = []
+    for variant in variants:
+        try:
+            request = await parse_prompt(bot, user_id, guild_id, variant)
+        except (params.ParamError, UserError) as e:
+            if len(variants) == 1:
+                raise
+            shown = (variant if len(variant) <= 80 else variant[:79] + "…").replace("`", "'")
+            raise type(e)(f"In `{shown}`: {e}") from None
+        prompts.append((variant, request.repeat))
+    plan = Plan(prompts)
+    if plan.jobs > limit:
+        made = f"{len(variants)} prompts × --repeat" if len(variants) > 1 else "--repeat"
+        raise UserError(f"This prompt makes {plan.jobs} jobs ({made}); this server allows at most {limit} from one prompt.")
+    return plan
+
+
+async def imagine(bot: Tastemaker, interaction: discord.Interaction, text: str, *, reroll: bool = False) -> None:
+    """/imagine and 🔄: a prompt that makes one job is queued at once; one that makes several
+    (`{a, b}`, --repeat) is stored and the member is asked first (flows.confirm_prompt)."""
+    user_id, guild_id = interaction.user.id, interaction.guild_id
+    plan = await plan_imagine(bot, user_id, guild_id, text)
+    if plan.jobs == 1:
+        await start(bot, interaction, await prepare_imagine(bot, user_id, guild_id, plan.prompts[0][0], reroll=reroll))
+        return
+    await batch_room(bot, interaction, plan.jobs, images=4 * plan.jobs)
+    pending_id = await pending.add(bot.db, user_id, guild_id, plan.prompts, reroll=reroll)
+    await interaction.response.send_message(
+        render.confirm_jobs(plan.prompts), view=bot.views.confirm(pending_id), ephemeral=True
+    )
+
+
+async def batch_room(bot: Tastemaker, interaction: discord.Interaction, jobs: int, images: int) -> int:
+    """Check that all `jobs` of a batch may be queued (limits, server cap, quota), before any is.
+    A member with nothing queued or running may start a whole batch (up to the server's cap on
+    jobs from one prompt) even past their limit of jobs at once: returns how far past it each goes."""
+    rules = await members.get_guild(bot.db, interaction.guild_id)
+    limit = rules.max_jobs_per_user or bot.settings.max_jobs_per_user
+    extra = max(0, jobs - limit) if not await db_jobs.active_jobs(bot.db, interaction.user.id) else 0
+    await check_limits(
+        bot, interaction.user.id, interaction.guild_id, interaction.channel_id,
+        roles=role_ids(interaction.user), images=images, jobs=jobs, extra_room=extra,
+    )
+    return extra
 
 
 async def prepare_from_image(
@@ -132,6 +205,8 @@ async def prepare_from_image(
         init_image=await asyncio.to_thread(path.read_bytes),
         strength=strength,
         stylize=stylize,
+        raw=bool(request and request.raw),
+        stop=request.stop if request is not None and kind is JobKind.VARIATION else 100,
         **taste.spec_fields,
     )
     job = Job(kind=kind, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
@@ -259,22 +334,27 @@ async def daily_quota(
 
 async def check_limits(
     bot: Tastemaker, user_id: int, guild_id: int | None, channel_id: int | None, *,
-    roles: Iterable[int] = (), images: int = 0,
+    roles: Iterable[int] = (), images: int = 0, jobs: int = 1, extra_room: int = 0,
 ) -> None:
-    """Everything that can refuse a job before it is queued; `images` is what it would make.
-    Only reads this database: start() runs it in the transaction that records the job."""
+    """Everything that can refuse a job (or a batch of `jobs`) before it is queued; `images` is what
+    it would make. Only reads this database: start() runs it in the transaction that records the job."""
     rules = await members.get_guild(bot.db, guild_id)
     if rules.allowed_channels and channel_id not in rules.allowed_channels:
         where = ", ".join(f"<#{c}>" for c in rules.allowed_channels)
         raise UserError(f"Image commands work only in {where} on this server.")
-    limit = rules.max_jobs_per_user or bot.settings.max_jobs_per_user
+    limit = (rules.max_jobs_per_user or bot.settings.max_jobs_per_user) + extra_room
     active = await db_jobs.active_jobs(bot.db, user_id)
+    if jobs > 1 and len(active) + jobs > limit:
+        raise UserError(
+            f"This prompt makes {jobs} jobs; you have {len(active)} queued or running, and the limit is {limit} at once. "
+            "Wait for them to finish, or cancel some with their ❌ buttons."
+        )
     if len(active) >= limit:
         raise UserError(
             f"You already have {len(active)} jobs queued or running, and the limit is {limit}. "
             "Wait for one to finish, or cancel one with its ❌ button."
         )
-    if rules.max_jobs is not None and len(await db_jobs.active_jobs(bot.db, guild_id=guild_id)) >= rules.max_jobs:
+    if rules.max_jobs is not None and len(await db_jobs.active_jobs(bot.db, guild_id=guild_id)) + jobs > rules.max_jobs:
         raise UserError(
             f"This server already has {rules.max_jobs} jobs queued or running, its limit. Try again in a minute."
         )
@@ -305,7 +385,7 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
     async with transaction(bot.db):
         await check_limits(
             bot, user_id, interaction.guild_id, interaction.channel_id,
-            roles=role_ids(interaction.user), images=prepared.images,
+            roles=role_ids(interaction.user), images=prepared.images, extra_room=prepared.extra_room,
         )
         await members.ensure_user(bot.db, user_id)
         await db_jobs.insert_job(

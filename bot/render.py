@@ -57,7 +57,31 @@ def finished(job: JobRecord) -> str:
         details.append(f"seed {job.request['seed']}")
     if job.gpu_seconds:
         details.append(f"{job.gpu_seconds:.1f}s")
-    return headline(job) + (" · " + " · ".join(details) if details else "")
+    details.append(f"job `{short_id(job.id)}`")  # for /show
+    return headline(job) + " · " + " · ".join(details)
+
+
+SHORT_ID = 8  # hex characters of a job id shown in its message; /show takes this or more
+
+
+def short_id(job_id: str) -> str:
+    return job_id[:SHORT_ID]
+
+
+MAX_CONFIRM_LINES = 10
+
+
+def confirm_jobs(prompts: Sequence[tuple[str, int]]) -> str:
+    """The private question before a prompt that makes several jobs is queued."""
+    jobs = sum(repeat for _, repeat in prompts)
+    lines = [f"**This prompt makes {jobs} jobs:**"]
+    for number, (prompt, repeat) in enumerate(prompts[:MAX_CONFIRM_LINES], 1):
+        shown = (prompt if len(prompt) <= 150 else prompt[:149] + "…").replace("`", "'")
+        lines.append(f"{number}. `{shown}`" + (f" ×{repeat}" if repeat > 1 else ""))
+    if len(prompts) > MAX_CONFIRM_LINES:
+        lines.append(f"… and {len(prompts) - MAX_CONFIRM_LINES} more.")
+    lines.append("Queue them all?")
+    return "\n".join(lines)
 
 
 def failed(job: JobRecord) -> str:

@@ -15,6 +15,7 @@ from engine import safety
 from engine.db import jobs as db_jobs
 from engine.db import members
 from engine.jobs import JobState
+from engine.params import MAX_JOBS
 from engine.presets import UnknownPresetError, get_preset, preset_names
 from engine.queue_contract import FAILING_AFTER, WorkerStatus
 
@@ -46,6 +47,12 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
     async def server_limit(self, interaction: discord.Interaction, jobs: app_commands.Range[int, 0, 1000]) -> None:
         await members.update_guild(self.bot.db, interaction.guild_id, max_jobs=jobs or None)
         text = f"This server may now have {jobs} jobs at once." if jobs else "This server's job cap is off."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(description="Jobs one prompt may make with {a, b} choices and --repeat (asks the member first)")
+    async def permutations(self, interaction: discord.Interaction, jobs: app_commands.Range[int, 1, MAX_JOBS]) -> None:
+        await members.update_guild(self.bot.db, interaction.guild_id, max_permutations=jobs)
+        text = f"One prompt may now make up to {jobs} jobs." if jobs > 1 else "One prompt now makes one job: `{a, b}` and `--repeat` are off."
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(description="Allow or disallow image commands in a channel (none allowed = everywhere)")

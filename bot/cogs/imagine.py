@@ -18,8 +18,7 @@ class Imagine(commands.Cog):
     @app_commands.command(description="Create four images from a prompt")
     @app_commands.describe(prompt="What to draw, then parameters: --ar 3:2 --seed 7 --no text --s 250 --p …")
     async def imagine(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, MAX_INPUT]) -> None:
-        prepared = await generation.prepare_imagine(self.bot, interaction.user.id, interaction.guild_id, prompt)
-        await generation.start(self.bot, interaction, prepared)
+        await generation.imagine(self.bot, interaction, prompt)  # {a, b} or --repeat: asks first
 
 
 async def setup(bot: Tastemaker) -> None:

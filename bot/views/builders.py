@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import discord
 
+from bot.views.confirm import confirm_view
 from bot.views.explore import explore_view
 from bot.views.grid import grid_view
 from bot.views.image import image_view
@@ -30,3 +31,4 @@ class Views:
     settings: Callable[..., discord.ui.View] = settings_view
     remix: Callable[..., discord.ui.Modal] = RemixModal
     explore: Callable[..., discord.ui.View] = explore_view
+    confirm: Callable[..., discord.ui.View] = confirm_view

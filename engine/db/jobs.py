@@ -112,6 +112,18 @@ async def get_job(db: aiosqlite.Connection, job_id: str) -> JobRecord | None:
     return JobRecord.from_row(rows[0]) if rows else None
 
 
+async def find_jobs(
+    db: aiosqlite.Connection, prefix: str, *, user_id: int, guild_id: int | None, limit: int = 2
+) -> list[JobRecord]:
+    """A member's jobs on one server (None: in their DMs) whose id starts with `prefix`
+    (lower-case hex; ids are hex, so every one that starts with it sorts below prefix + "g")."""
+    rows = await db.execute_fetchall(
+        "SELECT * FROM jobs WHERE id >= ? AND id < ? AND user_id = ? AND guild_id IS ? ORDER BY id LIMIT ?",
+        (prefix, prefix + "g", user_id, guild_id, limit),
+    )
+    return [JobRecord.from_row(row) for row in rows]
+
+
 async def undelivered(db: aiosqlite.Connection) -> list[JobRecord]:
     """Jobs whose message still needs an edit: in flight, or finished but not yet shown."""
     rows = await db.execute_fetchall(
