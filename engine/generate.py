@@ -111,6 +111,7 @@ from engine import canvas, params, safety
 from engine.config import DtypeName
 from engine.images import ImageDecodeError, decode_image
 from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
+    MAX_PIXELS,
     MAX_SIDE,
     MIN_SIDE,
     SIZE_MULTIPLE,
@@ -136,7 +137,6 @@ __all__ = ["Engine", "JobCancelled", "JobError", "combine_conditioning", "latent
 
 # Input limits the engine checks itself; the ranges of a spec are pydantic
 # constraints in engine/jobs.py.
-MAX_PIXELS = MAX_SIDE * MAX_SIDE  # upscale output
 MAX_EMBED_IMAGES = 256
 MAX_EMBED_TEXTS = 1024
 

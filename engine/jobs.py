@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator,
 MAX_SEED = 2**32 - 1  # --seed 0-4294967295, as in Midjourney; image i of a job uses seed + i
 SIZE_MULTIPLE = 64  # the latents of every preset divide evenly
 MIN_SIDE = 64
-MAX_SIDE = 2048
+MAX_SIDE = 4096  # an upscale of a 1:4 image at 1024 px is 1408x2816
+MAX_PIXELS = 4_500_000  # what a job may draw at once: an upscale x2 of a 1024 px image at any --ar (at most 4.36 MP)
 MAX_COUNT = 16
 MAX_CANDIDATES = 64
 MAX_STYLE_IMAGES = 4
@@ -124,6 +125,12 @@ class GenerateSpec(Wire):
         if direction is not None and not any(direction):
             raise ValueError("must not be all zeros")
         return direction
+
+    @model_validator(mode="after")
+    def _within_pixel_budget(self) -> Self:
+        if self.width * self.height > MAX_PIXELS:
+            raise ValueError(f"{self.width}x{self.height} is more than {MAX_PIXELS:,} pixels")
+        return self
 
     @model_validator(mode="after")
     def _candidates_cover_count(self) -> Self:

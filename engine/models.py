@@ -451,6 +451,7 @@ def tiny_sdxl_preset(data_dir: str | os.PathLike, **overrides) -> Preset:
         ip_adapter_repo=str(root),
         ip_adapter_subfolder=TINY_IP_ADAPTER_SUBFOLDER,
         ip_adapter_weight=TINY_IP_ADAPTER_WEIGHT,
+        ip_adapter_encoder=TINY_OPENCLIP_MODEL,  # the tiny adapter reads the tiny OpenCLIP, as ViT-H ones read ViT-H
         openclip_model=TINY_OPENCLIP_MODEL,
         openclip_pretrained=str(root / TINY_OPENCLIP_DIR / TINY_OPENCLIP_WEIGHT),
         embed_dim=_TINY_EMBED_DIM,

@@ -14,7 +14,7 @@ from engine.presets import PRESETS
     "field,value",
     [
         ("width", 100),  # not a multiple of 64
-        ("height", 4096),
+        ("height", 4160),  # over MAX_SIDE
         ("width", 0),
         ("seed", -1),
         ("seed", MAX_SEED + 1),
@@ -38,6 +38,12 @@ def test_out_of_range_generate_spec_is_refused_naming_the_field(field, value):
     with pytest.raises(ValidationError) as info:
         GenerateSpec(prompt="a fox", **{field: value})
     assert field in str(info.value)
+
+
+def test_a_spec_over_the_pixel_budget_is_refused_whatever_its_shape():
+    GenerateSpec(prompt="a fox", width=1408, height=2816)  # an upscale of a 1:4 image at 1024 px
+    with pytest.raises(ValidationError, match="more than 4,500,000 pixels"):
+        GenerateSpec(prompt="a fox", width=2560, height=2048)
 
 
 def test_fewer_candidates_than_images_is_refused():
