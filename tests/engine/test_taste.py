@@ -527,3 +527,28 @@ def test_choose_pair_targets_the_spread_it_is_given():
     assert choose_pair(post, cand, rng, explore=0.0, spread=along_first) == 0
     with pytest.raises(ValueError):
         choose_pair(post, cand, rng, explore=0.0, spread=np.eye(k + 1))
+
+
+async def test_the_cached_community_prior_keeps_its_clusters(tmp_path):
+    """profiles caches the prior in the database; a clustered one comes back
+    clustered (and a plain one plain), so the bot's refits use the clusters."""
+    from engine.db import connect
+    from engine.db import taste as q
+
+    k = 4
+    db = await connect(tmp_path / "t.db")
+    try:
+        basis = Basis.build(np.random.default_rng(71).normal(size=(10, 6)), k=k)
+        for version in (1, 2):
+            await q.insert_basis(db, version, "tiny", basis.d, k, 10, basis.to_bytes())
+        clustered = Prior.mixture([0.25, 0.75], np.eye(k)[:2], 0.5 * np.eye(k))
+        await q.put_community_prior(db, 1, 80, 900, **clustered.to_arrays())
+        members, obs, arrays = await q.get_community_prior_arrays(db, 1)
+        back = Prior.from_arrays(arrays)
+        assert (members, obs, back.clusters) == (80, 900, 2)
+        assert np.array_equal(back.cluster_means, clustered.cluster_means)
+        await q.put_community_prior(db, 2, 5, 40, **Prior.isotropic(k).to_arrays())
+        assert Prior.from_arrays((await q.get_community_prior_arrays(db, 2))[2]).clusters == 1
+        assert (await q.get_community_prior(db, 1))[3].shape == (k, k)  # the plain reader still works
+    finally:
+        await db.close()
