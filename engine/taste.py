@@ -874,10 +874,10 @@ def _kmeans(x: np.ndarray, n_clusters: int, rounds: int = 50) -> np.ndarray:
         gap = np.min([np.sum((x - c) ** 2, axis=1) for c in centres], axis=0)
         centres.append(x[rng.choice(len(x), p=gap / gap.sum())] if gap.sum() > 0 else x[rng.integers(len(x))])
     centres = np.array(centres)
-    labels = np.zeros(len(x), dtype=int)
+    labels = None
     for _ in range(rounds):
         labels_new = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
-        if np.array_equal(labels_new, labels) and _ > 0:
+        if labels is not None and np.array_equal(labels_new, labels):
             break
         labels = labels_new
         for q in range(n_clusters):
@@ -909,7 +909,6 @@ def _cluster_prior(
         parts = [Prior(mean=mq, cov=cov) for mq in means]
         c_n = len(parts)
         w_all = np.empty((n, c_n, k))
-        cov_sum = np.zeros((c_n, k, k))
         log_ev = np.empty((n, c_n))
         posts: list[list[Posterior]] = []
         for j, (d, c) in enumerate(members):
@@ -924,14 +923,12 @@ def _cluster_prior(
         log_ev += np.log(pi)
         resp = np.exp(log_ev - log_ev.max(axis=1, keepdims=True))
         resp /= resp.sum(axis=1, keepdims=True)
-        for j in range(n):
-            for q in range(c_n):
-                cov_sum[q] += resp[j, q] * posts[j][q].covariance
+        cov_sum = sum(resp[j, q] * posts[j][q].covariance for j in range(n) for q in range(c_n))
         # 3. M: weights, means, one shared covariance shrunk like the Gaussian prior's
         n_q = resp.sum(axis=0)
         means = np.einsum("jq,jqk->qk", resp, w_all) / n_q[:, None]
         r = w_all - means[None]
-        s_hat = (np.einsum("jq,jqa,jqb->ab", resp, r, r) + cov_sum.sum(axis=0)) / n
+        s_hat = (np.einsum("jq,jqa,jqb->ab", resp, r, r) + cov_sum) / n
         cov = (1.0 - alpha) * s_hat + alpha * (np.trace(s_hat) / k) * eye
         cov = 0.5 * (cov + cov.T)
         pi = n_q / n
