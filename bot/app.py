@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -64,6 +66,9 @@ class Tastemaker(commands.Bot):
         self.db = resources.db
         self.queue = resources.queue
         self.workers = resources.workers
+        # How the bot waits on its workers (the job pump, the rank-pool build): as it is.
+        # SimCord tests declare these waits as the bot's external input.
+        self.wait_outside: Callable[[Awaitable[Any]], Awaitable[Any]] = _as_is
         self.delivery = Delivery(self)
         self.views = Views()  # the flows attach buttons through these (bot/views/builders.py)
         self.failed_extensions: list[str] = []
@@ -104,3 +109,7 @@ class Tastemaker(commands.Bot):
 
 def create_bot(settings: Settings, resources: Resources) -> Tastemaker:
     return Tastemaker(settings, resources)
+
+
+async def _as_is(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable

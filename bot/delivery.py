@@ -65,10 +65,6 @@ class Delivery:
         self._lock = asyncio.Lock()
         self._followed = Followed(open_ended=True)
         self._task: asyncio.Task | None = None
-        # How the pump waits on the queue: as it is. SimCord tests declare this
-        # wait as the bot's external input (env.external_wait), so that a pump
-        # waiting for a worker does not count as unsettled bot work.
-        self.wait_outside: Callable[[Awaitable[Any]], Awaitable[Any]] = _as_is
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name="job-pump")
@@ -104,7 +100,7 @@ class Delivery:
         batches = aiter(self.bot.queue.follow(self._followed, idle_s=POLL_S))
         try:
             while True:
-                events = await self.wait_outside(anext(batches))
+                events = await self.bot.wait_outside(anext(batches))
                 async with self._lock:
                     await self._step(events)
         finally:
@@ -309,9 +305,6 @@ class Delivery:
     def _message(self, record: db_jobs.JobRecord) -> discord.PartialMessage:
         return self.bot.get_partial_messageable(record.channel_id).get_partial_message(record.message_id)
 
-
-async def _as_is(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
 
 
 def _withheld_tile(width: int, height: int) -> bytes:

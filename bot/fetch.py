@@ -1,4 +1,4 @@
-"""Fetching a `--sref` image link, safely, before anything is queued.
+"""Fetching an image link (`--sref`, image prompts, /describe), safely, before anything is queued.
 
 1. Only http(s), at most MAX_REDIRECTS redirects, each hop checked again.
 2. SSRF guard. The bot reads the host itself (_check_url): a name, or an IP
@@ -15,7 +15,7 @@
 4. engine/images.py decodes it with the limits every member's image gets and
    re-encodes it as a small, metadata-free PNG.
 
-Every failure is a UserError naming the link and what is wrong with it.
+Every failure is a UserError naming the kind of link, the link and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -93,47 +93,49 @@ def _shown(url: str | URL) -> str:
     return f"`{s if len(s) <= 80 else s[:79] + '…'}`"
 
 
-def _private(url: str | URL, address: str) -> UserError:
+def _private(url: str | URL, address: str, what: str) -> UserError:
     inside = [str(ip) for ip in unwrapped(address) if ip.version == 4 and not _public(ip)] if ":" in address else []
     where = f"{address}, which carries {inside[0]}" if inside else address
-    return UserError(f"The `--sref` link {_shown(url)} points to a private address ({where}): "
+    return UserError(f"The {what} {_shown(url)} points to a private address ({where}): "
                      "link an image on the public internet.")
 
 
 class _PublicOnlyResolver(aiohttp.ThreadedResolver):
     """Resolves with the loop's getaddrinfo and refuses the host unless every address is global."""
 
-    def __init__(self, url: URL):
+    def __init__(self, url: URL, what: str):
         super().__init__()
         self.url = url
+        self.what = what
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
         hosts = await super().resolve(host, port, family)
         for h in hosts:
             if not is_allowed_address(h["host"]):
-                raise _private(self.url, h["host"])
+                raise _private(self.url, h["host"], self.what)
         return hosts
 
 
-async def style_image(url: str) -> bytes:
-    """The image at `url` as a re-encoded PNG (engine.images.reencode), or a UserError saying why not."""
+async def fetch_image(url: str, what: str = "`--sref` link") -> bytes:
+    """The image at `url` as a re-encoded PNG (engine.images.reencode), or a UserError saying why not;
+    `what` names the kind of link in the messages ("`--sref` link", "image link")."""
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            data = await _download(URL(url))
+            data = await _download(URL(url), what)
     except TimeoutError:
-        raise UserError(f"The `--sref` link {_shown(url)} took longer than {TIMEOUT_S:g} s to download.") from None
+        raise UserError(f"The {what} {_shown(url)} took longer than {TIMEOUT_S:g} s to download.") from None
     except ValueError:  # yarl: not a URL at all
-        raise UserError(f"The `--sref` link {_shown(url)} is not a valid link.") from None
+        raise UserError(f"The {what} {_shown(url)} is not a valid link.") from None
     try:
         return await asyncio.to_thread(images.reencode, data)
     except images.ImageDecodeError as error:
-        raise UserError(f"The `--sref` image {_shown(url)} {error}") from None
+        raise UserError(f"The image at the {what} {_shown(url)} {error}") from None
 
 
-async def _download(url: URL) -> bytes:
+async def _download(url: URL, what: str) -> bytes:
     for _ in range(MAX_REDIRECTS + 1):
-        _check_url(url)
-        connector = aiohttp.TCPConnector(resolver=_PublicOnlyResolver(url), use_dns_cache=False)
+        _check_url(url, what)
+        connector = aiohttp.TCPConnector(resolver=_PublicOnlyResolver(url, what), use_dns_cache=False)
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         try:
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -141,25 +143,25 @@ async def _download(url: URL) -> bytes:
                     if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                         url = url.join(URL(response.headers["Location"]))
                         continue  # the next hop is checked like the first
-                    return await _read(url, response)
+                    return await _read(url, response, what)
         except aiohttp.ClientConnectorDNSError:
-            raise UserError(f"The `--sref` link {_shown(url)} is unreachable: its host name does not resolve.") from None
+            raise UserError(f"The {what} {_shown(url)} is unreachable: its host name does not resolve.") from None
         except aiohttp.ClientConnectorError:
-            raise UserError(f"The `--sref` link {_shown(url)} is unreachable: nothing answers there.") from None
+            raise UserError(f"The {what} {_shown(url)} is unreachable: nothing answers there.") from None
         except aiohttp.InvalidURL:
-            raise UserError(f"The `--sref` link {_shown(url)} is not a valid link.") from None
+            raise UserError(f"The {what} {_shown(url)} is not a valid link.") from None
         except aiohttp.ClientError as e:
-            raise UserError(f"The `--sref` link {_shown(url)} is unreachable ({e.__class__.__name__}).") from None
-    raise UserError(f"The `--sref` link {_shown(url)} redirects too many times: link the image itself.")
+            raise UserError(f"The {what} {_shown(url)} is unreachable ({e.__class__.__name__}).") from None
+    raise UserError(f"The {what} {_shown(url)} redirects too many times: link the image itself.")
 
 
-def _check_url(url: URL) -> None:
+def _check_url(url: URL, what: str) -> None:
     """The bot's own reading of the host, not the HTTP client's: a name, or an IP
     written plainly. Numeric hosts in other forms (`2130706433`, `0177.0.0.1`,
     `0x7f.1`, `127.1`) are refused outright, as browsers would read them as IPv4
     but ipaddress does not; no image host is written that way."""
     if url.scheme not in ("http", "https") or not url.raw_host:
-        raise UserError(f"The `--sref` link {_shown(url)} is not an http(s) link.")
+        raise UserError(f"The {what} {_shown(url)} is not an http(s) link.")
     host = url.raw_host  # what the client connects to: IDNA-encoded, lower case
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
@@ -167,27 +169,27 @@ def _check_url(url: URL) -> None:
         pass
     else:  # an IP literal, which aiohttp does not resolve
         if not is_allowed_address(host):
-            raise _private(url, host)
+            raise _private(url, host, what)
         return
     if len(host) > MAX_HOST or any(len(label) > MAX_LABEL for label in host.split(".")):
-        raise UserError(f"The `--sref` link {_shown(url)} is too long: a host name may have at most "
+        raise UserError(f"The {what} {_shown(url)} is too long: a host name may have at most "
                         f"{MAX_HOST} characters, {MAX_LABEL} between dots.")
     labels = host.removesuffix(".").split(".")
     if _NUMERIC_LABEL_RE.fullmatch(labels[-1]):
-        raise UserError(f"The `--sref` link {_shown(url)} writes its address in an unusual form (`{host}`): "
+        raise UserError(f"The {what} {_shown(url)} writes its address in an unusual form (`{host}`): "
                         "link the image by its host name, or by a plain address like `93.184.216.34`.")
     if not all(_LABEL_RE.fullmatch(label) for label in labels):
-        raise UserError(f"The `--sref` link {_shown(url)} is not a valid link: `{host}` is not a host name.")
+        raise UserError(f"The {what} {_shown(url)} is not a valid link: `{host}` is not a host name.")
     # a host name: the resolver checks every address it resolves to
 
 
-async def _read(url: URL, response: aiohttp.ClientResponse) -> bytes:
+async def _read(url: URL, response: aiohttp.ClientResponse, what: str) -> bytes:
     if response.status != 200:
-        raise UserError(f"The `--sref` link {_shown(url)} answered HTTP {response.status}, not an image.")
+        raise UserError(f"The {what} {_shown(url)} answered HTTP {response.status}, not an image.")
     if response.content_type not in images.CONTENT_TYPES:
-        raise UserError(f"The `--sref` link {_shown(url)} is not an image ({response.content_type}): "
+        raise UserError(f"The {what} {_shown(url)} is not an image ({response.content_type}): "
                         f"it must be a {images.KINDS}.")
-    too_big = UserError(f"The `--sref` link {_shown(url)} is too big: an image may be at most {images.MAX_BYTES // 2**20} MB.")
+    too_big = UserError(f"The {what} {_shown(url)} is too big: an image may be at most {images.MAX_BYTES // 2**20} MB.")
     if (response.content_length or 0) > images.MAX_BYTES:
         raise too_big
     data = bytearray()

@@ -40,7 +40,7 @@ TOGGLES = {"personalize": "Personalization", "remix": "Remix mode", "auto_dm": "
 # row that is gone, an id no row can have, a job of another kind, a forged or
 # outdated custom_id (bot/views/base.py StaleButton).
 STALE_BUTTON = "This button no longer works: what it belonged to is gone from this bot."
-GRID_KINDS = (JobKind.IMAGINE, JobKind.VARIATION)  # the jobs whose messages carry U/V/🔄
+GRID_KINDS = (JobKind.IMAGINE, JobKind.BLEND, JobKind.VARIATION)  # the jobs whose messages carry U/V/🔄
 
 
 def require_owner(interaction: discord.Interaction, owner_id: int) -> None:
@@ -83,9 +83,14 @@ async def vary_pick(interaction: discord.Interaction, bot: Tastemaker, job_id: s
 async def reroll(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> None:
     """🔄: the same prompt with a new seed."""
     job = await _finished_grid(interaction, bot, job_id)
+    uploads = await generation.inputs_of(bot, job)  # a blend's images, an /imagine attachment
+    if job.kind == JobKind.BLEND:
+        prepared = await generation.prepare_blend(bot, interaction.user.id, interaction.guild_id, uploads, job.request["shape"])
+        await generation.start(bot, interaction, prepared)
+        return
 
     async def submit(interaction: discord.Interaction, prompt: str) -> None:  # a Remix edit may add {a, b}
-        await generation.imagine(bot, interaction, prompt, reroll=True)
+        await generation.imagine(bot, interaction, prompt, reroll=True, images=uploads)
 
     await with_remix(interaction, bot, prompt_of(job), submit)
 
@@ -168,6 +173,34 @@ async def with_remix(interaction: discord.Interaction, bot: Tastemaker, text: st
         await interaction.response.send_modal(bot.views.remix(text, submit))
     else:
         await submit(interaction, text)
+
+
+# -- a /describe result: 1–4 imagine that prompt, 🔄 describes again -------------------
+
+
+async def imagine_described(interaction: discord.Interaction, bot: Tastemaker, job_id: str, index: int) -> None:
+    prompts = generation.described(await _finished_describe(interaction, bot, job_id))
+    if index > len(prompts):
+        raise UserError(STALE_BUTTON)
+
+    async def submit(interaction: discord.Interaction, prompt: str) -> None:
+        await generation.imagine(bot, interaction, prompt)
+
+    await with_remix(interaction, bot, prompts[index - 1], submit)
+
+
+async def describe_again(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> None:
+    job = await _finished_describe(interaction, bot, job_id)
+    [image] = await generation.inputs_of(bot, job)
+    await generation.start(bot, interaction, await generation.prepare_describe(bot, interaction.user.id, interaction.guild_id, image))
+
+
+async def _finished_describe(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> db_jobs.JobRecord:
+    job = await db_jobs.get_job(bot.db, job_id)
+    if job is None or job.state != JobState.DONE or job.kind != JobKind.DESCRIBE:
+        raise UserError(STALE_BUTTON)
+    require_owner(interaction, job.user_id)
+    return job
 
 
 # -- a job in progress: ❌ ----------------------------------------------------------

@@ -20,10 +20,11 @@ import discord
 
 from bot import fetch, render
 from bot.errors import UserError
-from engine import params, safety
+from engine import canvas, params, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, pending, transaction
-from engine.jobs import MAX_SEED, GenerateSpec, Job, JobKind, JobState
+from engine.images import ImageDecodeError, decode_image
+from engine.jobs import MAX_PIXELS, MAX_SEED, MAX_SIDE, GenerateSpec, Job, JobKind, JobState
 from engine.presets import PRESETS, Preset, UnknownPresetError, get_preset
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.generation")
 
 STRENGTHS = {"strong": 0.75, "subtle": 0.4}  # img2img denoise for Vary (Strong) / (Subtle)
+REGION_STRENGTH = 0.9  # Vary (Region): the region nearly from noise, keeping a hint of its colours
+# Upscale (Subtle) is the preset's own upscale_strength; Creative doubles it (at most 0.75), so the
+# prompt and the taste redraw more of the picture while it is enlarged.
+CREATIVE_UPSCALE, MAX_CREATIVE_STRENGTH = 2.0, 0.75
 
 
 @dataclass
@@ -167,9 +172,12 @@ async def batch_room(bot: Tastemaker, interaction: discord.Interaction, jobs: in
 
 async def prepare_from_image(
     bot: Tastemaker, user_id: int, guild_id: int | None, image_id: int, kind: JobKind, strength_name: str = "strong",
-    prompt: str | None = None,
+    prompt: str | None = None, *, tool: dict[str, Any] | None = None,
 ) -> Prepared:
-    """Variation (img2img) or upscale of one stored image."""
+    """Variation (img2img), upscale (strength_name subtle or creative) or outpaint of one stored image.
+
+    `tool` (stored with the job, so 🔄 can run it again): outpaint {"zoom": factor},
+    {"pan": direction} or {"square": True}; a variation {"region": name} redraws that region."""
     image = await db_jobs.get_image(bot.db, image_id)
     if image is None:
         raise UserError("That image is no longer stored on this bot.")
@@ -185,8 +193,24 @@ async def prepare_from_image(
     preset = await choose_preset(bot, guild_id, (request.preset if request else None) or base.get("preset"))
     seed = secrets.randbelow(MAX_SEED + 1)
     width, height = image.width, image.height
+    source = await asyncio.to_thread(path.read_bytes)
+    tool_fields: dict[str, Any] = {}
     if kind is JobKind.UPSCALE:
-        count, strength = 1, 0.0  # 0: the preset's own upscale_strength (engine/presets.py)
+        if not can_upscale(width, height):
+            raise UserError(
+                f"This image is {width}×{height}: ×2 would pass this bot's size limit "
+                f"({MAX_SIDE} px a side, {MAX_PIXELS / 1e6:g} MP)."
+            )
+        count = 1
+        # 0: the preset's own upscale_strength (engine/presets.py)
+        strength = 0.0 if strength_name == "subtle" else min(MAX_CREATIVE_STRENGTH, CREATIVE_UPSCALE * preset.upscale_strength)
+    elif kind is JobKind.OUTPAINT:
+        count, strength = 4, 0.0
+        out = outpaint_canvas(width, height, tool or {}, preset.base_size)
+        width, height, tool_fields["source_box"] = out.width, out.height, out.box
+    elif tool and "region" in tool:
+        count, strength = 4, REGION_STRENGTH
+        tool_fields["mask"] = await asyncio.to_thread(region_mask_png, source, tool["region"])
     else:
         count, strength = 4, STRENGTHS[strength_name]
     stylize = base.get("stylize", 100)
@@ -202,11 +226,12 @@ async def prepare_from_image(
         height=height,
         seed=seed,
         count=count,
-        init_image=await asyncio.to_thread(path.read_bytes),
+        init_image=source,
         strength=strength,
         stylize=stylize,
         raw=bool(request and request.raw),
         stop=request.stop if request is not None and kind is JobKind.VARIATION else 100,
+        **tool_fields,
         **taste.spec_fields,
     )
     job = Job(kind=kind, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
@@ -219,7 +244,39 @@ async def prepare_from_image(
         "strength_name": strength_name.capitalize(),
         "source_index": image.idx,
     }
+    if tool:
+        info["tool"] = tool
+    if kind is JobKind.UPSCALE:
+        info["upscale"] = strength_name.capitalize()
     return Prepared(job=job, prompt=info["text"], info=info, parent_image_id=image_id)
+
+
+def can_upscale(width: int, height: int) -> bool:
+    return 2 * max(width, height) <= MAX_SIDE and 4 * width * height <= MAX_PIXELS
+
+
+def outpaint_canvas(width: int, height: int, tool: dict[str, Any], base: int) -> canvas.Outpaint:
+    """Zoom Out / Pan / Make Square: the new canvas and where the image goes on it (engine/canvas.py)."""
+    try:
+        if "zoom" in tool:
+            return canvas.zoom(width, height, float(tool["zoom"]), base)
+        if "pan" in tool:
+            return canvas.pan(width, height, tool["pan"], base)
+        if tool.get("square"):
+            return canvas.square(width, height, base)
+    except canvas.CanvasError as error:
+        raise UserError(f"This image can't be outpainted that way: {error}.") from None
+    raise UserError("That outpaint tool is unknown to this bot.")
+
+
+def region_mask_png(source: bytes, region: str) -> bytes:
+    """Vary (Region): the mask (white = redraw) for a named region of the image."""
+    try:
+        image = decode_image(source)
+        mask = canvas.region_mask(image, region)
+    except (ImageDecodeError, canvas.CanvasError) as error:
+        raise UserError(f"That region can't be varied: {error}.") from None
+    return render.to_png(mask)
 
 
 async def choose_preset(bot: Tastemaker, guild_id: int | None, named: str | None) -> Preset:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import discord
 from PIL import Image
 
+from engine.canvas import REGIONS as REGION_LABELS
 from engine.db.jobs import JobRecord
 
 MAX_PROMPT_SHOWN = 1200  # Discord messages stop at 2000 characters
@@ -27,9 +28,26 @@ def headline(job: JobRecord) -> str:
     prompt = prompt.replace("*", "\\*")
     label = {
         "variation": f" - Variations ({job.request.get('strength_name', 'Strong')})",
-        "upscale": " - Upscaled (×2)",
+        "upscale": f" - Upscaled ({job.request.get('upscale', '×2')})",
+        "outpaint": f" - {tool_label(job.request.get('tool', {}))}",
     }.get(job.kind, "")
+    if job.kind == "variation" and "region" in job.request.get("tool", {}):
+        label = f" - {tool_label(job.request['tool'])}"
     return f"**{prompt}**{label} - <@{job.user_id}>"
+
+
+PAN_LABELS = {"left": "Pan ⬅️", "right": "Pan ➡️", "up": "Pan ⬆️", "down": "Pan ⬇️"}
+
+
+def tool_label(tool: dict) -> str:
+    """What a single-image tool did, for its job's headline."""
+    if "zoom" in tool:
+        return f"Zoom Out {float(tool['zoom']):g}×"
+    if "pan" in tool:
+        return PAN_LABELS.get(tool["pan"], "Pan")
+    if "region" in tool:
+        return f"Vary (Region: {REGION_LABELS.get(tool['region'], tool['region'])})"
+    return "Make Square"
 
 
 def waiting(job: JobRecord, position: int | None) -> str:

@@ -8,7 +8,7 @@ the job, and the worker builds the canvas and mask from it.
   its size, Pan adds half a side in one direction, Make Square pads the short
   side. The output grows with the canvas up to `MAX_AREA_OF_NATIVE` times the
   preset's native area (1.5× its side: 1536² for SDXL, 192² for tiny); a canvas
-  past that, or past MAX_SIDE, is scaled down as a whole (the source with it), as
+  past that, or past the spec's MAX_SIDE or MAX_PIXELS, is scaled down as a whole (the source with it), as
   Midjourney keeps a zoom-out at its own size. Sides snap to SIZE_MULTIPLE.
 * **Seams.** The mask also covers the outer `OVERLAP` pixels of the source, so
   the model redraws the seam; afterwards the source is pasted back through the
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from engine.jobs import MAX_SIDE, MIN_SIDE, SIZE_MULTIPLE
+from engine.jobs import MAX_PIXELS, MAX_SIDE, MIN_SIDE, SIZE_MULTIPLE
 
 MAX_AREA_OF_NATIVE = 2.25  # outpaints grow to at most 1.5x the preset's native side
 OVERLAP = 16  # pixels of the source's edge redrawn with the new area (two latent pixels)
@@ -95,8 +95,9 @@ def _snap(x: float) -> int:
 
 def _fit(cw: float, ch: float, box: tuple[float, float, float, float], base: int) -> Outpaint:
     """The logical canvas (cw, ch) with the source at `box`, scaled into the area and side limits."""
-    # 1. One scale for the whole canvas: never up, down to the area budget and MAX_SIDE.
-    scale = min(1.0, math.sqrt(MAX_AREA_OF_NATIVE * base * base / (cw * ch)), MAX_SIDE / cw, MAX_SIDE / ch)
+    # 1. One scale for the whole canvas: never up, down to the area budget and the spec's limits.
+    area = min(MAX_AREA_OF_NATIVE * base * base, MAX_PIXELS * 0.9)  # room for snapping up
+    scale = min(1.0, math.sqrt(area / (cw * ch)), MAX_SIDE / cw, MAX_SIDE / ch)
     width, height = _snap(cw * scale), _snap(ch * scale)
     # 2. The source keeps its aspect ratio and its relative place on the snapped canvas.
     u = min(width / cw, height / ch)

@@ -8,9 +8,9 @@ from bot.app import Tastemaker
 
 
 async def wait_outside_the_bot(awaitable):
-    """The job pump's wait on the queue (a worker in real time) is the bot's
-    external input: declared so, SimCord settles around it, and the pump's
-    ticks between events follow virtual time."""
+    """The bot's waits on its workers (the job pump's on the queue, the rank-pool
+    build) are its external input: declared so, SimCord settles around them, and
+    the pump's ticks between events follow virtual time."""
     from simcord._runtime import _LIVE_LOOPS  # the Env running on this loop; SimCord has no public lookup
 
     env = _LIVE_LOOPS[asyncio.get_running_loop()]
@@ -18,5 +18,5 @@ async def wait_outside_the_bot(awaitable):
 
 
 def under_simcord(bot: Tastemaker) -> Tastemaker:
-    bot.delivery.wait_outside = wait_outside_the_bot
+    bot.wait_outside = wait_outside_the_bot
     return bot

@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import generation
+from bot import generation, uploads
 from bot.app import Tastemaker
 from engine.params import MAX_INPUT
 
@@ -16,9 +16,16 @@ class Imagine(commands.Cog):
         self.bot = bot
 
     @app_commands.command(description="Create four images from a prompt")
-    @app_commands.describe(prompt="What to draw, then parameters: --ar 3:2 --seed 7 --no text --s 250 --p …")
-    async def imagine(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, MAX_INPUT]) -> None:
-        await generation.imagine(self.bot, interaction, prompt)  # {a, b} or --repeat: asks first
+    @app_commands.describe(
+        prompt="What to draw, then parameters: --ar 3:2 --seed 7 --no text --s 250 --p …",
+        image="An image prompt: the grid takes after it (weight with --iw 0–3)",
+    )
+    async def imagine(
+        self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, MAX_INPUT],
+        image: discord.Attachment | None = None,
+    ) -> None:
+        images = await uploads.read_images([image], "/imagine") if image else []
+        await generation.imagine(self.bot, interaction, prompt, images=images)  # {a, b} or --repeat: asks first
 
 
 async def setup(bot: Tastemaker) -> None:

@@ -13,9 +13,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import mimetypes
 
 import discord
 import numpy as np
@@ -23,10 +21,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import generation, render
+from bot import uploads as uploads_
 from bot.app import Tastemaker
 from bot.errors import UserError
 from bot.generation import Prepared
-from engine import images, profiles
+from engine import profiles
 from engine.db import jobs as db_jobs
 from engine.jobs import EmbedSpec, Job, JobEvent, JobKind
 from engine.presets import PRESETS
@@ -35,32 +34,6 @@ log = logging.getLogger("bot.moodboard")
 
 MAX_IMAGES = 10
 KIND = "moodboard"  # the bot's job kind for delivery hooks
-
-
-def _name(attachment_name: str) -> str:
-    clean = attachment_name.replace("`", "'")[:80]
-    return f"`{clean}`"
-
-
-def check_attachment(attachment: discord.Attachment) -> None:
-    """What Discord tells us before any download: type and size."""
-    content_type = (attachment.content_type or mimetypes.guess_type(attachment.filename)[0] or "").split(";")[0]
-    content_type = content_type.strip().lower()
-    if content_type not in images.CONTENT_TYPES:
-        shown = f" ({content_type})" if content_type else ""
-        raise UserError(f"{_name(attachment.filename)} is not an image{shown}: a moodboard takes {images.KINDS} images.")
-    try:
-        images.check_size(attachment.size)
-    except images.ImageDecodeError as error:
-        raise UserError(f"{_name(attachment.filename)} {error}") from None
-
-
-def load_image(filename: str, data: bytes) -> bytes:
-    """One downloaded upload, checked and re-encoded (engine.images.reencode)."""
-    try:
-        return images.reencode(data)
-    except images.ImageDecodeError as error:
-        raise UserError(f"{_name(filename)} {error}") from None
 
 
 async def embed_preset(bot: Tastemaker) -> str:
@@ -106,15 +79,14 @@ class Moodboard(commands.GroupCog, group_name="moodboard", group_description="Ta
         uploads = [a for a in (image1, image2, image3, image4, image5, image6, image7, image8, image9, image10) if a]
         # 1. Cheap checks first: nothing is downloaded or queued when they fail.
         for attachment in uploads:
-            check_attachment(attachment)
+            uploads_.check_attachment(attachment, "a moodboard")
         preset = await embed_preset(bot)
         await generation.check_limits(bot, interaction.user.id, interaction.guild_id, interaction.channel_id)
         # 2. Download and check every image before anything is queued.
         n = len(uploads)
         await interaction.response.send_message(f"Checking your {n} image{'s' if n != 1 else ''}…", ephemeral=True)
         try:
-            downloads = await asyncio.gather(*(self.download(a) for a in uploads))
-            pngs = [await asyncio.to_thread(load_image, a.filename, data) for a, data in zip(uploads, downloads, strict=True)]
+            pngs = await uploads_.read_images(uploads, "a moodboard")
         except UserError as error:
             await interaction.edit_original_response(content=f"{error} Nothing was queued.")
             return
@@ -129,12 +101,6 @@ class Moodboard(commands.GroupCog, group_name="moodboard", group_description="Ta
         await interaction.edit_original_response(
             content=f"Your moodboard of {n} image{'s' if n != 1 else ''} is queued: its code will appear in the message below."
         )
-
-    async def download(self, attachment: discord.Attachment) -> bytes:
-        try:
-            return await attachment.read()
-        except (discord.HTTPException, discord.NotFound) as error:
-            raise UserError(f"{_name(attachment.filename)} could not be downloaded from Discord ({error}); try again.") from None
 
 
 # -- delivery hooks (bot/delivery.py) ---------------------------------------------

@@ -39,10 +39,10 @@ class Rank(commands.Cog):
         settings = self.bot.settings
         try:
             styles = rankpool.read_lines(rankpool.STYLES_FILE)
-            await rankpool.build_pool(
+            await self.bot.wait_outside(rankpool.build_pool(
                 self.bot.db, self.bot.queue, settings.data_dir, settings.model, rankpool.read_lines(rankpool.PROMPTS_FILE),
                 styles, min(POOL_PER_PROMPT, len(styles)), seed=0, on_progress=self._progress,
-            )
+            ))
             log.info("rank pool ready")
         except Exception:
             log.exception("building the rank pool failed; run `%s` to retry", profiles.POOL_BUILD_COMMAND)

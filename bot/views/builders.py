@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.views.confirm import confirm_view
+from bot.views.describe import describe_view
 from bot.views.explore import explore_view
 from bot.views.grid import grid_view
 from bot.views.image import image_view
@@ -32,3 +33,4 @@ class Views:
     remix: Callable[..., discord.ui.Modal] = RemixModal
     explore: Callable[..., discord.ui.View] = explore_view
     confirm: Callable[..., discord.ui.View] = confirm_view
+    describe: Callable[..., discord.ui.View] = describe_view

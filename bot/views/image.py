@@ -1,4 +1,11 @@
-"""Buttons under one image: Vary (Strong), Vary (Subtle), Upscale ×2, ❤️ Like."""
+"""Buttons under one image, as in Midjourney:
+
+Upscale (Subtle) · Upscale (Creative) · Vary (Subtle) · Vary (Strong) · Vary (Region)
+Zoom Out 2× · Zoom Out 1.5× · Custom Zoom · Make Square (non-square images)
+⬅️ ➡️ ⬆️ ⬇️ · ❤️ Like
+
+and the private menu of regions that Vary (Region) opens.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +15,38 @@ import discord
 
 from bot import flows
 from bot.views.base import ROW_ID, PersistentButton, persistent_view
+from engine.canvas import REGIONS
 
+# action: (label, emoji, row). "upscale" is the old Upscale ×2's id: it still works, as Subtle.
 LABELS = {
-    "vary_strong": ("Vary (Strong)", "🪄"),
-    "vary_subtle": ("Vary (Subtle)", "🪄"),
-    "upscale": ("Upscale ×2", "🔍"),
-    "like": ("Like", "❤️"),
+    "upscale_subtle": ("Upscale (Subtle)", "⏫", 0),
+    "upscale_creative": ("Upscale (Creative)", "⏫", 0),
+    "vary_subtle": ("Vary (Subtle)", "🪄", 0),
+    "vary_strong": ("Vary (Strong)", "🪄", 0),
+    "vary_region": ("Vary (Region)", "🖌️", 0),
+    "zoom_2": ("Zoom Out 2×", "🔍", 1),
+    "zoom_1.5": ("Zoom Out 1.5×", "🔍", 1),
+    "zoom_custom": ("Custom Zoom", "🔍", 1),
+    "square": ("Make Square", "🔲", 1),
+    "pan_left": (None, "⬅️", 2),
+    "pan_right": (None, "➡️", 2),
+    "pan_up": (None, "⬆️", 2),
+    "pan_down": (None, "⬇️", 2),
+    "like": ("Like", "❤️", 2),
+    "upscale": ("Upscale (Subtle)", "⏫", 0),
 }
+ZOOMS = {"zoom_2": 2.0, "zoom_1.5": 1.5}
+_ACTIONS = "|".join(re.escape(action) for action in LABELS)
 
 
-class ImageButton(PersistentButton, template=rf"tm:image:(?P<action>vary_strong|vary_subtle|upscale|like):(?P<image>{ROW_ID})"):
+class ImageButton(PersistentButton, template=rf"tm:image:(?P<action>{_ACTIONS}):(?P<image>{ROW_ID})"):
     def __init__(self, action: str, image_id: int):
-        label, emoji = LABELS[action]
+        label, emoji, row = LABELS[action]
         super().__init__(
-            discord.ui.Button(label=label, emoji=emoji, style=discord.ButtonStyle.secondary, custom_id=f"tm:image:{action}:{image_id}")
+            discord.ui.Button(
+                label=label, emoji=emoji, style=discord.ButtonStyle.secondary, row=row,
+                custom_id=f"tm:image:{action}:{image_id}",
+            )
         )
         self.action, self.image_id = action, image_id
 
@@ -30,14 +55,54 @@ class ImageButton(PersistentButton, template=rf"tm:image:(?P<action>vary_strong|
         return cls(match["action"], int(match["image"]))
 
     async def clicked(self, interaction, bot) -> None:
-        if self.action == "like":
+        action = self.action
+        if action == "like":
             await flows.like(interaction, bot, self.image_id)
-        elif self.action == "upscale":
-            await flows.upscale(interaction, bot, self.image_id)
-        else:
-            await flows.vary(interaction, bot, self.image_id, self.action.removeprefix("vary_"))
+        elif action.startswith("upscale"):
+            await flows.upscale(interaction, bot, self.image_id, "creative" if action == "upscale_creative" else "subtle")
+        elif action == "vary_region":
+            await flows.vary_region(interaction, bot, self.image_id)
+        elif action.startswith("vary_"):
+            await flows.vary(interaction, bot, self.image_id, action.removeprefix("vary_"))
+        elif action == "zoom_custom":
+            await flows.custom_zoom(interaction, bot, self.image_id)
+        elif action in ZOOMS:
+            await flows.outpaint(interaction, bot, self.image_id, {"zoom": ZOOMS[action]})
+        elif action.startswith("pan_"):
+            await flows.outpaint(interaction, bot, self.image_id, {"pan": action.removeprefix("pan_")})
+        else:  # square
+            await flows.outpaint(interaction, bot, self.image_id, {"square": True})
 
 
-def image_view(image_id: int, *, upscale: bool = True) -> discord.ui.View:
-    actions = ["vary_strong", "vary_subtle"] + (["upscale"] if upscale else []) + ["like"]
+def image_view(image_id: int, *, upscale: bool = True, square: bool = False) -> discord.ui.View:
+    """`upscale`: the two Upscale buttons (not under an upscale, nor where ×2 would pass the size
+    limit); `square`: Make Square (only on a non-square image)."""
+    actions = [action for action in LABELS if action != "upscale"]
+    if not upscale:
+        actions = [action for action in actions if not action.startswith("upscale")]
+    if not square:
+        actions.remove("square")
     return persistent_view(*(ImageButton(action, image_id) for action in actions))
+
+
+class RegionSelect(PersistentButton, template=rf"tm:region:(?P<image>{ROW_ID})"):
+    """Vary (Region)'s menu: the region to redraw (engine/canvas.py REGIONS)."""
+
+    def __init__(self, image_id: int):
+        options = [discord.SelectOption(label=label, value=region) for region, label in REGIONS.items()]
+        super().__init__(
+            discord.ui.Select(placeholder="Choose the region to redraw", options=options, custom_id=f"tm:region:{image_id}")
+        )
+        self.image_id = image_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Select, match: re.Match[str], /):
+        return cls(int(match["image"]))
+
+    async def clicked(self, interaction, bot) -> None:
+        values = (interaction.data or {}).get("values") or [""]
+        await flows.vary_region_chosen(interaction, bot, self.image_id, str(values[0]))
+
+
+def region_view(image_id: int) -> discord.ui.View:
+    return persistent_view(RegionSelect(image_id))

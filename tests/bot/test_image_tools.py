@@ -54,7 +54,7 @@ async def test_zoom_pan_and_square_give_bigger_grids_with_their_buttons(simcord_
     acknowledge_user_errors(simcord_env)
 
     await alice.click(single, label="Zoom Out 2×")
-    assert "- Zoom Out 2× -" in channel.last_message.content and "(Waiting to start)" in channel.last_message.content
+    assert "- Zoom Out 2× -" in channel.last_message.content  # queued (or already running)
     await alice.click(single, custom_id=custom_id(single, "⬅️"))
     await alice.click(single, label="Make Square")
     await run_until(simcord_env, lambda: all(finished(channel, label) for label in ("Zoom Out 2×", "Pan ⬅️", "Make Square")))
