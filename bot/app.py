@@ -18,9 +18,10 @@ from bot.resources import Resources
 from bot.views.base import StaleButton
 from bot.views.builders import Views
 from bot.views.confirm import ConfirmButton
+from bot.views.describe import DescribeButton
 from bot.views.explore import ExploreLikeButton, ExploreNextButton
 from bot.views.grid import GridButton
-from bot.views.image import ImageButton
+from bot.views.image import ImageButton, RegionSelect
 from bot.views.job import CancelButton
 from bot.views.rank import RankButton
 from bot.views.settings import SettingsButton
@@ -30,8 +31,8 @@ log = logging.getLogger("bot")
 
 # Every persistent button, registered once in setup_hook; StaleButton answers any other `tm:` id.
 DYNAMIC_ITEMS = (
-    GridButton, ImageButton, CancelButton, RankButton, SettingsButton, ExploreLikeButton, ExploreNextButton, ConfirmButton,
-    StaleButton,
+    GridButton, ImageButton, RegionSelect, CancelButton, RankButton, SettingsButton, ExploreLikeButton, ExploreNextButton, ConfirmButton,
+    DescribeButton, StaleButton,
 )
 
 # Loaded in this order; a cog that fails to load is logged and skipped.
@@ -46,6 +47,8 @@ EXTENSIONS = (
     "bot.cogs.web",
     "bot.cogs.explore",
     "bot.cogs.show",
+    "bot.cogs.blend",
+    "bot.cogs.describe",
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ import numpy as np
 
 from bot import generation, render
 from bot.errors import UserError
-from engine import profiles, safety
+from engine import canvas, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, pending
 from engine.db import taste as db_taste
@@ -40,7 +41,7 @@ TOGGLES = {"personalize": "Personalization", "remix": "Remix mode", "auto_dm": "
 # row that is gone, an id no row can have, a job of another kind, a forged or
 # outdated custom_id (bot/views/base.py StaleButton).
 STALE_BUTTON = "This button no longer works: what it belonged to is gone from this bot."
-GRID_KINDS = (JobKind.IMAGINE, JobKind.BLEND, JobKind.VARIATION)  # the jobs whose messages carry U/V/🔄
+GRID_KINDS = (JobKind.IMAGINE, JobKind.BLEND, JobKind.VARIATION, JobKind.OUTPAINT)  # the jobs whose messages carry U/V/🔄
 
 
 def require_owner(interaction: discord.Interaction, owner_id: int) -> None:
@@ -69,8 +70,11 @@ async def pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, i
     if verdict is safety.Verdict.BLOCK:
         raise UserError(f"Image {index} is withheld by this server's content filter.")
     file = discord.File(path, filename=f"tastemaker_{image.id}.png", spoiler=verdict is safety.Verdict.SPOILER)
+    view = bot.views.image(
+        image.id, upscale=generation.can_upscale(image.width, image.height), square=image.width != image.height
+    )
     await interaction.response.send_message(
-        render.single(job, image.idx), file=file, view=bot.views.image(image.id), allowed_mentions=render.requester_only(job)
+        render.single(job, image.idx), file=file, view=view, allowed_mentions=render.requester_only(job)
     )
 
 
@@ -81,8 +85,12 @@ async def vary_pick(interaction: discord.Interaction, bot: Tastemaker, job_id: s
 
 
 async def reroll(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> None:
-    """🔄: the same prompt with a new seed."""
+    """🔄: the same prompt with a new seed; after a zoom, pan or region, the same tool on the same image."""
     job = await _finished_grid(interaction, bot, job_id)
+    tool = job.request.get("tool")
+    if tool and job.parent_image_id is not None:
+        await _image_tool(interaction, bot, job.parent_image_id, tool, prompt_of(job))
+        return
     uploads = await generation.inputs_of(bot, job)  # a blend's images, an /imagine attachment
     if job.kind == JobKind.BLEND:
         prepared = await generation.prepare_blend(bot, interaction.user.id, interaction.guild_id, uploads, job.request["shape"])
@@ -126,13 +134,91 @@ async def vary(interaction: discord.Interaction, bot: Tastemaker, image_id: int,
     await _vary(interaction, bot, image.id, strength, prompt_of(job) if job else "")
 
 
-async def upscale(interaction: discord.Interaction, bot: Tastemaker, image_id: int) -> None:
+async def upscale(interaction: discord.Interaction, bot: Tastemaker, image_id: int, mode: str = "subtle") -> None:
+    """Upscale (Subtle) / (Creative): one image at ×2 (generation.CREATIVE_UPSCALE)."""
     image = await _stored_image(bot, image_id)
     require_owner(interaction, image.user_id)
     job = await db_jobs.get_job(bot.db, image.job_id)
     if job is not None and job.kind == JobKind.UPSCALE:  # an upscale has no Upscale button
         raise UserError(STALE_BUTTON)
-    prepared = await generation.prepare_from_image(bot, interaction.user.id, interaction.guild_id, image.id, JobKind.UPSCALE)
+    prepared = await generation.prepare_from_image(
+        bot, interaction.user.id, interaction.guild_id, image.id, JobKind.UPSCALE, mode
+    )
+    await generation.start(bot, interaction, prepared)
+
+
+# -- one image: Zoom Out, Pan, Make Square, Vary (Region) ---------------------------
+
+
+async def outpaint(interaction: discord.Interaction, bot: Tastemaker, image_id: int, tool: dict) -> None:
+    """Zoom Out 2× / 1.5×, Pan ⬅➡⬆⬇, Make Square: a new grid drawn around the image."""
+    image, job = await _own_image(interaction, bot, image_id)
+    await _image_tool(interaction, bot, image.id, tool, prompt_of(job) if job else "")
+
+
+async def custom_zoom(interaction: discord.Interaction, bot: Tastemaker, image_id: int) -> None:
+    """Custom Zoom: a modal with the prompt and the factor (above 1, up to 2)."""
+    image, job = await _own_image(interaction, bot, image_id)
+
+    async def submit(interaction: discord.Interaction, prompt: str, factor: str) -> None:
+        await _start_tool(interaction, bot, image.id, {"zoom": zoom_factor(factor)}, prompt)
+
+    await interaction.response.send_modal(bot.views.zoom(prompt_of(job) if job else "", submit))
+
+
+def zoom_factor(text: str) -> float:
+    """Custom Zoom's factor as typed ("1.5", "1,5", "1.5x"); UserError when it isn't one."""
+    try:
+        factor = float(text.strip().rstrip("x×X").strip().replace(",", "."))
+    except ValueError:
+        factor = math.nan
+    if not canvas.ZOOM_MIN < factor <= canvas.ZOOM_MAX:  # NaN fails too
+        shown = text.strip()[:20].replace("`", "'") or "(empty)"
+        raise UserError(
+            f"`{shown}` is not a zoom factor: Custom Zoom takes a number above {canvas.ZOOM_MIN:g} "
+            f"and up to {canvas.ZOOM_MAX:g}, such as 1.5."
+        )
+    return factor
+
+
+async def vary_region(interaction: discord.Interaction, bot: Tastemaker, image_id: int) -> None:
+    """Vary (Region): a private menu of regions; choosing one redraws it (vary_region_chosen)."""
+    image, _ = await _own_image(interaction, bot, image_id)
+    await interaction.response.send_message(
+        "**Vary (Region)**: which part of the image should be redrawn?", view=bot.views.region(image.id), ephemeral=True
+    )
+
+
+async def vary_region_chosen(interaction: discord.Interaction, bot: Tastemaker, image_id: int, region: str) -> None:
+    image, job = await _own_image(interaction, bot, image_id)
+    if region not in canvas.REGIONS:
+        raise UserError(STALE_BUTTON)
+    await _image_tool(interaction, bot, image.id, {"region": region}, prompt_of(job) if job else "")
+
+
+async def _own_image(
+    interaction: discord.Interaction, bot: Tastemaker, image_id: int
+) -> tuple[db_jobs.ImageRecord, db_jobs.JobRecord | None]:
+    image = await _stored_image(bot, image_id)
+    require_owner(interaction, image.user_id)
+    return image, await db_jobs.get_job(bot.db, image.job_id)
+
+
+async def _image_tool(interaction: discord.Interaction, bot: Tastemaker, image_id: int, tool: dict, text: str) -> None:
+    """An outpaint or a region variation of one image, with Remix's prompt edit first."""
+
+    async def submit(interaction: discord.Interaction, prompt: str) -> None:
+        await _start_tool(interaction, bot, image_id, tool, prompt)
+
+    await with_remix(interaction, bot, text, submit)
+
+
+async def _start_tool(interaction: discord.Interaction, bot: Tastemaker, image_id: int, tool: dict, prompt: str) -> None:
+    region = "region" in tool
+    prepared = await generation.prepare_from_image(
+        bot, interaction.user.id, interaction.guild_id, image_id,
+        JobKind.VARIATION if region else JobKind.OUTPAINT, "region" if region else "strong", prompt, tool=tool,
+    )
     await generation.start(bot, interaction, prepared)
 
 

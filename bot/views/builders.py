@@ -16,11 +16,12 @@ from bot.views.confirm import confirm_view
 from bot.views.describe import describe_view
 from bot.views.explore import explore_view
 from bot.views.grid import grid_view
-from bot.views.image import image_view
+from bot.views.image import image_view, region_view
 from bot.views.job import cancel_view
 from bot.views.rank import pair_view
 from bot.views.remix import RemixModal
 from bot.views.settings import settings_view
+from bot.views.zoom import CustomZoomModal
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Views:
     pair: Callable[..., discord.ui.View] = pair_view
     settings: Callable[..., discord.ui.View] = settings_view
     remix: Callable[..., discord.ui.Modal] = RemixModal
+    zoom: Callable[..., discord.ui.Modal] = CustomZoomModal
+    region: Callable[..., discord.ui.View] = region_view
     explore: Callable[..., discord.ui.View] = explore_view
     confirm: Callable[..., discord.ui.View] = confirm_view
     describe: Callable[..., discord.ui.View] = describe_view
