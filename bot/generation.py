@@ -11,7 +11,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +20,23 @@ import discord
 
 from bot import fetch, render
 from bot.errors import UserError
-from engine import canvas, params, safety
+from engine import canvas, params, rankpool, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, pending, transaction
+from engine.db import taste as db_taste
 from engine.images import ImageDecodeError, decode_image
-from engine.jobs import MAX_PIXELS, MAX_SEED, MAX_SIDE, GenerateSpec, Job, JobKind, JobState
+from engine.jobs import (
+    MAX_DESCRIBE_WORDS,
+    MAX_PIXELS,
+    MAX_PROMPT_IMAGES,
+    MAX_SEED,
+    MAX_SIDE,
+    DescribeSpec,
+    GenerateSpec,
+    Job,
+    JobKind,
+    JobState,
+)
 from engine.presets import PRESETS, Preset, UnknownPresetError, get_preset
 
 if TYPE_CHECKING:
@@ -46,6 +58,7 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)  # stored as jobs.request
     parent_image_id: int | None = None
     kind: str | None = None  # the bot's name for it when not the queue job's kind (e.g. "moodboard")
+    inputs: list[bytes] = field(default_factory=list)  # the member's uploads (PNG), kept for 🔄 (save_inputs)
     extra_room: int = 0  # jobs past the member's limit it may go: part of a confirmed batch (batch_room)
 
     @property
@@ -55,7 +68,8 @@ class Prepared:
 
 
 async def prepare_imagine(
-    bot: Tastemaker, user_id: int, guild_id: int | None, text: str, *, reroll: bool = False
+    bot: Tastemaker, user_id: int, guild_id: int | None, text: str, *, reroll: bool = False,
+    images: Sequence[bytes] = (),
 ) -> Prepared:
     """One job of a prompt (braces already expanded: plan_imagine); its --repeat is dropped,
     so the job's own prompt (and its 🔄) makes one grid."""
@@ -78,6 +92,9 @@ async def prepare_imagine(
     if request.uses_current_code and taste.codes:
         current = next(code for (code, _), pick in zip(taste.codes, request.personalize) if pick.code is None)
         request = request.with_current_code(current)
+    # 5. Image prompts: `images` (an attachment, re-encoded) and the links before the text.
+    prompt_images = [*images, *await fetch_links(request.image_links)]
+    image_fields = image_prompt_fields(request, prompt_images, preset.name, taste.spec_fields)
     spec = GenerateSpec(
         prompt=request.text,
         negative_prompt=", ".join(request.negative),
@@ -90,13 +107,128 @@ async def prepare_imagine(
         stylize=stylize,
         raw=request.raw,
         stop=request.stop,
-        **taste.spec_fields,
+        **{**taste.spec_fields, **image_fields},
     )
     job = Job(kind=JobKind.IMAGINE, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
     info = {"text": request.canonical(), "seed": seed, "stylize": stylize, "codes": taste.codes, "sref": request.sref}
     if taste.note:
         info.update(note=taste.note, sref=None)
-    return Prepared(job=job, prompt=request.canonical(), info=info)
+    if images:
+        info["inputs"] = len(images)
+    return Prepared(job=job, prompt=request.canonical(), info=info, inputs=list(images))
+
+
+# -- image prompts, /blend, /describe ------------------------------------------------
+
+IMAGE_LINK = "image link"  # how bot/fetch.py names an image prompt's link in its messages
+BLEND_SHAPES = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}  # /blend dimensions
+INPUTS = "inputs"  # under the data dir: a job's uploads, inputs/<job id>/<n>.png
+
+
+async def fetch_links(links: Sequence[str]) -> list[bytes]:
+    """Image prompts' links, fetched at once through bot/fetch.py's guard."""
+    return list(await asyncio.gather(*(fetch.fetch_image(url, IMAGE_LINK) for url in links)))
+
+
+def image_scale(preset: str, image_weight: float) -> float:
+    """λ_img(iw) = λ_max·2·iw/(iw + 1): the adapter scale image prompts ask for (engine/generate.py):
+    0 at --iw 0, the preset's maximum taste scale at the default 1, 1.5 times it at 3."""
+    from engine import profiles
+
+    return profiles.calibration_for(preset).scale_max * 2 * image_weight / (image_weight + 1)
+
+
+def image_prompt_fields(
+    request: params.Request, prompt_images: list[bytes], preset: str, taste_fields: dict[str, Any]
+) -> dict[str, Any]:
+    """The spec fields of a prompt's image prompts; UserError for what can't work."""
+    if not prompt_images:
+        if request.image_weight != params.Request.model_fields["image_weight"].default:
+            raise UserError("`--iw` weights image prompts, and this prompt has none: start it with an image link, "
+                            "or attach an image.")
+        return {}
+    if not request.text and len(prompt_images) < 2:
+        raise UserError("An image prompt needs a description too, or a second image to blend with: "
+                        "`https://… a cat in the rain`, or `/blend`.")
+    if not get_preset(preset).personalizes:  # its IP-Adapter doesn't read the OpenCLIP space
+        raise UserError(f"The model `{preset}` can't read image prompts; pick another with `--v`.")
+    scale = max(taste_fields.get("ip_adapter_scale", 0.0), image_scale(preset, request.image_weight))
+    return {"prompt_images": prompt_images, "image_weight": request.image_weight, "ip_adapter_scale": scale}
+
+
+def check_blend_count(n: int) -> None:
+    if not 2 <= n <= MAX_PROMPT_IMAGES:
+        raise UserError(f"/blend takes 2 to {MAX_PROMPT_IMAGES} images, and you gave {n}: "
+                        f"{'add another' if n < 2 else 'leave some out'}.")
+
+
+async def prepare_blend(
+    bot: Tastemaker, user_id: int, guild_id: int | None, pngs: Sequence[bytes], shape: str = "square"
+) -> Prepared:
+    """/blend: a grid from 2-5 images' combined embeddings, with the member's /settings
+    (personalization and stylize) as for a prompt without parameters."""
+    n = len(pngs)
+    check_blend_count(n)
+    prefs = await members.get_settings(bot.db, user_id)
+    preset = await choose_preset(bot, guild_id, None)
+    request = params.Request(text="", image_links=(), personalize=(params.CodeWeight(),) if prefs.personalize else None)
+    taste = await personalization(bot, user_id, request, prefs.stylize, preset.name)
+    image_fields = image_prompt_fields(request, list(pngs), preset.name, taste.spec_fields)
+    width, height = params.dimensions(BLEND_SHAPES[shape], preset.base_size)
+    seed = secrets.randbelow(MAX_SEED + 1)
+    spec = GenerateSpec(prompt="", width=width, height=height, seed=seed, stylize=prefs.stylize,
+                        **{**taste.spec_fields, **image_fields})
+    job = Job(kind=JobKind.BLEND, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
+    ratio = BLEND_SHAPES[shape]
+    prompt = f"blend of {n} images" + (f" --ar {ratio[0]}:{ratio[1]}" if shape != "square" else "")
+    info = {"text": "", "seed": seed, "stylize": prefs.stylize, "codes": taste.codes, "shape": shape, "inputs": n}
+    if taste.note:
+        info["note"] = taste.note
+    return Prepared(job=job, prompt=prompt, info=info, inputs=list(pngs))
+
+
+async def prepare_describe(bot: Tastemaker, user_id: int, guild_id: int | None, png: bytes) -> Prepared:
+    """/describe: one image (re-encoded PNG) -> four prompts, each ending in the image's --ar."""
+    preset = await choose_preset(bot, guild_id, None)
+    words, _ = await db_taste.style_words(bot.db, preset.name)  # the rank pool's, else the default list
+    styles = list(words) or rankpool.read_lines(rankpool.STYLES_FILE)
+    width, height = await asyncio.to_thread(lambda: decode_image(png).size)
+    spec = DescribeSpec(image=png, styles=styles[:MAX_DESCRIBE_WORDS], seed=secrets.randbelow(MAX_SEED + 1))
+    job = Job(kind=JobKind.DESCRIBE, user_id=user_id, guild_id=guild_id, preset=preset.name, describe=spec)
+    info = {"inputs": 1, "ar": aspect_text(width, height)}
+    return Prepared(job=job, prompt="describe an image", info=info, inputs=[png])
+
+
+def aspect_text(width: int, height: int) -> str:
+    """The nearest simple ratio within --ar's 1:4 to 4:1 ("3:2"); "" for square."""
+    candidates = [(a, b) for a in range(1, 17) for b in range(1, 17) if math.gcd(a, b) == 1 and a <= 4 * b and b <= 4 * a]
+    a, b = min(candidates, key=lambda ab: (round(abs(math.log(ab[0] / ab[1] * height / width)), 2), ab[0] + ab[1]))
+    return "" if a == b else f"{a}:{b}"
+
+
+def described(record: db_jobs.JobRecord) -> list[str]:
+    """A finished /describe's prompts, each with the image's --ar."""
+    ar = record.request.get("ar")
+    return [f"{prompt} --ar {ar}" if ar else prompt for prompt in record.request.get("prompts", [])]
+
+
+def input_path(bot: Tastemaker, job_id: str, n: int) -> Path:
+    return Path(bot.settings.data_dir) / INPUTS / job_id / f"{n}.png"
+
+
+async def save_inputs(bot: Tastemaker, job_id: str, pngs: Sequence[bytes]) -> None:
+    await asyncio.to_thread(input_path(bot, job_id, 1).parent.mkdir, parents=True, exist_ok=True)
+    for n, png in enumerate(pngs, 1):
+        await asyncio.to_thread(input_path(bot, job_id, n).write_bytes, png)
+
+
+async def inputs_of(bot: Tastemaker, record: db_jobs.JobRecord) -> list[bytes]:
+    """The uploads a job was made from (save_inputs); UserError when they are gone."""
+    try:
+        return [await asyncio.to_thread(input_path(bot, record.id, n).read_bytes)
+                for n in range(1, record.request.get("inputs", 0) + 1)]
+    except OSError:
+        raise UserError("The images this was made from are gone from the bot's disk, so it can't run again.") from None
 
 
 async def parse_prompt(bot: Tastemaker, user_id: int, guild_id: int | None, text: str) -> params.Request:
@@ -141,14 +273,20 @@ async def plan_imagine(bot: Tastemaker, user_id: int, guild_id: int | None, text
     return plan
 
 
-async def imagine(bot: Tastemaker, interaction: discord.Interaction, text: str, *, reroll: bool = False) -> None:
+async def imagine(
+    bot: Tastemaker, interaction: discord.Interaction, text: str, *, reroll: bool = False, images: Sequence[bytes] = ()
+) -> None:
     """/imagine and 🔄: a prompt that makes one job is queued at once; one that makes several
     (`{a, b}`, --repeat) is stored and the member is asked first (flows.confirm_prompt)."""
     user_id, guild_id = interaction.user.id, interaction.guild_id
     plan = await plan_imagine(bot, user_id, guild_id, text)
     if plan.jobs == 1:
-        await start(bot, interaction, await prepare_imagine(bot, user_id, guild_id, plan.prompts[0][0], reroll=reroll))
+        prepared = await prepare_imagine(bot, user_id, guild_id, plan.prompts[0][0], reroll=reroll, images=images)
+        await start(bot, interaction, prepared)
         return
+    if images:
+        raise UserError("An attached image goes with a prompt that makes one job: for `{…}` or `--repeat`, "
+                        "start the prompt with the image's link instead.")
     await batch_room(bot, interaction, plan.jobs, images=4 * plan.jobs)
     pending_id = await pending.add(bot.db, user_id, guild_id, plan.prompts, reroll=reroll)
     await interaction.response.send_message(
@@ -340,7 +478,7 @@ async def personalization(
             fields["candidates"] = 8
             fields["rerank_direction"] = direction
     if sref_url:
-        fields["style_images"] = [await fetch.style_image(sref_url)]
+        fields["style_images"] = [await fetch.fetch_image(sref_url)]
         fields["ip_adapter_scale"] = profiles.calibration_for(preset).scale(stylize)
     return Taste(codes=codes, spec_fields=fields)
 
@@ -458,6 +596,8 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
             images=prepared.images,
         )
     try:
+        if prepared.inputs:  # outside the transaction: disk writes never hold it
+            await save_inputs(bot, prepared.job.id, prepared.inputs)
         if not interaction.response.is_done():
             await interaction.response.defer()
         await bot.queue.submit(prepared.job)
