@@ -97,7 +97,10 @@ async def test_u_v_and_reroll_work_after_a_restart(simcord_env, world, restart_b
     single = channel.last_message
     assert "Image #2" in single.content
     assert len(single.attachments) == 1
-    assert buttons(single) == ["Vary (Strong)", "Vary (Subtle)", "Upscale ×2", "Like"]
+    assert buttons(single) == [
+        "Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)", "Vary (Region)",
+        "Zoom Out 2×", "Zoom Out 1.5×", "Custom Zoom", "⬅️", "➡️", "⬆️", "⬇️", "Like",
+    ]  # square: no Make Square (tests/bot/test_image_tools.py drives each tool)
 
     # Someone else's buttons are politely refused
     refused = await bob.click(grid, label="U1")

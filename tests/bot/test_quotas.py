@@ -135,8 +135,8 @@ async def test_made_images_count_a_grid_four_and_an_upscale_one(simcord_env, wor
     grid = job_message(channel, "a lighthouse")
     await alice.click(grid, label="U1")
     single = channel.last_message
-    await alice.click(single, label="Upscale ×2")  # 1 image: fits in the 1 left
-    assert channel.last_message.content.startswith("**a lighthouse --seed 3** - Upscaled (×2)")  # queued
+    await alice.click(single, label="Upscale (Subtle)")  # 1 image: fits in the 1 left
+    assert channel.last_message.content.startswith("**a lighthouse --seed 3** - Upscaled (Subtle)")  # queued
     assert images_today(await alice.slash(channel, "info")).startswith("5 of 5 used")
     before = await job_rows(simcord_bot)
     refused(simcord_env, await alice.click(grid, label="V1"), r"^You've used 5 of your 5 images today; " + RESETS,
