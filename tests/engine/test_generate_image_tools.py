@@ -125,3 +125,15 @@ def test_describe_prompt_drops_prompt_syntax():
         "a cat ar 3 2 x, y a 2 https x.test a.png, watercolor"
     )
     assert describe_prompt("  ", []) == "an image"
+
+
+def test_check_lists_the_describe_captioner_offline(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf_constants
+
+    from engine import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    [item] = [i for i in models.check("fast", tmp_path) if i.name.startswith("describe captioner")]
+    assert item.name == "describe captioner coca_ViT-L-14/mscoco_finetuned_laion2b_s13b_b90k"
+    assert not item.present and "laion/mscoco_finetuned_CoCa-ViT-L-14-laion2B-s13B-b90k" in item.detail
