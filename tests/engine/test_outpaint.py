@@ -199,3 +199,14 @@ def test_bad_masks_and_boxes_fail_clearly(engine, gen, source):
         gen.job(JobKind.OUTPAINT, init_image=source, width=192, height=192, source_box=(100, 0, 128, 128))
     with pytest.raises(ValidationError, match="nothing to outpaint"):
         gen.job(JobKind.OUTPAINT, init_image=source, width=128, height=128, source_box=(0, 0, 128, 128))
+
+
+def test_upscale_creative_redraws_more_than_subtle(engine, gen, source):
+    """Subtle is the preset's upscale strength (tiny: 0.5), Creative twice it, at most 0.75
+    (bot/generation.py): the same seed strays further from the plain ×2 enlargement."""
+    plain = np.asarray(Image.open(io.BytesIO(source)).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS)).astype(int)
+    subtle = engine.run(gen.job(JobKind.UPSCALE, init_image=source, seed=3))
+    creative = engine.run(gen.job(JobKind.UPSCALE, init_image=source, seed=3, strength=0.75))
+    distance = [np.abs(_pixels(result.images[0].png) - plain).mean() for result in (subtle, creative)]
+    assert gen.png_size(creative.images[0].png) == (256, 256)
+    assert distance[1] > distance[0] > 0
