@@ -352,7 +352,6 @@ V_NOISE = 2.0  # a V is picked by a noisier judgement than a U (this many times 
 MAX_REROLLS = 2
 USE_GRIDS = (5, 10, 20, 50, 100)  # grids of use alone that the bench scores
 USE_BEFORE = 20  # grids a member made before their first /rank vote, in (u)
-USE_VOTES_MAX = 50  # (u) is followed up to this many votes
 
 
 @dataclass
@@ -634,7 +633,7 @@ def run(
                     probs_u.append(post.prob(ev))
             use_only[g] = float(np.mean(accs))
         use_only_ece = ece(np.concatenate(probs_u), np.concatenate(ptrue_c))
-        grid_u = [0] + [n for n in grid if n <= USE_VOTES_MAX]
+        grid_u = [0, *grid]
         per_u: dict[int, list[float]] = {n: [] for n in grid_u}
         for i in test:
             known = use_deltas(first_grids(events[i], USE_BEFORE), basis, use_weights)
@@ -701,7 +700,8 @@ def print_use(r: Result) -> None:
         print(f"  {signal:>7}  {cells}  -> {r.use_weights[signal]:g}")
     engine_w = {"upscale": taste.UPSCALE_WEIGHT, "vary": taste.VARY_WEIGHT, "reroll": taste.REROLL_WEIGHT}
     same = all(abs(engine_w[k] - v) < 1e-12 for k, v in r.use_weights.items())
-    print(f"  engine/taste.py uses {engine_w} ({'the same' if same else 'DIFFERENT: update engine/taste.py'})")
+    note = "the same" if same else "differs: engine/taste.py holds the full run's choice, from 50 members"
+    print(f"  engine/taste.py uses {engine_w} ({note})")
     print("use alone, no votes (grids: accuracy): " + "  ".join(f"{g}: {a:.3f}" for g, a in r.use_only.items()))
     print(f"use alone, calibration at {USE_BEFORE} grids: ECE {r.use_only_ece:.3f} pooled over members")
     print()
@@ -779,7 +779,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{rs.crowd:>5.3f} | {rs.agreement:>5.3f} | {rs.acc0:>7.3f} | {rs.acc['a'][200]:>7.3f} | "
                 f"{best40:>7.3f} | {needed(rs.votes_needed(), rs.grid[-1]):>6} | "
-                f"{needed(rs.votes_needed_with_use(), USE_VOTES_MAX):>8} | "
+                f"{needed(rs.votes_needed_with_use(), rs.grid[-1]):>8} | "
                 f"{needed(rs.grids_needed(), max(USE_GRIDS), ' grids'):>9}"
             )
 
@@ -789,7 +789,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"grids of ordinary use alone to match {target}: {needed(r.grids_needed(), max(USE_GRIDS))}")
         print(
             f"votes needed after {USE_BEFORE} grids of ordinary use: "
-            f"{needed(r.votes_needed_with_use(), USE_VOTES_MAX)}"
+            f"{needed(r.votes_needed_with_use(), r.grid[-1])}"
         )
     print(f"votes needed to match baseline@{r.grid[-1]}: {needed(r.votes_needed(), r.grid[-1])}")
 
