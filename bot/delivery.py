@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -65,16 +66,20 @@ class Delivery:
         self._lock = asyncio.Lock()
         self._followed = Followed(open_ended=True)
         self._task: asyncio.Task | None = None
+        self._retries: set[asyncio.Task] = set()  # edits waiting out their backoff
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name="job-pump")
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, *self._retries):
+            if task is not None:
+                task.cancel()
 
-    def follow(self, job_id: str) -> None:
-        """A job's message is posted: show its events as they come."""
+    def follow(self, job_id: str, shown: str) -> None:
+        """A job's message is posted with the text `shown`: show its events as they come
+        (and don't edit the message to say what it already says)."""
+        self._shown.setdefault(job_id, _Shown(text=shown, at=-math.inf))  # the next change shows at once
         self._followed.add(job_id)
 
     async def poke(self) -> None:
@@ -227,7 +232,17 @@ class Delivery:
             shown.failures += 1
             delay = RETRY_S[min(shown.failures - 1, len(RETRY_S) - 1)]
             shown.retry_at = now + delay
+            self._retries.add(asyncio.create_task(self._retry(record.id, delay), name=f"retry-{record.id[:8]}"))
             log.warning("job %s: Discord edit failed (%s); retry %d in %ss", record.id, error, shown.failures, delay)
+
+    async def _retry(self, job_id: str, delay: float) -> None:
+        """Show a job again once its edit's backoff is over (not at the next tick after it)."""
+        await asyncio.sleep(delay)
+        async with self._lock:
+            record = await db_jobs.get_job(self.bot.db, job_id)
+            if record is not None and record.delivered_at is None:
+                await self.show(record)
+        self._retries.discard(asyncio.current_task())
 
     async def progress_edit(self, record: db_jobs.JobRecord, shown: _Shown, now: float) -> None:
         if record.state is JobState.QUEUED:

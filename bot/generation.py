@@ -603,12 +603,12 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
         await bot.queue.submit(prepared.job)
         record = await db_jobs.get_job(bot.db, prepared.job.id)
         position = await bot.queue.position(prepared.job.id)
+        waiting = render.waiting(record, position)
         message = await interaction.followup.send(
-            render.waiting(record, position), view=bot.views.cancel(record.id), wait=True,
-            allowed_mentions=render.requester_only(record),
+            waiting, view=bot.views.cancel(record.id), wait=True, allowed_mentions=render.requester_only(record),
         )
         await db_jobs.update_job(bot.db, record.id, message_id=message.id, channel_id=message.channel.id)
-        bot.delivery.follow(record.id)  # its events reach the message from now on
+        bot.delivery.follow(record.id, shown=waiting)  # its events reach the message from now on
     except Exception:
         await bot.queue.cancel(prepared.job.id)
         await db_jobs.update_job(bot.db, prepared.job.id, state=JobState.CANCELLED, delivered_at=0)

@@ -112,11 +112,13 @@ async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
     simcord_env, world, simcord_bot, restart_bot, worker_process
 ):
     _, channel, alice, _ = world
+    os.kill(worker_process.pid, signal.SIGSTOP)  # held while the member reads the waiting message
     await alice.slash(channel, "imagine", prompt="a windmill at dusk --q 2 --seed 5")
     original = channel.last_message
     assert "(Waiting to start)" in original.content
     record = await only_job(simcord_bot)
     assert record.message_id == original.id
+    os.kill(worker_process.pid, signal.SIGCONT)
 
     # The worker claims the job and the bot hears of it; freeze the worker mid-job, so the
     # job is surely running across the restart.
@@ -175,7 +177,11 @@ async def test_a_failed_final_edit_is_retried_and_the_grid_shown_once(
     simcord_env.inject_error("PATCH", "/channels/*/messages/*", status=500, times=2)
     # ... while the job runs to its end and the bot stores the result (in real time).
     await start_worker()
-    await real_wait(lambda: _stored_in_bot(simcord_bot, record.id), 60, "the bot stored the result")
+
+    async def stored_and_edit_tried() -> bool:  # the pump stores the result, then edits: wait for both
+        return await _stored_in_bot(simcord_bot, record.id) and patches_of(simcord_env, channel, message.id) == 1
+
+    await real_wait(stored_and_edit_tried, 60, "the bot stored the result and tried an edit")
     await simcord_env.advance_time(POLL_S)
 
     # The result is safe on disk and in the database although the member can't see it yet.
