@@ -41,6 +41,9 @@ bench: $(STAMP)
 	$(PY) bench/taste_bench.py --quick
 	$(PY) bench/steer_bench.py
 	$(PY) bench/nsfw_bench.py --runs 3
+	$(PY) bench/tools_bench.py
+	$(PY) bench/web_rank_bench.py
+	$(PY) bench/gpu_check.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
