@@ -310,12 +310,14 @@ async def batch_room(bot: Tastemaker, interaction: discord.Interaction, jobs: in
 
 async def prepare_from_image(
     bot: Tastemaker, user_id: int, guild_id: int | None, image_id: int, kind: JobKind, strength_name: str = "strong",
-    prompt: str | None = None, *, tool: dict[str, Any] | None = None,
+    prompt: str | None = None, *, tool: dict[str, Any] | None = None, mask: bytes | None = None,
 ) -> Prepared:
     """Variation (img2img), upscale (strength_name subtle or creative) or outpaint of one stored image.
 
     `tool` (stored with the job, so 🔄 can run it again): outpaint {"zoom": factor},
-    {"pan": direction} or {"square": True}; a variation {"region": name} redraws that region."""
+    {"pan": direction} or {"square": True}; a variation {"region": name} redraws that region.
+    `mask` (a PNG at the image's size, white = redraw): a variation redraws what a member
+    drew (the web companion's Vary (Region)) instead of a named region."""
     image = await db_jobs.get_image(bot.db, image_id)
     if image is None:
         raise UserError("That image is no longer stored on this bot.")
@@ -346,9 +348,9 @@ async def prepare_from_image(
         count, strength = 4, 0.0
         out = outpaint_canvas(width, height, tool or {}, preset.base_size)
         width, height, tool_fields["source_box"] = out.width, out.height, out.box
-    elif tool and "region" in tool:
+    elif mask is not None or (tool and "region" in tool):
         count, strength = 4, REGION_STRENGTH
-        tool_fields["mask"] = await asyncio.to_thread(region_mask_png, source, tool["region"])
+        tool_fields["mask"] = mask if mask is not None else await asyncio.to_thread(region_mask_png, source, tool["region"])
     else:
         count, strength = 4, STRENGTHS[strength_name]
     stylize = base.get("stylize", 100)
