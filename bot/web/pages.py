@@ -27,6 +27,7 @@ class WebContext:
     templates: jinja2.Environment
     votes: auth.RateLimit = field(default_factory=lambda: auth.RateLimit(rate=4.0, burst=8))
     likes: auth.RateLimit = field(default_factory=lambda: auth.RateLimit(rate=0.5, burst=20))
+    jobs: auth.RateLimit = field(default_factory=lambda: auth.RateLimit(rate=0.2, burst=10))  # GPU work: Vary (Region)
 
     @property
     def secure_cookies(self) -> bool:

@@ -8,6 +8,7 @@ engine functions as the Discord buttons, so both stay in step.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import secrets
@@ -17,15 +18,17 @@ from urllib.parse import urlencode
 import aiohttp
 import numpy as np
 from aiohttp import web
+from PIL import Image
 
 from bot import generation
 from bot.errors import UserError
 from bot.web import auth, gallery, store
 from bot.web.pages import CONTEXT, SESSION, WebContext, render
-from engine import images, profiles
+from engine import images, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, transaction
-from engine.jobs import EmbedSpec, Job, JobKind
+from engine.jobs import EmbedSpec, Job, JobKind, JobState
+from engine.params import ParamError
 from engine.presets import PRESETS
 
 log = logging.getLogger("bot.web")
@@ -51,6 +54,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/explore", explore_page)
     app.router.add_get("/image/{image_id:\\d+}", image_page)
     app.router.add_post("/api/like/{image_id:\\d+}", like)
+    app.router.add_post("/api/image/{image_id:\\d+}/vary-region", vary_region)
+    app.router.add_get("/api/jobs/{job_id:[0-9a-f-]{1,64}}", job_state)
     app.router.add_get("/profile", profile_page)
     app.router.add_post("/api/codes/{code:[a-z2-7]{7}}", set_code_visibility)
     app.router.add_post("/api/moodboards", create_moodboard)
@@ -293,7 +298,7 @@ async def image_page(request: web.Request) -> web.Response:
     names = await store.names_of(context.db, {image.user_id} | {s.user_id for s in similar})
     guild_names = {g.id: g.name for g in await store.guilds_of(context.db, session.user_id)}
     return render(request, "image.html", title=image.prompt[:60], image=image, similar=similar, names=names,
-                  guild_name=guild_names.get(image.guild_id, ""))
+                  guild_name=guild_names.get(image.guild_id, ""), own=image.user_id == session.user_id)
 
 
 async def like(request: web.Request) -> web.Response:
@@ -310,6 +315,139 @@ async def like(request: web.Request) -> web.Response:
     likes = (await gallery.get_visible(context.db, session.user_id, guild_ids, image.id)).likes
     return web.json_response({"liked": True, "counted": counted, "likes": likes,
                               "note": "Liked: it counts toward your taste." if counted else "You already liked this one."})
+
+
+# -- Vary (Region) with a mask drawn on the image page --------------------------------
+
+MASK_COVER = (0.01, 0.90)  # a drawn mask selects at least 1% and at most 90% of the image
+MAX_PROMPT_CHARS = 4000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+async def vary_region(request: web.Request) -> web.Response:
+    """The owner's drawn mask (a PNG at the image's size) and an optional prompt edit -> the
+    same VARIATION job as Discord's Vary (Region) (generation.prepare_from_image), queued as
+    a web job: no Discord message; the page follows it through job_state."""
+    context, session = _context(request), _session(request)
+    if not context.jobs.allow(session.user_id):
+        return _json_error("Slow down a little: too many jobs at once.", 429)
+    _, guild_ids, _ = await _guild_ids(request)
+    image = await gallery.get_visible(context.db, session.user_id, guild_ids, _number(request.match_info["image_id"]))
+    if image is None:
+        return _json_error("No such image.", 404)
+    if image.user_id != session.user_id:  # as the Discord buttons: only its maker may vary it
+        return _json_error("Only the member who made this image can vary it.", 403)
+    try:
+        data, prompt = await _read_mask_form(request)
+        mask = await asyncio.to_thread(drawn_mask, data, image.width, image.height)
+        prepared = await generation.prepare_from_image(
+            context, session.user_id, image.guild_id, image.id, JobKind.VARIATION, "region", prompt, mask=mask
+        )
+        record = await _queue_web_job(context, prepared, image)
+    except (UserError, ParamError, profiles.TasteError) as error:
+        return _json_error(f"{error} Nothing was queued.")
+    log.info("web region variation %s queued for user %s (image %s)", record.id, session.user_id, image.id)
+    return web.json_response(await _job_json(context, record))
+
+
+async def _read_mask_form(request: web.Request) -> tuple[bytes, str | None]:
+    """multipart/form-data: `mask` (the PNG) and `prompt` (the Remix edit; absent: the image's own)."""
+    if not request.content_type.startswith("multipart/"):
+        raise UserError("Send the mask as a form (multipart/form-data).")
+    mask, prompt = None, None
+    async for part in await request.multipart():
+        if part.name == "mask":
+            data = bytearray()
+            while chunk := await part.read_chunk(256 * 1024):
+                data += chunk
+                if len(data) > images.MAX_BYTES:
+                    try:
+                        images.check_size(len(data))
+                    except images.ImageDecodeError as error:
+                        raise UserError(f"The mask {error}") from None
+            mask = bytes(data)
+        elif part.name == "prompt":
+            prompt = (await part.text())[:MAX_PROMPT_CHARS].strip()
+    if mask is None:
+        raise UserError("Draw over the part of the image to redraw first: the form had no mask.")
+    return mask, prompt
+
+
+def drawn_mask(data: bytes, width: int, height: int) -> bytes:
+    """A member's mask, checked (a PNG, engine.images' limits, the image's size, 1-90% of it
+    painted) and binarised: white (>= 128) redraws, black keeps. UserError says what is wrong."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise UserError("The mask must be a PNG image: white where the image is redrawn, black elsewhere.")
+    try:
+        decoded = images.decode_image(data)
+    except images.ImageDecodeError as error:
+        raise UserError(f"The mask {error}") from None
+    if decoded.size != (width, height):
+        raise UserError(f"The mask is {decoded.width}×{decoded.height}; it must be the image's size, {width}×{height}.")
+    painted = np.asarray(decoded.convert("L")) >= 128
+    cover = float(painted.mean())
+    if cover < MASK_COVER[0]:
+        raise UserError(f"The mask covers {cover:.1%} of the image: paint over at least {MASK_COVER[0]:.0%} of it, "
+                        "the part to redraw.")
+    if cover > MASK_COVER[1]:
+        raise UserError(f"The mask covers {cover:.0%} of the image: leave at least {1 - MASK_COVER[1]:.0%} unpainted "
+                        "(to redraw all of it, use Vary (Strong) in Discord).")
+    out = io.BytesIO()
+    Image.fromarray(painted.astype(np.uint8) * 255, "L").save(out, format="PNG")
+    return out.getvalue()
+
+
+async def _queue_web_job(context: WebContext, prepared: generation.Prepared, image: gallery.Shown) -> db_jobs.JobRecord:
+    """Queue a job from the web for the server and channel its source image came from: the
+    limits and quota that Discord's generation.start checks, in the transaction that records it.
+    The web has no age gate, so the server's content filter blocks as in an ordinary channel."""
+    source = await db_jobs.get_job(context.db, image.job_id)
+    channel_id = source.channel_id if source else None
+    user_id = prepared.job.user_id
+    rules = await members.get_guild(context.db, image.guild_id)
+    job = prepared.job.model_copy(
+        update={"nsfw_threshold": safety.input_threshold(rules.nsfw_policy, rules.nsfw_threshold, False)}
+    )
+    async with transaction(context.db):
+        # No roles on the web: the per-member quota applies, not a role's.
+        await generation.check_limits(context, user_id, image.guild_id, channel_id, images=prepared.images)
+        await members.ensure_user(context.db, user_id)
+        await db_jobs.insert_job(
+            context.db, id=job.id, kind=job.kind, user_id=user_id, guild_id=image.guild_id, channel_id=channel_id,
+            prompt=prepared.prompt, parent_image_id=prepared.parent_image_id, images=prepared.images,
+            # web: no Discord message to edit (bot/delivery.py stores the result and edits nothing)
+            request={**prepared.info, "preset": job.preset, "age_restricted": False, "web": True},
+        )
+        await db_jobs.update_job(context.db, job.id, message_id=0)  # the job pump follows jobs with a message
+    try:
+        await context.queue.submit(job)
+    except Exception:
+        await db_jobs.update_job(context.db, job.id, state=JobState.CANCELLED, delivered_at=0)
+        raise
+    return await db_jobs.get_job(context.db, job.id)
+
+
+async def job_state(request: web.Request) -> web.Response:
+    """A web job of the member's, for the page that queued it: state, queue position, the images once done."""
+    context, session = _context(request), _session(request)
+    record = await db_jobs.get_job(context.db, request.match_info["job_id"])
+    if record is None or record.user_id != session.user_id or not record.request.get("web") or record.kind == MOODBOARD_KIND:
+        return _json_error("No such job.", 404)
+    return web.json_response(await _job_json(context, record))
+
+
+async def _job_json(context: WebContext, record: db_jobs.JobRecord) -> dict:
+    shown = []
+    if record.state is JobState.DONE and record.guild_id is not None:  # what the gallery shows: not what the filter flagged
+        for stored in await db_jobs.images_of(context.db, record.id):
+            if await gallery.get_visible(context.db, record.user_id, [record.guild_id], stored.id) is not None:
+                shown.append({"id": stored.id, "src": f"/img/{stored.id}", "href": f"/image/{stored.id}"})
+    withheld = len(record.request.get("nsfw", {}).get("withheld", ()))
+    return {
+        "id": record.id, "state": record.state.value, "percent": record.percent,
+        "position": await context.queue.position(record.id) if record.state is JobState.QUEUED else None,
+        "images": shown, "withheld": withheld, "error": record.error,
+    }
 
 
 # -- profile -----------------------------------------------------------------------
