@@ -133,33 +133,43 @@ def _oauth_redirect_uri(context: WebContext) -> str:
     return f"{context.settings.web_base_url}/auth/discord/callback"
 
 
+OAUTH_OFF = "Log in with Discord isn't set up on this server. Type /web in Discord for a sign-in link."
+
+
+class DiscordRefused(Exception):
+    """Discord turned the sign-in down; the message is for the log (never the secret)."""
+
+
+def _oauth_configured(context: WebContext) -> bool:
+    return bool(context.settings.discord_client_id and context.settings.discord_client_secret)
+
+
+def _oauth_refused(request: web.Request, problem: str) -> web.Response:
+    response = render(request, "signed_out.html", status=403, title="Sign in", problem=problem)
+    response.del_cookie(OAUTH_STATE_COOKIE, path="/auth/discord")  # one try per state
+    return response
+
+
 async def oauth_start(request: web.Request) -> web.StreamResponse:
-    settings = _context(request).settings
-    if not (settings.discord_client_id and settings.discord_client_secret):
-        raise web.HTTPNotFound()
+    context = _context(request)
+    if not _oauth_configured(context):
+        return render(request, "signed_out.html", status=404, title="Sign in", problem=OAUTH_OFF)
     state = secrets.token_urlsafe(24)
     query = urlencode({
-        "client_id": settings.discord_client_id, "redirect_uri": _oauth_redirect_uri(_context(request)),
+        "client_id": context.settings.discord_client_id, "redirect_uri": _oauth_redirect_uri(context),
         "response_type": "code", "scope": "identify guilds", "state": state, "prompt": "none",
     })
     response = web.HTTPSeeOther(f"{DISCORD_AUTHORIZE}?{query}")
     response.set_cookie(OAUTH_STATE_COOKIE, state, max_age=600, httponly=True, samesite="Lax",
-                        secure=_context(request).secure_cookies or request.secure, path="/auth/discord")
+                        secure=context.secure_cookies or request.secure, path="/auth/discord")
     return response
 
 
-async def oauth_callback(request: web.Request) -> web.StreamResponse:
-    """Discord sends the member back with a code: who they are and their servers."""
-    context = _context(request)
+async def _discord_member(context: WebContext, code: str) -> tuple[int, str, list[tuple[int, str]]]:
+    """Who the member is on Discord, and their servers."""
     settings = context.settings
-    if not (settings.discord_client_id and settings.discord_client_secret):
-        raise web.HTTPNotFound()
-    state, code = request.query.get("state", ""), request.query.get("code", "")
-    expected = request.cookies.get(OAUTH_STATE_COOKIE, "")
-    if not code or not expected or not secrets.compare_digest(state, expected):
-        return render(request, "signed_out.html", status=403, title="Sign in",
-                      problem="Discord sign-in did not complete. Try again, or type /web in Discord.")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
+        # 1. The code for an access token (the client secret goes in this form only).
         form = {
             "grant_type": "authorization_code", "code": code, "redirect_uri": _oauth_redirect_uri(context),
             "client_id": settings.discord_client_id,
@@ -167,18 +177,40 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
         }
         async with http.post(f"{DISCORD_API}/oauth2/token", data=form) as answer:
             if answer.status != 200:
-                log.warning("Discord OAuth2 token exchange failed: HTTP %s", answer.status)
-                return render(request, "signed_out.html", status=403, title="Sign in",
-                              problem="Discord did not accept the sign-in. Try again, or type /web in Discord.")
+                raise DiscordRefused(f"token exchange: HTTP {answer.status}")
             token = (await answer.json())["access_token"]
+        # 2. The member, then 3. their servers.
         headers = {"Authorization": f"Bearer {token}"}
-        async with http.get(f"{DISCORD_API}/users/@me", headers=headers) as answer:
-            user = await answer.json()
-        async with http.get(f"{DISCORD_API}/users/@me/guilds", headers=headers) as answer:
-            guilds = await answer.json() if answer.status == 200 else []
-    user_id, name = int(user["id"]), user.get("global_name") or user.get("username", "")
-    for guild in guilds:  # images exist only from servers the bot is in: no need to intersect
-        await store.remember_member(context.db, user_id, int(guild["id"]), name, guild.get("name", ""), "oauth")
+        answers = []
+        for path in ("/users/@me", "/users/@me/guilds"):
+            async with http.get(f"{DISCORD_API}{path}", headers=headers) as answer:
+                if answer.status != 200:
+                    raise DiscordRefused(f"{path}: HTTP {answer.status}")
+                answers.append(await answer.json())
+    user, guilds = answers
+    servers = [(int(guild["id"]), str(guild.get("name", ""))) for guild in guilds]
+    return int(user["id"]), user.get("global_name") or user.get("username", ""), servers
+
+
+async def oauth_callback(request: web.Request) -> web.StreamResponse:
+    """Discord sends the member back with a code: who they are and their servers."""
+    context = _context(request)
+    if not _oauth_configured(context):
+        return render(request, "signed_out.html", status=404, title="Sign in", problem=OAUTH_OFF)
+    state, code = request.query.get("state", ""), request.query.get("code", "")
+    expected = request.cookies.get(OAUTH_STATE_COOKIE, "")
+    if not code or not expected or not secrets.compare_digest(state, expected):
+        return _oauth_refused(request, "Discord sign-in did not complete. Try again, or type /web in Discord.")
+    try:
+        user_id, name, servers = await _discord_member(context, code)
+    except (aiohttp.ClientConnectionError, TimeoutError) as error:
+        log.warning("Discord OAuth2 sign-in: could not reach Discord (%s)", type(error).__name__)
+        return _oauth_refused(request, "We could not reach Discord. Try again in a minute, or type /web in Discord.")
+    except (DiscordRefused, aiohttp.ClientError, LookupError, TypeError, ValueError) as error:
+        log.warning("Discord OAuth2 sign-in failed: %s", error if isinstance(error, DiscordRefused) else repr(error))
+        return _oauth_refused(request, "Discord did not accept the sign-in. Try again, or type /web in Discord.")
+    for guild_id, guild_name in servers:  # images exist only from servers the bot is in: no need to intersect
+        await store.remember_member(context.db, user_id, guild_id, name, guild_name, "oauth")
     response = _signed_in(request, await auth.create_session(context.db, user_id, name))
     response.del_cookie(OAUTH_STATE_COOKIE, path="/auth/discord")
     return response
