@@ -81,3 +81,64 @@ async def test_a_member_ranks_and_likes_in_the_browser_and_discord_sees_it(simco
     assert field(embed, "Votes") == str(UNLOCK_VOTES)
     assert field(embed, "Likes") == "1"
     assert field(embed, "Profile").startswith("Unlocked")
+
+
+@pytest.mark.slow
+async def test_the_owner_paints_a_region_in_the_browser_and_gets_its_variations(simcord_env, world, simcord_bot, browser, base_url):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.web.test_region import wait_for_job
+
+    _, channel, alice, _ = world
+    await alice.slash(channel, "imagine", prompt="a lighthouse at dusk --seed 11")
+    await run_until(simcord_env, lambda: finished(channel, "a lighthouse at dusk"))
+    [(image_id,)] = await simcord_bot.db.execute_fetchall("SELECT MIN(id) FROM images WHERE user_id = ?", (alice.id,))
+    link = await login_link(alice, channel)
+    wait = WebDriverWait(browser, 20)
+
+    def paint_and_submit() -> str:
+        # 1. Sign in, open the image, open the tool and paint a stroke down its left side.
+        browser.get(link)
+        browser.find_element(By.ID, "continue").click()
+        wait.until(EC.url_contains("/rank"))
+        browser.get(f"{base_url}/image/{image_id}")
+        wait.until(EC.element_to_be_clickable((By.ID, "region-open"))).click()
+        canvas = wait.until(EC.visibility_of_element_located((By.ID, "region-canvas")))
+        width, height = canvas.size["width"], canvas.size["height"]
+        assert width > 300 and abs(width - height) <= 2, canvas.size  # over the picture as shown, scaled up
+        (ActionChains(browser).move_to_element_with_offset(canvas, -width // 3, -height // 3).click_and_hold()
+         .move_by_offset(0, height // 3).move_by_offset(0, height // 3).move_by_offset(width // 8, 0).release().perform())
+        painted = browser.find_element(By.ID, "region-cover").text
+        assert painted != "0% painted" and painted.endswith("% painted"), painted
+        prompt = browser.find_element(By.ID, "region-prompt")
+        assert prompt.get_attribute("value") == "a lighthouse at dusk --seed 11"
+        prompt.clear()
+        prompt.send_keys("a lighthouse at dawn")
+        screenshot(browser, "8-region-painted")
+        # 2. Send it: the page says it is queued and where its images will be.
+        browser.find_element(By.ID, "region-submit").click()
+        line = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#region-status .region-job")))
+        assert "Vary (Region)" in line.text, line.text
+        screenshot(browser, "9-region-queued")
+        return line.get_attribute("data-job")
+
+    job_id = await asyncio.to_thread(paint_and_submit)
+    [(prompt, parent)] = await simcord_bot.db.execute_fetchall("SELECT prompt, parent_image_id FROM jobs WHERE id = ?", (job_id,))
+    assert (prompt, parent) == ("a lighthouse at dawn", image_id)
+    import aiohttp  # the job runs while the bot's clock moves; the page polls on its own
+
+    async with aiohttp.ClientSession(cookies={c["name"]: c["value"] for c in browser.get_cookies()}) as client:
+        assert (await wait_for_job(simcord_env, client, base_url, job_id))["state"] == "done"
+
+    def see_the_results() -> None:
+        # 3. The page shows the four new images, each linking to its own page.
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".region-results img")) == 4)
+        wait.until(lambda d: d.execute_script("return [...document.images].every(i => i.complete && i.naturalWidth > 0)"))
+        screenshot(browser, "10-region-done")
+        browser.find_element(By.CSS_SELECTOR, ".region-results a").click()
+        wait.until(lambda d: "a lighthouse at dawn" in d.find_element(By.ID, "prompt").text)
+
+    await asyncio.to_thread(see_the_results)
