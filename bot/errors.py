@@ -14,7 +14,7 @@ import weakref
 import discord
 from discord import app_commands
 
-from bot.web.store import remember_member as _store_member
+from engine.db.web import remember_member as _store_member
 from engine.params import ParamError
 from engine.profiles import TasteError
 

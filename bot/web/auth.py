@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import aiosqlite
 
-from bot.web import store
 from engine.db import members
+from engine.db import web as store
 
 LINK_TTL_S = 600  # /web links: 10 minutes, single use
 SESSION_TTL_S = 7 * 86400

@@ -22,11 +22,12 @@ from PIL import Image
 
 from bot import generation
 from bot.errors import UserError
-from bot.web import auth, gallery, store
+from bot.web import auth, gallery
 from bot.web.pages import CONTEXT, SESSION, WebContext, render
 from engine import images, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, transaction
+from engine.db import web as store
 from engine.jobs import EmbedSpec, Job, JobKind, JobState
 from engine.params import ParamError
 from engine.presets import PRESETS

@@ -1,4 +1,4 @@
-"""The web companion's tables (data/migrations/0007_web.sql): the servers each
+"""The web companion's tables (data/migrations/0007_web.sql, read and written by bot/web/): the servers each
 member shares with the bot, /web login links and browser sessions. Plain SQL;
 every write in engine.db.transaction."""
 
