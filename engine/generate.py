@@ -394,6 +394,17 @@ def describe_prompt(caption: str, words: list[str]) -> str:
     return ", ".join([text, *words])
 
 
+def _decode_all(images: list[bytes], label: str) -> list[Image.Image]:
+    """A member's images, decoded; the first bad one fails the job at once, named by `label` and its number."""
+    decoded = []
+    for i, data in enumerate(images, 1):
+        try:
+            decoded.append(decode_image(data))
+        except ImageDecodeError as e:
+            raise JobError(f"{label} {i}: {e}", retryable=False) from None
+    return decoded
+
+
 @dataclass(frozen=True)
 class Sampling:
     """What one job asks of the shared sample -> embed -> result path; image i uses seeds[i]."""
@@ -597,24 +608,12 @@ class Engine:
     @staticmethod
     def _check_styles(spec: GenerateSpec) -> list[Image.Image]:
         """Decode the --sref images (bad bytes fail the job at once)."""
-        images = []
-        for i, data in enumerate(spec.style_images, 1):
-            try:
-                images.append(decode_image(data))
-            except ImageDecodeError as e:
-                raise JobError(f"style image {i}: {e}", retryable=False) from None
-        return images
+        return _decode_all(spec.style_images, "style image")
 
     @staticmethod
     def _check_prompt_images(spec: GenerateSpec) -> list[Image.Image]:
         """Decode the image prompts (bad bytes fail the job at once)."""
-        images = []
-        for i, data in enumerate(spec.prompt_images, 1):
-            try:
-                images.append(decode_image(data))
-            except ImageDecodeError as e:
-                raise JobError(f"image prompt {i}: {e}", retryable=False) from None
-        return images
+        return _decode_all(spec.prompt_images, "image prompt")
 
     @staticmethod
     def _check_safe(job: Job, named: list[tuple[str, Image.Image]]) -> None:

@@ -383,6 +383,19 @@ async def vary_region(request: web.Request) -> web.Response:
     return web.json_response(await _job_json(context, record))
 
 
+async def _read_upload(part, shown: str) -> bytes:
+    """One uploaded file, read in chunks and refused (naming it as `shown`) once past the upload limit."""
+    data = bytearray()
+    while chunk := await part.read_chunk(256 * 1024):
+        data += chunk
+        if len(data) > images.MAX_BYTES:
+            try:
+                images.check_size(len(data))
+            except images.ImageDecodeError as error:
+                raise UserError(f"{shown} {error}") from None
+    return bytes(data)
+
+
 async def _read_mask_form(request: web.Request) -> tuple[bytes, str | None]:
     """multipart/form-data: `mask` (the PNG) and `prompt` (the Remix edit; absent: the image's own)."""
     if not request.content_type.startswith("multipart/"):
@@ -390,15 +403,7 @@ async def _read_mask_form(request: web.Request) -> tuple[bytes, str | None]:
     mask, prompt = None, None
     async for part in await request.multipart():
         if part.name == "mask":
-            data = bytearray()
-            while chunk := await part.read_chunk(256 * 1024):
-                data += chunk
-                if len(data) > images.MAX_BYTES:
-                    try:
-                        images.check_size(len(data))
-                    except images.ImageDecodeError as error:
-                        raise UserError(f"The mask {error}") from None
-            mask = bytes(data)
+            mask = await _read_upload(part, "The mask")
         elif part.name == "prompt":
             prompt = (await part.text())[:MAX_PROMPT_CHARS].strip()
     if mask is None:
@@ -575,16 +580,9 @@ async def _read_uploads(request: web.Request) -> list[tuple[str, str, bytes]]:
         if len(uploads) == MAX_MOODBOARD_IMAGES:
             raise UserError(f"A moodboard takes at most {MAX_MOODBOARD_IMAGES} images.")
         name = part.filename.replace("`", "'")[:80]
-        data = bytearray()
-        while chunk := await part.read_chunk(256 * 1024):
-            data += chunk
-            if len(data) > images.MAX_BYTES:
-                try:
-                    images.check_size(len(data))
-                except images.ImageDecodeError as error:
-                    raise UserError(f"`{name}` {error}") from None
+        data = await _read_upload(part, f"`{name}`")
         content_type = (part.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        uploads.append((name, content_type, bytes(data)))
+        uploads.append((name, content_type, data))
     return uploads
 
 
