@@ -389,8 +389,9 @@ _PROMPT_SYNTAX = str.maketrans({c: " " for c in "-\u2014{}[]:<>|\\/`*_~@#"})
 
 
 def describe_prompt(caption: str, words: list[str]) -> str:
-    """A /describe prompt: the caption, cleaned of prompt syntax, then the style words."""
-    text = " ".join(caption.translate(_PROMPT_SYNTAX).split())[:300].strip(" ,.") or "an image"
+    """A /describe prompt: the caption, read as the bot reads member text (params.normalize) and
+    cleaned of prompt syntax, then the style words; so /imagine runs exactly the prompt shown."""
+    text = " ".join(params.normalize(caption).translate(_PROMPT_SYNTAX).split())[:300].strip(" ,.") or "an image"
     return ", ".join([text, *words])
 
 

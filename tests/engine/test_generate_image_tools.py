@@ -127,6 +127,17 @@ def test_describe_prompt_drops_prompt_syntax():
     assert describe_prompt("  ", []) == "an image"
 
 
+def test_describe_prompt_is_the_text_imagine_will_run():
+    """A caption's invisible or compatibility characters (a Hangul filler, a zero-width space,
+    full-width letters) are read as the bot reads member text, so the prompt shown is the one run."""
+    from engine import params
+    from engine.generate import describe_prompt
+
+    prompt = describe_prompt("honored \u3164commissioned \u200bｆｏｘ", ["watercolor"])
+    assert prompt == "honored commissioned fox, watercolor"
+    assert params.normalize(prompt) == prompt
+
+
 def test_check_lists_the_describe_captioner_offline(monkeypatch, tmp_path):
     import huggingface_hub.constants as hf_constants
 
