@@ -41,13 +41,15 @@ import re
 import secrets
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import aiosqlite
 import numpy as np
 
+from engine import params
 from engine import taste as tm
 from engine.db import jobs as db_jobs
+from engine.db import members
 from engine.db import taste as q
 from engine.db import transaction
 from engine.presets import PRESETS
@@ -57,29 +59,43 @@ __all__ = [
     "Calibration",
     "CodeInfo",
     "Conditioning",
+    "Answered",
     "Pair",
     "ProfileStatus",
+    "ProfileSummary",
     "Taste",
     "TasteError",
     "answer_pair",
+    "answered",
+    "check_profile_name",
     "conditioning",
     "create_moodboard",
+    "create_profile",
+    "create_tuned_profile",
     "current_basis",
     "current_code",
+    "default_picks",
+    "delete_profile",
     "explain",
     "get_code",
     "list_codes",
+    "list_profiles",
     "member_posterior",
     "next_pair",
     "normalize_code",
     "privacy",
+    "progress",
     "project_w",
     "record_like",
+    "record_use",
     "rerank_direction",
     "resolve",
+    "server_taste",
     "set_all_public",
+    "set_defaults",
     "set_public",
     "status",
+    "unlock_progress",
 ]
 
 POOL_BUILD_COMMAND = "python -m engine.rankpool build --per-prompt 6"
@@ -95,7 +111,27 @@ PRIOR_REFRESH = 25  # community votes + likes between refits of the community pr
 DEFAULT_TASTE_NORM = 1.0  # |w| of a moodboard when no member has a profile on the basis yet
 
 CHOICES = ("left", "right", "skip")
-PROFILE_KINDS = ("votes", "moodboard")  # a member's profiles, each with its own privacy
+MAIN_PROFILE = q.MAIN_PROFILE
+SERVER = "server"  # `--p server`: the community's taste, the prior's mean
+MAX_PROFILES = 25  # live profiles per member, moodboards and tunes included
+MAX_PROFILE_NAME = 32
+PROFILE_NAME_RE = re.compile(rf"^[\w][\w \-]{{0,{MAX_PROFILE_NAME - 1}}}$")
+RESERVED_NAMES = {SERVER}
+
+# Unlocking the main profile counts explicit votes and signals from use, each
+# as the vote-equivalent below. bench/taste_bench.py measured that 20 grids of
+# ordinary use (a U click on each) save 10-15 of the votes needed, so a U click
+# counts half a vote; a V click, a reroll and a like are weaker signals (their
+# fit weights are 0.25, 0.4 and 0.3 of a vote per comparison) and count a quarter.
+UNLOCK_CREDIT = {"upscale": 0.5, "vary": 0.25, "reroll": 0.25, "like": 0.25}
+
+# Codes that don't churn: an unlocked profile gets a new version (and code)
+# only when its live fit predicts the winner of more than this share of the
+# rank pool's pairs differently from its latest version (a shared code then
+# draws visibly differently), or after CODE_EVERY_N new votes, likes and
+# signals, or on a new basis. Otherwise the latest code stays current.
+CODE_MOVE_THRESHOLD = 0.05
+CODE_EVERY_N = 25
 
 
 class TasteError(ValueError):
@@ -119,7 +155,18 @@ class Pair:
     prompt: str
     left_style: str
     right_style: str
-    votes: int  # the member's votes so far (for "N more to unlock")
+    votes: int  # the profile's votes so far (for "N more to unlock")
+    profile: str = MAIN_PROFILE  # the profile the vote teaches
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An answered /rank pair, for "you chose …": the prompt and both styles."""
+
+    prompt: str
+    left_style: str
+    right_style: str
+    choice: str  # 'left' | 'right' | 'skip'
 
 
 @dataclass(frozen=True)
@@ -133,11 +180,18 @@ class ProfileStatus:
     toward: list[str]
     away: list[str]
     public: bool = True  # the current code's: False, only its owner may use it
+    signals: dict[str, int] = field(default_factory=dict)  # signals from use by kind (main profile only)
+    progress: float = 0.0  # vote-equivalents toward unlocking (UNLOCK_CREDIT)
+    profile: str = MAIN_PROFILE
 
     @property
     def remaining(self) -> int:
         """Votes still needed to unlock."""
-        return max(0, self.unlock_votes - self.votes)
+        return max(0, math.ceil(self.unlock_votes - self.progress))
+
+    @property
+    def use_signals(self) -> int:
+        return sum(self.signals.values())
 
 
 @dataclass(frozen=True)
@@ -152,6 +206,9 @@ class CodeInfo:
     public: bool
     basis_version: int
     created_at: float
+    signals: int = 0  # signals from use it was fitted on
+    profile: str = MAIN_PROFILE  # the profile it is a version of
+    profile_kind: str = "votes"  # 'votes' | 'moodboard' | 'tune'
 
 
 @dataclass(frozen=True, eq=False)
@@ -414,50 +471,83 @@ async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
 # ---------------------------------------------------------------------------
 
 
+def _use_comparisons(basis: tm.Basis, signals: list[q.UseSignal]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(user_id, deltas, weights) of each signal from use whose embeddings are in this basis's space."""
+    out = []
+    for signal in signals:
+        if any(e.shape != (basis.d,) for e in signal.grid + signal.replacement):
+            continue
+        z_grid = basis.whiten(np.stack(signal.grid))
+        if signal.kind == "reroll":
+            deltas, weights = tm.use_comparisons(z_grid, "reroll", z_replacement=basis.whiten(np.stack(signal.replacement)))
+        else:
+            deltas, weights = tm.use_comparisons(z_grid, signal.kind, chosen=signal.chosen)
+        out.append((signal.user_id, deltas, weights))
+    return out
+
+
 async def _observations(
-    db: aiosqlite.Connection, basis: tm.Basis, user_id: int | None
+    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile | None
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per member: (deltas (n, k) whitened with the basis, weights (n,)).
-    Votes weigh 1, likes LIKE_WEIGHT per other image of the grid. Embeddings of
-    another size (another model's pool) are left out."""
-    rows = [(u, a, b, 1.0) for u, a, b in await q.vote_embeddings(db, user_id)]
-    rows += [(u, a, b, tm.LIKE_WEIGHT) for u, a, b in await q.like_embeddings(db, user_id)]
-    rows = [r for r in rows if r[1].shape == (basis.d,) and r[2].shape == (basis.d,)]
-    if not rows:
+    """Per member: (deltas (n, k) whitened with the basis, weights (n,)) of one
+    profile, or of every member's main profile (profile None: the community).
+
+    A profile learns from its /rank votes (weight 1). The main profile also
+    learns from likes (LIKE_WEIGHT over each other image of the grid) and, unless
+    the member turned it off, from signals from use (engine/taste.py
+    use_comparisons). Embeddings of another size (another model) are left out."""
+    if profile is not None and profile.kind != "votes":
         return {}
-    users = np.array([r[0] for r in rows])
-    z = basis.whiten(np.stack([r[1] for r in rows] + [r[2] for r in rows]))
-    deltas = z[: len(rows)] - z[len(rows) :]
-    weights = np.array([r[3] for r in rows])
-    return {int(u): (deltas[users == u], weights[users == u]) for u in np.unique(users)}
+    main = profile is None or profile.is_main
+    user = None if profile is None else profile.user_id
+    rows = [(u, a, b, 1.0) for u, a, b in await q.vote_embeddings(db, None if profile is None else profile.id)]
+    grouped: list[tuple[int, np.ndarray, np.ndarray]] = []
+    if main:
+        rows += [(u, a, b, tm.LIKE_WEIGHT) for u, a, b in await q.like_embeddings(db, user)]
+        if user is None or (await members.get_settings(db, user)).learn_from_use:
+            grouped = _use_comparisons(basis, await q.use_signals(db, user))
+    rows = [r for r in rows if r[1].shape == (basis.d,) and r[2].shape == (basis.d,)]
+    found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    if rows:
+        z = basis.whiten(np.stack([r[1] for r in rows] + [r[2] for r in rows]))
+        deltas = z[: len(rows)] - z[len(rows) :]
+        for i, r in enumerate(rows):
+            found[r[0]].append((deltas[i : i + 1], np.array([r[3]])))
+    for u, deltas, weights in grouped:
+        found[u].append((deltas, weights))
+    return {
+        int(u): (np.concatenate([d for d, _ in parts]), np.concatenate([w for _, w in parts]))
+        for u, parts in found.items()
+    }
 
 
 async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior:
     """The prior of every member's taste on this basis: empirical Bayes over all
-    members' votes and likes, cached and refitted every PRIOR_REFRESH new
-    observations community-wide (or when the number of members changes).
+    members' main profiles (votes, likes, signals from use), cached and refitted
+    every PRIOR_REFRESH new observations community-wide (or when the number of
+    members changes).
 
     A stale cached prior is served at once while the refit runs in the
     background: a refit over hundreds of members takes seconds, and a member's
     /imagine must be acknowledged within three."""
-    members, observations = await q.community_observations(db)
+    members_with_data, observations = await q.community_observations(db)
     cached = await q.get_community_prior_arrays(db, basis.version)
     stale = None
     if cached is not None and cached[2]["mean"].shape == (basis.k,):
         c_members, c_obs, arrays = cached
         stale = tm.Prior.from_arrays(arrays)  # the server's taste clusters too, when it has them
-        if c_members == members and observations - c_obs < PRIOR_REFRESH:
+        if c_members == members_with_data and observations - c_obs < PRIOR_REFRESH:
             return stale
-    if members < PRIOR_MIN_MEMBERS:
+    if members_with_data < PRIOR_MIN_MEMBERS:
         return tm.Prior.isotropic(basis.k, PRIOR_SIGMA)
     if stale is not None:
         if basis.version not in _refitting:
-            _refitting[basis.version] = asyncio.create_task(_refit_prior(db, basis, members, observations))
+            _refitting[basis.version] = asyncio.create_task(_refit_prior(db, basis, members_with_data, observations))
         return stale
-    return await _refit_prior(db, basis, members, observations)
+    return await _refit_prior(db, basis, members_with_data, observations)
 
 
-async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members: int, observations: int) -> tm.Prior:
+async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> tm.Prior:
     try:
         data = await _observations(db, basis, None)
         users = sorted(data)
@@ -469,37 +559,134 @@ async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members: int, 
             min_members=PRIOR_MIN_MEMBERS,
             sigma=PRIOR_SIGMA,
         )
-        await q.put_community_prior(db, basis.version, members, observations, **prior.to_arrays())
+        await q.put_community_prior(db, basis.version, members_with_data, observations, **prior.to_arrays())
         return prior
     finally:
         _refitting.pop(basis.version, None)
 
 
-async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, user_id: int) -> tm.Posterior:
+async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> tm.Posterior:
     prior = await community_prior(db, basis)
-    mine = (await _observations(db, basis, user_id)).get(user_id)
+    mine = (await _observations(db, basis, profile)).get(profile.user_id)
     if mine is None:
         return tm.fit(np.zeros((0, basis.k)), prior=prior)
     return tm.fit(mine[0], mine[1], prior=prior)
 
 
-async def member_posterior(db: aiosqlite.Connection, user_id: int) -> tm.Posterior:
-    """The member's taste on the current basis from their votes and likes,
+async def member_posterior(db: aiosqlite.Connection, user_id: int, profile_name: str | None = None) -> tm.Posterior:
+    """The member's taste on the current basis (their main profile unless named),
     under the community prior. TasteError when there is no rank pool."""
     basis, _ = await _require_basis(db)
-    return await _posterior(db, basis, user_id)
+    return await _posterior(db, basis, await _profile_named(db, user_id, profile_name))
 
 
 # ---------------------------------------------------------------------------
-# /rank and likes
+# profiles: the main one, others ranked on purpose, moodboards, tunes
 # ---------------------------------------------------------------------------
 
 
-async def next_pair(db: aiosqlite.Connection, user_id: int, rng: np.random.Generator) -> Pair | None:
-    """Choose, record and return the next pair for the member, or None when
-    there is no rank pool (the bot then shows NO_POOL_MESSAGE). Both images
-    come from the same prompt; pairs the member answered (skips included) are
-    never shown again. TasteError when the member has answered every pair."""
+async def _profile_named(db: aiosqlite.Connection, user_id: int, name: str | None) -> q.Profile:
+    """The member's profile of this name; the main one for None. TasteError when unknown."""
+    if name is None or name.strip().lower() == MAIN_PROFILE:
+        return await q.main_profile(db, user_id)
+    found = await q.find_profile(db, user_id, name.strip())
+    if found is None:
+        raise TasteError(f"You have no profile named `{name.strip()}`. `/profile list` shows yours.")
+    return found
+
+
+def check_profile_name(name: str) -> str:
+    """A new profile's name, trimmed; TasteError when it can't be one."""
+    name = " ".join(name.split())
+    if not PROFILE_NAME_RE.fullmatch(name):
+        raise TasteError(
+            f"`{name[:40]}` can't be a profile name: use 1-{MAX_PROFILE_NAME} letters, digits, spaces, `-` or `_`."
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise TasteError(f"`{name}` is reserved; pick another name.")
+    return name
+
+
+async def create_profile(db: aiosqlite.Connection, user_id: int, name: str, kind: str = "votes") -> q.Profile:
+    """A new named profile. It starts private when the member's main profile is
+    private, so a new profile never shares what the member chose to hide."""
+    name = check_profile_name(name)
+    live = await q.list_profiles(db, user_id)
+    if len(live) >= MAX_PROFILES:
+        raise TasteError(f"You have {len(live)} profiles, the most one member may keep. `/profile delete` one first.")
+    public = (await q.main_profile(db, user_id)).public
+    made = await q.insert_profile(db, user_id, name, kind, public)
+    if made is None:
+        raise TasteError(f"You already have a profile named `{name}`.")
+    return made
+
+
+async def delete_profile(db: aiosqlite.Connection, user_id: int, name: str) -> q.Profile:
+    """Remove a profile from the member's list; its codes keep working for whoever uses them."""
+    profile = await _profile_named(db, user_id, name)
+    if profile.is_main:
+        raise TasteError("Your main profile can't be deleted. `/codes visibility:private` hides its codes.")
+    await q.delete_profile(db, profile.id)
+    return profile
+
+
+async def set_defaults(db: aiosqlite.Connection, user_id: int, picks: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The profiles a bare ``--p`` mixes, with weights (normalised when used).
+    Returns the names as stored and their weights."""
+    if not picks:
+        raise TasteError("Name at least one profile.")
+    if len(picks) > params.MAX_CODES:
+        raise TasteError(f"A default mix takes at most {params.MAX_CODES} profiles.")
+    chosen: dict[int, tuple[str, float]] = {}
+    for name, weight in picks:
+        if not (math.isfinite(weight) and 0 < weight <= 100):
+            raise TasteError(f"`{name}::{weight:g}`: a weight is a number above 0 and at most 100.")
+        profile = await _profile_named(db, user_id, name)
+        if profile.id in chosen:
+            raise TasteError(f"`{profile.name}` is named twice. List each profile once.")
+        chosen[profile.id] = (profile.name, float(weight))
+    await q.set_default_weights(db, user_id, {pid: weight for pid, (_, weight) in chosen.items()})
+    return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    name: str
+    kind: str  # 'votes' | 'moodboard' | 'tune'
+    votes: int  # explicit votes (a tune's picks)
+    code: str | None  # its latest code, if it has one
+    public: bool
+    default_weight: float | None
+    created_at: float
+
+
+async def list_profiles(db: aiosqlite.Connection, user_id: int) -> list[ProfileSummary]:
+    """The member's profiles, main first. Codes are the latest made: listing never snapshots."""
+    out = []
+    for profile in await q.list_profiles(db, user_id):
+        latest = await q.latest_profile_version(db, profile.id)
+        votes = await q.vote_count(db, profile.id) if profile.kind == "votes" else (latest.votes if latest else 0)
+        out.append(ProfileSummary(profile.name, profile.kind, votes, latest.code if latest else None,
+                                  profile.public, profile.default_weight, profile.created_at))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# /rank, likes and signals from use
+# ---------------------------------------------------------------------------
+
+
+async def next_pair(
+    db: aiosqlite.Connection, user_id: int, rng: np.random.Generator, profile_name: str | None = None
+) -> Pair | None:
+    """Choose, record and return the next pair for the member's profile (the main
+    one unless named), or None when there is no rank pool (the bot then shows
+    NO_POOL_MESSAGE). Both images come from the same prompt; pairs answered for
+    this profile (skips included) are never shown for it again. TasteError when
+    every pair is answered, or the profile is unknown or not ranked by votes."""
+    profile = await _profile_named(db, user_id, profile_name)
+    if profile.kind != "votes":
+        raise TasteError(f"`{profile.name}` is a {profile.kind}: it isn't ranked with /rank.")
     found = await current_basis(db)
     if found is None:
         return None
@@ -507,8 +694,8 @@ async def next_pair(db: aiosqlite.Connection, user_id: int, rng: np.random.Gener
     pool = await _pool(db, basis)
     if len(pool.pairs) == 0:
         return None
-    # 1. candidates: same-prompt pairs the member has not answered
-    answered = await q.answered_pairs(db, user_id)
+    # 1. candidates: same-prompt pairs not answered for this profile
+    answered = await q.answered_pairs(db, profile.id)
     ids = np.array([im.id for im in pool.images])
     a, b = ids[pool.pairs[:, 0]], ids[pool.pairs[:, 1]]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
@@ -519,15 +706,15 @@ async def next_pair(db: aiosqlite.Connection, user_id: int, rng: np.random.Gener
             f"You have ranked all {len(pool.pairs)} pairs in the rank pool. "
             f"The server owner can grow it with `{POOL_BUILD_COMMAND} --prompts N`."
         )
-    # 2. the most informative pair under the member's posterior (or a random one)
-    posterior = await _posterior(db, basis, user_id)
+    # 2. the most informative pair under the profile's posterior (or a random one)
+    posterior = await _posterior(db, basis, profile)
     deltas = pool.z[candidates[:, 0]] - pool.z[candidates[:, 1]]
     i, j = candidates[tm.choose_pair(posterior, deltas, rng)]
     if rng.random() < 0.5:  # no side bias
         i, j = j, i
     left, right = pool.images[int(i)], pool.images[int(j)]
     # 3. record it; its id goes into the buttons
-    pair_id = await q.insert_rank_pair(db, user_id, left.id, right.id)
+    pair_id = await q.insert_rank_pair(db, user_id, left.id, right.id, profile.id)
     return Pair(
         id=pair_id,
         left_id=left.id,
@@ -537,7 +724,8 @@ async def next_pair(db: aiosqlite.Connection, user_id: int, rng: np.random.Gener
         prompt=left.prompt,
         left_style=left.style,
         right_style=right.style,
-        votes=await q.vote_count(db, user_id),
+        votes=await q.vote_count(db, profile.id),
+        profile=profile.name,
     )
 
 
@@ -547,6 +735,21 @@ async def answer_pair(db: aiosqlite.Connection, user_id: int, pair_id: int, choi
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
     return await q.answer_rank_pair(db, pair_id, user_id, choice)
+
+
+async def answered(db: aiosqlite.Connection, user_id: int, pair_id: int) -> Answered | None:
+    """What a member's answered pair showed: its prompt, both styles and the choice (for "you chose …")."""
+    pair = await q.get_rank_pair(db, pair_id)
+    if pair is None or pair.user_id != user_id or pair.choice is None:
+        return None
+    rows = await db.execute_fetchall(
+        "SELECT id, prompt, style FROM pool_images WHERE id IN (?, ?)", (pair.left_id, pair.right_id)
+    )
+    by_id = {r[0]: (r[1], r[2]) for r in rows}
+    if len(by_id) != 2:
+        return None
+    return Answered(prompt=by_id[pair.left_id][0], left_style=by_id[pair.left_id][1],
+                    right_style=by_id[pair.right_id][1], choice=pair.choice)
 
 
 async def record_like(db: aiosqlite.Connection, user_id: int, image_id: int) -> bool:
@@ -568,6 +771,34 @@ async def record_like(db: aiosqlite.Connection, user_id: int, image_id: int) -> 
     return await q.insert_like(db, user_id, image.id, grid_image)
 
 
+async def record_use(
+    db: aiosqlite.Connection, user_id: int, kind: str, grid_job_id: str, *,
+    image_id: int | None = None, next_job_id: str | None = None,
+) -> bool:
+    """A signal from use on the member's own grid: ``upscale`` or ``vary`` chose
+    ``image_id`` of it; ``reroll`` drew ``next_job_id`` in its place. Stored
+    only when the member learns from use, the grid is theirs and has two or
+    more images, and the same signal isn't stored yet. Returns whether it was."""
+    if kind not in q.SIGNAL_KINDS:
+        raise ValueError(f"kind must be one of {q.SIGNAL_KINDS}, got {kind!r}")
+    if (kind == "reroll") != (next_job_id is not None) or (kind == "reroll") == (image_id is not None):
+        raise ValueError("a reroll names the job it drew; a U or V click names the image it chose")
+    if not (await members.get_settings(db, user_id)).learn_from_use:
+        return False
+    grid = await db_jobs.get_job(db, grid_job_id)
+    if grid is None or grid.user_id != user_id:
+        return False
+    shown = await db_jobs.images_of(db, grid_job_id)
+    if len(shown) < 2 or (image_id is not None and image_id not in {im.id for im in shown}):
+        return False
+    return await q.insert_use_signal(db, user_id, kind, grid_job_id, image_id, next_job_id)
+
+
+def unlock_progress(votes: int, likes: int, signals: dict[str, int]) -> float:
+    """Vote-equivalents toward unlocking the main profile (UNLOCK_CREDIT)."""
+    return votes + likes * UNLOCK_CREDIT["like"] + sum(n * UNLOCK_CREDIT[kind] for kind, n in signals.items())
+
+
 # ---------------------------------------------------------------------------
 # snapshots and codes
 # ---------------------------------------------------------------------------
@@ -586,22 +817,61 @@ async def _insert_version(db: aiosqlite.Connection, **fields) -> str:
     raise RuntimeError("could not find a free profile code")
 
 
-async def _snapshot(db: aiosqlite.Connection, user_id: int, basis: tm.Basis) -> q.ProfileVersion:
-    """The member's latest votes snapshot, made anew if votes, likes or the basis changed."""
-    votes = await q.vote_count(db, user_id)
-    likes = await q.like_count(db, user_id)
-    latest = await q.latest_profile_version(db, user_id, "votes")
-    if latest is not None and (latest.votes, latest.likes, latest.basis_version) == (votes, likes, basis.version):
-        return latest
-    posterior = await _posterior(db, basis, user_id)
+@dataclass(frozen=True)
+class _Counts:
+    votes: int
+    likes: int
+    signals: dict[str, int]
+
+    @property
+    def observations(self) -> int:
+        return self.votes + self.likes + sum(self.signals.values())
+
+
+async def _counts(db: aiosqlite.Connection, profile: q.Profile) -> _Counts:
+    votes = await q.vote_count(db, profile.id)
+    if not profile.is_main:
+        return _Counts(votes, 0, {})
+    signals = await q.use_signal_counts(db, profile.user_id)
+    if not (await members.get_settings(db, profile.user_id)).learn_from_use:
+        signals = {kind: 0 for kind in signals}  # not in the fit, so not counted
+    return _Counts(votes, await q.like_count(db, profile.user_id), signals)
+
+
+def predictions_moved(old_w: np.ndarray, new_w: np.ndarray, deltas: np.ndarray) -> float:
+    """The share of pairs (rows of ``deltas``) whose predicted winner differs between two tastes."""
+    if len(deltas) == 0:
+        return 0.0 if np.allclose(old_w, new_w) else 1.0
+    return float(np.mean(np.sign(deltas @ old_w) != np.sign(deltas @ new_w)))
+
+
+async def _snapshot(db: aiosqlite.Connection, profile: q.Profile, basis: tm.Basis) -> q.ProfileVersion:
+    """The profile's current version. A new one (and a new code) is made only
+    when there is none on this basis, or the live fit predicts the winner of
+    more than CODE_MOVE_THRESHOLD of the pool's pairs differently from the
+    latest version, or CODE_EVERY_N observations came since it: so a shared code
+    doesn't go stale with every click, and old codes keep working."""
+    counts = await _counts(db, profile)
+    latest = await q.latest_profile_version(db, profile.id)
+    signals = sum(counts.signals.values())
+    if latest is not None and latest.basis_version == basis.version:
+        since = counts.observations - (latest.votes + latest.likes + latest.signals)
+        if since <= 0 and (latest.votes, latest.likes, latest.signals) == (counts.votes, counts.likes, signals):
+            return latest
+    posterior = await _posterior(db, basis, profile)
+    if latest is not None and latest.basis_version == basis.version and since < CODE_EVERY_N:
+        pool = await _pool(db, basis)
+        deltas = pool.z[pool.pairs[:, 0]] - pool.z[pool.pairs[:, 1]] if len(pool.pairs) else np.zeros((0, basis.k))
+        if predictions_moved(latest.w, posterior.mean, deltas) <= CODE_MOVE_THRESHOLD:
+            return latest
     code = await _insert_version(
         db,
-        user_id=user_id,
-        kind="votes",
+        profile=profile,
         basis_version=basis.version,
         w=posterior.mean,
-        votes=votes,
-        likes=likes,
+        votes=counts.votes,
+        likes=counts.likes,
+        signals=signals,
         confidence=posterior.confidence(),
     )
     found = await q.get_profile_version(db, code)
@@ -609,45 +879,87 @@ async def _snapshot(db: aiosqlite.Connection, user_id: int, basis: tm.Basis) -> 
     return found
 
 
-def _locked_message(votes: int, unlock_votes: int) -> str:
-    n = unlock_votes - votes
-    return f"Your profile is locked: rank {n} more pair{'s' if n != 1 else ''} to unlock it (`/rank`)."
+def _locked_message(status: ProfileStatus) -> str:
+    n = status.remaining
+    where = "" if status.profile == MAIN_PROFILE else f" `{status.profile}`"
+    return f"Your profile{where} is locked: rank {n} more pair{'s' if n != 1 else ''} to unlock it (`/rank`)."
 
 
-async def current_code(db: aiosqlite.Connection, user_id: int, unlock_votes: int) -> str:
-    """The member's current code, snapshotting a new version if the profile changed.
-    TasteError when locked ("rank N more pairs") or there is no rank pool."""
-    votes = await q.vote_count(db, user_id)
-    if votes < unlock_votes:
-        raise TasteError(_locked_message(votes, unlock_votes))
+async def current_code(db: aiosqlite.Connection, user_id: int, unlock_votes: int, profile_name: str | None = None) -> str:
+    """The current code of the member's profile (main unless named), snapshotting a
+    new version when it has moved enough. TasteError when locked ("rank N more
+    pairs"), unknown, or there is no rank pool."""
+    profile = await _profile_named(db, user_id, profile_name)
+    if profile.kind != "votes":
+        latest = await q.latest_profile_version(db, profile.id)
+        if latest is None:
+            raise TasteError(f"`{profile.name}` has no code yet.")
+        return latest.code
+    counts = await _counts(db, profile)
+    progress = _progress(profile, counts)
+    if progress < unlock_votes:
+        raise TasteError(_locked_message(_status(profile, counts, unlock_votes)))
     basis, _ = await _require_basis(db)
-    return (await _snapshot(db, user_id, basis)).code
+    return (await _snapshot(db, profile, basis)).code
 
 
-async def status(db: aiosqlite.Connection, user_id: int, unlock_votes: int) -> ProfileStatus:
-    """What /info shows. For an unlocked profile this snapshots a changed profile
-    (so the code shown is the one --p will use); a locked one shows the live fit."""
-    votes = await q.vote_count(db, user_id)
-    likes = await q.like_count(db, user_id)
-    unlocked = votes >= unlock_votes
+async def progress(db: aiosqlite.Connection, user_id: int, profile_name: str | None = None) -> float:
+    """Vote-equivalents toward unlocking the profile (main unless named), cheaply: no fit, no snapshot."""
+    profile = await _profile_named(db, user_id, profile_name)
+    return _progress(profile, await _counts(db, profile))
+
+
+def _progress(profile: q.Profile, counts: _Counts) -> float:
+    if profile.is_main:
+        return unlock_progress(counts.votes, counts.likes, counts.signals)
+    return float(counts.votes)
+
+
+def _status(profile: q.Profile, counts: _Counts, unlock_votes: int, **fields) -> ProfileStatus:
+    progress = _progress(profile, counts)
+    return ProfileStatus(
+        votes=counts.votes, likes=counts.likes, unlock_votes=unlock_votes, unlocked=progress >= unlock_votes,
+        confidence=fields.pop("confidence", 0.0), code=fields.pop("code", None), toward=fields.pop("toward", []),
+        away=fields.pop("away", []), public=fields.pop("public", profile.public), signals=counts.signals,
+        progress=progress, profile=profile.name, **fields,
+    )
+
+
+async def status(db: aiosqlite.Connection, user_id: int, unlock_votes: int, profile_name: str | None = None) -> ProfileStatus:
+    """What /info shows for a profile (main unless named). For an unlocked profile
+    this snapshots a moved profile (so the code shown is the one --p will use);
+    a locked one shows the live fit."""
+    profile = await _profile_named(db, user_id, profile_name)
+    counts = await _counts(db, profile)
     found = await current_basis(db)
     if found is None:
-        return ProfileStatus(votes, likes, unlock_votes, unlocked, 0.0, None, [], [])
+        return _status(profile, counts, unlock_votes)
     basis, preset = found
-    if unlocked:
-        snap = await _snapshot(db, user_id, basis)
+    unlocked = _progress(profile, counts) >= unlock_votes
+    if profile.kind != "votes":
+        latest = await q.latest_profile_version(db, profile.id)
+        if latest is None:
+            return _status(profile, counts, unlock_votes)
+        code, w, confidence, public = latest.code, await _taste_of(db, latest, basis), latest.confidence, latest.public
+        counts = replace(counts, votes=latest.votes)
+        unlocked = True
+    elif unlocked:
+        snap = await _snapshot(db, profile, basis)
         code, w, confidence, public = snap.code, snap.w, snap.confidence, snap.public
     else:
-        posterior = await _posterior(db, basis, user_id)
-        code, w, confidence, public = None, posterior.mean, posterior.confidence(), True
+        posterior = await _posterior(db, basis, profile)
+        code, w, confidence, public = None, posterior.mean, posterior.confidence(), profile.public
     words, text_embeddings = await q.style_words(db, preset)
     if text_embeddings is not None and text_embeddings.shape[1] != basis.d:
         words, text_embeddings = [], None
-    toward, away = explain(w, basis, words, text_embeddings) if votes + likes > 0 else ([], [])
-    return ProfileStatus(votes, likes, unlock_votes, unlocked, float(confidence), code, toward, away, public)
+    toward, away = explain(w, basis, words, text_embeddings) if counts.observations or profile.kind != "votes" else ([], [])
+    made = _status(profile, counts, unlock_votes, confidence=float(confidence), code=code, toward=toward, away=away,
+                   public=public)
+    return replace(made, unlocked=unlocked)
 
 
-def _code_info(v: q.ProfileVersion) -> CodeInfo:
+async def _code_info(db: aiosqlite.Connection, v: q.ProfileVersion) -> CodeInfo:
+    profile = await q.get_profile(db, v.profile_id)
     return CodeInfo(
         code=v.code,
         kind=v.kind,
@@ -659,47 +971,53 @@ def _code_info(v: q.ProfileVersion) -> CodeInfo:
         public=v.public,
         basis_version=v.basis_version,
         created_at=v.created_at,
+        signals=v.signals,
+        profile=profile.name if profile else MAIN_PROFILE,
+        profile_kind=profile.kind if profile else v.kind,
     )
 
 
 async def list_codes(db: aiosqlite.Connection, user_id: int) -> list[CodeInfo]:
     """The member's codes, newest first."""
-    return [_code_info(v) for v in await q.list_profile_versions(db, user_id)]
+    return [await _code_info(db, v) for v in await q.list_profile_versions(db, user_id)]
 
 
 async def get_code(db: aiosqlite.Connection, code: str) -> CodeInfo | None:
     code = normalize_code(code)
     found = await q.get_profile_version(db, code) if CODE_RE.match(code) else None
-    return None if found is None else _code_info(found)
+    return None if found is None else await _code_info(db, found)
 
 
 async def privacy(db: aiosqlite.Connection, user_id: int) -> dict[str, bool]:
-    """Whether the member's new codes start public, per profile kind ('votes', 'moodboard')."""
-    return await q.profile_privacy(db, user_id)
+    """Whether new codes start public: 'votes' for the main profile, 'moodboard' for the next moodboard."""
+    main = await q.main_profile(db, user_id)
+    boards = [p for p in await q.list_profiles(db, user_id) if p.kind == "moodboard"]
+    return {"votes": main.public, "moodboard": boards[-1].public if boards else main.public}
 
 
 async def set_public(db: aiosqlite.Connection, user_id: int, code: str, public: bool) -> CodeInfo:
     """Make one of the member's codes public or private. TasteError otherwise.
 
     Making a code private also makes its profile private: every later version
-    (new votes, likes or basis; the next moodboard) starts private, so privacy
-    isn't lost by voting again. Making one code public shares that code only;
-    the profile stays as it was (``set_all_public`` changes both)."""
-    found = await get_code(db, code)
+    starts private (and a member's next moodboard, as their last one was), so
+    privacy isn't lost by voting again. Making one code public shares that
+    code only; the profile stays as it was (``set_all_public`` changes both)."""
+    found = await q.get_profile_version(db, normalize_code(code)) if CODE_RE.match(normalize_code(code)) else None
     if found is None:
         raise TasteError(f"Unknown code `{normalize_code(code)}`.")
     async with transaction(db):
         if not await q.set_profile_public(db, found.code, user_id, public):
             raise TasteError(f"`{found.code}` is not one of your codes.")
         if not public:
-            await q.set_profile_privacy(db, user_id, (found.kind,), public=False)
-    return replace(found, public=public)
+            await q.set_profiles_public(db, user_id, False, found.profile_id)
+    return replace(await _code_info(db, found), public=public)
 
 
 async def set_all_public(db: aiosqlite.Connection, user_id: int, public: bool) -> int:
-    """Every code of the member (taste versions and moodboards), and every new one
+    """Every code of the member (every profile's versions), and every new one
     from now on, public or private. Returns how many codes changed."""
-    return await q.set_profile_privacy(db, user_id, PROFILE_KINDS, public, all_versions=True)
+    await q.main_profile(db, user_id)  # so that a member with no profile yet keeps the choice
+    return await q.set_profiles_public(db, user_id, public, all_versions=True)
 
 
 async def _taste_of(db: aiosqlite.Connection, version: q.ProfileVersion, basis: tm.Basis) -> np.ndarray:
@@ -713,48 +1031,100 @@ async def _taste_of(db: aiosqlite.Connection, version: q.ProfileVersion, basis: 
     return project_w(version.w, old, basis)
 
 
+async def default_picks(db: aiosqlite.Connection, user_id: int, unlock_votes: int) -> list[tuple[str, float]]:
+    """What a bare ``--p`` means: the current codes of the member's default mix
+    (``/prefer personalize``), or of the main profile when there is none."""
+    defaults = [p for p in await q.list_profiles(db, user_id) if p.default_weight is not None]
+    if not defaults:
+        return [(await current_code(db, user_id, unlock_votes), 1.0)]
+    return [(await current_code(db, user_id, unlock_votes, p.name), float(p.default_weight)) for p in defaults]
+
+
+async def server_taste(db: aiosqlite.Connection, basis: tm.Basis) -> np.ndarray:
+    """``--p server``: the community's own taste, the prior's mean (refreshed as members vote)."""
+    prior = await community_prior(db, basis)
+    return np.asarray(prior.mean, dtype=np.float64)
+
+
 async def resolve(
-    db: aiosqlite.Connection, user_id: int, picks: list[tuple[str | None, float]], unlock_votes: int
+    db: aiosqlite.Connection,
+    user_id: int,
+    picks: list[tuple[str | None, float]],
+    unlock_votes: int,
+    *,
+    house: tuple[str, float, int | None] | None = None,
 ) -> Taste:
     """``--p`` picks to one taste vector in the current basis.
 
-    None is the member's current code (TasteError when locked). Others' codes
-    must be public; the owner may always use their own. Weights are normalised
-    to sum to 1 and mixed linearly: w = sum alpha_i w_i. Codes from an older
-    basis are projected into the current one (``project_w``)."""
+    None is the member's default mix (``default_picks``: the main profile's
+    current code unless they chose defaults; TasteError when locked). SERVER is
+    the community's taste. Others' codes must be public; the owner may always
+    use their own. Weights are normalised to sum to 1 and mixed linearly:
+    w = sum alpha_i w_i. Codes from an older basis are projected into the
+    current one (``project_w``).
+
+    ``house`` (code, weight, who set it) is a server's house taste: the mix
+    becomes (1 - weight) * the member's + weight * the house's. With no picks
+    the house taste alone is used."""
     basis, preset = await _require_basis(db)
-    if not picks:
-        picks = [(None, 1.0)]
-    total = float(sum(weight for _, weight in picks))
-    if not math.isfinite(total) or total <= 0:
+    expanded: list[tuple[str, float]] = []
+    for code, weight in picks:
+        if code is None:
+            defaults = await default_picks(db, user_id, unlock_votes)
+            total = sum(w for _, w in defaults)
+            expanded += [(c, weight * w / total) for c, w in defaults]
+        else:
+            expanded.append((normalize_code(code), weight))
+    total = float(sum(weight for _, weight in expanded))
+    if expanded and (not math.isfinite(total) or total <= 0):
         raise TasteError("The `--p` weights must add up to more than 0.")
     w = np.zeros(basis.k)
     used: list[tuple[str, float]] = []
-    for code, weight in picks:
-        if code is None:
-            code = await current_code(db, user_id, unlock_votes)
-        code = normalize_code(code)
-        version = await q.get_profile_version(db, code) if CODE_RE.match(code) else None
-        if version is None:
-            raise TasteError(f"Unknown code `{code}`.")
-        if not version.public and version.user_id != user_id:
-            raise TasteError(f"Code `{code}` is private: only its owner can use it.")
-        alpha = float(weight) / total
-        w = w + alpha * await _taste_of(db, version, basis)
+    share = 1.0 if house is None or not expanded else 1.0 - house[1]
+    for code, weight in expanded:
+        alpha = share * float(weight) / total
+        w = w + alpha * await _pick_taste(db, user_id, code, basis)
         used.append((code, alpha))
+    if house is not None:
+        code, weight, owner = house
+        alpha = 1.0 - share if expanded else 1.0
+        w = w + alpha * await _pick_taste(db, owner if owner is not None else user_id, code, basis, house=True)
+        used.append((code, alpha))
+    if not used:
+        raise TasteError("No taste to use: give `--p` a code.")
     return Taste(w=w, basis=basis, codes=used, preset=preset)
 
 
+async def _pick_taste(db: aiosqlite.Connection, user_id: int, code: str, basis: tm.Basis, *, house: bool = False) -> np.ndarray:
+    """One code's taste in the basis, if ``user_id`` may use it."""
+    if code == SERVER:
+        return await server_taste(db, basis)
+    version = await q.get_profile_version(db, code) if CODE_RE.match(code) else None
+    what = "This server's house taste" if house else "Code"
+    if version is None:
+        raise TasteError(f"{what} `{code}` is unknown." if house else f"Unknown code `{code}`.")
+    if not version.public and version.user_id != user_id:
+        raise TasteError(f"{what} `{code}` is private: only its owner can use it.")
+    return await _taste_of(db, version, basis)
+
+
 # ---------------------------------------------------------------------------
-# moodboards
+# moodboards and tunes: profiles made at once, not by voting
 # ---------------------------------------------------------------------------
 
 
-async def create_moodboard(db: aiosqlite.Connection, user_id: int, embeddings: np.ndarray) -> str:
+async def typical_taste_norm(db: aiosqlite.Connection, basis: tm.Basis) -> float:
+    """The median |w| of members' main profiles on this basis (DEFAULT_TASTE_NORM before any)."""
+    norms = [n for n in await q.vote_profile_norms(db, basis.version) if n > 0]
+    return float(np.median(norms)) if norms else DEFAULT_TASTE_NORM
+
+
+async def create_moodboard(db: aiosqlite.Connection, user_id: int, embeddings: np.ndarray, name: str | None = None) -> str:
     """A profile from images (their OpenCLIP embeddings): w points toward the mean
-    of their whitened embeddings, scaled to a typical taste norm (the median |w|
-    of members' current profiles on this basis). Stored as a 'moodboard' version
-    owned by the member; returns its code."""
+    of their whitened embeddings, scaled to a typical taste norm. Each moodboard
+    is its own profile ("moodboard N" unless named); it starts private when the
+    member's last moodboard (or, for a first one, their main profile) is.
+    Returns its code."""
     basis, _ = await _require_basis(db)
     emb = np.asarray(embeddings, dtype=np.float64)
     if emb.ndim == 1:
@@ -767,16 +1137,49 @@ async def create_moodboard(db: aiosqlite.Connection, user_id: int, embeddings: n
     norm = float(np.linalg.norm(m))
     if not norm > 1e-9:
         raise TasteError("These images average out to no particular style; try images that share a look.")
-    norms = [n for n in await q.vote_profile_norms(db, basis.version) if n > 0]
-    size = float(np.median(norms)) if norms else DEFAULT_TASTE_NORM
+    public = (await privacy(db, user_id))["moodboard"]
+    profile = await _new_made_profile(db, user_id, name, "moodboard", public)
     return await _insert_version(
         db,
-        user_id=user_id,
-        kind="moodboard",
+        profile=profile,
         basis_version=basis.version,
-        w=m / norm * size,
+        w=m / norm * await typical_taste_norm(db, basis),
         votes=0,
-        likes=0,
         images=int(emb.shape[0]),
-        confidence=0.0,
     )
+
+
+async def create_tuned_profile(
+    db: aiosqlite.Connection, user_id: int, name: str | None, z_winners: np.ndarray, z_losers: np.ndarray
+) -> str:
+    """A style tune's result (``/tune``): the member's picks between renders of
+    their own prompt, as whitened (n, k) winner and loser embeddings, fitted
+    under the community prior. A new 'tune' profile ("tune N" unless named)
+    with one version; returns its code."""
+    basis, _ = await _require_basis(db)
+    winners, losers = np.asarray(z_winners, dtype=np.float64), np.asarray(z_losers, dtype=np.float64)
+    if winners.shape != losers.shape or winners.ndim != 2 or winners.shape[1] != basis.k or len(winners) == 0:
+        raise ValueError(f"picks must be two (n >= 1, {basis.k}) arrays of the same shape")
+    posterior = tm.fit(winners - losers, prior=await community_prior(db, basis))
+    profile = await _new_made_profile(db, user_id, name, "tune", (await q.main_profile(db, user_id)).public)
+    return await _insert_version(
+        db, profile=profile, basis_version=basis.version, w=posterior.mean, votes=len(winners),
+        confidence=posterior.confidence(),
+    )
+
+
+async def _new_made_profile(db: aiosqlite.Connection, user_id: int, name: str | None, kind: str, public: bool) -> q.Profile:
+    if name is not None:
+        made = await create_profile(db, user_id, name, kind)
+        if made.public != public:
+            await q.set_profiles_public(db, user_id, public, made.id)
+            made = replace(made, public=public)
+        return made
+    taken = {p.name.lower() for p in await q.list_profiles(db, user_id)}
+    n = 1 + sum(p.kind == kind for p in await q.list_profiles(db, user_id))
+    while f"{kind} {n}" in taken:
+        n += 1
+    made = await q.insert_profile(db, user_id, f"{kind} {n}", kind, public)
+    if made is None:  # a concurrent one took the name
+        raise TasteError("Another profile was made at the same moment; please try again.")
+    return made

@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 import secrets
 from pathlib import Path
 from urllib.parse import urlencode
@@ -220,12 +221,14 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
 # -- rank --------------------------------------------------------------------------
 
 
-async def _progress(context: WebContext, user_id: int, votes: int, *, with_code: bool = True) -> dict:
-    """Votes toward unlock; the current code when asked (a snapshot: as in Discord's
-    /rank, a vote names it only at the moment of unlocking, not on every key press)."""
+async def _progress(context: WebContext, user_id: int, *, with_code: bool = True) -> dict:
+    """Votes (and signals from use, as vote-equivalents) toward unlock; the current
+    code when asked, or at the moment of unlocking, as in Discord's /rank."""
     unlock = context.settings.unlock_votes
-    progress = {"votes": votes, "unlock": unlock, "unlocked": votes >= unlock, "code": None}
-    if votes >= unlock and (with_code or votes == unlock):
+    done = await profiles.progress(context.db, user_id)
+    votes = math.floor(done)
+    progress = {"votes": votes, "unlock": unlock, "unlocked": done >= unlock, "code": None}
+    if done >= unlock and (with_code or votes == unlock):
         progress["code"] = await profiles.current_code(context.db, user_id, unlock)
     return progress
 
@@ -247,8 +250,7 @@ async def _next_pair(context: WebContext, user_id: int) -> tuple[dict | None, st
 async def rank_page(request: web.Request) -> web.Response:
     context, session = _context(request), _session(request)
     pair, problem = await _next_pair(context, session.user_id)
-    votes = (await profiles.status(context.db, session.user_id, context.settings.unlock_votes)).votes
-    progress = await _progress(context, session.user_id, votes)
+    progress = await _progress(context, session.user_id)
     return render(request, "rank.html", title="Rank", pair=pair, problem=problem, progress=progress,
                   progress_json=json.dumps(progress))
 
@@ -267,26 +269,18 @@ async def vote(request: web.Request) -> web.Response:
         return _json_error("choice is left, right or skip.")
     from engine.db import taste as q
 
-    answered = await q.get_rank_pair(context.db, pair_id) if pair_id <= 2**63 - 1 else None
-    if answered is None or answered.user_id != session.user_id:
+    shown = await q.get_rank_pair(context.db, pair_id) if pair_id <= 2**63 - 1 else None
+    if shown is None or shown.user_id != session.user_id:
         return _json_error("That pair is not yours.", 404)
     if not await profiles.answer_pair(context.db, session.user_id, pair_id, choice):
         return _json_error("That pair is already counted; vote on the newest one.", 409)
+    answered = await profiles.answered(context.db, session.user_id, pair_id)
     pair, problem = await _next_pair(context, session.user_id)
-    left, right = await _pool_styles(context, answered.left_id, answered.right_id)
-    votes = await q.vote_count(context.db, session.user_id)
     return web.json_response({
-        "answered": {"prompt": left[0], "left": left[1], "right": right[1], "choice": choice},
-        "pair": pair, "problem": problem, "progress": await _progress(context, session.user_id, votes, with_code=False),
+        "answered": {"prompt": answered.prompt, "left": answered.left_style, "right": answered.right_style,
+                     "choice": choice},
+        "pair": pair, "problem": problem, "progress": await _progress(context, session.user_id, with_code=False),
     })
-
-
-async def _pool_styles(context: WebContext, *ids: int) -> list[tuple[str, str]]:
-    rows = await context.db.execute_fetchall(
-        f"SELECT id, prompt, style FROM pool_images WHERE id IN ({','.join('?' * len(ids))})", ids
-    )
-    found = {row[0]: (row[1], row[2]) for row in rows}
-    return [found.get(i, ("", "")) for i in ids]
 
 
 # -- explore -----------------------------------------------------------------------

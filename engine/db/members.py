@@ -20,6 +20,7 @@ class MemberSettings:
     remix: bool = False
     auto_dm: bool = False
     suffix: str = ""
+    learn_from_use: bool = True  # U, V and 🔄 on the member's own grids teach their main profile
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class GuildSettings:
     daily_images_per_member: int | None = None  # per UTC day; None = unlimited (role quotas replace it)
     default_model: str | None = None  # the server's model preset without --v; None = the bot's TASTEMAKER_MODEL
     max_permutations: int = 4  # jobs one prompt may expand to ({a, b} permutations, --repeat)
+    house_taste: str | None = None  # a code (or 'server') mixed into every prompt; None = off
+    house_taste_weight: float = 0.25  # its share of the mix
+    house_taste_owner: int | None = None  # who set it: their private code may serve as the house taste
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:
@@ -43,19 +47,21 @@ async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:
 
 async def get_settings(db: aiosqlite.Connection, user_id: int) -> MemberSettings:
     rows = await db.execute_fetchall(
-        "SELECT personalize, stylize, remix, auto_dm, suffix FROM user_settings WHERE user_id = ?", (user_id,)
+        f"SELECT {', '.join(_SETTING_COLUMNS)} FROM user_settings WHERE user_id = ?", (user_id,)
     )
     if not rows:
         return MemberSettings()
-    personalize, stylize, remix, auto_dm, suffix = rows[0]
-    return MemberSettings(bool(personalize), stylize, bool(remix), bool(auto_dm), suffix)
+    row = dict(zip(_SETTING_COLUMNS, rows[0], strict=True))
+    return MemberSettings(**{k: bool(v) if k in _BOOL_SETTINGS else v for k, v in row.items()})
 
 
-_SETTING_COLUMNS = {"personalize", "stylize", "remix", "auto_dm", "suffix"}
+# user_settings has one column per MemberSettings field, as guild_settings has per GuildSettings field.
+_SETTING_COLUMNS = tuple(f.name for f in fields(MemberSettings))
+_BOOL_SETTINGS = {f.name for f in fields(MemberSettings) if f.type in (bool, "bool")}
 
 
 async def update_settings(db: aiosqlite.Connection, user_id: int, **changes: object) -> MemberSettings:
-    unknown = set(changes) - _SETTING_COLUMNS
+    unknown = set(changes) - set(_SETTING_COLUMNS)
     if unknown:
         raise ValueError(f"unknown member settings {sorted(unknown)}")
     async with transaction(db):

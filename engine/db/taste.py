@@ -207,6 +207,123 @@ async def style_words(db: aiosqlite.Connection, preset: str) -> tuple[list[str],
 
 
 # ---------------------------------------------------------------------------
+# profiles (data/migrations/0009_profiles.sql)
+# ---------------------------------------------------------------------------
+
+MAIN_PROFILE = "main"  # every member's first profile: /rank votes, likes and signals from use
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: int
+    user_id: int
+    name: str
+    kind: str  # 'votes' | 'moodboard' | 'tune'
+    public: bool  # what its new versions start as
+    default_weight: float | None  # mixed into a bare --p with this weight; None: not a default
+    created_at: float
+
+    @property
+    def is_main(self) -> bool:
+        return self.name == MAIN_PROFILE
+
+
+_PROFILE_COLUMNS = "id, user_id, name, kind, public, default_weight, created_at"
+
+
+def _profile(row) -> Profile:
+    return Profile(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+async def main_profile(db: aiosqlite.Connection, user_id: int) -> Profile:
+    """The member's main profile, made on first need (public unless the member said otherwise)."""
+    found = await find_profile(db, user_id, MAIN_PROFILE)
+    if found is not None:
+        return found
+    async with transaction(db):
+        await db.execute(
+            "INSERT OR IGNORE INTO profiles (user_id, name, kind, public, created_at) VALUES (?, ?, 'votes', 1, ?)",
+            (user_id, MAIN_PROFILE, time.time()),
+        )
+    found = await find_profile(db, user_id, MAIN_PROFILE)
+    assert found is not None
+    return found
+
+
+async def find_profile(db: aiosqlite.Connection, user_id: int, name: str) -> Profile | None:
+    """The member's live profile of this name (case-insensitive)."""
+    rows = await db.execute_fetchall(
+        f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE user_id = ? AND name = ? COLLATE NOCASE AND deleted_at IS NULL",
+        (user_id, name),
+    )
+    return _profile(rows[0]) if rows else None
+
+
+async def get_profile(db: aiosqlite.Connection, profile_id: int) -> Profile | None:
+    """A profile by id, deleted or not (a code's profile)."""
+    rows = await db.execute_fetchall(f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE id = ?", (profile_id,))
+    return _profile(rows[0]) if rows else None
+
+
+async def list_profiles(db: aiosqlite.Connection, user_id: int) -> list[Profile]:
+    """The member's live profiles, main first, then oldest first."""
+    rows = await db.execute_fetchall(
+        f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE user_id = ? AND deleted_at IS NULL"
+        " ORDER BY name != ?, created_at, id",
+        (user_id, MAIN_PROFILE),
+    )
+    return [_profile(r) for r in rows]
+
+
+async def insert_profile(db: aiosqlite.Connection, user_id: int, name: str, kind: str, public: bool) -> Profile | None:
+    """A new profile; None when the member already has a live one of that name."""
+    try:
+        async with transaction(db):
+            (profile_id,) = await db.execute_insert(
+                "INSERT INTO profiles (user_id, name, kind, public, created_at) VALUES (?, ?, ?, ?, ?)",
+                (user_id, name, kind, int(public), time.time()),
+            )
+    except sqlite3.IntegrityError:
+        return None
+    return await get_profile(db, int(profile_id))
+
+
+async def delete_profile(db: aiosqlite.Connection, profile_id: int) -> None:
+    """Leave the list; its codes keep working."""
+    async with transaction(db):
+        await db.execute(
+            "UPDATE profiles SET deleted_at = ?, default_weight = NULL WHERE id = ? AND deleted_at IS NULL",
+            (time.time(), profile_id),
+        )
+
+
+async def set_default_weights(db: aiosqlite.Connection, user_id: int, weights: dict[int, float]) -> None:
+    """The member's default mix: these profiles with these weights, no others."""
+    async with transaction(db):
+        await db.execute("UPDATE profiles SET default_weight = NULL WHERE user_id = ?", (user_id,))
+        for profile_id, weight in weights.items():
+            await db.execute(
+                "UPDATE profiles SET default_weight = ? WHERE id = ? AND user_id = ?", (weight, profile_id, user_id)
+            )
+
+
+async def set_profiles_public(db: aiosqlite.Connection, user_id: int, public: bool, profile_id: int | None = None,
+                              *, all_versions: bool = False) -> int:
+    """One profile's choice (or every profile's), inherited by new versions; with
+    all_versions, every existing version of them too. Returns the versions changed."""
+    scope, args = ("id = ? AND user_id = ?", (profile_id, user_id)) if profile_id else ("user_id = ?", (user_id,))
+    async with transaction(db):
+        await db.execute(f"UPDATE profiles SET public = ? WHERE {scope}", (int(public), *args))
+        if not all_versions:
+            return 0
+        cur = await db.execute(
+            f"UPDATE profile_versions SET public = ? WHERE public != ? AND profile_id IN (SELECT id FROM profiles WHERE {scope})",
+            (int(public), int(public), *args),
+        )
+    return cur.rowcount
+
+
+# ---------------------------------------------------------------------------
 # rank pairs (votes)
 # ---------------------------------------------------------------------------
 
@@ -220,32 +337,35 @@ class RankPair:
     shown_at: float
     choice: str | None
     answered_at: float | None
+    profile_id: int | None
 
 
-async def insert_rank_pair(db: aiosqlite.Connection, user_id: int, left_id: int, right_id: int) -> int:
+async def insert_rank_pair(db: aiosqlite.Connection, user_id: int, left_id: int, right_id: int, profile_id: int) -> int:
     async with transaction(db):
         (pair_id,) = await db.execute_insert(
-            "INSERT INTO rank_pairs (user_id, left_id, right_id, shown_at) VALUES (?, ?, ?, ?)",
-            (user_id, left_id, right_id, time.time()),
+            "INSERT INTO rank_pairs (user_id, left_id, right_id, shown_at, profile_id) VALUES (?, ?, ?, ?, ?)",
+            (user_id, left_id, right_id, time.time(), profile_id),
         )
     return int(pair_id)
 
 
 async def get_rank_pair(db: aiosqlite.Connection, pair_id: int) -> RankPair | None:
     rows = await db.execute_fetchall(
-        "SELECT id, user_id, left_id, right_id, shown_at, choice, answered_at FROM rank_pairs WHERE id = ?", (pair_id,)
+        "SELECT id, user_id, left_id, right_id, shown_at, choice, answered_at, profile_id FROM rank_pairs WHERE id = ?",
+        (pair_id,),
     )
     return RankPair(*rows[0]) if rows else None
 
 
 async def answer_rank_pair(db: aiosqlite.Connection, pair_id: int, user_id: int, choice: str) -> bool:
     """Record the answer once: False when the pair is not this member's, was
-    answered, or the member already answered the same two images in another row
-    (an older /rank message that showed them too)."""
+    answered, or the member already answered the same two images for the same
+    profile in another row (an older /rank message that showed them too)."""
     async with transaction(db):
         cur = await db.execute(
             "UPDATE rank_pairs SET choice = ?, answered_at = ? WHERE id = ? AND user_id = ? AND choice IS NULL"
             " AND NOT EXISTS (SELECT 1 FROM rank_pairs o WHERE o.user_id = rank_pairs.user_id"
+            " AND o.profile_id IS rank_pairs.profile_id"
             " AND o.choice IS NOT NULL AND o.id != rank_pairs.id"
             " AND MIN(o.left_id, o.right_id) = MIN(rank_pairs.left_id, rank_pairs.right_id)"
             " AND MAX(o.left_id, o.right_id) = MAX(rank_pairs.left_id, rank_pairs.right_id))",
@@ -254,44 +374,49 @@ async def answer_rank_pair(db: aiosqlite.Connection, pair_id: int, user_id: int,
     return cur.rowcount == 1
 
 
-async def answered_pairs(db: aiosqlite.Connection, user_id: int) -> set[tuple[int, int]]:
-    """Unordered (min id, max id) of every pair the member answered, skips included."""
+async def answered_pairs(db: aiosqlite.Connection, profile_id: int) -> set[tuple[int, int]]:
+    """Unordered (min id, max id) of every pair answered for the profile, skips included."""
     rows = await db.execute_fetchall(
-        "SELECT MIN(left_id, right_id), MAX(left_id, right_id) FROM rank_pairs WHERE user_id = ? AND choice IS NOT NULL",
-        (user_id,),
+        "SELECT MIN(left_id, right_id), MAX(left_id, right_id) FROM rank_pairs WHERE profile_id = ? AND choice IS NOT NULL",
+        (profile_id,),
     )
     return {(r[0], r[1]) for r in rows}
 
 
-async def vote_count(db: aiosqlite.Connection, user_id: int) -> int:
-    """Answered pairs that were votes (left or right); skips do not count."""
+async def vote_count(db: aiosqlite.Connection, profile_id: int) -> int:
+    """Answered pairs of the profile that were votes (left or right); skips do not count."""
     ((count,),) = await db.execute_fetchall(
-        "SELECT COUNT(*) FROM rank_pairs WHERE user_id = ? AND choice IN ('left', 'right')", (user_id,)
+        "SELECT COUNT(*) FROM rank_pairs WHERE profile_id = ? AND choice IN ('left', 'right')", (profile_id,)
     )
     return int(count)
 
 
-async def vote_embeddings(db: aiosqlite.Connection, user_id: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(user_id, winner embedding, loser embedding) of each vote, of one member or everyone."""
+async def vote_embeddings(
+    db: aiosqlite.Connection, profile_id: int | None = None
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(profile id, winner embedding, loser embedding) of each vote, of one profile
+    or of every member's main profile (what the community prior is fitted on)."""
     sql = (
-        "SELECT p.user_id, p.choice, l.embedding AS le, r.embedding AS re FROM rank_pairs p"
+        "SELECT p.profile_id, p.choice, l.embedding AS le, r.embedding AS re FROM rank_pairs p"
         " JOIN pool_images l ON l.id = p.left_id JOIN pool_images r ON r.id = p.right_id"
         " WHERE p.choice IN ('left', 'right')"
     )
-    args: tuple = ()
-    if user_id is not None:
-        sql += " AND p.user_id = ?"
-        args = (user_id,)
+    if profile_id is not None:
+        sql += " AND p.profile_id = ?"
+        args: tuple = (profile_id,)
+    else:
+        sql += " AND p.profile_id IN (SELECT id FROM profiles WHERE name = ?)"
+        args = (MAIN_PROFILE,)
     rows = await db.execute_fetchall(sql + " ORDER BY p.id", args)
     out = []
     for r in rows:
         left, right = f32_array(r["le"]), f32_array(r["re"])
-        out.append((r["user_id"], left, right) if r["choice"] == "left" else (r["user_id"], right, left))
+        out.append((r["profile_id"], left, right) if r["choice"] == "left" else (r["profile_id"], right, left))
     return out
 
 
 # ---------------------------------------------------------------------------
-# likes
+# likes and signals from use: they teach the main profile
 # ---------------------------------------------------------------------------
 
 
@@ -333,12 +458,86 @@ async def like_embeddings(
     return [(r["user_id"], f32_array(r["we"]), f32_array(r["le"])) for r in rows]
 
 
+SIGNAL_KINDS = ("upscale", "vary", "reroll")
+
+
+async def insert_use_signal(
+    db: aiosqlite.Connection, user_id: int, kind: str, grid_job_id: str, image_id: int | None, next_job_id: str | None
+) -> bool:
+    """False when the same signal is already recorded (a second U click on the same image)."""
+    try:
+        async with transaction(db):
+            await db.execute(
+                "INSERT INTO use_signals (user_id, kind, grid_job_id, image_id, next_job_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, kind, grid_job_id, image_id, next_job_id, time.time()),
+            )
+    except sqlite3.IntegrityError:
+        return False
+    return True
+
+
+async def use_signal_counts(db: aiosqlite.Connection, user_id: int) -> dict[str, int]:
+    """The member's signals from use by kind (upscale, vary, reroll)."""
+    rows = await db.execute_fetchall(
+        "SELECT kind, COUNT(*) FROM use_signals WHERE user_id = ? GROUP BY kind", (user_id,)
+    )
+    return {kind: 0 for kind in SIGNAL_KINDS} | {kind: int(n) for kind, n in rows}
+
+
+@dataclass(frozen=True)
+class UseSignal:
+    user_id: int
+    kind: str
+    grid: list[np.ndarray]  # the grid's image embeddings, in order
+    chosen: int | None  # upscale, vary: index into grid
+    replacement: list[np.ndarray]  # reroll: the embeddings of the grid it drew
+
+
+async def use_signals(db: aiosqlite.Connection, user_id: int | None = None) -> list[UseSignal]:
+    """Signals from use with the embeddings they compare, of one member or of every
+    member who learns from use. A signal whose grid lacks embeddings, or a reroll
+    whose new grid isn't drawn yet, is left out."""
+    sql = (
+        "SELECT s.id, s.user_id, s.kind, s.image_id, g.id AS gid, g.embedding AS ge, NULL AS re FROM use_signals s"
+        " JOIN images g ON g.job_id = s.grid_job_id WHERE g.embedding IS NOT NULL AND {who}"
+        " UNION ALL SELECT s.id, s.user_id, s.kind, s.image_id, NULL, NULL, n.embedding FROM use_signals s"
+        " JOIN images n ON n.job_id = s.next_job_id WHERE n.embedding IS NOT NULL AND {who}"
+        " ORDER BY 1"
+    )
+    if user_id is not None:
+        rows = await db.execute_fetchall(sql.format(who="s.user_id = ?"), (user_id, user_id))
+    else:
+        who = "s.user_id NOT IN (SELECT user_id FROM user_settings WHERE learn_from_use = 0)"
+        rows = await db.execute_fetchall(sql.format(who=who))
+    found: dict[int, tuple[int, str, int | None, list[int], list[np.ndarray], list[np.ndarray]]] = {}
+    for r in rows:
+        entry = found.setdefault(r["id"], (r["user_id"], r["kind"], r["image_id"], [], [], []))
+        if r["re"] is not None:
+            entry[5].append(f32_array(r["re"]))
+        else:
+            entry[3].append(r["gid"])
+            entry[4].append(f32_array(r["ge"]))
+    out = []
+    for user, kind, image_id, ids, grid, replacement in found.values():
+        if len(grid) < 2:
+            continue
+        if kind == "reroll":
+            if replacement:
+                out.append(UseSignal(user, kind, grid, None, replacement))
+        elif image_id in ids:
+            out.append(UseSignal(user, kind, grid, ids.index(image_id), []))
+    return out
+
+
 async def community_observations(db: aiosqlite.Connection) -> tuple[int, int]:
-    """(members with votes or likes, votes + likes) over everyone."""
+    """(members with votes, likes or signals from use, their count) over everyone's main profiles."""
     ((members, observations),) = await db.execute_fetchall(
         "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM ("
-        " SELECT user_id FROM rank_pairs WHERE choice IN ('left', 'right')"
-        " UNION ALL SELECT user_id FROM likes)"
+        " SELECT r.user_id FROM rank_pairs r JOIN profiles p ON p.id = r.profile_id"
+        " WHERE r.choice IN ('left', 'right') AND p.name = ?"
+        " UNION ALL SELECT user_id FROM likes UNION ALL SELECT user_id FROM use_signals)",
+        (MAIN_PROFILE,),
     )
     return int(members), int(observations)
 
@@ -352,7 +551,7 @@ async def community_observations(db: aiosqlite.Connection) -> tuple[int, int]:
 class ProfileVersion:
     code: str
     user_id: int
-    kind: str  # 'votes' | 'moodboard'
+    kind: str  # how it was made: 'votes' | 'moodboard'
     version: int
     basis_version: int
     w: np.ndarray
@@ -362,40 +561,43 @@ class ProfileVersion:
     confidence: float
     public: bool
     created_at: float
+    profile_id: int
+    signals: int
 
 
 def _profile_version(row) -> ProfileVersion:
     return ProfileVersion(
         row["code"], row["user_id"], row["kind"], row["version"], row["basis_version"], f64_array(row["w"]),
         row["votes"], row["likes"], row["images"], row["confidence"], bool(row["public"]), row["created_at"],
+        row["profile_id"], row["signals"],
     )
 
 
 async def insert_profile_version(
     db: aiosqlite.Connection,
     code: str,
-    user_id: int,
-    kind: str,
+    profile: Profile,
     basis_version: int,
     w,
     votes: int,
-    likes: int,
+    likes: int = 0,
+    signals: int = 0,
     images: int = 0,
     confidence: float = 0.0,
 ) -> int:
-    """Insert the next version of the member's profile of this kind; returns its number.
-    It is public or private as the member chose for this profile (``profile_privacy``).
-    Raises sqlite3.IntegrityError when the code is taken."""
+    """Insert the next version of the profile; returns its number. It is public or
+    private as the profile is. Raises sqlite3.IntegrityError when the code is taken."""
+    kind = "moodboard" if profile.kind == "moodboard" else "votes"
     async with transaction(db):  # the next number and its row together
         ((version,),) = await db.execute_fetchall(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM profile_versions WHERE user_id = ? AND kind = ?", (user_id, kind)
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM profile_versions WHERE profile_id = ?", (profile.id,)
         )
         await db.execute(
-            "INSERT INTO profile_versions (code, user_id, kind, version, basis_version, w, votes, likes, images,"
-            " confidence, public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " COALESCE((SELECT public FROM profile_privacy WHERE user_id = ? AND kind = ?), 1), ?)",
-            (code, user_id, kind, version, basis_version, f64_blob(w), votes, likes, images, confidence,
-             user_id, kind, time.time()),
+            "INSERT INTO profile_versions (code, user_id, kind, version, basis_version, w, votes, likes, signals, images,"
+            " confidence, public, created_at, profile_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " (SELECT public FROM profiles WHERE id = ?), ?, ?)",
+            (code, profile.user_id, kind, version, basis_version, f64_blob(w), votes, likes, signals, images,
+             confidence, profile.id, time.time(), profile.id),
         )
     return int(version)
 
@@ -405,9 +607,9 @@ async def get_profile_version(db: aiosqlite.Connection, code: str) -> ProfileVer
     return _profile_version(rows[0]) if rows else None
 
 
-async def latest_profile_version(db: aiosqlite.Connection, user_id: int, kind: str = "votes") -> ProfileVersion | None:
+async def latest_profile_version(db: aiosqlite.Connection, profile_id: int) -> ProfileVersion | None:
     rows = await db.execute_fetchall(
-        "SELECT * FROM profile_versions WHERE user_id = ? AND kind = ? ORDER BY version DESC LIMIT 1", (user_id, kind)
+        "SELECT * FROM profile_versions WHERE profile_id = ? ORDER BY version DESC LIMIT 1", (profile_id,)
     )
     return _profile_version(rows[0]) if rows else None
 
@@ -428,40 +630,13 @@ async def set_profile_public(db: aiosqlite.Connection, code: str, user_id: int, 
     return cur.rowcount == 1
 
 
-async def profile_privacy(db: aiosqlite.Connection, user_id: int) -> dict[str, bool]:
-    """Whether each of the member's profiles ('votes', 'moodboard') is public: what new versions inherit."""
-    rows = await db.execute_fetchall("SELECT kind, public FROM profile_privacy WHERE user_id = ?", (user_id,))
-    return {"votes": True, "moodboard": True} | {kind: bool(public) for kind, public in rows}
-
-
-async def set_profile_privacy(
-    db: aiosqlite.Connection, user_id: int, kinds: tuple[str, ...], public: bool, *, all_versions: bool = False
-) -> int:
-    """The member's choice for these profiles, inherited by their new versions; with
-    all_versions, every existing version of them too. Returns the versions changed."""
-    changed = 0
-    async with transaction(db):
-        for kind in kinds:
-            await db.execute(
-                "INSERT INTO profile_privacy (user_id, kind, public) VALUES (?, ?, ?)"
-                " ON CONFLICT (user_id, kind) DO UPDATE SET public = excluded.public",
-                (user_id, kind, int(public)),
-            )
-            if all_versions:
-                cur = await db.execute(
-                    "UPDATE profile_versions SET public = ? WHERE user_id = ? AND kind = ? AND public != ?",
-                    (int(public), user_id, kind, int(public)),
-                )
-                changed += cur.rowcount
-    return changed
-
-
 async def vote_profile_norms(db: aiosqlite.Connection, basis_version: int) -> list[float]:
-    """|w| of every member's latest votes snapshot on this basis (a typical taste size)."""
+    """|w| of every main profile's latest snapshot on this basis (a typical taste size)."""
     rows = await db.execute_fetchall(
-        "SELECT w FROM profile_versions p WHERE kind = 'votes' AND basis_version = ? AND version = ("
-        " SELECT MAX(version) FROM profile_versions q WHERE q.user_id = p.user_id AND q.kind = 'votes')",
-        (basis_version,),
+        "SELECT w FROM profile_versions v JOIN profiles p ON p.id = v.profile_id"
+        " WHERE p.name = ? AND v.basis_version = ?"
+        " AND v.version = (SELECT MAX(version) FROM profile_versions q WHERE q.profile_id = v.profile_id)",
+        (MAIN_PROFILE, basis_version),
     )
     return [float(np.linalg.norm(f64_array(r[0]))) for r in rows]
 
