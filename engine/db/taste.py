@@ -394,10 +394,10 @@ async def vote_count(db: aiosqlite.Connection, profile_id: int) -> int:
 async def vote_embeddings(
     db: aiosqlite.Connection, profile_id: int | None = None
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(profile id, winner embedding, loser embedding) of each vote, of one profile
+    """(user_id, winner embedding, loser embedding) of each vote, of one profile
     or of every member's main profile (what the community prior is fitted on)."""
     sql = (
-        "SELECT p.profile_id, p.choice, l.embedding AS le, r.embedding AS re FROM rank_pairs p"
+        "SELECT p.user_id, p.choice, l.embedding AS le, r.embedding AS re FROM rank_pairs p"
         " JOIN pool_images l ON l.id = p.left_id JOIN pool_images r ON r.id = p.right_id"
         " WHERE p.choice IN ('left', 'right')"
     )
@@ -411,7 +411,7 @@ async def vote_embeddings(
     out = []
     for r in rows:
         left, right = f32_array(r["le"]), f32_array(r["re"])
-        out.append((r["profile_id"], left, right) if r["choice"] == "left" else (r["profile_id"], right, left))
+        out.append((r["user_id"], left, right) if r["choice"] == "left" else (r["user_id"], right, left))
     return out
 
 

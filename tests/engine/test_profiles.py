@@ -71,6 +71,13 @@ async def _store_basis(db, version=None, k=K) -> tm.Basis:
 
 
 @pytest.fixture
+def every_change(monkeypatch):
+    """A new version on every new vote (the rule before codes stopped churning), for
+    tests about versions themselves; test_codes_do_not_churn tests the real rule."""
+    monkeypatch.setattr(profiles, "CODE_MOVE_THRESHOLD", -1.0)
+
+
+@pytest.fixture
 async def world(tmp_path):
     w = await _make_world(tmp_path / "t.db")
     yield w
@@ -103,7 +110,7 @@ async def _vote(world: World, user: int, n: int, utility, rng=None) -> list[prof
 # --- codes ----------------------------------------------------------------------
 
 
-async def test_code_round_trip_and_new_version_per_vote(world):
+async def test_code_round_trip_and_new_version_per_vote(world, every_change):
     await _vote(world, 1, UNLOCK, _loves(world, 0))
     code = await profiles.current_code(world.db, 1, UNLOCK)
     assert profiles.CODE_RE.match(code)
@@ -152,7 +159,7 @@ async def test_private_code_refused_to_others_but_usable_by_owner(world):
     assert (await profiles.list_codes(world.db, 1))[0].public
 
 
-async def test_privacy_lasts_across_new_versions_and_moodboards(world):
+async def test_privacy_lasts_across_new_versions_and_moodboards(world, every_change):
     def refused_to_bob(code):
         return pytest.raises(TasteError, match=f"Code `{code}` is private: only its owner can use it")
 
@@ -160,7 +167,8 @@ async def test_privacy_lasts_across_new_versions_and_moodboards(world):
     old = await profiles.current_code(world.db, 1, UNLOCK)
     made = await profiles.set_public(world.db, 1, old, False)
     assert (made.code, made.public, made.kind) == (old, False, "votes")
-    assert await profiles.privacy(world.db, 1) == {"votes": False, "moodboard": True}
+    # a first moodboard follows the main profile: a member who hid their taste doesn't share a board by surprise
+    assert await profiles.privacy(world.db, 1) == {"votes": False, "moodboard": False}
 
     # One more vote: a new version, private like the profile; the old one stays private.
     await _vote(world, 1, 1, _loves(world, 0))
@@ -183,8 +191,10 @@ async def test_privacy_lasts_across_new_versions_and_moodboards(world):
     with refused_to_bob(newest):
         await profiles.resolve(world.db, 2, [(newest, 1.0)], UNLOCK)
 
-    # Moodboards are a profile of their own: public until the member makes one private.
+    # Moodboards are profiles of their own: a later one starts as the member's last one is.
     first = await profiles.create_moodboard(world.db, 1, board)
+    assert not (await profiles.get_code(world.db, first)).public
+    await profiles.set_public(world.db, 1, first, True)
     assert (await profiles.get_code(world.db, first)).public
     await profiles.set_public(world.db, 1, first, False)
     second = await profiles.create_moodboard(world.db, 1, board)
@@ -223,8 +233,11 @@ async def test_migration_keeps_a_private_latest_version_private(tmp_path, monkey
     monkeypatch.setattr(engine.db, "migration_files", lambda: every)
     db = await connect(tmp_path / "old.db")  # applies 0005 onward
     try:
-        assert await profiles.privacy(db, 1) == {"votes": False, "moodboard": True}
+        assert await profiles.privacy(db, 1) == {"votes": False, "moodboard": False}  # no board: as main
         assert await profiles.privacy(db, 2) == {"votes": True, "moodboard": False}
+        assert [(p.name, p.kind) for p in await profiles.list_profiles(db, 2)] == [("main", "votes"), ("moodboard 1", "moodboard")]
+        assert (await profiles.get_code(db, "eeeeeee")).profile == "moodboard 1"
+        assert (await profiles.get_code(db, "bbbbbbb")).profile == "main"
         assert not (await profiles.get_code(db, "ccccccc")).public  # versions keep their own flag
     finally:
         await db.close()
@@ -340,7 +353,8 @@ async def test_answer_twice_and_foreign_pair(world):
         await profiles.answer_pair(world.db, 1, pair.id, "up")
     assert (await q.get_rank_pair(world.db, pair.id)).choice == "right"
     # the same two images shown again in an older, still open message: not a second vote
-    stale = await q.insert_rank_pair(world.db, 1, pair.right_id, pair.left_id)
+    main = await q.main_profile(world.db, 1)
+    stale = await q.insert_rank_pair(world.db, 1, pair.right_id, pair.left_id, main.id)
     assert not await profiles.answer_pair(world.db, 1, stale, "left")
     assert (await profiles.status(world.db, 1, UNLOCK)).votes == 1
 
@@ -471,7 +485,7 @@ def test_explain_planted_words(world):
     assert profiles.explain(w, basis, [], None) == ([], [])
 
 
-async def test_status_explains_a_learned_taste(world):
+async def test_status_explains_a_learned_taste(world, every_change):
     # style words: the style directions, seen through a modality gap
     rng = np.random.default_rng(5)
     gap = rng.standard_normal(D)
