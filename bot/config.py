@@ -19,7 +19,7 @@ class Settings(EngineSettings):
     workers: str = Field("1", validation_alias="TASTEMAKER_WORKERS")
     dev_guild: int | None = Field(None, validation_alias="TASTEMAKER_DEV_GUILD")
     max_jobs_per_user: int = Field(3, ge=1, le=100, validation_alias="TASTEMAKER_MAX_JOBS_PER_USER")
-    unlock_votes: int = Field(40, ge=1, le=1000, validation_alias="TASTEMAKER_UNLOCK_VOTES")
+    unlock_votes: int = Field(20, ge=1, le=1000, validation_alias="TASTEMAKER_UNLOCK_VOTES")
     # Build the /rank pool in the background on first start (through the queue,
     # sharing the workers fairly with members' jobs).
     auto_pool: bool = Field(True, validation_alias="TASTEMAKER_AUTO_POOL")
