@@ -41,6 +41,7 @@ EXTENSIONS = (
     "bot.cogs.rank",
     "bot.cogs.info",
     "bot.cogs.prefer",
+    "bot.cogs.profile",
     "bot.cogs.codes",
     "bot.cogs.moodboard",
     "bot.cogs.admin",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import shlex
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ Submit = Callable[[discord.Interaction, str], Awaitable[None]]
 # The /settings panel. Midjourney's stylize presets: the label on the panel and the --s it sets.
 STYLIZE_LEVELS = {"low": 50, "med": 100, "high": 250, "very_high": 750}
 STYLIZE_LABELS = {"low": "Stylize low", "med": "Stylize med", "high": "Stylize high", "very_high": "Stylize very high"}
-TOGGLES = {"personalize": "Personalization", "remix": "Remix mode", "auto_dm": "Auto DM"}
+TOGGLES = {"personalize": "Personalization", "remix": "Remix mode", "auto_dm": "Auto DM", "learn_from_use": "Learn from use"}
 
 # The one answer to a button whose custom_id points at nothing it can act on: a
 # row that is gone, an id no row can have, a job of another kind, a forged or
@@ -342,20 +343,35 @@ async def confirm_prompt(interaction: discord.Interaction, bot: Tastemaker, pend
 
 
 async def vote(interaction: discord.Interaction, bot: Tastemaker, pair_id: int, choice: str) -> None:
-    if not await profiles.answer_pair(bot.db, interaction.user.id, pair_id, choice):
+    """Record the vote, then show the next pair of the same profile in place, with
+    what was just compared: one edit per click."""
+    user_id = interaction.user.id
+    if not await profiles.answer_pair(bot.db, user_id, pair_id, choice):
         pair = await db_taste.get_rank_pair(bot.db, pair_id)
-        if pair is None or pair.user_id != interaction.user.id:  # /rank pairs are private: a forged id
+        if pair is None or pair.user_id != user_id:  # /rank pairs are private: a forged id
             raise UserError(STALE_BUTTON)
         await interaction.response.send_message("That pair is already counted; vote on the newest one.", ephemeral=True)
         return
-    await show_next_pair(interaction, bot, replace=True)
+    pair = await db_taste.get_rank_pair(bot.db, pair_id)
+    profile = await db_taste.get_profile(bot.db, pair.profile_id) if pair and pair.profile_id is not None else None
+    name = None if profile is None or profile.is_main else profile.name
+    answered = await profiles.answered(bot.db, user_id, pair_id)
+    await show_next_pair(interaction, bot, replace=True, profile_name=name, answered=answered)
 
 
-async def show_next_pair(interaction: discord.Interaction, bot: Tastemaker, *, replace: bool) -> None:
-    """Choose the next pair (active learning) and show it: a fresh ephemeral
-    message for /rank, or in place of the answered pair after a vote."""
+async def show_next_pair(
+    interaction: discord.Interaction,
+    bot: Tastemaker,
+    *,
+    replace: bool,
+    profile_name: str | None = None,
+    answered: profiles.Answered | None = None,
+) -> None:
+    """Choose the next pair of the profile (the main one unless named; active
+    learning) and show it with its prompt: a fresh ephemeral message for /rank,
+    or in place of the answered pair after a vote, saying what was chosen."""
     user_id = interaction.user.id
-    pair = await profiles.next_pair(bot.db, user_id, np.random.default_rng())
+    pair = await profiles.next_pair(bot.db, user_id, np.random.default_rng(), profile_name=profile_name)
     if pair is None:
         raise UserError(profiles.NO_POOL_MESSAGE)
     data_dir = Path(bot.settings.data_dir)
@@ -364,7 +380,7 @@ async def show_next_pair(interaction: discord.Interaction, bot: Tastemaker, *, r
         asyncio.to_thread((data_dir / pair.right_path).read_bytes),
     )
     composite = await asyncio.to_thread(render.side_by_side, left, right)
-    content = await rank_header(bot, user_id, pair.votes)
+    content = await rank_header(bot, user_id, pair, answered)
     file = discord.File(io.BytesIO(composite), filename=f"pair_{pair.id}.png")
     view = bot.views.pair(pair.id)
     if replace:
@@ -373,17 +389,52 @@ async def show_next_pair(interaction: discord.Interaction, bot: Tastemaker, *, r
         await interaction.response.send_message(content, file=file, view=view, ephemeral=True)
 
 
-async def rank_header(bot: Tastemaker, user_id: int, votes: int) -> str:
+def _md(text: str) -> str:
+    return discord.utils.escape_markdown(text)
+
+
+def format_progress(value: float) -> str:
+    """Vote-equivalents as a member reads them: 3, 3.5, 3.25."""
+    return f"{round(value, 2):g}"
+
+
+def answered_line(answered: profiles.Answered) -> str:
+    """What the member just compared: "You chose **watercolor** over **neon noir**."."""
+    left, right = _md(answered.left_style), _md(answered.right_style)
+    if answered.choice == "skip":
+        return f"Skipped: {left} vs {right}."
+    won, lost = (left, right) if answered.choice == "left" else (right, left)
+    return f"You chose **{won}** over **{lost}**."
+
+
+async def rank_header(bot: Tastemaker, user_id: int, pair: profiles.Pair, answered: profiles.Answered | None = None) -> str:
+    """The pair's message: what was just compared, the profile's progress (the main
+    profile's in vote-equivalents: votes, likes and signals from use), the prompt."""
     unlock = bot.settings.unlock_votes
-    if votes < unlock:
-        return f"**Which image do you prefer?** · {votes}/{unlock} to unlock your profile"
-    if votes == unlock:
-        code = await profiles.current_code(bot.db, user_id, unlock)
-        return (
-            f"🎉 **Your profile is unlocked!** Your code is `{code}`: add `--p` to a prompt to use your taste.\n"
-            f"Keep ranking to sharpen it. **Which image do you prefer?** · {votes} votes"
-        )
-    return f"**Which image do you prefer?** · {votes} votes · profile unlocked (`--p`)"
+    main = pair.profile == profiles.MAIN_PROFILE
+    name = None if main else pair.profile
+    progress = await profiles.progress(bot.db, user_id) if main else float(pair.votes)
+    voted = answered is not None and answered.choice != "skip"
+    lines = [answered_line(answered)] if answered is not None else []
+    ranking = "" if main else f"Ranking **{_md(pair.profile)}** · "
+    if progress < unlock:
+        lines.append(f"{ranking}{format_progress(progress)}/{unlock} to unlock{' your profile' if main else ''}")
+    elif voted and progress - 1 < unlock:  # this vote unlocked it
+        code = await profiles.current_code(bot.db, user_id, unlock, profile_name=name)
+        if main:
+            lines.append(f"🎉 **Your profile is unlocked!** Your code is `{code}`: add `--p` to a prompt to use your taste.")
+        else:
+            lines.append(
+                f"🎉 **{_md(pair.profile)}** is unlocked! Its code is `{code}`: add `--p {code}` to a prompt, "
+                "or mix it into a bare `--p` with `/profile default`."
+            )
+        lines.append(f"{ranking}Keep ranking to sharpen it · {pair.votes} votes")
+    elif main:
+        lines.append(f"{pair.votes} votes · profile unlocked (`--p`)")
+    else:
+        lines.append(f"{ranking}{pair.votes} votes · unlocked (`/profile list` shows its code)")
+    lines.append(f"**Which image do you prefer?** · *{_md(pair.prompt)}*")
+    return "\n".join(lines)
 
 
 # -- /settings: the panel's buttons ------------------------------------------------
@@ -402,28 +453,91 @@ async def change_setting(interaction: discord.Interaction, bot: Tastemaker, user
             await check_can_personalize(bot, user_id)
         changes = {action: turn_on}
     prefs = await members.update_settings(bot.db, user_id, **changes)
-    await interaction.response.edit_message(content=describe(prefs), view=bot.views.settings(user_id, prefs))
+    content = describe(prefs, await default_mix(bot, user_id))
+    await interaction.response.edit_message(content=content, view=bot.views.settings(user_id, prefs))
 
 
-async def check_can_personalize(bot: Tastemaker, user_id: int) -> profiles.ProfileStatus:
-    """Personalization needs a rank pool and an unlocked profile; UserError otherwise."""
+MIX_HELP = "Write profiles as `main portraits::2` (weight 1 unless given); put a name with spaces in quotes."
+
+
+def parse_mix(text: str) -> list[tuple[str, float]]:
+    """A mix as a member writes it, `main portraits::2` (commas allowed, a name with
+    spaces in quotes), as (name, weight) pairs; UserError when malformed. Names
+    and weight ranges are checked against the member's profiles by profiles.set_defaults."""
+    try:
+        tokens = shlex.split(text.replace(",", " "))
+    except ValueError:
+        raise UserError(f"`{text[:100]}` has a quote that isn't closed. {MIX_HELP}") from None
+    if not tokens:
+        raise UserError(f"Name at least one profile. {MIX_HELP}")
+    picks = []
+    for token in tokens:
+        name, sep, weight = token.rpartition("::")
+        if not sep:
+            name, weight = token, "1"
+        name = name.strip()
+        if not name:
+            raise UserError(f"`{token[:60]}`: a weight needs a profile name before `::`. {MIX_HELP}")
+        try:
+            picks.append((name, float(weight)))
+        except ValueError:
+            raise UserError(f"`{token[:60]}`: the weight after `::` must be a number. {MIX_HELP}") from None
+    return picks
+
+
+async def default_mix(bot: Tastemaker, user_id: int) -> list[tuple[str, float]]:
+    """What a bare `--p` mixes: the member's default profiles and weights, or their main profile."""
+    mix = [(p.name, float(p.default_weight)) for p in await db_taste.list_profiles(bot.db, user_id) if p.default_weight is not None]
+    return mix or [(profiles.MAIN_PROFILE, 1.0)]
+
+
+def mix_text(mix: list[tuple[str, float]], codes: dict[str, str] | None = None) -> str:
+    """**main** ×1 + **portraits** ×2 (with each one's code when given)."""
+    if len(mix) == 1 and mix[0][0] == profiles.MAIN_PROFILE and mix[0][1] == 1:
+        only = f"your **{profiles.MAIN_PROFILE}** profile"
+        return only + (f" (`{codes[profiles.MAIN_PROFILE]}`)" if codes and profiles.MAIN_PROFILE in codes else "")
+    parts = []
+    for name, weight in mix:
+        code = f" (`{codes[name]}`)" if codes and name in codes else ""
+        parts.append(f"**{_md(name)}** ×{weight:g}{code}")
+    return " + ".join(parts)
+
+
+async def check_can_personalize(
+    bot: Tastemaker, user_id: int, mix: list[tuple[str, float]] | None = None
+) -> dict[str, str]:
+    """Personalization needs a rank pool and every profile of the mix (the member's
+    default mix unless given) unlocked, with a code. Returns each one's current
+    code by name; UserError otherwise."""
     if await profiles.current_basis(bot.db) is None:
         raise UserError(
             f"Personalization isn't available yet: {profiles.NO_POOL_MESSAGE} "
             "Then rank pairs with `/rank` to unlock your profile."
         )
-    status = await profiles.status(bot.db, user_id, bot.settings.unlock_votes)
-    if not status.unlocked:
-        n = status.remaining
-        raise UserError(
-            f"Your profile is locked: rank {n} more pair{'s' if n != 1 else ''} with `/rank` to unlock it "
-            f"({status.votes}/{status.unlock_votes} votes), then turn personalization on."
-        )
-    return status
+    unlock = bot.settings.unlock_votes
+    kinds = {p.name.lower(): p.kind for p in await db_taste.list_profiles(bot.db, user_id)}
+    codes: dict[str, str] = {}
+    for name, _ in mix if mix is not None else await default_mix(bot, user_id):
+        main = name.strip().lower() == profiles.MAIN_PROFILE
+        named = None if main else name
+        try:
+            if kinds.get(name.strip().lower(), "votes") == "votes":
+                progress = await profiles.progress(bot.db, user_id, named)
+                if progress < unlock:
+                    n = math.ceil(unlock - progress)
+                    which, rank = ("Your profile", "/rank") if main else (f"Your profile **{_md(name)}**", f"/rank profile:{name}")
+                    raise UserError(
+                        f"{which} is locked: rank {n} more pair{'s' if n != 1 else ''} with `{rank}` to unlock it "
+                        f"({format_progress(progress)}/{unlock} votes), then turn personalization on."
+                    )
+            codes[name] = await profiles.current_code(bot.db, user_id, unlock, profile_name=named)
+        except profiles.TasteError as error:
+            raise UserError(str(error)) from None
+    return codes
 
 
-def describe(prefs: members.MemberSettings) -> str:
-    """The panel's text: every setting in one glance."""
+def describe(prefs: members.MemberSettings, mix: list[tuple[str, float]] | None = None) -> str:
+    """The panel's text: every setting in one glance (and the default mix, when given)."""
     level = next((name for name, value in STYLIZE_LEVELS.items() if value == prefs.stylize), None)
     stylize = f"`--s {prefs.stylize}`"
     if level:
@@ -432,9 +546,15 @@ def describe(prefs: members.MemberSettings) -> str:
         "**Your /imagine settings**",
         f"Personalization: **{'on' if prefs.personalize else 'off'}**"
         + (" (every prompt gets `--p` unless it names codes)" if prefs.personalize else ""),
+    ]
+    if mix is not None:
+        lines.append(f"A bare `--p` uses {mix_text(mix)} (`/prefer personalize on profiles:…` changes it)")
+    lines += [
         f"Stylize: **{stylize}** (used when a prompt has no `--s`)",
         f"Remix mode: **{'on' if prefs.remix else 'off'}**" + (" (V and 🔄 let you edit the prompt first)" if prefs.remix else ""),
         f"Auto DM: **{'on' if prefs.auto_dm else 'off'}**",
+        f"Learn from use: **{'on' if prefs.learn_from_use else 'off'}**"
+        + (" (U, V and 🔄 on your own grids teach your main profile)" if prefs.learn_from_use else ""),
     ]
     if prefs.suffix:
         lines.append(f"Suffix: `{prefs.suffix}` (change it with `/prefer suffix`)")

@@ -21,16 +21,49 @@ from engine import profiles
 MAX_LISTED = 20  # newest first; Discord messages stop at 2000 characters
 
 
-def code_line(info: profiles.CodeInfo, current: str | None) -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def code_line(info: profiles.CodeInfo, current: set[str] | str | None) -> str:
+    """One code: its version, what it was made from, its privacy, whether a bare `--p` (or its profile) uses it now."""
+    current = {current} if isinstance(current, str) else (current or set())
     if info.kind == "moodboard":
-        what = f"moodboard v{info.version} · {info.images} image{'s' if info.images != 1 else ''}"
+        what = f"moodboard v{info.version} · {_plural(info.images, 'image')}"
+    elif info.profile_kind == "tune":
+        what = f"tune v{info.version} · {_plural(info.votes, 'pick')}"
     else:
-        likes = f" + {info.likes} like{'s' if info.likes != 1 else ''}" if info.likes else ""
-        what = f"v{info.version} · {info.votes} vote{'s' if info.votes != 1 else ''}{likes}"
+        likes = f" + {_plural(info.likes, 'like')}" if info.likes else ""
+        signals = f" + {info.signals} signal{'s' if info.signals != 1 else ''} from use" if info.signals else ""
+        what = f"v{info.version} · {_plural(info.votes, 'vote')}{likes}{signals}"
     flags = ["public" if info.public else "🔒 private"]
-    if info.code == current:
+    if info.code in current:
         flags.append("**current**")
     return f"`{info.code}` · {what} · {' · '.join(flags)} · <t:{int(info.created_at)}:R>"
+
+
+PROFILE_KINDS = {"votes": "taste", "moodboard": "moodboard", "tune": "tune"}
+
+
+def profile_header(name: str, kind: str, live: bool) -> str:
+    """The line above a profile's codes: its name and kind (and whether it was deleted)."""
+    gone = " (deleted: its codes still work)" if not live else ""
+    return f"**{discord.utils.escape_markdown(name)}** · {PROFILE_KINDS.get(kind, kind)}{gone}"
+
+
+def grouped_lines(found: list[profiles.CodeInfo], current: set[str], live: list[str]) -> list[str]:
+    """Codes under their profile: the member's live profiles in their order (main
+    first), then deleted ones; newest first within each."""
+    groups: dict[tuple[str, str], list[profiles.CodeInfo]] = {}
+    for info in found:
+        groups.setdefault((info.profile, info.profile_kind), []).append(info)
+    order = {name.lower(): i for i, name in enumerate(live)}
+    keys = sorted(groups, key=lambda key: order.get(key[0].lower(), len(order)))
+    lines = []
+    for name, kind in keys:
+        lines.append(profile_header(name, kind, name.lower() in order))
+        lines += [code_line(info, current) for info in groups[(name, kind)]]
+    return lines
 
 
 KIND_NAMES = {"votes": "taste codes", "moodboard": "moodboards"}
@@ -91,7 +124,7 @@ class Codes(commands.Cog):
         await interaction.response.send_message(f"{text} ({changed} changed.)", ephemeral=True)
 
     async def show(self, interaction: discord.Interaction, user_id: int, only: str | None) -> None:
-        current = await self.current(user_id)
+        current, live = await self.current(user_id)
         found = await profiles.list_codes(self.bot.db, user_id)
         if only is not None:
             wanted = profiles.normalize_code(only)
@@ -102,8 +135,8 @@ class Codes(commands.Cog):
             await interaction.response.send_message(await self.no_codes_text(user_id), ephemeral=True)
             return
         privacy = await profiles.privacy(self.bot.db, user_id)
-        lines = [f"**Your codes** ({len(found)}, newest first) · {privacy_line(privacy)}"]
-        lines += [code_line(info, current) for info in found[:MAX_LISTED]]
+        lines = [f"**Your codes** ({len(found)}, by profile, newest first) · {privacy_line(privacy)}"]
+        lines += grouped_lines(found[:MAX_LISTED], current, live)
         if len(found) > MAX_LISTED:
             lines.append(f"… and {len(found) - MAX_LISTED} older codes (they all still work).")
         lines.append(
@@ -113,12 +146,22 @@ class Codes(commands.Cog):
         )
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
-    async def current(self, user_id: int) -> str | None:
-        """The code a bare --p uses now (snapshotted if the profile changed), if unlocked."""
-        try:
-            return await profiles.current_code(self.bot.db, user_id, self.bot.settings.unlock_votes)
-        except profiles.TasteError:  # locked, or no rank pool
-            return None
+    async def current(self, user_id: int) -> tuple[set[str], list[str]]:
+        """Each live profile's current code (a ranked one snapshotted if it changed,
+        as --p would), and the live profiles' names, main first."""
+        live = await profiles.list_profiles(self.bot.db, user_id)
+        current = set()
+        for summary in live:
+            if summary.kind != "votes":
+                if summary.code:
+                    current.add(summary.code)
+                continue
+            name = None if summary.name == profiles.MAIN_PROFILE else summary.name
+            try:
+                current.add(await profiles.current_code(self.bot.db, user_id, self.bot.settings.unlock_votes, name))
+            except profiles.TasteError:  # locked, or no rank pool
+                pass
+        return current, [summary.name for summary in live]
 
     async def no_codes_text(self, user_id: int) -> str:
         if await profiles.current_basis(self.bot.db) is None:
@@ -134,7 +177,10 @@ class Codes(commands.Cog):
         typed = current.strip().lower()
         found = await profiles.list_codes(self.bot.db, interaction.user.id)
         return [
-            app_commands.Choice(name=f"{info.code} ({info.kind} v{info.version}, {'public' if info.public else 'private'})", value=info.code)
+            app_commands.Choice(
+                name=f"{info.code} ({info.profile} v{info.version}, {'public' if info.public else 'private'})"[:100],
+                value=info.code,
+            )
             for info in found
             if typed in info.code
         ][:25]

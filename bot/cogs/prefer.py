@@ -1,4 +1,5 @@
-"""/prefer (custom options, suffix, auto DM, remix, personalization) and the /settings panel."""
+"""/prefer (custom options, suffix, auto DM, remix, personalization and its mix of profiles, learning from use)
+and the /settings panel."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ from discord.ext import commands
 
 from bot.app import Tastemaker
 from bot.errors import UserError
-from bot.flows import check_can_personalize, describe
+from bot.flows import (
+    MIX_HELP,
+    check_can_personalize,
+    default_mix,
+    describe,
+    mix_text,
+    parse_mix,
+)
 from bot.views.settings import settings_view
-from engine import params
+from engine import params, profiles
 from engine.db import members
 from engine.params import MAX_OPTION_VALUE, ParamError
 from engine.presets import PRESETS
@@ -131,34 +139,91 @@ class Prefer(commands.GroupCog, group_name="prefer", group_description="Your def
         )
         await interaction.response.send_message(text, ephemeral=True)
 
-    @app_commands.command(description="Add --p (your taste profile) to every prompt")
-    async def personalize(self, interaction: discord.Interaction, value: OnOff) -> None:
+    @app_commands.command(description="Add --p (your taste profiles, mixed) to every prompt; alone, show your mix")
+    @app_commands.rename(mix="profiles")
+    @app_commands.describe(
+        value="on: every prompt gets --p; off: only prompts you add it to. Leave out to see your settings",
+        mix="The profiles a bare --p mixes, e.g. main portraits::2 (quote names with spaces); leave out to keep yours",
+    )
+    async def personalize(
+        self,
+        interaction: discord.Interaction,
+        value: OnOff | None = None,
+        mix: app_commands.Range[str, 1, 300] | None = None,
+    ) -> None:
         user_id = interaction.user.id
-        if value == "off":
-            await members.update_settings(self.bot.db, user_id, personalize=False)
-            await interaction.response.send_message(
-                "Personalization is off. You can still add `--p` to a single prompt.", ephemeral=True
-            )
+        prefs = await members.get_settings(self.bot.db, user_id)
+        if value is None and mix is None:
+            await interaction.response.send_message(await self.current(user_id, prefs.personalize), ephemeral=True)
             return
-        status = await check_can_personalize(self.bot, user_id)
-        await members.update_settings(self.bot.db, user_id, personalize=True)
-        code = f" (your current code is `{status.code}`)" if status.code else ""
-        await interaction.response.send_message(
-            f"Personalization is on: every prompt gets `--p`{code} unless it names codes itself. "
-            "`--s` sets how strongly, and `--s 0` turns it off for one prompt.",
-            ephemeral=True,
+        picks = parse_mix(mix) if mix is not None else None
+        turn_on = prefs.personalize if value is None else value == "on"
+        codes = await check_can_personalize(self.bot, user_id, picks) if turn_on else {}
+        if picks is not None:
+            try:
+                stored = await profiles.set_defaults(self.bot.db, user_id, picks)
+            except profiles.TasteError as error:
+                raise UserError(f"{error} {MIX_HELP}") from None
+            codes = {stored_name: codes[typed] for (typed, _), (stored_name, _) in zip(picks, stored, strict=True) if typed in codes}
+        if value is not None:
+            await members.update_settings(self.bot.db, user_id, personalize=turn_on)
+        mix_now = await default_mix(self.bot, user_id)
+        if not turn_on:
+            text = "Personalization is off. You can still add `--p` to a single prompt"
+            text += f"; a bare `--p` uses {mix_text(mix_now)}." if picks is not None else "."
+        elif mix_now == [(profiles.MAIN_PROFILE, 1.0)] and profiles.MAIN_PROFILE in codes:
+            text = (
+                f"Personalization is on: every prompt gets `--p` (your current code is `{codes[profiles.MAIN_PROFILE]}`) "
+                "unless it names codes itself. `--s` sets how strongly, and `--s 0` turns it off for one prompt."
+            )
+        else:
+            text = (
+                f"Personalization is on: every prompt gets `--p`, which mixes {mix_text(mix_now, codes)}, unless it "
+                "names codes itself. `--s` sets how strongly, and `--s 0` turns it off for one prompt."
+            )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    async def current(self, user_id: int, on: bool) -> str:
+        mix = mix_text(await default_mix(self.bot, user_id))
+        if on:
+            return (
+                f"Personalization is **on**: every prompt without codes of its own gets `--p`, which uses {mix}. "
+                "`/prefer personalize on profiles:main portraits::2` changes the mix."
+            )
+        return (
+            f"Personalization is **off**. A bare `--p` uses {mix}. `/prefer personalize on` adds it to every prompt; "
+            "`profiles:main portraits::2` sets the mix."
         )
+
+    @app_commands.command(name="learn_from_use", description="Let U, V and 🔄 on your own grids teach your main profile")
+    @app_commands.describe(value="on: your choices while creating teach your taste; off: only /rank votes and likes do")
+    async def learn_from_use(self, interaction: discord.Interaction, value: OnOff) -> None:
+        await members.update_settings(self.bot.db, interaction.user.id, learn_from_use=value == "on")
+        if value == "on":
+            text = (
+                "Learning from use is on: U, V and 🔄 on your own grids teach your main profile (a U picks that image "
+                "over the other three, a V is a weaker pick, a 🔄 a weak \"none of these\"). They count toward "
+                "unlocking it too: a U as half a vote, a V or 🔄 as a quarter."
+            )
+        else:
+            text = (
+                "Learning from use is off: U, V and 🔄 no longer teach your main profile, and the signals already "
+                "recorded are not used (your profile and unlock count go back to /rank votes and likes). "
+                "Turn it on again to use them."
+            )
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 class Settings(commands.Cog):
     def __init__(self, bot: Tastemaker):
         self.bot = bot
 
-    @app_commands.command(description="Your /imagine settings as buttons: personalization, stylize, remix, auto DM")
+    @app_commands.command(description="Your /imagine settings as buttons: personalization, stylize, remix, auto DM, learning")
     async def settings(self, interaction: discord.Interaction) -> None:
-        prefs = await members.get_settings(self.bot.db, interaction.user.id)
+        user_id = interaction.user.id
+        prefs = await members.get_settings(self.bot.db, user_id)
         await interaction.response.send_message(
-            describe(prefs), view=settings_view(interaction.user.id, prefs), ephemeral=True
+            describe(prefs, await default_mix(self.bot, user_id)), view=settings_view(user_id, prefs), ephemeral=True
         )
 
 

@@ -1,4 +1,4 @@
-"""/rank: vote on pairs of images; each vote refits the member's taste."""
+"""/rank: vote on pairs of images; each vote refits the member's taste (their main profile, or `profile:`)."""
 
 from __future__ import annotations
 
@@ -52,13 +52,27 @@ class Rank(commands.Cog):
         log.info("rank pool: %s", message)
 
     @app_commands.command(description="Pick the image you prefer, pair after pair, to teach the bot your taste")
-    async def rank(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(profile="One of your profiles to rank into (`/profile create` makes one); your main one if left out")
+    async def rank(
+        self, interaction: discord.Interaction, profile: app_commands.Range[str, 1, 100] | None = None
+    ) -> None:
         if self.pool_builder is not None and not self.pool_builder.done():
             raise UserError(
                 "The rank pool is being drawn for this server's first /rank; try again in a few minutes. "
                 f"Progress: {self.pool_progress or 'starting'}"
             )
-        await show_next_pair(interaction, self.bot, replace=False)
+        await show_next_pair(interaction, self.bot, replace=False, profile_name=profile)
+
+    @rank.autocomplete("profile")
+    async def _ranked_profiles(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The member's profiles that learn from /rank (not moodboards or tunes)."""
+        typed = current.strip().lower()
+        found = await profiles.list_profiles(self.bot.db, interaction.user.id)
+        return [
+            app_commands.Choice(name=f"{p.name} ({p.votes} vote{'s' if p.votes != 1 else ''})", value=p.name)
+            for p in found
+            if p.kind == "votes" and typed in p.name.lower()
+        ][:25]
 
 
 async def setup(bot: Tastemaker) -> None:

@@ -46,5 +46,5 @@ class SettingsButton(PersistentButton, template=rf"tm:settings:(?P<action>{_ACTI
 
 
 def settings_view(user_id: int, prefs: members.MemberSettings) -> discord.ui.View:
-    actions = ["personalize", *(f"stylize_{level}" for level in STYLIZE_LEVELS), "remix", "auto_dm"]
+    actions = ["personalize", *(f"stylize_{level}" for level in STYLIZE_LEVELS), "remix", "auto_dm", "learn_from_use"]
     return persistent_view(*(SettingsButton(action, user_id, prefs) for action in actions))

@@ -140,6 +140,7 @@ async def test_settings_panel_sets_the_default_stylize(simcord_env, world, simco
     message = panel.response.message
     assert [b.label for row in message.components for b in row.children] == [
         "Personalization", "Stylize low", "Stylize med", "Stylize high", "Stylize very high", "Remix mode", "Auto DM",
+        "Learn from use",
     ]
     assert button(message, "Stylize med").style == ButtonStyle.primary  # the default, --s 100
     assert button(message, "Stylize high").style == ButtonStyle.secondary

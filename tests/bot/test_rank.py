@@ -81,7 +81,7 @@ async def test_rank_buttons_work_after_a_restart(simcord_env, world, restart_bot
     shown = await alice.slash(channel, "rank")
     await restart_bot()
     clicked = await alice.click(shown.response.message, label="Right ▶")
-    assert "1/40 to unlock" in clicked.response.message.content
+    assert "1/20 to unlock" in clicked.response.message.content
 
 
 @pytest.mark.parametrize("with_rank_pool", [True])
@@ -119,7 +119,7 @@ async def test_first_start_draws_the_rank_pool_without_the_owner(simcord_env, wo
     # drawn by the bot's own worker, through the queue (bounded: a dead worker fails the test, not CI)
     await asyncio.wait_for(asyncio.shield(simcord_bot.get_cog("Rank").pool_builder), timeout=120)
     shown = await alice.slash(channel, "rank")
-    assert "0/40 to unlock" in shown.response.content
+    assert "0/20 to unlock" in shown.response.content
     assert len(shown.response.attachments) == 1
 
 
