@@ -25,6 +25,7 @@ from bot.views.image import ImageButton, RegionSelect
 from bot.views.job import CancelButton
 from bot.views.rank import RankButton
 from bot.views.settings import SettingsButton
+from bot.views.tune import TuneButton, TunePairButton
 from engine.db import members
 
 log = logging.getLogger("bot")
@@ -32,7 +33,7 @@ log = logging.getLogger("bot")
 # Every persistent button, registered once in setup_hook; StaleButton answers any other `tm:` id.
 DYNAMIC_ITEMS = (
     GridButton, ImageButton, RegionSelect, CancelButton, RankButton, SettingsButton, ExploreLikeButton, ExploreNextButton, ConfirmButton,
-    DescribeButton, StaleButton,
+    DescribeButton, TuneButton, TunePairButton, StaleButton,
 )
 
 # Loaded in this order; a cog that fails to load is logged and skipped.
@@ -50,6 +51,7 @@ EXTENSIONS = (
     "bot.cogs.show",
     "bot.cogs.blend",
     "bot.cogs.describe",
+    "bot.cogs.tune",
 )
 
 

@@ -63,6 +63,9 @@ class Delivery:
         # final_message(record) -> kwargs for Message.edit.
         self.on_done: dict[str, Callable[[db_jobs.JobRecord, JobEvent], Awaitable[dict]]] = {}
         self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[dict]]] = {}
+        # Kinds whose on_done keeps the result's images itself (a style tune's renders,
+        # under tune/): no image rows or grid are stored for them here.
+        self.keeps_images: set[str] = set()
         self._lock = asyncio.Lock()
         self._followed = Followed(open_ended=True)
         self._task: asyncio.Task | None = None
@@ -140,7 +143,10 @@ class Delivery:
             elif event.type is EventType.DONE:
                 if record.kind in self.on_done:
                     changes["request"] = {**record.request, **await self.on_done[record.kind](record, event)}
-                filtered = await self.store_result(record, event)
+                filtered = (
+                    await self.store_result(record, event) if record.kind not in self.keeps_images
+                    else {"withheld": [], "spoiler": []}
+                )
                 if filtered["withheld"] or filtered["spoiler"]:
                     changes["request"] = {**changes.get("request", record.request), "nsfw": filtered}
                 gpu = event.result.timings.get("gpu", event.result.timings.get("total"))

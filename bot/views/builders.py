@@ -21,6 +21,7 @@ from bot.views.job import cancel_view
 from bot.views.rank import pair_view
 from bot.views.remix import RemixModal
 from bot.views.settings import settings_view
+from bot.views.tune import start_view, tune_pair_view
 from bot.views.zoom import CustomZoomModal
 
 
@@ -37,3 +38,5 @@ class Views:
     explore: Callable[..., discord.ui.View] = explore_view
     confirm: Callable[..., discord.ui.View] = confirm_view
     describe: Callable[..., discord.ui.View] = describe_view
+    tune_start: Callable[..., discord.ui.View] = start_view
+    tune_pair: Callable[..., discord.ui.View] = tune_pair_view
