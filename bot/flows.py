@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import math
 import shlex
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from bot.app import Tastemaker
 
 Submit = Callable[[discord.Interaction, str], Awaitable[None]]
+Queued = Callable[[str], Awaitable[None]]  # called with the id of a job a click queued
+
+log = logging.getLogger("bot.flows")
 
 # The /settings panel. Midjourney's stylize presets: the label on the panel and the --s it sets.
 STYLIZE_LEVELS = {"low": 50, "med": 100, "high": 250, "very_high": 750}
@@ -77,31 +81,64 @@ async def pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, i
     await interaction.response.send_message(
         render.single(job, image.idx), file=file, view=view, allowed_mentions=render.requester_only(job)
     )
+    await _record_use(bot, interaction.user.id, "upscale", job.id, image_id=image.id)
 
 
 async def vary_pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, index: int) -> None:
-    """V: four strong variations of one image of the grid."""
+    """V: four strong variations of one image of the grid (a signal from use once they are queued)."""
     job, image = await _grid_image(interaction, bot, job_id, index)
-    await _vary(interaction, bot, image.id, "strong", prompt_of(job))
+    user_id = interaction.user.id
+
+    async def queued(_: str) -> None:
+        await _record_use(bot, user_id, "vary", job.id, image_id=image.id)
+
+    await _vary(interaction, bot, image.id, "strong", prompt_of(job), queued=queued)
 
 
 async def reroll(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> None:
-    """🔄: the same prompt with a new seed; after a zoom, pan or region, the same tool on the same image."""
+    """🔄: the same prompt with a new seed; after a zoom, pan or region, the same tool on the same image.
+    Once the new job is queued (after Remix's edit, or the Yes to a prompt that makes several
+    jobs: confirm_prompt), the reroll is a signal from use: a weak "none of these"."""
     job = await _finished_grid(interaction, bot, job_id)
+    user_id = interaction.user.id
+
+    async def queued(next_job_id: str | None) -> None:  # None: the member is asked first
+        if next_job_id is not None:
+            await _record_use(bot, user_id, "reroll", job.id, next_job_id=next_job_id)
+
     tool = job.request.get("tool")
     if tool and job.parent_image_id is not None:
-        await _image_tool(interaction, bot, job.parent_image_id, tool, prompt_of(job))
+        parent = job.parent_image_id
+
+        async def submit_tool(interaction: discord.Interaction, prompt: str) -> None:
+            await queued(await _start_tool(interaction, bot, parent, tool, prompt))
+
+        await with_remix(interaction, bot, prompt_of(job), submit_tool)
         return
     uploads = await generation.inputs_of(bot, job)  # a blend's images, an /imagine attachment
     if job.kind == JobKind.BLEND:
         prepared = await generation.prepare_blend(bot, interaction.user.id, interaction.guild_id, uploads, job.request["shape"])
         await generation.start(bot, interaction, prepared)
+        await queued(prepared.job.id)
         return
 
     async def submit(interaction: discord.Interaction, prompt: str) -> None:  # a Remix edit may add {a, b}
-        await generation.imagine(bot, interaction, prompt, reroll=True, images=uploads)
+        await queued(await generation.imagine(bot, interaction, prompt, reroll=True, images=uploads, reroll_of=job.id))
 
     await with_remix(interaction, bot, prompt_of(job), submit)
+
+
+async def _record_use(
+    bot: Tastemaker, user_id: int, kind: str, grid_job_id: str, *, image_id: int | None = None,
+    next_job_id: str | None = None,
+) -> None:
+    """A signal from use on a grid (profiles.record_use checks that it is the member's own,
+    that they learn from use, and that it isn't counted yet). One small write, no fit; it
+    never fails the click: a failure is logged, not shown."""
+    try:
+        await profiles.record_use(bot.db, user_id, kind, grid_job_id, image_id=image_id, next_job_id=next_job_id)
+    except Exception:
+        log.exception("could not record a %s signal from use on job %s for user %s", kind, grid_job_id, user_id)
 
 
 async def _finished_grid(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> db_jobs.JobRecord:
@@ -214,13 +251,15 @@ async def _image_tool(interaction: discord.Interaction, bot: Tastemaker, image_i
     await with_remix(interaction, bot, text, submit)
 
 
-async def _start_tool(interaction: discord.Interaction, bot: Tastemaker, image_id: int, tool: dict, prompt: str) -> None:
+async def _start_tool(interaction: discord.Interaction, bot: Tastemaker, image_id: int, tool: dict, prompt: str) -> str:
+    """Queue an outpaint or region variation; returns its job id."""
     region = "region" in tool
     prepared = await generation.prepare_from_image(
         bot, interaction.user.id, interaction.guild_id, image_id,
         JobKind.VARIATION if region else JobKind.OUTPAINT, "region" if region else "strong", prompt, tool=tool,
     )
     await generation.start(bot, interaction, prepared)
+    return prepared.job.id
 
 
 async def like(interaction: discord.Interaction, bot: Tastemaker, image_id: int) -> None:
@@ -243,12 +282,17 @@ async def _stored_image(bot: Tastemaker, image_id: int) -> db_jobs.ImageRecord:
     return image
 
 
-async def _vary(interaction: discord.Interaction, bot: Tastemaker, image_id: int, strength: str, text: str) -> None:
+async def _vary(
+    interaction: discord.Interaction, bot: Tastemaker, image_id: int, strength: str, text: str, *,
+    queued: Queued | None = None,
+) -> None:
     async def submit(interaction: discord.Interaction, prompt: str) -> None:
         prepared = await generation.prepare_from_image(
             bot, interaction.user.id, interaction.guild_id, image_id, JobKind.VARIATION, strength, prompt
         )
         await generation.start(bot, interaction, prepared)
+        if queued is not None:
+            await queued(prepared.job.id)
 
     await with_remix(interaction, bot, text, submit)
 
@@ -334,9 +378,11 @@ async def confirm_prompt(interaction: discord.Interaction, bot: Tastemaker, pend
     if not await pending.take(bot.db, asked.id):  # a second click while the first was preparing
         raise UserError(PENDING_GONE)
     await interaction.response.edit_message(content=f"Queued {len(batch)} jobs.", view=None)
-    for prepared in batch:
+    for n, prepared in enumerate(batch):
         prepared.extra_room = extra_room
         await generation.start(bot, interaction, prepared)
+        if n == 0 and asked.reroll_of is not None:  # a 🔄 that asked first: its first job records the reroll
+            await _record_use(bot, user_id, "reroll", asked.reroll_of, next_job_id=prepared.job.id)
 
 
 # -- /rank: ◀ Left · Skip · Right ▶ ----------------------------------------------

@@ -86,12 +86,11 @@ async def prepare_imagine(
     request = request.with_(seed=None if reroll else request.seed)
     preset = await choose_preset(bot, guild_id, request.preset)
     width, height = params.dimensions(request.aspect, preset.base_size)
-    # 4. Personalization: codes -> a conditioning vector and adapter scale. A bare
-    #    --p shows the code it stood for, as in Midjourney.
-    taste = await personalization(bot, user_id, request, stylize, preset.name)
-    if request.uses_current_code and taste.codes:
-        current = next(code for (code, _), pick in zip(taste.codes, request.personalize) if pick.code is None)
-        request = request.with_current_code(current)
+    # 4. Personalization: codes and this server's house taste -> a conditioning vector and
+    #    adapter scale. A bare --p shows the codes of the default mix it stood for, as in Midjourney.
+    taste = await personalization(bot, user_id, request, stylize, preset.name, guild_id=guild_id)
+    if taste.request is not None:
+        request = taste.request
     # 5. Image prompts: `images` (an attachment, re-encoded) and the links before the text.
     prompt_images = [*images, *await fetch_links(request.image_links)]
     image_fields = image_prompt_fields(request, prompt_images, preset.name, taste.spec_fields)
@@ -111,8 +110,9 @@ async def prepare_imagine(
     )
     job = Job(kind=JobKind.IMAGINE, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
     info = {"text": request.canonical(), "seed": seed, "stylize": stylize, "codes": taste.codes, "sref": request.sref}
-    if taste.note:
-        info.update(note=taste.note, sref=None)
+    if taste.note:  # --p and --sref were not applied
+        info["sref"] = None
+    info.update(taste.info())
     if images:
         info["inputs"] = len(images)
     return Prepared(job=job, prompt=request.canonical(), info=info, inputs=list(images))
@@ -172,7 +172,7 @@ async def prepare_blend(
     prefs = await members.get_settings(bot.db, user_id)
     preset = await choose_preset(bot, guild_id, None)
     request = params.Request(text="", image_links=(), personalize=(params.CodeWeight(),) if prefs.personalize else None)
-    taste = await personalization(bot, user_id, request, prefs.stylize, preset.name)
+    taste = await personalization(bot, user_id, request, prefs.stylize, preset.name, guild_id=guild_id)
     image_fields = image_prompt_fields(request, list(pngs), preset.name, taste.spec_fields)
     width, height = params.dimensions(BLEND_SHAPES[shape], preset.base_size)
     seed = secrets.randbelow(MAX_SEED + 1)
@@ -182,8 +182,7 @@ async def prepare_blend(
     ratio = BLEND_SHAPES[shape]
     prompt = f"blend of {n} images" + (f" --ar {ratio[0]}:{ratio[1]}" if shape != "square" else "")
     info = {"text": "", "seed": seed, "stylize": prefs.stylize, "codes": taste.codes, "shape": shape, "inputs": n}
-    if taste.note:
-        info["note"] = taste.note
+    info.update(taste.info())
     return Prepared(job=job, prompt=prompt, info=info, inputs=list(pngs))
 
 
@@ -274,24 +273,28 @@ async def plan_imagine(bot: Tastemaker, user_id: int, guild_id: int | None, text
 
 
 async def imagine(
-    bot: Tastemaker, interaction: discord.Interaction, text: str, *, reroll: bool = False, images: Sequence[bytes] = ()
-) -> None:
-    """/imagine and 🔄: a prompt that makes one job is queued at once; one that makes several
-    (`{a, b}`, --repeat) is stored and the member is asked first (flows.confirm_prompt)."""
+    bot: Tastemaker, interaction: discord.Interaction, text: str, *, reroll: bool = False, images: Sequence[bytes] = (),
+    reroll_of: str | None = None,
+) -> str | None:
+    """/imagine and 🔄: a prompt that makes one job is queued at once (its id is returned); one
+    that makes several (`{a, b}`, --repeat) is stored and the member is asked first
+    (flows.confirm_prompt; None is returned). `reroll_of`: the grid a 🔄 rerolls, kept with
+    the question so that its Yes can record the reroll."""
     user_id, guild_id = interaction.user.id, interaction.guild_id
     plan = await plan_imagine(bot, user_id, guild_id, text)
     if plan.jobs == 1:
         prepared = await prepare_imagine(bot, user_id, guild_id, plan.prompts[0][0], reroll=reroll, images=images)
         await start(bot, interaction, prepared)
-        return
+        return prepared.job.id
     if images:
         raise UserError("An attached image goes with a prompt that makes one job: for `{…}` or `--repeat`, "
                         "start the prompt with the image's link instead.")
     await batch_room(bot, interaction, plan.jobs, images=4 * plan.jobs)
-    pending_id = await pending.add(bot.db, user_id, guild_id, plan.prompts, reroll=reroll)
+    pending_id = await pending.add(bot.db, user_id, guild_id, plan.prompts, reroll=reroll, reroll_of=reroll_of)
     await interaction.response.send_message(
         render.confirm_jobs(plan.prompts), view=bot.views.confirm(pending_id), ephemeral=True
     )
+    return None
 
 
 async def batch_room(bot: Tastemaker, interaction: discord.Interaction, jobs: int, images: int) -> int:
@@ -355,10 +358,12 @@ async def prepare_from_image(
         count, strength = 4, STRENGTHS[strength_name]
     stylize = base.get("stylize", 100)
     taste = (
-        await personalization(bot, user_id, request, stylize, preset.name)
-        if request is not None and (request.personalize or request.sref)
+        await personalization(bot, user_id, request, stylize, preset.name, guild_id=guild_id)
+        if request is not None
         else Taste()
     )
+    if taste.request is not None:  # a bare --p (a Remix edit), filled in with the member's default mix
+        request = taste.request
     spec = GenerateSpec(
         prompt=request.text if request else "",
         negative_prompt=", ".join(request.negative) if request else "",
@@ -383,6 +388,7 @@ async def prepare_from_image(
         "sref": request.sref if request else None,
         "strength_name": strength_name.capitalize(),
         "source_index": image.idx,
+        **taste.info(),
     }
     if tool:
         info["tool"] = tool
@@ -438,39 +444,85 @@ async def choose_preset(bot: Tastemaker, guild_id: int | None, named: str | None
 
 @dataclass
 class Taste:
-    codes: list[tuple[str, float]] = field(default_factory=list)
+    codes: list[tuple[str, float]] = field(default_factory=list)  # the --p codes as shown: (code, weight)
     spec_fields: dict[str, Any] = field(default_factory=dict)
-    note: str = ""  # shown with the result: why the taste was not applied
+    note: str = ""  # shown with the result: why --p and --sref were not applied
+    request: params.Request | None = None  # the request with a bare --p filled in with the default mix
+    house: tuple[str, float] | None = None  # this server's house taste as used: (code, its share of the taste)
+    house_note: str = ""  # shown with the result: the house taste used, or why it was left out
+
+    def info(self) -> dict[str, Any]:
+        """What the job stores for its finished message (bot/render.py shows `note`)."""
+        notes = [text for text in (self.note, self.house_note) if text]
+        return {**({"note": " · ".join(notes)} if notes else {}), **({"house": list(self.house)} if self.house else {})}
+
+
+async def house_taste(bot: Tastemaker, guild_id: int | None) -> tuple[str, float, int | None] | None:
+    """This server's house taste (/admin house_taste) as profiles.resolve takes it: (code, weight, who set it)."""
+    if guild_id is None:
+        return None
+    rules = await members.get_guild(bot.db, guild_id)
+    if not rules.house_taste:
+        return None
+    return rules.house_taste, rules.house_taste_weight, rules.house_taste_owner
 
 
 async def personalization(
-    bot: Tastemaker, user_id: int, request: params.Request, stylize: int, preset: str
+    bot: Tastemaker, user_id: int, request: params.Request, stylize: int, preset: str, *, guild_id: int | None = None
 ) -> Taste:
-    """--p codes and --sref -> conditioning fields for the job.
+    """--p codes, --sref and the server's house taste -> conditioning fields for the job.
 
+    A bare --p is the member's default mix (profiles.default_picks: the main
+    profile's current code, or the profiles `/prefer personalize` mixes); the
+    returned `request` has it filled in, so the message shows the codes used.
     `--sref CODE` joins the --p mix with weight 1 (its taste steers like --p).
     `--sref URL` is fetched here, before anything is queued (bot/fetch.py); the
     worker embeds it and conditions on it, combined with any --p taste. Both
     use the preset's adapter scale lambda(s); --s 0 turns them off and fetches
     nothing. `codes` lists the --p codes only (the message shows --sref apart).
+
+    The server's house taste (/admin house_taste) joins every prompt's taste at
+    its weight, and steers alone (at the member's --s) when the prompt has no
+    --p; not with `--style raw`, `--s 0` or a preset that can't personalize.
+    It is the owner's setting, so it never fails a member's prompt: when it
+    can't be used (its code went private, the rank pool changed model) the job
+    runs without it and the finished message says so.
     """
+    from engine import profiles
+
     shown = [(pick.code, pick.weight) for pick in request.personalize or ()]
     sref_code = request.sref if request.sref and params.is_code(request.sref) else None
     sref_url = request.sref if request.sref and not sref_code else None
-    picks = shown + ([(sref_code, 1.0)] if sref_code else [])
-    if not picks and not sref_url:
+    house = await house_taste(bot, guild_id) if stylize != 0 and not request.raw else None
+    if not shown and not sref_code and not sref_url and house is None:
         return Taste()
     if not get_preset(preset).personalizes:  # its IP-Adapter doesn't read the taste space (ViT-H)
+        if not shown and not request.sref:
+            return Taste()  # only the house taste: nothing the member asked for is missing
         return Taste(note=f"`{preset}` runs without personalization: --p and --sref were not applied")
-    from engine import profiles
-
-    codes: list[tuple[str, float]] = []
-    taste = None
-    if picks:
-        taste = await profiles.resolve(bot.db, user_id, picks, bot.settings.unlock_votes)
-        codes = [(code, weight) for (code, _), (_, weight) in zip(taste.codes, picks, strict=True)][: len(shown)]
+    filled = None
+    if request.uses_current_code:  # TasteError when the member's profile is locked
+        filled = request.with_default_mix(await profiles.default_picks(bot.db, user_id, bot.settings.unlock_votes))
+        shown = [(pick.code, pick.weight) for pick in filled.personalize or ()]
+    picks = shown + ([(sref_code, 1.0)] if sref_code else [])
+    taste, used, house_note = None, None, ""
+    if picks or house is not None:
+        try:
+            taste = await profiles.resolve(bot.db, user_id, picks, bot.settings.unlock_votes, house=house)
+        except profiles.TasteError as error:
+            if house is None:
+                raise
+            # The member's own picks alone: raises their error if the problem was theirs.
+            taste = await profiles.resolve(bot.db, user_id, picks, bot.settings.unlock_votes) if picks else None
+            log.warning("guild %s: house taste %r not applied for user %s: %s", guild_id, house[0], user_id, error)
+            house_note = f"house taste `{house[0]}` not applied: {str(error).rstrip('.')}"
+        else:
+            if house is not None:
+                used = taste.codes[-1]
+                house_note = f"house taste `{used[0]}`" + (f" at {used[1]:.0%}" if picks else "")
+    codes = list(shown)
     if stylize == 0:  # --s 0 turns personalization off and costs nothing
-        return Taste(codes=codes)
+        return Taste(codes=codes, request=filled)
     fields: dict[str, Any] = {}
     if taste is not None:
         conditioning = profiles.conditioning(taste.w, taste.basis, stylize, preset)
@@ -482,7 +534,7 @@ async def personalization(
     if sref_url:
         fields["style_images"] = [await fetch.fetch_image(sref_url)]
         fields["ip_adapter_scale"] = profiles.calibration_for(preset).scale(stylize)
-    return Taste(codes=codes, spec_fields=fields)
+    return Taste(codes=codes, spec_fields=fields, request=filled, house=used, house_note=house_note)
 
 
 async def check_guild_rules(bot: Tastemaker, guild_id: int | None, text: str) -> None:

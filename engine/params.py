@@ -13,6 +13,12 @@ choice). In the text, `a:: b::2` is a multi-prompt (`prompt_parts()`): each
 part is encoded on its own and the embeddings are mixed by weight; a negative
 weight pushes away from its part, as Midjourney's `::-0.5`.
 
+`--p` takes codes (each optionally weighted, `k3xq7ab::2`), the word
+`server` (the community's own taste: `--p server::1 k3xq7ab::2`), or nothing:
+a bare `--p` is the member's default mix (their main profile's current code,
+or the profiles `/prefer personalize` mixes), filled in with
+`Request.with_default_mix` so the message shows the codes it stood for.
+
 `--style raw` means the model as it is: the engine keeps the preset's own
 guidance at every `--s` (no stylize boost), and the bot does not add the
 member's default `--p` from /settings (an explicit `--p` still applies).
@@ -26,7 +32,7 @@ import difflib
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,6 +50,7 @@ MAX_TEXT = 1500  # prompt text, without parameters
 MAX_INPUT = 6000  # whole input, parameters included (Discord's option limit)
 MAX_NEGATIVE = 1000  # the `--no` list, as written by canonical()
 MAX_CODES = 8  # codes in one `--p`
+SERVER = "server"  # `--p server`: the community's taste (engine/profiles.py SERVER)
 MAX_URL = 2048  # a link's length; browsers and CDNs stop around here
 MAX_OPTION_VALUE = 200
 MAX_JOBS = 40  # jobs one prompt may make ({a, b} permutations x --repeat); a server sets its own cap up to this
@@ -123,7 +130,8 @@ def is_code(s: object) -> bool:
 # 1. The typed request -------------------------------------------------------
 
 class CodeWeight(BaseModel):
-    """One `--p` entry. `code` None means "the member's current code" (bare `--p`)."""
+    """One `--p` entry: a code, SERVER (the community's taste), or None for a bare
+    `--p` (the member's default mix, filled in with `Request.with_default_mix`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     code: str | None = None
@@ -190,17 +198,33 @@ class Request(BaseModel):
 
     @property
     def uses_current_code(self) -> bool:
-        """True when a bare `--p` asks for the member's current code."""
+        """True when a bare `--p` asks for the member's default mix (their current code)."""
         return any(cw.code is None for cw in self.personalize or ())
 
     def with_current_code(self, code: str) -> Request:
         """Fill a bare `--p` with the member's current code (shown back to them)."""
-        if not is_code(code):
-            raise ValueError(f"not a code: {code!r}")
+        return self.with_default_mix([(code, 1.0)])
+
+    def with_default_mix(self, picks: Sequence[tuple[str, float]]) -> Request:
+        """Fill a bare `--p` with the codes and weights of the member's default mix
+        (engine/profiles.py default_picks), shown back to them: `--p` with a mix of
+        main::2 and a moodboard becomes `--p k3xq7ab::2 m4zz2qa`. A lone pick
+        keeps the bare `--p`'s weight. ValueError for a pick that is not a code."""
+        if not picks:
+            raise ValueError("a default mix needs at least one code")
+        for code, weight in picks:
+            if not (is_code(code) or code.lower() == SERVER) or not (math.isfinite(weight) and weight > 0):
+                raise ValueError(f"not a code and weight: {code!r}, {weight!r}")
         if not self.uses_current_code:
             return self
-        filled = tuple(CodeWeight(code=cw.code or code.lower(), weight=cw.weight)
-                       for cw in self.personalize or ())
+        merged: dict[str, float] = {}
+        for cw in self.personalize or ():
+            mix = [(cw.code, 1.0)] if cw.code is not None else [(c.lower(), w) for c, w in picks]
+            for code, weight in mix:
+                shown = cw.weight if len(mix) == 1 else cw.weight * weight
+                merged[code] = merged.get(code, 0.0) + shown
+        filled = tuple(CodeWeight(code=code, weight=min(100.0, max(0.001, round(weight, 3))))
+                       for code, weight in merged.items())
         return self.with_(personalize=filled)
 
 
@@ -300,9 +324,9 @@ def _personalize(seg: _Seg, spec: _Spec, presets: Collection[str]) -> tuple[Code
     out: list[CodeWeight] = []
     for tok in tokens:
         code, sep, weight = tok.partition("::")
-        if not is_code(code):
-            raise ParamError(f"{_q(seg.flag, tok)}: {_q(code)} is not a code. "
-                             "Codes are 7 characters of a–z and 2–7, like `k3xq7ab`.")
+        if not (is_code(code) or code.lower() == SERVER):
+            raise ParamError(f"{_q(seg.flag, tok)}: {_q(code)} is not a code. Codes are 7 characters of "
+                             f"a–z and 2–7, like `k3xq7ab`; `{SERVER}` is the community's taste.")
         code = code.lower()
         if any(cw.code == code for cw in out):
             raise ParamError(f"{_q(seg.flag, code)}: the code `{code}` is given twice. List each code once.")
@@ -402,7 +426,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("negative", "the negative prompt", ("no",), "a comma-separated list, like `--no text, blur`",
           _negative, ", ".join),
     _Spec("personalize", "personalize", ("p", "personalize"),
-          f"up to {MAX_CODES} codes, each optionally weighted: `--p k3xq7ab::2 m4zz2qa`",
+          f"up to {MAX_CODES} codes or `{SERVER}`, each optionally weighted: `--p k3xq7ab::2 m4zz2qa`",
           _personalize, _render_p),
     _Spec("stylize", "stylize", ("s", "stylize"), "0–1000", _integer(0, 1000), str),
     _Spec("chaos", "chaos", ("c", "chaos"), "0–100", _integer(0, 100), str),

@@ -1,4 +1,4 @@
-"""Owner tools: per-guild rules, the queue, and a forced command sync."""
+"""Owner tools: per-guild rules, the house taste, the queue, and a forced command sync."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import time
 from typing import Literal
 
 import discord
+import numpy as np
 from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Tastemaker
 from bot.errors import UserError
-from engine import safety
+from engine import params, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members
 from engine.jobs import JobState
@@ -20,6 +21,7 @@ from engine.presets import UnknownPresetError, get_preset, preset_names
 from engine.queue_contract import FAILING_AFTER, WorkerStatus
 
 SILENT_AFTER_S = 60.0  # workers report every 15 s: four missed reports and it reads as gone
+HOUSE_WEIGHT = (0.05, 0.95)  # the house taste's share of each prompt's taste
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -135,6 +137,60 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
             "\n".join(lines), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
+    @app_commands.command(description="A taste mixed into every prompt on this server: a code, `server` or `off`")
+    @app_commands.describe(
+        code="a taste code, `server` (the community's own taste) or `off`; leave out to see the current one",
+        weight="its share of each prompt's taste, 0.05-0.95 (default 0.25); alone when a prompt has no --p",
+    )
+    async def house_taste(
+        self,
+        interaction: discord.Interaction,
+        code: app_commands.Range[str, 1, 40] | None = None,
+        weight: app_commands.Range[float, HOUSE_WEIGHT[0], HOUSE_WEIGHT[1]] = 0.25,
+    ) -> None:
+        guild_id, db = interaction.guild_id, self.bot.db
+        if code is None:
+            await interaction.response.send_message(house_text(await members.get_guild(db, guild_id)), ephemeral=True)
+            return
+        if code.strip().lower() == "off":
+            rules = await members.update_guild(db, guild_id, house_taste=None, house_taste_owner=None)
+            await interaction.response.send_message(house_text(rules), ephemeral=True)
+            return
+        if not HOUSE_WEIGHT[0] <= weight <= HOUSE_WEIGHT[1]:
+            raise UserError(f"`weight:{weight:g}` is out of range: the house taste's weight takes "
+                            f"{HOUSE_WEIGHT[0]:g}-{HOUSE_WEIGHT[1]:g}, like `0.25`.")
+        code = await self._check_house_taste(interaction.user.id, code, weight)
+        rules = await members.update_guild(
+            db, guild_id, house_taste=code, house_taste_weight=float(weight), house_taste_owner=interaction.user.id
+        )
+        await interaction.response.send_message(house_text(rules), ephemeral=True)
+
+    async def _check_house_taste(self, admin_id: int, code: str, weight: float) -> str:
+        """The code as stored, once it resolves on the current basis for this admin; UserError otherwise."""
+        db = self.bot.db
+        code = profiles.normalize_code(code)
+        shown = code[:40].replace("`", "'")
+        if code != profiles.SERVER:
+            if not params.is_code(code):
+                raise UserError(f"`{shown}` is not a code: a house taste is a 7-character code like `k3xq7ab`, "
+                                f"`{profiles.SERVER}` (the community's own taste) or `off`.")
+            found = await profiles.get_code(db, code)
+            if found is None:
+                raise UserError(f"Unknown code `{code}`: no profile has it. `/codes` lists yours.")
+            if not found.public and code not in {c.code for c in await profiles.list_codes(db, admin_id)}:
+                raise UserError(f"`{code}` is another member's private code: only its owner can make it a house "
+                                "taste. Ask them to make it public (`/codes`), or use one of yours.")
+        try:  # on the current basis, as every prompt will use it
+            trial = await profiles.resolve(db, admin_id, [], self.bot.settings.unlock_votes, house=(code, weight, admin_id))
+        except profiles.TasteError as error:
+            raise UserError(f"`{code}` can't be this server's house taste: {error}") from None
+        if code == profiles.SERVER and not np.any(trial.w):
+            raise UserError(
+                f"`{profiles.SERVER}` is the community's own taste, and there is none yet: it forms once "
+                f"{profiles.PRIOR_MIN_MEMBERS} members have voted (`/rank`), liked or used their grids. Try again then."
+            )
+        return code
+
     model = app_commands.Group(name="model", description="The model presets this server draws with")
 
     @model.command(name="default", description="The preset used when a prompt has no --v (empty: the bot's default)")
@@ -188,6 +244,19 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         await interaction.response.defer(ephemeral=True)
         await self.bot.sync_commands(force=True)
         await interaction.followup.send("Commands synced.", ephemeral=True)
+
+
+def house_text(rules: members.GuildSettings) -> str:
+    """The server's house taste, as /admin house_taste shows it."""
+    if not rules.house_taste:
+        return "This server has no house taste: prompts use only their own `--p`. Set one with `/admin house_taste code:`."
+    code = rules.house_taste
+    what = "the community's own taste" if code == profiles.SERVER else f"set by <@{rules.house_taste_owner}>"
+    return (
+        f"This server's house taste is `{code}` ({what}) at **{rules.house_taste_weight:.0%}**: it is mixed into every "
+        "prompt's taste here, and steers alone (at the member's `--s`) when a prompt has no `--p`. "
+        "Not with `--style raw` or `--s 0`. `/admin house_taste code:off` turns it off."
+    )
 
 
 def _worker_line(w: WorkerStatus, now: float) -> str:

@@ -1,4 +1,5 @@
-"""/info: votes, unlock state, code, taste explanation, jobs, usage and the daily quota."""
+"""/info: votes, likes and signals from use, unlock state, code, profiles, taste explanation,
+jobs, usage and the daily quota."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from bot import generation
 from bot.app import Tastemaker
 from engine import profiles
 from engine.db import jobs as db_jobs
+from engine.db import members
 from engine.jobs import JobState
+
+USE_LABELS = {"upscale": "U", "vary": "V", "reroll": "🔄"}  # signals from use, as the grid's buttons read
+MAX_FIELD = 1024  # Discord's limit on an embed field's value
 
 
 class Info(commands.Cog):
@@ -28,15 +33,13 @@ class Info(commands.Cog):
 
 async def info_embed(bot: Tastemaker, user: discord.abc.User, guild_id: int | None = None) -> discord.Embed:
     status = await profiles.status(bot.db, user.id, bot.settings.unlock_votes)
+    prefs = await members.get_settings(bot.db, user.id)
     embed = discord.Embed(title=f"{user.display_name}'s tastemaker profile", colour=discord.Colour.blurple())
-    # 1. The profile.
-    if status.unlocked:
-        state = f"Unlocked · confidence {status.confidence:.0%}"
-    else:
-        state = f"Locked · rank {status.remaining} more pairs to unlock (`/rank`)"
+    # 1. The profile: explicit votes and likes, signals from use apart; unlocking counts all of them.
     embed.add_field(name="Votes", value=str(status.votes))
     embed.add_field(name="Likes", value=str(status.likes))
-    embed.add_field(name="Profile", value=state, inline=False)
+    embed.add_field(name="From use", value=use_text(status, prefs.learn_from_use))
+    embed.add_field(name="Profile", value=profile_state(status, prefs.learn_from_use), inline=False)
     if status.code and status.public:
         embed.add_field(name="Current code", value=f"`{status.code}` · use it with `--p` (others: `--p {status.code}`)", inline=False)
     elif status.code:  # no invitation to others: they would be refused
@@ -46,6 +49,20 @@ async def info_embed(bot: Tastemaker, user: discord.abc.User, guild_id: int | No
         if status.away:
             taste += f"; away from: {', '.join(status.away)}"
         embed.add_field(name="Taste", value=taste, inline=False)
+    mine = await profiles.list_profiles(bot.db, user.id)
+    if len(mine) > 1:
+        embed.add_field(name="Profiles", value=_fit(" · ".join(_profile_line(p) for p in mine)), inline=False)
+    mix = [p for p in mine if p.default_weight is not None]
+    if mix:
+        shown = " + ".join(f"{discord.utils.escape_markdown(p.name)} ×{p.default_weight:g}" for p in mix)
+        embed.add_field(name="Default mix (a bare `--p`)", value=_fit(shown), inline=False)
+    house = await generation.house_taste(bot, guild_id)
+    if house is not None:
+        embed.add_field(
+            name="This server's house taste",
+            value=f"`{house[0]}` · {house[1]:.0%} of every prompt's taste here (not with `--style raw` or `--s 0`)",
+            inline=False,
+        )
     # 2. Jobs and usage.
     active = await db_jobs.active_jobs(bot.db, user.id)
     running = sum(job.state is JobState.RUNNING for job in active)
@@ -63,6 +80,43 @@ async def info_embed(bot: Tastemaker, user: discord.abc.User, guild_id: int | No
             inline=False,
         )
     return embed
+
+
+def _amount(value: float) -> str:
+    """Vote-equivalents as a member reads them: 3, 3.5, 14.25."""
+    return f"{round(value, 2):g}"
+
+
+def use_text(status: profiles.ProfileStatus, learning: bool) -> str:
+    """Signals from use by kind: "7 U, 2 V, 1 🔄 (learning from use on)"."""
+    if not learning:
+        return "off (`/prefer learn_from_use on`)"
+    counts = [f"{status.signals.get(kind, 0)} {label}" for kind, label in USE_LABELS.items() if status.signals.get(kind)]
+    return f"{', '.join(counts) or 'none yet'} (learning from use on)"
+
+
+def profile_state(status: profiles.ProfileStatus, learning: bool = True) -> str:
+    """Unlocked with its confidence, or the progress toward unlocking by the documented rule
+    (profiles.UNLOCK_CREDIT: a vote counts 1, a U click 1/2, a like, V or 🔄 1/4)."""
+    if status.unlocked:
+        return f"Unlocked · confidence {status.confidence:.0%}"
+    n = status.remaining
+    return (
+        f"Locked · {_amount(status.progress)} of {status.unlock_votes} (votes + use) · "
+        f"about {n} more vote{'s' if n != 1 else ''} (`/rank`)"
+        + (", or keep using U, V and 🔄 on your grids" if learning else "")
+    )
+
+
+def _profile_line(p: profiles.ProfileSummary) -> str:
+    name = f"**{discord.utils.escape_markdown(p.name)}**"
+    kind = "" if p.kind == "votes" else f" ({p.kind})"
+    code = f" `{p.code}`" if p.code else " (no code yet)"
+    return f"{name}{kind}{code}{'' if p.public else ' 🔒'}"
+
+
+def _fit(text: str) -> str:
+    return text if len(text) <= MAX_FIELD else text[: MAX_FIELD - 1] + "…"
 
 
 async def setup(bot: Tastemaker) -> None:

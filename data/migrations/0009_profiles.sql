@@ -69,3 +69,7 @@ ALTER TABLE user_settings ADD COLUMN learn_from_use INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE guild_settings ADD COLUMN house_taste TEXT;
 ALTER TABLE guild_settings ADD COLUMN house_taste_weight REAL NOT NULL DEFAULT 0.25;
 ALTER TABLE guild_settings ADD COLUMN house_taste_owner INTEGER;
+
+-- A 🔄 whose prompt (a Remix edit) makes several jobs asks first: the question keeps
+-- the grid it rerolls, so the first job queued on Yes records the reroll as a signal from use.
+ALTER TABLE pending_prompts ADD COLUMN reroll_of TEXT;

@@ -22,6 +22,7 @@ class PendingPrompt:
     prompts: tuple[tuple[str, int], ...]  # (prompt as the member wrote it, braces expanded; repeat)
     reroll: bool
     created_at: float
+    reroll_of: str | None = None  # a 🔄's grid (its job id): the first job queued records the reroll
 
     @property
     def jobs(self) -> int:
@@ -29,14 +30,16 @@ class PendingPrompt:
 
 
 async def add(
-    db: aiosqlite.Connection, user_id: int, guild_id: int | None, prompts: list[tuple[str, int]], *, reroll: bool = False
+    db: aiosqlite.Connection, user_id: int, guild_id: int | None, prompts: list[tuple[str, int]], *, reroll: bool = False,
+    reroll_of: str | None = None,
 ) -> int:
     now = time.time()
     async with transaction(db):
         await db.execute("DELETE FROM pending_prompts WHERE created_at < ?", (now - PENDING_TTL_S,))
         cursor = await db.execute(
-            "INSERT INTO pending_prompts (user_id, guild_id, prompts, reroll, created_at) VALUES (?, ?, ?, ?, ?)",
-            (user_id, guild_id, json.dumps([list(p) for p in prompts]), int(reroll), now),
+            "INSERT INTO pending_prompts (user_id, guild_id, prompts, reroll, created_at, reroll_of)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, guild_id, json.dumps([list(p) for p in prompts]), int(reroll), now, reroll_of),
         )
         return cursor.lastrowid
 
@@ -44,14 +47,16 @@ async def add(
 async def get(db: aiosqlite.Connection, pending_id: int) -> PendingPrompt | None:
     """The pending prompt, or None when it is gone or expired."""
     rows = await db.execute_fetchall(
-        "SELECT id, user_id, guild_id, prompts, reroll, created_at FROM pending_prompts WHERE id = ? AND created_at >= ?",
+        "SELECT id, user_id, guild_id, prompts, reroll, created_at, reroll_of FROM pending_prompts"
+        " WHERE id = ? AND created_at >= ?",
         (pending_id, time.time() - PENDING_TTL_S),
     )
     if not rows:
         return None
-    id_, user_id, guild_id, prompts, reroll, created_at = rows[0]
+    id_, user_id, guild_id, prompts, reroll, created_at, reroll_of = rows[0]
     return PendingPrompt(
-        id_, user_id, guild_id, tuple((text, int(n)) for text, n in json.loads(prompts)), bool(reroll), created_at
+        id_, user_id, guild_id, tuple((text, int(n)) for text, n in json.loads(prompts)), bool(reroll), created_at,
+        reroll_of,
     )
 
 

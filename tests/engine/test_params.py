@@ -131,6 +131,52 @@ def test_with_current_code_fills_bare_p():
         parse("x --p").with_current_code("nope")
 
 
+def test_p_server_is_the_communitys_taste_in_any_case_and_mixes_by_weight():
+    r = parse("a cat --p SERVER")
+    assert r.personalize == (CodeWeight(code="server"),) and not r.uses_current_code
+    assert r.canonical() == "a cat --p server"
+    mixed = parse("a cat --p Server::1 k3xq7ab::2")
+    assert [(c.code, c.weight) for c in mixed.personalize] == [("server", 1.0), ("k3xq7ab", 2.0)]
+    assert mixed.canonical() == "a cat --p server k3xq7ab::2"
+    assert parse(parse("x --p server::2 k3xq7ab").canonical()) == parse("x --p server::2 k3xq7ab")
+    assert not is_code("server")  # a word of --p, not a code (--sref takes codes and links only)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("x --p serve", ["`--p serve`", "`serve` is not a code", "`server` is the community's taste"]),
+        ("x --p server::0", ["`--p server::0` has a bad weight `0`", "like `server::2`"]),
+        ("x --p server::x k3xq7ab", ["`--p server::x` has a bad weight `x`"]),
+        ("x --p server SERVER", ["`--p server`", "`server` is given twice"]),
+        ("x --p ::2", ["`--p ::2`", "nothing is not a code"]),
+    ],
+)
+def test_p_server_errors_name_the_flag_and_value(text, fragments):
+    with pytest.raises(ParamError) as info:
+        parse(text)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+def test_with_default_mix_fills_bare_p_with_the_mix_and_its_weights():
+    bare = parse("x --p --s 300")
+    mixed = bare.with_default_mix([("K3XQ7AB", 2.0), ("m4zz2qa", 1.0)])
+    assert mixed.personalize == (CodeWeight(code="k3xq7ab", weight=2.0), CodeWeight(code="m4zz2qa"))
+    assert mixed.canonical() == "x --p k3xq7ab::2 m4zz2qa --s 300"
+    assert parse(mixed.canonical()) == mixed  # a reroll runs the same mix
+    # one profile: its weight doesn't matter alone, so the bare --p's is kept
+    assert bare.with_default_mix([("k3xq7ab", 3.0)]).canonical() == "x --p k3xq7ab --s 300"
+    # tiny weights still parse back
+    assert parse(bare.with_default_mix([("k3xq7ab", 1.0), ("m4zz2qa", 1e-6)]).canonical()).personalize[1].weight == 0.001
+    assert bare.with_default_mix([("server", 1.0), ("k3xq7ab", 1.0)]).canonical() == "x --p server k3xq7ab --s 300"
+    explicit = parse("x --p abcdefg")
+    assert explicit.with_default_mix([("k3xq7ab", 1.0)]) is explicit
+    for bad in ([], [("nope", 1.0)], [("k3xq7ab", 0.0)], [("k3xq7ab", float("nan"))]):
+        with pytest.raises(ValueError):
+            bare.with_default_mix(bad)
+
+
 def test_codes():
     assert is_code("abcdefg") and is_code("ABC2345") and is_code("a2b3c4d")
     lookalikes = ("abcde\u017fg", "abcde\u212ag")  # long s and Kelvin sign fold to s/k under re.I
