@@ -49,17 +49,16 @@ import numpy as np
 from engine import params
 from engine import taste as tm
 from engine.db import jobs as db_jobs
-from engine.db import members
+from engine.db import members, transaction
 from engine.db import taste as q
-from engine.db import transaction
 from engine.presets import PRESETS
 
 __all__ = [
     "DEFAULT_CALIBRATION",
+    "Answered",
     "Calibration",
     "CodeInfo",
     "Conditioning",
-    "Answered",
     "Pair",
     "ProfileStatus",
     "ProfileSummary",
@@ -67,6 +66,7 @@ __all__ = [
     "TasteError",
     "answer_pair",
     "answered",
+    "check_new_profile",
     "check_profile_name",
     "conditioning",
     "create_moodboard",
@@ -607,16 +607,27 @@ def check_profile_name(name: str) -> str:
     return name
 
 
-async def create_profile(db: aiosqlite.Connection, user_id: int, name: str, kind: str = "votes") -> q.Profile:
-    """A new named profile. It starts private when the member's main profile is
-    private, so a new profile never shares what the member chose to hide."""
-    name = check_profile_name(name)
+async def check_new_profile(db: aiosqlite.Connection, user_id: int, name: str | None) -> str | None:
+    """The name a new profile of the member's would take (None: an automatic one), if
+    they have room for one; TasteError otherwise. Checked before a job for one is queued."""
     live = await q.list_profiles(db, user_id)
     if len(live) >= MAX_PROFILES:
         raise TasteError(f"You have {len(live)} profiles, the most one member may keep. `/profile delete` one first.")
+    if name is None:
+        return None
+    name = check_profile_name(name)
+    if any(p.name.lower() == name.lower() for p in live):
+        raise TasteError(f"You already have a profile named `{name}`.")
+    return name
+
+
+async def create_profile(db: aiosqlite.Connection, user_id: int, name: str, kind: str = "votes") -> q.Profile:
+    """A new named profile. It starts private when the member's main profile is
+    private, so a new profile never shares what the member chose to hide."""
     public = (await q.main_profile(db, user_id)).public
+    name = await check_new_profile(db, user_id, name)
     made = await q.insert_profile(db, user_id, name, kind, public)
-    if made is None:
+    if made is None:  # made a moment ago by another click
         raise TasteError(f"You already have a profile named `{name}`.")
     return made
 
@@ -1175,8 +1186,10 @@ async def _new_made_profile(db: aiosqlite.Connection, user_id: int, name: str | 
             await q.set_profiles_public(db, user_id, public, made.id)
             made = replace(made, public=public)
         return made
-    taken = {p.name.lower() for p in await q.list_profiles(db, user_id)}
-    n = 1 + sum(p.kind == kind for p in await q.list_profiles(db, user_id))
+    await check_new_profile(db, user_id, None)
+    live = await q.list_profiles(db, user_id)
+    taken = {p.name.lower() for p in live}
+    n = 1 + sum(p.kind == kind for p in live)
     while f"{kind} {n}" in taken:
         n += 1
     made = await q.insert_profile(db, user_id, f"{kind} {n}", kind, public)

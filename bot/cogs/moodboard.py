@@ -60,7 +60,10 @@ class Moodboard(commands.GroupCog, group_name="moodboard", group_description="Ta
         super().__init__()
 
     @app_commands.command(description="Make a taste code from up to 10 images (PNG, JPEG, WebP, GIF; 8 MB, 16 MP each)")
-    @app_commands.describe(image1="An image whose look you want", image2="Another image (optional)")
+    @app_commands.describe(
+        image1="An image whose look you want", image2="Another image (optional)",
+        name="A name for this moodboard's profile (default: moodboard N)",
+    )
     async def create(
         self,
         interaction: discord.Interaction,
@@ -74,12 +77,14 @@ class Moodboard(commands.GroupCog, group_name="moodboard", group_description="Ta
         image8: discord.Attachment | None = None,
         image9: discord.Attachment | None = None,
         image10: discord.Attachment | None = None,
+        name: app_commands.Range[str, 1, 64] | None = None,
     ) -> None:
         bot = self.bot
         uploads = [a for a in (image1, image2, image3, image4, image5, image6, image7, image8, image9, image10) if a]
         # 1. Cheap checks first: nothing is downloaded or queued when they fail.
         for attachment in uploads:
             uploads_.check_attachment(attachment, "a moodboard")
+        name = await profiles.check_new_profile(bot.db, interaction.user.id, name)
         preset = await embed_preset(bot)
         await generation.check_limits(bot, interaction.user.id, interaction.guild_id, interaction.channel_id)
         # 2. Download and check every image before anything is queued.
@@ -96,7 +101,7 @@ class Moodboard(commands.GroupCog, group_name="moodboard", group_description="Ta
             embed=EmbedSpec(images=pngs),
         )
         prompt = f"moodboard: {n} image{'s' if n != 1 else ''}"
-        prepared = Prepared(job=job, prompt=prompt, info={"images": n}, kind=KIND)
+        prepared = Prepared(job=job, prompt=prompt, info={"images": n, "name": name}, kind=KIND)
         await generation.start(bot, interaction, prepared)
         await interaction.edit_original_response(
             content=f"Your moodboard of {n} image{'s' if n != 1 else ''} is queued: its code will appear in the message below."
@@ -114,7 +119,7 @@ def make_hooks(bot: Tastemaker):
             return {}
         embeddings = np.asarray(event.result.image_embeddings if event.result else [], dtype=np.float64)
         try:
-            code = await profiles.create_moodboard(bot.db, record.user_id, embeddings)
+            code = await profiles.create_moodboard(bot.db, record.user_id, embeddings, record.request.get("name"))
         except profiles.TasteError as error:
             return {"error": str(error)}
         except ValueError as error:  # embeddings from another CLIP space than the current basis
@@ -134,8 +139,9 @@ def make_hooks(bot: Tastemaker):
             privacy = f"Make it private with `/codes code:{code} visibility:private`."
         else:  # the member's moodboards start private
             privacy = f"🔒 It is private: only you can use it (`/codes code:{code} visibility:public` shares it)."
+        named = f" (profile **{discord.utils.escape_markdown(info.profile)}**)" if info is not None else ""
         content = (
-            f"{render.headline(record)} · moodboard code `{code}`\n"
+            f"{render.headline(record)} · moodboard code `{code}`{named}\n"
             f"Use it like any taste code: `/imagine a cat --p {code}` (strength with `--s`, "
             f"mix with `--p {code}::2 OTHER`). {privacy}"
         )

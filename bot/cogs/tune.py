@@ -33,7 +33,6 @@ from bot.generation import Prepared
 from engine import params, profiles, rankpool, safety
 from engine.db import jobs as db_jobs
 from engine.db import members
-from engine.db import taste as db_taste
 from engine.db import tune as db_tune
 from engine.jobs import MAX_SEED, Job, JobEvent, JobKind, PoolSpec
 from engine.presets import PRESETS, Preset, get_preset
@@ -89,20 +88,6 @@ async def tune_prompt(bot: Tastemaker, guild_id: int | None, text: str) -> str:
     return request.text
 
 
-async def check_name(bot: Tastemaker, user_id: int, name: str | None) -> str | None:
-    if name is None:
-        live = await db_taste.list_profiles(bot.db, user_id)
-        if len(live) >= profiles.MAX_PROFILES:
-            raise UserError(f"You have {len(live)} profiles, the most one member may keep. `/profile delete` one first.")
-        return None
-    name = profiles.check_profile_name(name)
-    if await db_taste.find_profile(bot.db, user_id, name) is not None:
-        raise UserError(f"You already have a profile named `{name}`: pick another name for this tune.")
-    if len(await db_taste.list_profiles(bot.db, user_id)) >= profiles.MAX_PROFILES:
-        raise UserError(f"You have {profiles.MAX_PROFILES} profiles, the most one member may keep. `/profile delete` one first.")
-    return name
-
-
 def choose_styles(styles: int, seed: int) -> list[str]:
     lines = rankpool.read_lines(rankpool.STYLES_FILE)
     if len(lines) < styles:
@@ -132,7 +117,7 @@ class Tune(commands.Cog):
         # 1. Every check before anything is stored or queued.
         preset = await tune_preset(bot)
         text = await tune_prompt(bot, guild_id, prompt)
-        name = await check_name(bot, user_id, name)
+        name = await profiles.check_new_profile(bot.db, user_id, name)
         await generation.check_limits(
             bot, user_id, guild_id, interaction.channel_id, roles=generation.role_ids(interaction.user), images=styles
         )

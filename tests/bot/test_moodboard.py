@@ -42,6 +42,7 @@ async def test_a_moodboard_code_personalizes_another_members_prompt(simcord_env,
     result = await alice.slash(
         channel, "moodboard create",
         image1=("sunset.png", png("orange")), image2=("sea.jpg", jpeg.getvalue()), image3=("sky.png", png("skyblue")),
+        name="Sunsets",
     )
     # The member's reply is ephemeral; the job's message is public, as for /imagine.
     assert result.ephemeral and "queued" in result.response.content
@@ -61,7 +62,12 @@ async def test_a_moodboard_code_personalizes_another_members_prompt(simcord_env,
     await run_until(simcord_env, lambda: moodboard_done(channel))
     done = job_message(channel, "moodboard:").content
     code = re.search(r"moodboard code `([a-z2-7]{7})`", done).group(1)
-    assert f"--p {code}" in done
+    assert f"--p {code}" in done and "(profile **Sunsets**)" in done
+
+    # a moodboard is a profile: its name is taken now, and a second board of that name is refused before queueing
+    again = await alice.slash(channel, "moodboard create", image1=("a.png", png("red")), name="sunsets")
+    assert again.ephemeral and "You already have a profile named `sunsets`" in again.response.content
+    acknowledge_user_errors(simcord_env)
 
     listed = await alice.slash(channel, "codes")
     assert f"`{code}` · moodboard v1 · 3 images · public" in listed.response.content

@@ -11,7 +11,10 @@ from engine import taste as tm
 from engine.db import members
 from engine.db import taste as q
 from engine.profiles import TasteError
-from tests.engine.test_profiles import UNLOCK, _grid, _loves, _vote, every_change, world  # noqa: F401 (fixtures)
+from tests.engine import test_profiles as base
+from tests.engine.test_profiles import UNLOCK, _grid, _loves
+
+world, every_change = base.world, base.every_change  # the same synthetic rank pool and fixtures
 
 
 async def _rank(world, user, n, utility, profile_name=None, seed=0):
