@@ -560,25 +560,13 @@ async def check_can_personalize(
             f"Personalization isn't available yet: {profiles.NO_POOL_MESSAGE} "
             "Then rank pairs with `/rank` to unlock your profile."
         )
-    unlock = bot.settings.unlock_votes
-    kinds = {p.name.lower(): p.kind for p in await db_taste.list_profiles(bot.db, user_id)}
     codes: dict[str, str] = {}
     for name, _ in mix if mix is not None else await default_mix(bot, user_id):
-        main = name.strip().lower() == profiles.MAIN_PROFILE
-        named = None if main else name
+        named = None if name.strip().lower() == profiles.MAIN_PROFILE else name
         try:
-            if kinds.get(name.strip().lower(), "votes") == "votes":
-                progress = await profiles.progress(bot.db, user_id, named)
-                if progress < unlock:
-                    n = math.ceil(unlock - progress)
-                    which, rank = ("Your profile", "/rank") if main else (f"Your profile **{_md(name)}**", f"/rank profile:{name}")
-                    raise UserError(
-                        f"{which} is locked: rank {n} more pair{'s' if n != 1 else ''} with `{rank}` to unlock it "
-                        f"({format_progress(progress)}/{unlock} votes), then turn personalization on."
-                    )
-            codes[name] = await profiles.current_code(bot.db, user_id, unlock, profile_name=named)
+            codes[name] = await profiles.current_code(bot.db, user_id, bot.settings.unlock_votes, profile_name=named)
         except profiles.TasteError as error:
-            raise UserError(str(error)) from None
+            raise UserError(f"{error} Then turn personalization on.") from None
     return codes
 
 

@@ -95,6 +95,7 @@ __all__ = [
     "set_defaults",
     "set_public",
     "status",
+    "unlock_hint",
     "unlock_progress",
 ]
 
@@ -892,8 +893,23 @@ async def _snapshot(db: aiosqlite.Connection, profile: q.Profile, basis: tm.Basi
 
 def _locked_message(status: ProfileStatus) -> str:
     n = status.remaining
-    where = "" if status.profile == MAIN_PROFILE else f" `{status.profile}`"
-    return f"Your profile{where} is locked: rank {n} more pair{'s' if n != 1 else ''} to unlock it (`/rank`)."
+    main = status.profile == MAIN_PROFILE
+    where, rank = ("", "/rank") if main else (f" **{status.profile}**", f"/rank profile:{status.profile}")
+    done = f"{round(status.progress, 2):g}/{status.unlock_votes}" + (" votes and use" if main else " votes")
+    return f"Your profile{where} is locked: rank {n} more pair{'s' if n != 1 else ''} with `{rank}` to unlock it ({done})."
+
+
+async def unlock_hint(db: aiosqlite.Connection, user_id: int, unlock_votes: int, profile_name: str | None = None) -> str | None:
+    """Why the profile (main unless named) has no code yet, "Your profile … is locked:
+    rank N more pairs with `/rank …`", or None when it is unlocked or made at once
+    (a moodboard, a tune). Cheap: no fit, no snapshot."""
+    profile = await _profile_named(db, user_id, profile_name)
+    if profile.kind != "votes":
+        return None
+    counts = await _counts(db, profile)
+    if _progress(profile, counts) >= unlock_votes:
+        return None
+    return _locked_message(_status(profile, counts, unlock_votes))
 
 
 async def current_code(db: aiosqlite.Connection, user_id: int, unlock_votes: int, profile_name: str | None = None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -83,8 +84,8 @@ class Profile(commands.GroupCog, group_name="profile", group_description="Your t
             if code is None:
                 progress = await profiles.progress(self.bot.db, user_id, None if main else summary.name)
                 if progress < unlock:
-                    n = math.ceil(unlock - progress)
                     rank = "/rank" if main else f"/rank profile:{summary.name}"
+                    n = math.ceil(unlock - progress)
                     parts.append(f"locked ({format_progress(progress)}/{unlock}): rank {n} more with `{rank}`")
                 else:  # unlocked, never used yet: its first code
                     code = await profiles.current_code(self.bot.db, user_id, unlock, None if main else summary.name)
@@ -114,26 +115,16 @@ class Profile(commands.GroupCog, group_name="profile", group_description="Your t
         lines = [f"A bare `--p` now uses {mix_text(stored)}."]
         locked = await self.locked(user_id, [name for name, _ in stored])
         if locked:
-            lines.append(f"Still locked: {', '.join(locked)}. Until then a bare `--p` says so.")
+            lines += [*locked, "Until then a bare `--p` says so."]
         if (await members.get_settings(self.bot.db, user_id)).personalize:
             lines.append("Personalization is on, so every prompt without codes of its own uses this mix.")
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
     async def locked(self, user_id: int, names: list[str]) -> list[str]:
-        """The locked votes profiles among names, each with how to unlock it."""
+        """Why each locked profile among names is locked, and how to unlock it."""
         unlock = self.bot.settings.unlock_votes
-        kinds = {p.name.lower(): p.kind for p in await db_taste.list_profiles(self.bot.db, user_id)}
-        out = []
-        for name in names:
-            if kinds.get(name.lower()) != "votes":
-                continue
-            main = name == profiles.MAIN_PROFILE
-            progress = await profiles.progress(self.bot.db, user_id, None if main else name)
-            if progress < unlock:
-                n = math.ceil(unlock - progress)
-                rank = "/rank" if main else f"/rank profile:{name}"
-                out.append(f"**{_md(name)}** (rank {n} more pair{'s' if n != 1 else ''} with `{rank}`)")
-        return out
+        hints = [await profiles.unlock_hint(self.bot.db, user_id, unlock, name) for name in names]
+        return [hint for hint in hints if hint is not None]
 
     # -- delete ------------------------------------------------------------------------
 

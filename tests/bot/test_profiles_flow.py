@@ -199,7 +199,8 @@ async def test_personalize_mixes_several_profiles(simcord_env, world, simcord_bo
     # /profile default sets the mix too, and says which profiles are still locked.
     default = await alice.slash(channel, "profile default", profiles="portraits, sketches::0.5")
     assert "A bare `--p` now uses **portraits** ×1 + **sketches** ×0.5." in default.response.content
-    assert "Still locked: **sketches** (rank 3 more pairs with `/rank profile:sketches`)" in default.response.content
+    assert ("Your profile **sketches** is locked: rank 3 more pairs with `/rank profile:sketches` to unlock it "
+            "(0/3 votes)" in default.response.content)
     assert "Personalization is on" in default.response.content
     # Turning personalization on (again) checks the mix it would use.
     refused(env, await alice.slash(channel, "prefer personalize", value="on"), "Your profile **sketches** is locked")

@@ -97,7 +97,7 @@ async def test_a_new_profile_is_private_when_main_is(world):
 async def test_default_mix_is_what_a_bare_p_means(world):
     await _rank(world, 1, UNLOCK, _loves(world, 0))
     await profiles.create_profile(world.db, 1, "ink")
-    with pytest.raises(TasteError, match="`ink` is locked|profile `ink` is locked"):
+    with pytest.raises(TasteError, match=r"Your profile \*\*ink\*\* is locked: rank 6 more pairs with `/rank profile:ink`"):
         await profiles.set_defaults(world.db, 1, [("main", 1.0), ("ink", 2.0)])
         await profiles.resolve(world.db, 1, [(None, 1.0)], UNLOCK)
     await _rank(world, 1, UNLOCK, _loves(world, 2), "ink")
