@@ -1068,7 +1068,13 @@ async def default_picks(db: aiosqlite.Connection, user_id: int, unlock_votes: in
 
 
 async def server_taste(db: aiosqlite.Connection, basis: tm.Basis) -> np.ndarray:
-    """``--p server``: the community's own taste, the prior's mean (refreshed as members vote)."""
+    """``--p server``: the community's own taste, the prior's mean (refreshed as members
+    vote). TasteError before there is one (the cold-start prior's mean is no one's taste)."""
+    if (await q.community_observations(db))[0] < PRIOR_MIN_MEMBERS:
+        raise TasteError(
+            f"`{SERVER}` is the community's own taste, and there is none yet: it forms once {PRIOR_MIN_MEMBERS} "
+            "members have voted (`/rank`), liked or used their grids."
+        )
     prior = await community_prior(db, basis)
     return np.asarray(prior.mean, dtype=np.float64)
 

@@ -6,7 +6,6 @@ import time
 from typing import Literal
 
 import discord
-import numpy as np
 from discord import app_commands
 from discord.ext import commands
 
@@ -181,14 +180,9 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
                 raise UserError(f"`{code}` is another member's private code: only its owner can make it a house "
                                 "taste. Ask them to make it public (`/codes`), or use one of yours.")
         try:  # on the current basis, as every prompt will use it
-            trial = await profiles.resolve(db, admin_id, [], self.bot.settings.unlock_votes, house=(code, weight, admin_id))
+            await profiles.resolve(db, admin_id, [], self.bot.settings.unlock_votes, house=(code, weight, admin_id))
         except profiles.TasteError as error:
             raise UserError(f"`{code}` can't be this server's house taste: {error}") from None
-        if code == profiles.SERVER and not np.any(trial.w):
-            raise UserError(
-                f"`{profiles.SERVER}` is the community's own taste, and there is none yet: it forms once "
-                f"{profiles.PRIOR_MIN_MEMBERS} members have voted (`/rank`), liked or used their grids. Try again then."
-            )
         return code
 
     model = app_commands.Group(name="model", description="The model presets this server draws with")

@@ -58,10 +58,14 @@ async def test_a_house_taste_steers_every_prompt_until_it_is_off(simcord_env, wo
     await bob.slash(channel, "imagine", prompt="a kite over a field")
     plain = await drawn(simcord_env, channel, "a kite over a field")
     assert f"house taste `{code}`" in plain and "--p" not in plain
-    # With --p (here the community's taste and a code, weighted): the member's mix and the house's half.
-    await bob.slash(channel, "imagine", prompt=f"a boat --p server::2 {code}")
-    mixed = await drawn(simcord_env, channel, f"a boat --p server::2 {code}")
-    assert f"`--p server::2 {code} --s 100`" in mixed and f"house taste `{code}` at 50%" in mixed
+    # With --p: the member's mix and the house's half.
+    await bob.slash(channel, "imagine", prompt=f"a boat --p {code}::2")
+    mixed = await drawn(simcord_env, channel, f"a boat --p {code}::2")
+    assert f"`--p {code}::2 --s 100`" in mixed and f"house taste `{code}` at 50%" in mixed
+    # The community's taste doesn't exist yet with one member's votes: a clear, private refusal.
+    early = await bob.slash(channel, "imagine", prompt="a boat --p server")
+    assert early.ephemeral and "`server` is the community's own taste, and there is none yet" in early.response.content
+    acknowledge_user_errors(simcord_env)
     # Not with --style raw.
     await bob.slash(channel, "imagine", prompt="a tree --style raw")
     assert "house taste" not in await drawn(simcord_env, channel, "a tree --style raw")

@@ -215,6 +215,8 @@ def test_predictions_moved():
 
 
 async def test_server_taste_and_house_taste(world):
+    with pytest.raises(TasteError, match="there is none yet: it forms once 3 members"):
+        await profiles.resolve(world.db, 5, [("server", 1.0)], UNLOCK)  # the cold start's mean is no one's taste
     for user, style in ((1, 0), (2, 0), (3, 1), (4, 0)):
         await _rank(world, user, UNLOCK, _loves(world, style), seed=user)
     basis = world.basis
