@@ -221,26 +221,28 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
 # -- rank --------------------------------------------------------------------------
 
 
-async def _progress(context: WebContext, user_id: int, *, with_code: bool = True) -> dict:
-    """Votes (and signals from use, as vote-equivalents) toward unlock; the current
-    code when asked, or at the moment of unlocking, as in Discord's /rank."""
+async def _progress(context: WebContext, user_id: int, profile: str | None = None, *, with_code: bool = True) -> dict:
+    """Votes toward unlocking the profile (the main one's in vote-equivalents: signals
+    from use count too); its current code when asked, or at the moment of unlocking,
+    as in Discord's /rank."""
     unlock = context.settings.unlock_votes
-    done = await profiles.progress(context.db, user_id)
+    done = await profiles.progress(context.db, user_id, profile)
     votes = math.floor(done)
-    progress = {"votes": votes, "unlock": unlock, "unlocked": done >= unlock, "code": None}
+    progress = {"votes": votes, "unlock": unlock, "unlocked": done >= unlock, "code": None, "profile": profile}
     if done >= unlock and (with_code or votes == unlock):
-        progress["code"] = await profiles.current_code(context.db, user_id, unlock)
+        progress["code"] = await profiles.current_code(context.db, user_id, unlock, profile)
     return progress
 
 
 def _pair_json(pair: profiles.Pair) -> dict:
-    return {"id": pair.id, "left": f"/img/pool/{pair.left_id}", "right": f"/img/pool/{pair.right_id}"}
+    return {"id": pair.id, "left": f"/img/pool/{pair.left_id}", "right": f"/img/pool/{pair.right_id}",
+            "prompt": pair.prompt}
 
 
-async def _next_pair(context: WebContext, user_id: int) -> tuple[dict | None, str | None]:
+async def _next_pair(context: WebContext, user_id: int, profile: str | None = None) -> tuple[dict | None, str | None]:
     try:
-        pair = await profiles.next_pair(context.db, user_id, np.random.default_rng())
-    except profiles.TasteError as error:  # every pair answered
+        pair = await profiles.next_pair(context.db, user_id, np.random.default_rng(), profile)
+    except profiles.TasteError as error:  # every pair answered, or not a profile of theirs to rank
         return None, str(error)
     if pair is None:
         return None, profiles.NO_POOL_MESSAGE
@@ -248,11 +250,18 @@ async def _next_pair(context: WebContext, user_id: int) -> tuple[dict | None, st
 
 
 async def rank_page(request: web.Request) -> web.Response:
+    """Rank into the main profile, or ?profile=NAME (one of the member's profiles taught by votes)."""
     context, session = _context(request), _session(request)
-    pair, problem = await _next_pair(context, session.user_id)
-    progress = await _progress(context, session.user_id)
+    ranked = [p for p in await profiles.list_profiles(context.db, session.user_id) if p.kind == "votes"]
+    wanted = request.query.get("profile", "").strip()
+    profile = next((p.name for p in ranked if p.name.lower() == wanted.lower() and p.name != profiles.MAIN_PROFILE), None)
+    if wanted and profile is None and wanted.lower() != profiles.MAIN_PROFILE:
+        raise web.HTTPNotFound(text=f"You have no profile named {wanted[:40]!r} to rank.")
+    pair, problem = await _next_pair(context, session.user_id, profile)
+    progress = await _progress(context, session.user_id, profile)
     return render(request, "rank.html", title="Rank", pair=pair, problem=problem, progress=progress,
-                  progress_json=json.dumps(progress))
+                  progress_json=json.dumps(progress), profile=profile or profiles.MAIN_PROFILE,
+                  ranked=[p.name for p in ranked])
 
 
 async def vote(request: web.Request) -> web.Response:
@@ -275,11 +284,13 @@ async def vote(request: web.Request) -> web.Response:
     if not await profiles.answer_pair(context.db, session.user_id, pair_id, choice):
         return _json_error("That pair is already counted; vote on the newest one.", 409)
     answered = await profiles.answered(context.db, session.user_id, pair_id)
-    pair, problem = await _next_pair(context, session.user_id)
+    owner = await q.get_profile(context.db, shown.profile_id) if shown.profile_id is not None else None
+    profile = None if owner is None or owner.is_main else owner.name  # the next pair teaches the same profile
+    pair, problem = await _next_pair(context, session.user_id, profile)
     return web.json_response({
         "answered": {"prompt": answered.prompt, "left": answered.left_style, "right": answered.right_style,
                      "choice": choice},
-        "pair": pair, "problem": problem, "progress": await _progress(context, session.user_id, with_code=False),
+        "pair": pair, "problem": problem, "progress": await _progress(context, session.user_id, profile, with_code=False),
     })
 
 

@@ -142,3 +142,49 @@ async def test_the_owner_paints_a_region_in_the_browser_and_gets_its_variations(
         wait.until(lambda d: "a lighthouse at dawn" in d.find_element(By.ID, "prompt").text)
 
     await asyncio.to_thread(see_the_results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_rank_pool", [True])
+async def test_a_member_ranks_a_named_profile_in_the_browser(simcord_env, world, simcord_bot, browser, base_url):
+    """Several profiles on the web, as on Midjourney's site: choose the profile, vote with the keys, and the
+    votes teach that profile only (Discord's /profile list shows it unlocked, main untouched)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, channel, alice, _ = world
+    prompts = {row[0] for row in await simcord_bot.db.execute_fetchall("SELECT prompt FROM pool_images")}
+    made = await alice.slash(channel, "profile create", name="Portraits")
+    assert made.ephemeral and "Profile **Portraits** created" in made.response.content
+    link = await login_link(alice, channel)
+
+    def in_the_browser() -> None:
+        wait = WebDriverWait(browser, 20)
+        browser.get(link)
+        browser.find_element(By.ID, "continue").click()
+        wait.until(EC.url_contains("/rank"))
+        chips = browser.find_elements(By.CSS_SELECTOR, "nav.profiles a")
+        assert [c.text for c in chips] == ["main", "Portraits"]
+        assert chips[0].get_attribute("aria-current") == "page"
+        chips[1].click()
+        wait.until(EC.url_contains("profile=Portraits"))
+        assert browser.find_element(By.CSS_SELECTOR, "nav.profiles a[aria-current]").text == "Portraits"
+        prompt = browser.find_element(By.ID, "pair-prompt").text  # the pair shows its prompt
+        assert prompt in prompts
+        body = browser.find_element(By.TAG_NAME, "body")
+        for vote in range(UNLOCK_VOTES):
+            body.send_keys("2")
+            wait.until(lambda d: d.find_element(By.ID, "pair").get_attribute("data-votes") == str(vote + 1))
+        assert "Unlocked" in browser.find_element(By.ID, "progress-text").text
+        wait.until(lambda d: "Portraits is unlocked!" in d.find_element(By.TAG_NAME, "body").text)
+        screenshot(browser, "11-rank-profile")
+        browser.get(f"{base_url}/rank?profile=nobody")
+        assert "Not found" in browser.title
+
+    await asyncio.to_thread(in_the_browser)
+
+    listed = (await alice.slash(channel, "profile list")).response.content
+    lines = {line.split(" · ")[0]: line for line in listed.splitlines()}
+    assert lines["**Portraits**"].startswith(f"**Portraits** · {UNLOCK_VOTES} votes · `"), listed
+    assert lines["**main**"].startswith("**main** · 0 votes · locked"), listed

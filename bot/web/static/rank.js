@@ -39,11 +39,15 @@
       document.getElementById("reveal").hidden = false;
       progress = { ...data.progress, code: data.progress.code || progress.code };
       showProgress();
-      if (!wasUnlocked && progress.unlocked) toast(`Your profile is unlocked! Your code is ${progress.code}.`, "success");
+      if (!wasUnlocked && progress.unlocked) {
+        const which = progress.profile ? `${progress.profile} is` : "Your profile is";
+        toast(`${which} unlocked! Its code is ${progress.code}.`, "success");
+      }
       if (data.pair) {
         await Promise.all([preload(data.pair.left), preload(data.pair.right)]);
         document.getElementById("left-img").src = data.pair.left;
         document.getElementById("right-img").src = data.pair.right;
+        document.getElementById("pair-prompt").textContent = data.pair.prompt;
         pairEl.dataset.pair = data.pair.id;
       } else {
         pairEl.hidden = true;
