@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot import generation
 from bot.app import Tastemaker
+from bot.flows import format_progress
 from engine import profiles
 from engine.db import jobs as db_jobs
 from engine.db import members
@@ -82,11 +83,6 @@ async def info_embed(bot: Tastemaker, user: discord.abc.User, guild_id: int | No
     return embed
 
 
-def _amount(value: float) -> str:
-    """Vote-equivalents as a member reads them: 3, 3.5, 14.25."""
-    return f"{round(value, 2):g}"
-
-
 def use_text(status: profiles.ProfileStatus, learning: bool) -> str:
     """Signals from use by kind: "7 U, 2 V, 1 🔄 (learning from use on)"."""
     if not learning:
@@ -102,7 +98,7 @@ def profile_state(status: profiles.ProfileStatus, learning: bool = True) -> str:
         return f"Unlocked · confidence {status.confidence:.0%}"
     n = status.remaining
     return (
-        f"Locked · {_amount(status.progress)} of {status.unlock_votes} (votes + use) · "
+        f"Locked · {format_progress(status.progress)} of {status.unlock_votes} (votes + use) · "
         f"about {n} more vote{'s' if n != 1 else ''} (`/rank`)"
         + (", or keep using U, V and 🔄 on your grids" if learning else "")
     )
