@@ -745,10 +745,10 @@ def community_prior(
     sigma: float = 1.0,
     rounds: int = 30,
     tol: float = 1e-4,
-    shrink: float = 0.5,
+    shrink: float = 1.0,
     accelerate: bool = True,
-    clusters: int = 8,
-    min_cluster_members: int = 20,
+    clusters: int = 4,
+    min_cluster_members: int = 30,
     cluster_rounds: int = 10,
 ) -> Prior:
     """Estimate the prior N(m, S) of a new member's taste from everyone's votes.
@@ -774,14 +774,15 @@ def community_prior(
     fewer than ``min_cluster_members`` members' worth of weight is dropped.
     ``clusters=1`` gives the Gaussian prior alone.
 
-    The defaults (shrink 0.5, up to 8 clusters of at least 20 members; before:
-    1.0, 4 and 30) were picked by comparing a few values: in
-    bench/taste_eval.py's world they add 0.002-0.004 accuracy at 20 votes on
-    each of its three seeds; in bench/taste_bench.py's world the difference is
-    within its noise (+-0.001). Neither the shrinkage nor the cluster count
-    is the limit: a prior built from the true tastes of many members would
-    be worth 0.02-0.03 at 20 votes there (taste_eval prints it), and the
-    estimate from 30-40 random votes per member cannot see that structure.
+    What limits this prior is the data, not these knobs: shrink 0.5 and up to
+    8 clusters of at least 20 members gained 0.002-0.004 accuracy at 20 votes
+    on each of bench/taste_eval.py's seeds but lost about as much on two of
+    bench/taste_bench.py's three, so the defaults stayed. A prior built from
+    many members' near-true tastes is worth 0.025-0.03 at 20 votes in
+    taste_eval's world (it prints that diagnostic); 30-40 random votes per
+    member do not reveal that structure to this Laplace EM, nor to the
+    alternatives tried (a rank-r + isotropic covariance, a logistic factor
+    model, importance-sampled E-steps, moment estimates).
     """
     # 1. collect members who actually voted
     if k is None:

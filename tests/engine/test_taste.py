@@ -448,37 +448,7 @@ def test_community_prior_keeps_one_gaussian_without_enough_members_per_cluster()
     k = 6
     rng = np.random.default_rng(52)
     hist = [votes(rng, planted(rng, k, 2.0), 10) for _ in range(20)]
-    assert community_prior(hist, k=k).clusters == 1  # 20 members < 2 x 20
-
-
-def test_community_prior_default_shrink_keeps_more_of_the_members_structure():
-    # members vary along 2 of 10 directions; the default shrinkage toward the
-    # identity (0.5 k / (k + members)) keeps more of that than shrink=1 did
-    k = 10
-    rng = np.random.default_rng(54)
-    hist = [votes(rng, np.r_[rng.normal(size=2) * 2.0, np.zeros(k - 2)], 30) for _ in range(40)]
-
-    def anisotropy(p: Prior) -> float:
-        ev = np.linalg.eigvalsh(p.cov)
-        return float(ev[-2:].mean() / ev[:-2].mean())
-
-    default = community_prior(hist, k=k, clusters=1)
-    old = community_prior(hist, k=k, clusters=1, shrink=1.0)
-    assert anisotropy(default) > 1.2 * anisotropy(old)
-    assert anisotropy(default) > 3.0
-
-
-def test_community_prior_defaults_find_two_clusters_from_fifty_members():
-    # the defaults ask for 20 members per cluster (taste_eval's 200-member
-    # server then gets up to 8 clusters; 30 per cluster allowed one here)
-    k = 8
-    rng = np.random.default_rng(53)
-    centres = np.array([planted(rng, k, 2.5), planted(rng, k, 2.5)])
-    hist = [votes(rng, centres[j % 2] + rng.normal(size=k) * (0.5 / np.sqrt(k)), 30) for j in range(50)]
-    prior = community_prior(hist, k=k)
-    assert prior.clusters == 2
-    for c in centres:
-        assert max(cosine(c, m) for m in prior.cluster_means) > 0.9
+    assert community_prior(hist, k=k).clusters == 1  # 20 members < 2 x 30
 
 
 def test_clustered_prior_round_trips_and_validates():
