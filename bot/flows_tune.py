@@ -109,12 +109,7 @@ async def finish(interaction: discord.Interaction, bot: Tastemaker, tune_id: int
 
 async def _next_pair(bot: Tastemaker, tune: db_tune.Tune) -> db_tune.TunePair | None:
     """Choose and record the next pair: the most informative unshown one under the picks so far."""
-    found = await profiles.current_basis(bot.db)
-    if found is None:
-        raise UserError(profiles.NO_POOL_MESSAGE)
-    basis, _ = found
-    images = await db_tune.images_of(bot.db, tune.id)
-    z = _whitened(basis, images)
+    basis, images, z = await _renders(bot, tune)
     index = {image.id: i for i, image in enumerate(images)}
     pairs = await db_tune.pairs_of(bot.db, tune.id)
     shown = {frozenset((p.left_id, p.right_id)) for p in pairs}
@@ -134,6 +129,16 @@ async def _next_pair(bot: Tastemaker, tune: db_tune.Tune) -> db_tune.TunePair | 
         i, j = j, i
     pair_id = await db_tune.insert_pair(bot.db, tune.id, images[int(i)].id, images[int(j)].id)
     return await db_tune.get_pair(bot.db, pair_id)
+
+
+async def _renders(bot: Tastemaker, tune: db_tune.Tune) -> tuple[tm.Basis, list[db_tune.TuneImage], np.ndarray]:
+    """The current basis, the tune's renders and their whitened embeddings."""
+    found = await profiles.current_basis(bot.db)
+    if found is None:
+        raise UserError(profiles.NO_POOL_MESSAGE)
+    basis, _ = found
+    images = await db_tune.images_of(bot.db, tune.id)
+    return basis, images, _whitened(basis, images)
 
 
 def _whitened(basis: tm.Basis, images: list[db_tune.TuneImage]) -> np.ndarray:
@@ -194,12 +199,7 @@ async def _finish(interaction: discord.Interaction, bot: Tastemaker, tune: db_tu
     if not await db_tune.set_state(bot.db, tune.id, db_tune.FINISHING, expect=db_tune.PICKING):
         raise UserError("This tune is already finished or being finished.")
     try:
-        found = await profiles.current_basis(bot.db)
-        if found is None:
-            raise UserError(profiles.NO_POOL_MESSAGE)
-        basis, _ = found
-        images = await db_tune.images_of(bot.db, tune.id)
-        z = _whitened(basis, images)
+        _, images, z = await _renders(bot, tune)
         winners, losers = _picks(await db_tune.pairs_of(bot.db, tune.id), {im.id: i for i, im in enumerate(images)})
         name = tune.name
         if name is not None and await db_taste.find_profile(bot.db, tune.user_id, name) is not None:
