@@ -158,3 +158,38 @@ async def test_a_private_members_new_moodboard_is_private(simcord_env, world, si
     result = await bob.slash(channel, "imagine", prompt=f"a cat --p {code}")
     assert result.ephemeral and f"Code `{code}` is private: only its owner can use it." in result.response.content
     acknowledge_user_errors(simcord_env)
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+@pytest.mark.parametrize("bot_overrides", [POOLED])
+async def test_a_shared_code_stays_current_until_the_profile_moves(simcord_env, world, simcord_bot, monkeypatch):
+    """Codes that don't churn, as members see them: a vote that leaves the profile's predictions as they
+    were keeps the code in /codes and in the message of a bare --p; after CODE_EVERY_N new votes a new
+    version is made, and the old code still draws for another member."""
+    from engine import profiles
+
+    _, channel, alice, bob = world
+    monkeypatch.setattr(profiles, "CODE_MOVE_THRESHOLD", 1.0)  # predictions never "move": only the count decides
+    monkeypatch.setattr(profiles, "CODE_EVERY_N", 3)
+
+    def current(listed) -> str:
+        [line] = [line for line in listed.response.content.splitlines() if "**current**" in line]
+        return re.search(r"`([a-z2-7]{7})`", line).group(1)
+
+    await vote(simcord_bot, alice.id, 3)
+    first = current(await alice.slash(channel, "codes"))
+    await alice.slash(channel, "imagine", prompt="a cat --p")
+    assert channel.last_message.content.startswith(f"**a cat --p {first}** - {alice.mention}")
+
+    for _ in range(2):  # two more votes: fewer than CODE_EVERY_N, so the shared code stays current
+        await vote(simcord_bot, alice.id, 1)
+        assert current(await alice.slash(channel, "codes")) == first
+    await alice.slash(channel, "imagine", prompt="a dog --p")
+    assert channel.last_message.content.startswith(f"**a dog --p {first}** - {alice.mention}")
+
+    await vote(simcord_bot, alice.id, 1)  # the third: a new version and code
+    listed = await alice.slash(channel, "codes")
+    second = current(listed)
+    assert second != first and f"`{first}`" in listed.response.content
+    await bob.slash(channel, "imagine", prompt=f"a bird --p {first}")  # the old code keeps working
+    assert channel.last_message.content.startswith(f"**a bird --p {first}** - {bob.mention}")
