@@ -35,7 +35,8 @@ The world (seeded, numpy only):
   the world would be more communal still. Without the quality axis (kappa=0,
   the first version of this bench) the crowd's majority scores about 63%.
 
-Members are split: history members give 40 random votes each and are the
+Members are split: history members give 40 random votes each (--history active:
+40 chosen by choose_pair from a cold start, as the bot's /rank chooses them) and are the
 only data the community prior sees; test members are the learners, and none
 of their votes reach the prior. Accuracy is the expected held-out pairwise
 accuracy (the mean over pairs of the true probability of the predicted
@@ -307,9 +308,10 @@ def random_votes(rng, z_pool, u_pool, temp, n):
     return np.where(first[:, None], delta, -delta)
 
 
-def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, explore, times, known=None):
+def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, explore, times, known=None, given=None):
     """Sequential votes chosen by choose_pair; returns {n_votes: posterior}.
-    ``known``: (deltas, weights) the member gave before (signals from use)."""
+    ``known``: (deltas, weights) the member gave before (signals from use).
+    ``given``: a list the votes' deltas are appended to."""
     k = z_pool.shape[-1]
     d0, c0 = known if known is not None else (np.empty((0, k)), np.empty(0))
     out = {}
@@ -337,6 +339,8 @@ def active_votes(rng, z_pool, u_pool, temp, prior, n, grid, n_cand_prompts, expl
             times.append(time.perf_counter() - t0)
         if t + 1 in grid:
             out[t + 1] = post
+    if given is not None:
+        given.append(deltas[n0:].copy())
     return out
 
 
@@ -535,6 +539,7 @@ def run(
     n_test: int | None = None,
     linear_oracle: bool = True,
     use: bool = True,
+    history: str = "random",
 ) -> Result:
     if quick:
         n_pool, n_eval, n_hist, n_t, n_tune = 300, 60, 80, 20, 20
@@ -569,7 +574,13 @@ def run(
 
     # 2. the community prior sees only the history members (40 random votes each)
     t0 = time.perf_counter()
-    hist = [random_votes(rng, z_pool, u_pool[i], temp, hist_votes) for i in range(n_hist)]
+    if history == "active":  # as in the bot: each history member's pairs chosen by choose_pair, from a cold start
+        hist = []
+        cold = taste.Prior.isotropic(basis.k, 1.0)
+        for i in range(n_hist):
+            active_votes(rng, z_pool, u_pool[i], temp, cold, hist_votes, set(), cand_prompts, explore, [], given=hist)
+    else:
+        hist = [random_votes(rng, z_pool, u_pool[i], temp, hist_votes) for i in range(n_hist)]
     prior_c = taste.community_prior(hist, k=basis.k)
     t_prior = time.perf_counter() - t0
     acc0 = float(np.mean([acc_of(prior_c.mean, i) for i in test]))
@@ -718,9 +729,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--explore", type=float, default=0.15, help="choose_pair's random-pair rate")
     ap.add_argument("--cand-prompts", type=int, default=32, help="pool prompts offered to choose_pair per vote")
     ap.add_argument("--no-sweep", action="store_true", help="skip the sensitivity sweep over the crowd's accuracy")
+    ap.add_argument("--history", choices=("random", "active"), default="random",
+                    help="how history members chose their 40 votes: random pairs, or choose_pair's (as in the bot)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
-    kw = {"seed": args.seed, "explore": args.explore, "cand_prompts": args.cand_prompts}
+    kw = {"seed": args.seed, "explore": args.explore, "cand_prompts": args.cand_prompts, "history": args.history}
     crowd = args.crowd or None
     r = run(quick=args.quick, p_shared=args.shared, crowd=crowd, **kw)
     z = r.sizes
@@ -731,7 +744,7 @@ def main(argv: list[str] | None = None) -> None:
         f"eval {z['eval']} held-out prompts ({z['eval_pairs']} same-prompt pairs), basis k={z['k']}"
     )
     print(
-        f"members: {z['hist']} history (x40 random votes, the only input to the community prior, "
+        f"members: {z['hist']} history (x40 {args.history} votes, the only input to the community prior, "
         f"fitted in {r.t_prior:.1f} s) + {z['test']} test learners; community share of taste prototypes "
         f"{args.shared:.2f}"
     )
