@@ -326,15 +326,22 @@ async def explore_page(request: web.Request) -> web.Response:
     return render(request, "explore.html", title="Explore", **values)
 
 
+async def _requested_image(request: web.Request) -> gallery.Shown | None:
+    """The image the URL's image_id names, if it belongs to one of the member's servers (else None: a 404)."""
+    _, guild_ids, _ = await _guild_ids(request)
+    return await gallery.get_visible(_context(request).db, _session(request).user_id, guild_ids,
+                                     _number(request.match_info["image_id"]))
+
+
 async def image_page(request: web.Request) -> web.Response:
     context, session = _context(request), _session(request)
-    _, guild_ids, _ = await _guild_ids(request)
+    guilds, guild_ids, _ = await _guild_ids(request)
     image = await gallery.get_visible(context.db, session.user_id, guild_ids, _number(request.match_info["image_id"]))
     if image is None:
         raise web.HTTPNotFound()
     similar = await gallery.more_like(context.db, session.user_id, guild_ids, image)
     names = await store.names_of(context.db, {image.user_id} | {s.user_id for s in similar})
-    guild_names = {g.id: g.name for g in await store.guilds_of(context.db, session.user_id)}
+    guild_names = {g.id: g.name for g in guilds}
     return render(request, "image.html", title=image.prompt[:60], image=image, similar=similar, names=names,
                   guild_name=guild_names.get(image.guild_id, ""), own=image.user_id == session.user_id)
 
@@ -343,14 +350,13 @@ async def like(request: web.Request) -> web.Response:
     context, session = _context(request), _session(request)
     if not context.likes.allow(session.user_id):
         return _json_error("Slow down a little: too many likes at once.", 429)
-    _, guild_ids, _ = await _guild_ids(request)
-    image = await gallery.get_visible(context.db, session.user_id, guild_ids, _number(request.match_info["image_id"]))
+    image = await _requested_image(request)
     if image is None:
         return _json_error("No such image.", 404)
     if image.user_id == session.user_id:
         return _json_error("Likes on your own images don't count; rank pairs to teach your taste.", 400)
     counted = await profiles.record_like(context.db, session.user_id, image.id)
-    likes = (await gallery.get_visible(context.db, session.user_id, guild_ids, image.id)).likes
+    likes = (await _requested_image(request)).likes
     return web.json_response({"liked": True, "counted": counted, "likes": likes,
                               "note": "Liked: it counts toward your taste." if counted else "You already liked this one."})
 
@@ -369,8 +375,7 @@ async def vary_region(request: web.Request) -> web.Response:
     context, session = _context(request), _session(request)
     if not context.jobs.allow(session.user_id):
         return _json_error("Slow down a little: too many jobs at once.", 429)
-    _, guild_ids, _ = await _guild_ids(request)
-    image = await gallery.get_visible(context.db, session.user_id, guild_ids, _number(request.match_info["image_id"]))
+    image = await _requested_image(request)
     if image is None:
         return _json_error("No such image.", 404)
     if image.user_id != session.user_id:  # as the Discord buttons: only its maker may vary it
@@ -615,12 +620,11 @@ async def moodboard_state(request: web.Request) -> web.Response:
 
 
 async def image_file(request: web.Request) -> web.StreamResponse:
-    context, session = _context(request), _session(request)
-    _, guild_ids, _ = await _guild_ids(request)
-    image_id = _number(request.match_info["image_id"])
-    if await gallery.get_visible(context.db, session.user_id, guild_ids, image_id) is None:
+    context = _context(request)
+    image = await _requested_image(request)
+    if image is None:
         raise web.HTTPNotFound()
-    return _file(context, await gallery.image_path(context.db, image_id))
+    return _file(context, await gallery.image_path(context.db, image.id))
 
 
 async def pool_image_file(request: web.Request) -> web.StreamResponse:
