@@ -405,6 +405,7 @@ class _Pool:
     images: list[q.PoolImage]
     z: np.ndarray  # (n, k) whitened with the basis
     pairs: np.ndarray  # (m, 2) indices into images, same prompt group, i < j
+    deltas: np.ndarray  # (m, k) z of each pair's first image minus its second's
 
 
 def _load_basis(row: q.BasisRow) -> tuple[tm.Basis, str]:
@@ -460,7 +461,8 @@ async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
     for i, im in enumerate(images):
         groups[im.prompt_id].append(i)
     pairs = [(a, b) for members in groups.values() for x, a in enumerate(members) for b in members[x + 1 :]]
-    pool = _Pool(images=images, z=z, pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2))
+    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    pool = _Pool(images=images, z=z, pairs=pairs, deltas=z[pairs[:, 0]] - z[pairs[:, 1]])
     if len(_pool_cache) > 4:
         _pool_cache.clear()
     _pool_cache[cache_key] = pool
@@ -712,7 +714,7 @@ async def next_pair(
     a, b = ids[pool.pairs[:, 0]], ids[pool.pairs[:, 1]]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     fresh = np.array([(int(x), int(y)) not in answered for x, y in zip(lo, hi, strict=True)], dtype=bool)
-    candidates = pool.pairs[fresh]
+    candidates, deltas = pool.pairs[fresh], pool.deltas[fresh]
     if len(candidates) == 0:
         raise TasteError(
             f"You have ranked all {len(pool.pairs)} pairs in the rank pool. "
@@ -720,7 +722,6 @@ async def next_pair(
         )
     # 2. the most informative pair under the profile's posterior (or a random one)
     posterior = await _posterior(db, basis, profile)
-    deltas = pool.z[candidates[:, 0]] - pool.z[candidates[:, 1]]
     i, j = candidates[tm.choose_pair(posterior, deltas, rng)]
     if rng.random() < 0.5:  # no side bias
         i, j = j, i
@@ -857,13 +858,12 @@ def predictions_moved(old_w: np.ndarray, new_w: np.ndarray, deltas: np.ndarray) 
     return float(np.mean(np.sign(deltas @ old_w) != np.sign(deltas @ new_w)))
 
 
-async def _snapshot(db: aiosqlite.Connection, profile: q.Profile, basis: tm.Basis) -> q.ProfileVersion:
+async def _snapshot(db: aiosqlite.Connection, profile: q.Profile, basis: tm.Basis, counts: _Counts) -> q.ProfileVersion:
     """The profile's current version. A new one (and a new code) is made only
     when there is none on this basis, or the live fit predicts the winner of
     more than CODE_MOVE_THRESHOLD of the pool's pairs differently from the
     latest version, or CODE_EVERY_N observations came since it: so a shared code
-    doesn't go stale with every click, and old codes keep working."""
-    counts = await _counts(db, profile)
+    doesn't go stale with every click, and old codes keep working. ``counts``: the profile's now."""
     latest = await q.latest_profile_version(db, profile.id)
     signals = sum(counts.signals.values())
     if latest is not None and latest.basis_version == basis.version:
@@ -872,9 +872,7 @@ async def _snapshot(db: aiosqlite.Connection, profile: q.Profile, basis: tm.Basi
             return latest
     posterior = await _posterior(db, basis, profile)
     if latest is not None and latest.basis_version == basis.version and since < CODE_EVERY_N:
-        pool = await _pool(db, basis)
-        deltas = pool.z[pool.pairs[:, 0]] - pool.z[pool.pairs[:, 1]] if len(pool.pairs) else np.zeros((0, basis.k))
-        if predictions_moved(latest.w, posterior.mean, deltas) <= CODE_MOVE_THRESHOLD:
+        if predictions_moved(latest.w, posterior.mean, (await _pool(db, basis)).deltas) <= CODE_MOVE_THRESHOLD:
             return latest
     code = await _insert_version(
         db,
@@ -927,7 +925,7 @@ async def current_code(db: aiosqlite.Connection, user_id: int, unlock_votes: int
     if progress < unlock_votes:
         raise TasteError(_locked_message(_status(profile, counts, unlock_votes)))
     basis, _ = await _require_basis(db)
-    return (await _snapshot(db, profile, basis)).code
+    return (await _snapshot(db, profile, basis, counts)).code
 
 
 async def progress(db: aiosqlite.Connection, user_id: int, profile_name: str | None = None) -> float:
@@ -942,13 +940,17 @@ def _progress(profile: q.Profile, counts: _Counts) -> float:
     return float(counts.votes)
 
 
-def _status(profile: q.Profile, counts: _Counts, unlock_votes: int, **fields) -> ProfileStatus:
+def _status(
+    profile: q.Profile, counts: _Counts, unlock_votes: int, *, unlocked: bool | None = None, confidence: float = 0.0,
+    code: str | None = None, toward: list[str] | None = None, away: list[str] | None = None, public: bool | None = None,
+) -> ProfileStatus:
+    """The profile's status; ``unlocked`` defaults to its progress reaching ``unlock_votes``."""
     progress = _progress(profile, counts)
     return ProfileStatus(
-        votes=counts.votes, likes=counts.likes, unlock_votes=unlock_votes, unlocked=progress >= unlock_votes,
-        confidence=fields.pop("confidence", 0.0), code=fields.pop("code", None), toward=fields.pop("toward", []),
-        away=fields.pop("away", []), public=fields.pop("public", profile.public), signals=counts.signals,
-        progress=progress, profile=profile.name, **fields,
+        votes=counts.votes, likes=counts.likes, unlock_votes=unlock_votes,
+        unlocked=progress >= unlock_votes if unlocked is None else unlocked, confidence=confidence, code=code,
+        toward=toward or [], away=away or [], public=profile.public if public is None else public,
+        signals=counts.signals, progress=progress, profile=profile.name,
     )
 
 
@@ -971,7 +973,7 @@ async def status(db: aiosqlite.Connection, user_id: int, unlock_votes: int, prof
         counts = replace(counts, votes=latest.votes)
         unlocked = True
     elif unlocked:
-        snap = await _snapshot(db, profile, basis)
+        snap = await _snapshot(db, profile, basis, counts)
         code, w, confidence, public = snap.code, snap.w, snap.confidence, snap.public
     else:
         posterior = await _posterior(db, basis, profile)
@@ -980,9 +982,8 @@ async def status(db: aiosqlite.Connection, user_id: int, unlock_votes: int, prof
     if text_embeddings is not None and text_embeddings.shape[1] != basis.d:
         words, text_embeddings = [], None
     toward, away = explain(w, basis, words, text_embeddings) if counts.observations or profile.kind != "votes" else ([], [])
-    made = _status(profile, counts, unlock_votes, confidence=float(confidence), code=code, toward=toward, away=away,
-                   public=public)
-    return replace(made, unlocked=unlocked)
+    return _status(profile, counts, unlock_votes, unlocked=unlocked, confidence=float(confidence), code=code,
+                   toward=toward, away=away, public=public)
 
 
 async def _code_info(db: aiosqlite.Connection, v: q.ProfileVersion) -> CodeInfo:
