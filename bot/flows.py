@@ -398,10 +398,8 @@ async def vote(interaction: discord.Interaction, bot: Tastemaker, pair_id: int, 
             raise UserError(STALE_BUTTON)
         await interaction.response.send_message("That pair is already counted; vote on the newest one.", ephemeral=True)
         return
-    pair = await db_taste.get_rank_pair(bot.db, pair_id)
-    profile = await db_taste.get_profile(bot.db, pair.profile_id) if pair and pair.profile_id is not None else None
-    name = None if profile is None or profile.is_main else profile.name
     answered = await profiles.answered(bot.db, user_id, pair_id)
+    name = answered.profile if answered is not None else None
     await show_next_pair(interaction, bot, replace=True, profile_name=name, answered=answered)
 
 

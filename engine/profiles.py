@@ -168,6 +168,7 @@ class Answered:
     left_style: str
     right_style: str
     choice: str  # 'left' | 'right' | 'skip'
+    profile: str | None = None  # the profile it taught: None for the main one (as next_pair's profile_name)
 
 
 @dataclass(frozen=True)
@@ -751,7 +752,8 @@ async def answer_pair(db: aiosqlite.Connection, user_id: int, pair_id: int, choi
 
 
 async def answered(db: aiosqlite.Connection, user_id: int, pair_id: int) -> Answered | None:
-    """What a member's answered pair showed: its prompt, both styles and the choice (for "you chose …")."""
+    """What a member's answered pair showed: its prompt, both styles, the choice (for "you chose …")
+    and the profile it taught (so the next pair teaches the same one)."""
     pair = await q.get_rank_pair(db, pair_id)
     if pair is None or pair.user_id != user_id or pair.choice is None:
         return None
@@ -761,8 +763,10 @@ async def answered(db: aiosqlite.Connection, user_id: int, pair_id: int) -> Answ
     by_id = {r[0]: (r[1], r[2]) for r in rows}
     if len(by_id) != 2:
         return None
+    taught = await q.get_profile(db, pair.profile_id) if pair.profile_id is not None else None
     return Answered(prompt=by_id[pair.left_id][0], left_style=by_id[pair.left_id][1],
-                    right_style=by_id[pair.right_id][1], choice=pair.choice)
+                    right_style=by_id[pair.right_id][1], choice=pair.choice,
+                    profile=None if taught is None or taught.is_main else taught.name)
 
 
 async def record_like(db: aiosqlite.Connection, user_id: int, image_id: int) -> bool:

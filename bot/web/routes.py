@@ -284,8 +284,7 @@ async def vote(request: web.Request) -> web.Response:
     if not await profiles.answer_pair(context.db, session.user_id, pair_id, choice):
         return _json_error("That pair is already counted; vote on the newest one.", 409)
     answered = await profiles.answered(context.db, session.user_id, pair_id)
-    owner = await q.get_profile(context.db, shown.profile_id) if shown.profile_id is not None else None
-    profile = None if owner is None or owner.is_main else owner.name  # the next pair teaches the same profile
+    profile = answered.profile  # the next pair teaches the same profile
     pair, problem = await _next_pair(context, session.user_id, profile)
     return web.json_response({
         "answered": {"prompt": answered.prompt, "left": answered.left_style, "right": answered.right_style,
