@@ -32,27 +32,6 @@ async def test_second_member_sees_queue_position(simcord_env, world):
     assert bob.mention in channel.last_message.content
 
 
-@pytest.mark.parametrize("bot_overrides", [{"TASTEMAKER_WORKERS": "0"}])
-@pytest.mark.parametrize(
-    ("prompt", "expected"),
-    [
-        ("a cat --s 5000", "`--s 5000` is out of range"),
-        ("a cat --ar 10:1", "--ar"),
-        ("a cat --chaos lots", "--chaos"),
-    ],
-)
-async def test_bad_parameters_get_an_ephemeral_error_and_queue_nothing(simcord_env, world, simcord_bot, prompt, expected):
-    _, channel, alice, _ = world
-    result = await alice.slash(channel, "imagine", prompt=prompt)
-
-    assert result.ephemeral
-    assert expected in result.response.content
-    assert acknowledge_user_errors(simcord_env) == [result.response.content]
-    assert channel.last_message is None
-    async with simcord_bot.db.execute("SELECT COUNT(*) FROM jobs") as cur:
-        assert (await cur.fetchone())[0] == 0
-
-
 def job_message(channel, prompt_fragment: str):
     """The newest bot message about a prompt."""
     for message in reversed(channel.history()):

@@ -152,6 +152,9 @@ async def test_a_batch_needs_room_for_all_its_jobs(simcord_env, world, simcord_b
         ("a cat::500", "`a cat::500` is out of range: a multi-prompt weight takes -100–100."),
         ("a cat::-2 dog", "The multi-prompt weights add up to -1"),
         ("a {cat, dog --ar 9:1}", "In `a dog --ar 9:1`: `--ar 9:1` is out of range"),
+        ("a cat --s 5000", "`--s 5000` is out of range"),
+        ("a cat --ar 10:1", "--ar"),
+        ("a cat --chaos lots", "--chaos"),
     ],
 )
 async def test_bad_syntax_gets_a_private_error_and_queues_nothing(simcord_env, world, simcord_bot, prompt, expected):
