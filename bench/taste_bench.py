@@ -36,7 +36,9 @@ The world (seeded, numpy only):
   the first version of this bench) the crowd's majority scores about 63%.
 
 Members are split: history members give 40 random votes each (--history active:
-40 chosen by choose_pair from a cold start, as the bot's /rank chooses them) and are the
+40 chosen by choose_pair from a cold start, as the bot's /rank chooses them;
+--history random+use: the 40 random votes and 20 grids of ordinary use each, as
+the bot's community prior sees votes and signals from use) and are the
 only data the community prior sees; test members are the learners, and none
 of their votes reach the prior. Accuracy is the expected held-out pairwise
 accuracy (the mean over pairs of the true probability of the predicted
@@ -356,6 +358,11 @@ V_NOISE = 2.0  # a V is picked by a noisier judgement than a U (this many times 
 MAX_REROLLS = 2
 USE_GRIDS = (5, 10, 20, 50, 100)  # grids of use alone that the bench scores
 USE_BEFORE = 20  # grids a member made before their first /rank vote, in (u)
+HISTORY_SHOWN = {
+    "random": "random votes",
+    "active": "active votes",
+    "random+use": f"random votes and {USE_BEFORE} grids of use",
+}
 
 
 @dataclass
@@ -444,6 +451,11 @@ USE_WEIGHT_GRID = {
     "vary": (0.0, 0.25, 0.5, 1.0, 1.5),
     "reroll": (0.0, 0.1, 0.2, 0.4, 0.8),
 }
+
+
+def taste_use_weights() -> dict[str, float]:
+    """The weights engine/taste.py gives signals from use."""
+    return {"upscale": taste.UPSCALE_WEIGHT, "vary": taste.VARY_WEIGHT, "reroll": taste.REROLL_WEIGHT}
 
 
 def set_use_weights(member_events, basis, prior, ev, p_evals) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
@@ -581,7 +593,16 @@ def run(
             active_votes(rng, z_pool, u_pool[i], temp, cold, hist_votes, set(), cand_prompts, explore, [], given=hist)
     else:
         hist = [random_votes(rng, z_pool, u_pool[i], temp, hist_votes) for i in range(n_hist)]
-    prior_c = taste.community_prior(hist, k=basis.k)
+    hist_w = None
+    if history == "random+use":  # as the bot's prior sees them: votes and each member's signals from use
+        h_rng, engine_w = np.random.default_rng([seed, 2]), taste_use_weights()
+        hist_w = [np.ones(len(d)) for d in hist]
+        for i in range(n_hist):
+            def util(x, m=members[i]):
+                return personal_utility(m, x) + kappa * quality(world, x)
+            d, c = use_deltas(simulate_use(h_rng, world, util, temp, USE_BEFORE), basis, engine_w)
+            hist[i], hist_w[i] = np.concatenate([hist[i], d]), np.concatenate([hist_w[i], c])
+    prior_c = taste.community_prior(hist, hist_w, k=basis.k)
     t_prior = time.perf_counter() - t0
     acc0 = float(np.mean([acc_of(prior_c.mean, i) for i in test]))
 
@@ -709,7 +730,7 @@ def print_use(r: Result) -> None:
     for signal, row in r.use_table.items():
         cells = "  ".join(f"{v:g}: {sc:.4f}" for v, sc in row.items())
         print(f"  {signal:>7}  {cells}  -> {r.use_weights[signal]:g}")
-    engine_w = {"upscale": taste.UPSCALE_WEIGHT, "vary": taste.VARY_WEIGHT, "reroll": taste.REROLL_WEIGHT}
+    engine_w = taste_use_weights()
     same = all(abs(engine_w[k] - v) < 1e-12 for k, v in r.use_weights.items())
     note = "the same" if same else "differs: engine/taste.py holds the full run's choice, from 50 members"
     print(f"  engine/taste.py uses {engine_w} ({note})")
@@ -729,8 +750,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--explore", type=float, default=0.15, help="choose_pair's random-pair rate")
     ap.add_argument("--cand-prompts", type=int, default=32, help="pool prompts offered to choose_pair per vote")
     ap.add_argument("--no-sweep", action="store_true", help="skip the sensitivity sweep over the crowd's accuracy")
-    ap.add_argument("--history", choices=("random", "active"), default="random",
-                    help="how history members chose their 40 votes: random pairs, or choose_pair's (as in the bot)")
+    ap.add_argument("--history", choices=("random", "active", "random+use"), default="random",
+                    help="how history members chose their 40 votes: random pairs, or choose_pair's (as in the bot); "
+                    "random+use: random votes plus 20 grids of ordinary use each (the bot's prior sees both)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     kw = {"seed": args.seed, "explore": args.explore, "cand_prompts": args.cand_prompts, "history": args.history}
@@ -744,7 +766,7 @@ def main(argv: list[str] | None = None) -> None:
         f"eval {z['eval']} held-out prompts ({z['eval_pairs']} same-prompt pairs), basis k={z['k']}"
     )
     print(
-        f"members: {z['hist']} history (x40 {args.history} votes, the only input to the community prior, "
+        f"members: {z['hist']} history (x40 {HISTORY_SHOWN[args.history]}, the only input to the community prior, "
         f"fitted in {r.t_prior:.1f} s) + {z['test']} test learners; community share of taste prototypes "
         f"{args.shared:.2f}"
     )

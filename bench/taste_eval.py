@@ -37,6 +37,13 @@ and ``choose_pair`` under a Gaussian prior made from 300 fresh members'
 near-true tastes (3000 random votes each), which no bot has. Its lead over
 the learner is what a better community prior could still gain; the rest of
 the gap to the ridge baseline is the votes' noise.
+
+Two more diagnostics say what limits the learner, each on streams of its own:
+the same learner with its community prior fitted on a bigger history (2000
+members x 30 random votes, and 200 x 300), and a learner that knows how this
+world makes members (exact Bayes over 20000 members drawn from the world's own
+distribution, on 20 random votes, no pair choice): the target is within reach
+of a learner that knows the world's structure.
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ CEILING = 0.78
 POOL_PROMPTS, EVAL_PROMPTS = 150, 60
 HISTORY, HISTORY_VOTES, TEST = 200, 30, 60
 GRID = (5, 10, 15, 20, 25, 30, 40, 60, 100, 200)
+BIGGER_HISTORIES = ((2000, HISTORY_VOTES), (HISTORY, 300))  # diagnostics: members x random votes
+BAYES_PARTICLES = 20000
 PAIRS = np.array([(i, j) for i in range(STYLES_PER_PROMPT) for j in range(i + 1, STYLES_PER_PROMPT)])
 
 
@@ -223,6 +232,35 @@ def run(seed: int) -> dict:
     ])
     told = taste.Prior(mean=w_true.mean(axis=0), cov=np.cov(w_true.T) + 1e-4 * np.eye(basis.k))
     oracle = active_run(told, (20, 40), o_rng)
+
+    # 5. diagnostics of what limits the learner, each on random streams of its own:
+    #    (a) the same learner, its community prior fitted on a bigger history of fresh members
+    def history_of(n_members: int, n_votes: int, r: np.random.Generator) -> list[np.ndarray]:
+        out = []
+        for m in make_members(r, n_members, centres, sizes):
+            p = pair_probs(m.utility(pool.attrs, shared), scale * m.tau)
+            out.append(vote(0, r.integers(len(cand), size=n_votes), p, r))
+        return out
+
+    h_rng = np.random.default_rng([seed, 2026, 2])
+    bigger = {
+        size: active_run(taste.community_prior(history_of(*size, h_rng), k=basis.k), (20,), h_rng)[20]
+        for size in BIGGER_HISTORIES
+    }
+    #    (b) a learner that knows how the world makes members: exact Bayes over members drawn from it,
+    #        on 20 random votes (no pair choice). It is not linear in z and needs no community prior.
+    b_rng = np.random.default_rng([seed, 2026, 3])
+    drawn = make_members(b_rng, BAYES_PARTICLES, centres, sizes)
+    p_drawn = np.array([pair_probs(m.utility(pool.attrs, shared), scale * m.tau) for m in drawn], dtype=np.float32)
+    p_drawn_held = np.array([pair_probs(m.utility(held.attrs, shared), scale * m.tau) for m in drawn], dtype=np.float32)
+    bayes = []
+    for i in test:
+        idx = b_rng.integers(len(cand), size=20)
+        won = b_rng.random(20) < p_cand[i][idx]
+        log_w = np.log(np.clip(np.where(won, p_drawn[:, idx], 1 - p_drawn[:, idx]), 1e-12, None)).sum(axis=1)
+        post_w = np.exp(log_w - log_w.max())
+        pred = (post_w @ p_drawn_held) / post_w.sum() - 0.5
+        bayes.append(float(np.mean(np.where(pred > 0, p_held[i], np.where(pred < 0, 1 - p_held[i], 0.5)))))
     return {
         "seed": seed,
         "base": base,
@@ -234,6 +272,8 @@ def run(seed: int) -> dict:
         "t_prior": t_prior,
         "crowd": crowd,
         "oracle": oracle,
+        "bigger": bigger,
+        "bayes": float(np.mean(bayes)),
     }
 
 
@@ -266,6 +306,12 @@ def main(argv: list[str] | None = None) -> None:
             f"diagnostic (not the learner): under a Gaussian prior from 300 fresh members' near-true tastes "
             f"(3000 random votes each; the bot has nothing like it), the same fit and choose_pair score "
             f"{r['oracle'][20]:.3f} at 20 votes, {r['oracle'][40]:.3f} at 40"
+        )
+        shown = ", ".join(f"{n} x {v} votes {a:.3f}" for (n, v), a in r["bigger"].items())
+        print(f"diagnostic: the learner at 20 votes when its community prior sees a bigger history: {shown}")
+        print(
+            f"diagnostic: a learner that knows how this world makes members (exact Bayes over "
+            f"{BAYES_PARTICLES} members drawn from it) scores {r['bayes']:.3f} on 20 random votes"
         )
         need = r["need"]
         needs.append(need)

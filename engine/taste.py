@@ -782,7 +782,11 @@ def community_prior(
     taste_eval's world (it prints that diagnostic); 30-40 random votes per
     member do not reveal that structure to this Laplace EM, nor to the
     alternatives tried (a rank-r + isotropic covariance, a logistic factor
-    model, importance-sampled E-steps, moment estimates).
+    model, importance-sampled E-steps, moment estimates). More data does: a
+    history of 2000 members x 30 votes, or 200 x 300, lifts taste_eval's
+    learner from 0.674-0.681 to 0.696-0.704 at 20 votes, and in taste_bench
+    the history members' signals from use (which the bot's prior sees too)
+    save 10 votes (--history random+use).
     """
     # 1. collect members who actually voted
     if k is None:
