@@ -784,7 +784,7 @@ def community_prior(
     alternatives tried (a rank-r + isotropic covariance, a logistic factor
     model, importance-sampled E-steps, moment estimates). More data does: a
     history of 2000 members x 30 votes, or 200 x 300, lifts taste_eval's
-    learner from 0.674-0.681 to 0.696-0.704 at 20 votes, and in taste_bench
+    learner from 0.674-0.687 to 0.696-0.708 at 20 votes, and in taste_bench
     the history members' signals from use (which the bot's prior sees too)
     save 10 votes (--history random+use).
     """
