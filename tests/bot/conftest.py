@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import discord
 import pytest
 
 from bot.app import Tastemaker, create_bot
@@ -145,6 +146,14 @@ def world(simcord_env):
     alice = guild.add_member(simcord_env.create_user("alice"))
     bob = guild.add_member(simcord_env.create_user("bob"))
     return guild, channel, alice, bob
+
+
+@pytest.fixture
+def mod(simcord_env, world):
+    """A moderator of the world's guild (Manage Server), for /admin."""
+    guild, *_ = world
+    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
+    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 async def run_until(env, predicate: Callable[[], bool], timeout: float = 90.0) -> None:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import discord
 import pytest
 
 from tests.bot.conftest import acknowledge_user_errors
 
 NO_WORKER = {"TASTEMAKER_WORKERS": "0"}
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 @pytest.mark.parametrize("bot_overrides", [NO_WORKER])

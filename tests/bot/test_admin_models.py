@@ -7,7 +7,6 @@ import asyncio
 import textwrap
 import time
 
-import discord
 import pytest
 
 from bot import render
@@ -40,13 +39,6 @@ def bot_overrides(tmp_path_factory):
     folder = tmp_path_factory.mktemp("owner-presets")
     (folder / "presets.toml").write_text(textwrap.dedent(PRESETS_TOML))
     return {"TASTEMAKER_WORKERS": "0", "TASTEMAKER_PRESETS": str(folder / "presets.toml")}
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 async def queued(bot) -> list:

@@ -7,16 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import discord
-import pytest
 
 from tests.bot.conftest import acknowledge_user_errors, run_until
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 def results(channel, fragment: str) -> list[discord.Message]:

@@ -7,7 +7,6 @@ posted harmlessly; none reaches the internal-error apology.
 
 from __future__ import annotations
 
-import discord
 import pytest
 
 from bot.flows import STALE_BUTTON
@@ -18,13 +17,6 @@ from tests.bot.test_prefer import job_rows, text_input_id
 
 NO_WORKERS = {"TASTEMAKER_WORKERS": "0"}
 BANNED = "This server doesn't allow the word `gore` in prompts."
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 async def refused(env, member, channel, expected: str, command: str = "imagine", **options) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import discord
 import pytest
 
 from tests.bot.conftest import acknowledge_user_errors, run_until
@@ -14,13 +13,6 @@ from tests.bot.test_prefer import job_rows, vote
 from tests.bot.test_use_signals import info_field
 
 UNLOCK = {"TASTEMAKER_UNLOCK_VOTES": "3"}
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 async def code_of(bot, member, channel) -> str:

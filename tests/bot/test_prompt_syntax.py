@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 
-import discord
 import pytest
 from PIL import Image
 
@@ -30,13 +29,6 @@ async def job_prompts(bot) -> list[str]:
 
 def short_id(message) -> str:
     return re.search(r"job `([0-9a-f]{8})`", message.content)[1]
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 # -- permutations: ask first, then one grid per prompt --------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import discord
 import pytest
 
 from tests.bot.conftest import acknowledge_user_errors, run_until
@@ -13,13 +12,6 @@ from tests.bot.test_prefer import job_rows
 
 QUEUED_ONLY = {"TASTEMAKER_WORKERS": "0", "TASTEMAKER_MAX_JOBS_PER_USER": "20"}
 RESETS = r"the quota resets at 00:00 UTC \(in (\d+ h )?\d+ min\)\."
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 def refused(env, result, pattern: str, *, command: bool = True) -> str:

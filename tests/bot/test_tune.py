@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import discord
 import pytest
 
 from tests.bot.conftest import acknowledge_user_errors, run_until
@@ -12,13 +11,6 @@ from tests.bot.test_imagine import buttons, finished, job_message
 from tests.bot.test_prefer import job_rows
 
 NO_WORKER = {"TASTEMAKER_WORKERS": "0"}
-
-
-@pytest.fixture
-def mod(simcord_env, world):
-    guild, *_ = world
-    role = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
-    return guild.add_member(simcord_env.create_user("mod"), roles=[role])
 
 
 def tune_ready(channel) -> bool:
