@@ -296,7 +296,7 @@ class SQLiteQueue(JobQueue):
     async def read_events(self, cursors: Mapping[str, str]) -> list[JobEvent]:
         events: list[JobEvent] = []
         async with transaction(self.db, write=False):  # never an event of a transaction that may roll back
-            for job_id, cursor in cursors.items():
+            for job_id, cursor in list(cursors.items()):  # a snapshot: jobs are followed while this awaits
                 rows = await self.db.execute_fetchall(
                     "SELECT id, event FROM queue_events WHERE job_id = ? AND id > ? ORDER BY id",
                     (job_id, int(cursor) if cursor else 0),

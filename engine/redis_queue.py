@@ -491,7 +491,7 @@ class RedisQueue(JobQueue):
         if not cursors:
             return []
         async with self.r.pipeline(transaction=False) as pipe:
-            for job_id, cursor in cursors.items():
+            for job_id, cursor in list(cursors.items()):  # a snapshot: jobs are followed while this awaits
                 pipe.xrange(f"{self.prefix}ev:{job_id}", f"({cursor}" if cursor else "-", "+")
             replies = await pipe.execute()
         events: list[JobEvent] = []

@@ -537,6 +537,29 @@ async def test_read_events_resumes_from_cursors(handles):
     assert await queue.read_events({a.id: a_events[0].cursor}) == a_events[1:]
 
 
+async def test_read_events_while_more_jobs_are_followed(queue, monkeypatch):
+    """The job pump adds a job to its cursors whenever one is posted, even while a read awaits."""
+    jobs = [make_job(user=n) for n in range(8)]
+    for job in jobs:
+        await queue.submit(job)
+    followed = Followed({job.id: "" for job in jobs[:4]}, open_ended=True)
+    late = iter(jobs[4:])
+    db = getattr(queue, "db", None)  # SQLite reads job by job, awaiting each: a job is posted during each
+    if db is not None:
+        read = db.execute_fetchall
+
+        async def and_a_job_is_posted(*args):
+            if (job := next(late, None)) is not None:
+                followed.add(job.id)
+            return await read(*args)
+
+        monkeypatch.setattr(db, "execute_fetchall", and_a_job_is_posted)
+    assert await queue.read_events(followed.cursors) == []
+    for job in late:
+        followed.add(job.id)
+    assert set(followed.cursors) == {job.id for job in jobs}
+
+
 async def test_forget(queue):
     done, waiting, running = make_job(user=1), make_job(user=2), make_job(user=3)
     await queue.submit(done)
