@@ -7,6 +7,23 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def discord_limits(request: pytest.FixtureRequest):
+    """Discord's rate limits, upload limits and 3 s first answer over SimCord (tests/discord_limits.py)
+    for every test that runs the bot: a test whose bot broke one fails."""
+    if "simcord_env" not in request.fixturenames:
+        yield None
+        return
+    from discord_limits import DiscordLimits
+
+    limits = DiscordLimits().install()
+    try:
+        yield limits
+    finally:
+        limits.uninstall()
+    assert not limits.violations, "the bot broke Discord's limits:\n" + "\n".join(map(str, limits.violations))
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the tiny preset, built once per test session."""
