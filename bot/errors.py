@@ -21,6 +21,11 @@ from engine.profiles import TasteError
 log = logging.getLogger("bot.errors")
 
 
+# interaction.extras key: its public answer is a placeholder for a job not yet queued
+# (generation.answer_first), removed when the request fails.
+PLACEHOLDER = "tastemaker_placeholder"
+
+
 class UserError(Exception):
     """Something the member can fix. The message is shown to them as is."""
 
@@ -49,6 +54,11 @@ async def reply_error(interaction: discord.Interaction, error: BaseException) ->
         )
         message = f"Sorry, something went wrong on our side (error `{error_id}`). The server owner can find it in the log."
     try:
+        if interaction.extras.pop(PLACEHOLDER, False):  # the public "(Waiting to start)" goes; the reason is private
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                log.warning("could not remove the placeholder of user %s's request", interaction.user.id)
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)
         else:

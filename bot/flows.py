@@ -23,7 +23,7 @@ import numpy as np
 
 from bot import generation, render
 from bot.errors import UserError
-from engine import canvas, profiles, safety
+from engine import canvas, posting, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, pending
 from engine.db import taste as db_taste
@@ -74,7 +74,8 @@ async def pick(interaction: discord.Interaction, bot: Tastemaker, job_id: str, i
     verdict = safety.verdict(image.nsfw or 0.0, rules.nsfw_policy, rules.nsfw_threshold, bool(is_nsfw and is_nsfw()))
     if verdict is safety.Verdict.BLOCK:
         raise UserError(f"Image {index} is withheld by this server's content filter.")
-    file = discord.File(path, filename=f"tastemaker_{image.id}.png", spoiler=verdict is safety.Verdict.SPOILER)
+    data, ext = await asyncio.to_thread(posting.fitted_file, path, interaction.filesize_limit)
+    file = discord.File(io.BytesIO(data), filename=f"tastemaker_{image.id}.{ext}", spoiler=verdict is safety.Verdict.SPOILER)
     view = bot.views.image(
         image.id, upscale=generation.can_upscale(image.width, image.height), square=image.width != image.height
     )
@@ -423,9 +424,9 @@ async def show_next_pair(
         asyncio.to_thread((data_dir / pair.left_path).read_bytes),
         asyncio.to_thread((data_dir / pair.right_path).read_bytes),
     )
-    composite = await asyncio.to_thread(render.side_by_side, left, right)
+    composite = await asyncio.to_thread(posting.side_by_side, left, right, interaction.filesize_limit)
     content = await rank_header(bot, user_id, pair, answered)
-    file = discord.File(io.BytesIO(composite), filename=f"pair_{pair.id}.png")
+    file = discord.File(io.BytesIO(composite), filename=f"pair_{pair.id}.jpg")
     view = bot.views.pair(pair.id)
     if replace:
         await interaction.response.edit_message(content=content, attachments=[file], view=view)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import flows, render
+from bot import flows
 from bot.errors import UserError
 from bot.web import gallery
+from engine import posting
 from engine.db import jobs as db_jobs
 
 if TYPE_CHECKING:
@@ -40,14 +41,14 @@ async def show(interaction: discord.Interaction, bot: Tastemaker, order: str, pa
     data_dir = Path(bot.settings.data_dir)
     paths = [data_dir / image.path for image in await asyncio.gather(*(_record(bot, s.id) for s in shown))]
     pngs = await asyncio.gather(*(asyncio.to_thread(path.read_bytes) for path in paths))
-    picture = await asyncio.to_thread(render.grid, pngs)
+    picture = await asyncio.to_thread(posting.make, pngs, [], interaction.filesize_limit)
     # 3. What each one is.
     title = gallery.ORDERS[order] + ("" if personal else " (no rank pool yet: newest first)")
     lines = [f"**{title}** in this server · page {page + 1}"]
     for n, image in enumerate(shown, start=1):
         prompt = image.prompt if len(image.prompt) <= 90 else image.prompt[:89] + "…"
         lines.append(f"**{n}.** {prompt} · <@{image.user_id}> · ❤️ {image.likes}")
-    file = discord.File(io.BytesIO(picture), filename=f"explore_{order}_{page}.png")
+    file = discord.File(io.BytesIO(picture.data), filename=f"explore_{order}_{page}_{picture.filename}")
     view = bot.views.explore(order, page, interaction.user.id, [(n, s.id) for n, s in enumerate(shown, start=1)], more)
     if replace:
         await interaction.response.edit_message(content="\n".join(lines), attachments=[file], view=view)

@@ -22,7 +22,7 @@ import numpy as np
 from bot import render
 from bot.errors import UserError
 from bot.flows import STALE_BUTTON
-from engine import profiles, safety
+from engine import posting, profiles, safety
 from engine import taste as tm
 from engine.db import members
 from engine.db import taste as db_taste
@@ -171,7 +171,7 @@ async def _show(
         pngs = await asyncio.gather(*(asyncio.to_thread((data_dir / im.path).read_bytes) for im in (left, right)))
     except OSError:
         raise UserError("This tune's renders are gone from the bot's disk. Run `/tune` again.") from None
-    composite = await asyncio.to_thread(render.side_by_side, *pngs)
+    composite = await asyncio.to_thread(posting.side_by_side, *pngs, interaction.filesize_limit)
     # Shown again under the server's policy now, in this channel (as a result is).
     rules = await members.get_guild(bot.db, interaction.guild_id)
     is_nsfw = getattr(interaction.channel, "is_nsfw", None)
@@ -185,7 +185,7 @@ async def _show(
         f"**Which style do you prefer?** · {k} / {pairs_needed(tune.styles, n)}\n"
         f"*{escaped(tune.prompt)}* · **Finish** makes your profile now, after {MIN_PICKS} picks."
     )
-    file = discord.File(io.BytesIO(composite), filename=f"tune_pair_{pair.id}.png",
+    file = discord.File(io.BytesIO(composite), filename=f"tune_pair_{pair.id}.jpg",
                         spoiler=safety.Verdict.SPOILER in verdicts)
     view = bot.views.tune_pair(pair.id, tune.id)
     if replace:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import fetch, render
-from bot.errors import UserError
+from bot.errors import PLACEHOLDER, UserError
+from bot.outbox import Target
 from engine import canvas, params, rankpool, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, pending, transaction
@@ -179,11 +180,19 @@ async def prepare_blend(
     spec = GenerateSpec(prompt="", width=width, height=height, seed=seed, stylize=prefs.stylize,
                         **{**taste.spec_fields, **image_fields})
     job = Job(kind=JobKind.BLEND, user_id=user_id, guild_id=guild_id, preset=preset.name, generate=spec)
-    ratio = BLEND_SHAPES[shape]
-    prompt = f"blend of {n} images" + (f" --ar {ratio[0]}:{ratio[1]}" if shape != "square" else "")
+    prompt = blend_prompt(n, shape)
     info = {"text": "", "seed": seed, "stylize": prefs.stylize, "codes": taste.codes, "shape": shape, "inputs": n}
     info.update(taste.info())
     return Prepared(job=job, prompt=prompt, info=info, inputs=list(pngs))
+
+
+def blend_prompt(n: int, shape: str) -> str:
+    """How a /blend's message names it."""
+    ratio = BLEND_SHAPES[shape]
+    return f"blend of {n} images" + (f" --ar {ratio[0]}:{ratio[1]}" if shape != "square" else "")
+
+
+DESCRIBE_PROMPT = "describe an image"  # how a /describe's message names it
 
 
 async def prepare_describe(bot: Tastemaker, user_id: int, guild_id: int | None, png: bytes) -> Prepared:
@@ -195,7 +204,7 @@ async def prepare_describe(bot: Tastemaker, user_id: int, guild_id: int | None, 
     spec = DescribeSpec(image=png, styles=styles[:MAX_DESCRIBE_WORDS], seed=secrets.randbelow(MAX_SEED + 1))
     job = Job(kind=JobKind.DESCRIBE, user_id=user_id, guild_id=guild_id, preset=preset.name, describe=spec)
     info = {"inputs": 1, "ar": aspect_text(width, height)}
-    return Prepared(job=job, prompt="describe an image", info=info, inputs=[png])
+    return Prepared(job=job, prompt=DESCRIBE_PROMPT, info=info, inputs=[png])
 
 
 def aspect_text(width: int, height: int) -> str:
@@ -244,6 +253,7 @@ class Plan:
     """The jobs one prompt makes: each prompt of its `{…}` choices, with its --repeat."""
 
     prompts: list[tuple[str, int]]
+    links: bool = False  # some prompt has image links to fetch (image prompts, --sref)
 
     @property
     def jobs(self) -> int:
@@ -255,7 +265,7 @@ async def plan_imagine(bot: Tastemaker, user_id: int, guild_id: int | None, text
     the server's cap on jobs from one prompt (/admin permutations)."""
     limit = (await members.get_guild(bot.db, guild_id)).max_permutations
     variants = params.permutations(text, limit)
-    prompts = []
+    prompts, links = [], False
     for variant in variants:
         try:
             request = await parse_prompt(bot, user_id, guild_id, variant)
@@ -265,7 +275,8 @@ async def plan_imagine(bot: Tastemaker, user_id: int, guild_id: int | None, text
             shown = (variant if len(variant) <= 80 else variant[:79] + "…").replace("`", "'")
             raise type(e)(f"In `{shown}`: {e}") from None
         prompts.append((variant, request.repeat))
-    plan = Plan(prompts)
+        links = links or bool(request.links)
+    plan = Plan(prompts, links)
     if plan.jobs > limit:
         made = f"{len(variants)} prompts × --repeat" if len(variants) > 1 else "--repeat"
         raise UserError(f"This prompt makes {plan.jobs} jobs ({made}); this server allows at most {limit} from one prompt.")
@@ -283,6 +294,8 @@ async def imagine(
     user_id, guild_id = interaction.user.id, interaction.guild_id
     plan = await plan_imagine(bot, user_id, guild_id, text)
     if plan.jobs == 1:
+        if plan.links:  # fetched in prepare_imagine: the answer can't wait for them
+            await answer_first(interaction, plan.prompts[0][0])
         prepared = await prepare_imagine(bot, user_id, guild_id, plan.prompts[0][0], reroll=reroll, images=images)
         await start(bot, interaction, prepared)
         return prepared.job.id
@@ -619,7 +632,7 @@ async def check_limits(
             )
 
 
-async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Prepared) -> discord.Message:
+async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Prepared) -> None:
     """Queue the job and post its '(Waiting to start)' message (the one the pump edits)."""
     user_id = interaction.user.id
     # The server's NSFW policy: the worker refuses flagged input images where it blocks;
@@ -628,7 +641,9 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
     is_nsfw = getattr(interaction.channel, "is_nsfw", None)  # DMs have none: no server policy, so block
     age_restricted = bool(is_nsfw and is_nsfw())
     threshold = safety.input_threshold(rules.nsfw_policy, rules.nsfw_threshold, age_restricted)
-    prepared.job = prepared.job.model_copy(update={"nsfw_threshold": threshold})
+    # Discord's upload limit where the result goes: the worker fits the grid it posts to it (engine/posting.py).
+    limit = interaction.filesize_limit
+    prepared.job = prepared.job.model_copy(update={"nsfw_threshold": threshold, "upload_limit": limit})
     # The limits are checked in the transaction that records the job, so that
     # commands sent at once can't all pass a limit or quota with room for one.
     async with transaction(bot.db):
@@ -645,27 +660,54 @@ async def start(bot: Tastemaker, interaction: discord.Interaction, prepared: Pre
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             prompt=prepared.prompt,
-            request={**prepared.info, "preset": prepared.job.preset, "age_restricted": age_restricted},
+            request={**prepared.info, "preset": prepared.job.preset, "age_restricted": age_restricted, "upload_limit": limit},
             parent_image_id=prepared.parent_image_id,
             images=prepared.images,
         )
     try:
         if prepared.inputs:  # outside the transaction: disk writes never hold it
             await save_inputs(bot, prepared.job.id, prepared.inputs)
-        if not interaction.response.is_done():
-            await interaction.response.defer()
         await bot.queue.submit(prepared.job)
         record = await db_jobs.get_job(bot.db, prepared.job.id)
         position = await bot.queue.position(prepared.job.id)
         waiting = render.waiting(record, position)
-        message = await interaction.followup.send(
-            waiting, view=bot.views.cancel(record.id), wait=True, allowed_mentions=render.requester_only(record),
-        )
-        await db_jobs.update_job(bot.db, record.id, message_id=message.id, channel_id=message.channel.id)
-        bot.delivery.follow(record.id, shown=waiting)  # its events reach the message from now on
+        target = await post_job_message(bot, interaction, record, waiting)
+        await db_jobs.update_job(bot.db, record.id, message_id=target.message_id, channel_id=target.channel_id)
+        bot.delivery.follow(record.id, shown=waiting, target=target)  # its events reach the message from now on
     except Exception:
         await bot.queue.cancel(prepared.job.id)
         await db_jobs.update_job(bot.db, prepared.job.id, state=JobState.CANCELLED, delivered_at=0)
         raise
     log.info("job %s queued for user %s at position %s: %s", record.id, user_id, position, record.kind)
-    return message
+
+
+async def post_job_message(
+    bot: Tastemaker, interaction: discord.Interaction, record: db_jobs.JobRecord, text: str
+) -> Target:
+    """A job's message, posted the cheapest way: the interaction's own answer when it has none yet
+    (one request, outside every rate limit), else the placeholder it answered with first, else a
+    followup. While the interaction's token lives its webhook edits the message (bot/outbox.py)."""
+    fields: dict[str, Any] = {"view": bot.views.cancel(record.id), "allowed_mentions": render.requester_only(record)}
+    if not interaction.response.is_done():
+        answer = await interaction.response.send_message(text, **fields)
+        return Target.posted_by(interaction, answer.message_id, original=True)
+    await bot.delivery.outbox.spend(interaction)
+    if interaction.extras.pop(PLACEHOLDER, False):  # the placeholder becomes the job's message
+        message = await interaction.edit_original_response(content=text, **fields)
+        return Target.posted_by(interaction, message.id, original=True)
+    message = await interaction.followup.send(text, wait=True, **fields)
+    return Target.posted_by(interaction, message.id, original=False)
+
+
+async def answer_first(interaction: discord.Interaction, prompt: str) -> None:
+    """Answer before fetching or checking a member's images, which can take longer than the 3 s
+    Discord waits for an answer: a public "(Waiting to start)" placeholder, as Midjourney posts.
+    It becomes the job's message (post_job_message); if the input is bad, the one error path
+    removes it and says why privately (bot/errors.py)."""
+    if interaction.response.is_done():
+        return
+    await interaction.response.send_message(
+        render.placeholder(prompt, interaction.user.id),
+        allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[interaction.user]),
+    )
+    interaction.extras[PLACEHOLDER] = True

@@ -23,9 +23,19 @@ def requester_only(job: JobRecord) -> discord.AllowedMentions:
     )
 
 
+def shown_prompt(prompt: str) -> str:
+    """A member's prompt in bold text: cut to fit a message, its asterisks kept as they are."""
+    prompt = prompt if len(prompt) <= MAX_PROMPT_SHOWN else prompt[: MAX_PROMPT_SHOWN - 1] + "…"
+    return prompt.replace("*", "\\*")
+
+
+def placeholder(prompt: str, user_id: int) -> str:
+    """The answer before a job exists (generation.answer_first), as its message will read."""
+    return f"**{shown_prompt(prompt)}** - <@{user_id}> (Waiting to start)"
+
+
 def headline(job: JobRecord) -> str:
-    prompt = job.prompt if len(job.prompt) <= MAX_PROMPT_SHOWN else job.prompt[: MAX_PROMPT_SHOWN - 1] + "…"
-    prompt = prompt.replace("*", "\\*")
+    prompt = shown_prompt(job.prompt)
     label = {
         "variation": f" - Variations ({job.request.get('strength_name', 'Strong')})",
         "upscale": f" - Upscaled ({job.request.get('upscale', '×2')})",
@@ -114,31 +124,8 @@ def single(job: JobRecord, index: int) -> str:
     return f"**{job.prompt[:MAX_PROMPT_SHOWN]}** - Image #{index} <@{job.user_id}>"
 
 
-def grid(pngs: Sequence[bytes]) -> bytes:
-    """Up to four images, 2×2, as one PNG."""
-    images = [Image.open(io.BytesIO(data)).convert("RGB") for data in pngs]
-    width, height = images[0].size
-    columns = 2 if len(images) > 1 else 1
-    rows = (len(images) + columns - 1) // columns
-    canvas = Image.new("RGB", (width * columns, height * rows), "black")
-    for index, image in enumerate(images):
-        canvas.paste(image.resize((width, height)), ((index % columns) * width, (index // columns) * height))
-    return to_png(canvas)
-
-
-def side_by_side(left: bytes, right: bytes, gap: int = 8) -> bytes:
-    """A rank pair: two images at one height with a gap."""
-    a, b = (Image.open(io.BytesIO(data)).convert("RGB") for data in (left, right))
-    height = min(a.height, b.height)
-    a = a.resize((round(a.width * height / a.height), height))
-    b = b.resize((round(b.width * height / b.height), height))
-    canvas = Image.new("RGB", (a.width + gap + b.width, height), (47, 49, 54))
-    canvas.paste(a, (0, 0))
-    canvas.paste(b, (a.width + gap, 0))
-    return to_png(canvas)
-
-
 def to_png(image: Image.Image) -> bytes:
+    """A mask or other picture the bot makes, losslessly."""
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False)
     return out.getvalue()

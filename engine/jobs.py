@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
@@ -184,6 +184,9 @@ class Job(Wire):
     # The server's NSFW threshold where its policy blocks: an input image (init,
     # style, embed) scoring at or over it fails the job. None: no input check.
     nsfw_threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    # The upload limit (bytes) of the Discord channel the result goes to: the worker
+    # encodes the posted grid to fit it (engine/posting.py). None: nothing is posted.
+    upload_limit: int | None = Field(None, ge=1)
 
 
 class ImageOut(Wire):
@@ -197,8 +200,22 @@ class ImageOut(Wire):
     nsfw: float | None = None  # open_nsfw score 0-1 (engine/safety.py); None: not scored, treated as flagged
 
 
+class PostImage(Wire):
+    """What Discord shows of a result (engine/posting.py): a JPEG grid, or a single image."""
+
+    data: bytes
+    format: Literal["png", "jpeg"]
+    withheld: list[int] = Field(default_factory=list)  # 1-based: tiles drawn grey (the job's nsfw_threshold)
+    limit: int  # the upload limit it fits
+
+    @property
+    def filename(self) -> str:
+        return f"post.{'png' if self.format == 'png' else 'jpg'}"
+
+
 class JobResult(Wire):
     images: list[ImageOut] = Field(default_factory=list)
+    post: PostImage | None = None  # the grid or image Discord shows, made by the worker
     image_embeddings: list[list[float]] = Field(default_factory=list)  # embed jobs
     text_embeddings: list[list[float]] = Field(default_factory=list)  # embed jobs
     prompts: list[str] = Field(default_factory=list)  # describe jobs

@@ -163,6 +163,11 @@ class Request(BaseModel):
     def raw(self) -> bool:
         return self.style == "raw"
 
+    @property
+    def links(self) -> tuple[str, ...]:
+        """The image links the bot fetches for it: image prompts and a `--sref` link."""
+        return (*self.image_links, *([self.sref] if self.sref and not is_code(self.sref) else []))
+
     @field_validator("quality")
     @classmethod
     def _quality_ok(cls, q: float) -> float:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, get_args
 
+from engine import posting
 from engine.config import DtypeName
 from engine.jobs import Job, JobCancelled, JobError, JobResult
 from engine.queue import IDLE_S, JobQueue, open_queue
@@ -224,8 +225,14 @@ class Worker:
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
-        # 3. Hand the result back; the queue refuses it if we lost the lease.
-        result = result.model_copy(update={"worker": self.worker_id})
+        # 3. What Discord shows (a grid fitted to the upload limit), made here beside the GPU
+        #    rather than in the bot; then hand the result back (the queue refuses it if we lost the lease).
+        try:
+            post = await asyncio.to_thread(posting.for_result, job, result)
+        except Exception:  # the bot makes it then: never lose a result over its preview
+            log.exception("job %s: could not make its post; the bot will", job.id)
+            post = None
+        result = result.model_copy(update={"worker": self.worker_id, "post": post})
         self._count(True)
         if await self.queue.complete(job.id, self.worker_id, result):
             log.info("job %s done in %.2fs", job.id, time.perf_counter() - started)
@@ -300,8 +307,11 @@ class InlineWorker:
         *,
         dtype: DtypeName = "auto",
         compile: bool = False,
+        runner: Runner | None = None,
     ):
+        """`runner`: run jobs on this instead of loading `preset` (a bench double at a GPU's pace)."""
         self.queue_url, self.preset, self.device, self.data_dir = queue_url, preset, device, data_dir
+        self.runner = runner
         self.dtype, self.compile = dtype, compile
         self.lease_s = lease_s
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -326,7 +336,7 @@ class InlineWorker:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        runner = await asyncio.to_thread(
+        runner = self.runner or await asyncio.to_thread(
             load_engine, self.preset, self.device, self.data_dir, dtype=self.dtype, compile=self.compile
         )
         queue = await open_queue(self.queue_url)

@@ -35,8 +35,11 @@ class Blend(commands.Cog):
     ) -> None:
         attachments = [a for a in (image1, image2, image3, image4, image5) if a]
         generation.check_blend_count(len(attachments))  # before anything is downloaded
-        pngs = await uploads.read_images(attachments, "/blend")
+        for attachment in attachments:
+            uploads.check_attachment(attachment, "/blend")
         shape = dimensions.value if dimensions else "square"
+        await generation.answer_first(interaction, generation.blend_prompt(len(attachments), shape))
+        pngs = await uploads.read_images(attachments, "/blend")
         prepared = await generation.prepare_blend(self.bot, interaction.user.id, interaction.guild_id, pngs, shape)
         await generation.start(self.bot, interaction, prepared)
 

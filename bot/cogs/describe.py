@@ -34,6 +34,9 @@ class Describe(commands.Cog):
         if (image is None) == (link is None):
             raise UserError("Give /describe one image: attach it as `image`, or paste its address as `link`.")
         if image is not None:
+            uploads.check_attachment(image, "/describe")
+        await generation.answer_first(interaction, generation.DESCRIBE_PROMPT)
+        if image is not None:
             [png] = await uploads.read_images([image], "/describe")
         else:
             url = params.normalize(link).strip()

@@ -24,7 +24,11 @@ class Imagine(commands.Cog):
         self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, MAX_INPUT],
         image: discord.Attachment | None = None,
     ) -> None:
-        images = await uploads.read_images([image], "/imagine") if image else []
+        images = []
+        if image is not None:  # downloaded and checked first: answer before (what Discord says is checked at once)
+            uploads.check_attachment(image, "/imagine")
+            await generation.answer_first(interaction, prompt)
+            images = await uploads.read_images([image], "/imagine")
         await generation.imagine(self.bot, interaction, prompt, images=images)  # {a, b} or --repeat: asks first
 
 

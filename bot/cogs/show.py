@@ -36,7 +36,7 @@ class Show(commands.Cog):
         record = await self.find(interaction, job)
         spoiler = await self.check_filter(interaction, record)
         try:
-            message = await self.bot.delivery.final_content(record, spoiler=spoiler)
+            message = await self.bot.delivery.final_content(record, spoiler=spoiler, limit=interaction.filesize_limit)
         except FileNotFoundError:
             raise UserError(f"Job `{render.short_id(record.id)}`'s images are gone from the bot's disk.") from None
         files = message.pop("attachments", [])

@@ -167,6 +167,17 @@ async def run_until(env, predicate: Callable[[], bool], timeout: float = 90.0) -
         await env.advance_time(POLL_S)
 
 
+def private_reply(result) -> str:
+    """What the member was told privately: the answer itself, or, where the command answered first
+    with a public "(Waiting to start)" placeholder (it fetches images), a private followup, with the
+    placeholder gone from the channel."""
+    if result.ephemeral:
+        return result.response.content
+    assert result.response is None, f"the public placeholder is still there: {result.response.content!r}"
+    [reply] = [message for message in result.followups if message.ephemeral]
+    return reply.content
+
+
 def acknowledge_user_errors(env) -> list[str]:
     """Member mistakes reach the tree's error handler by design; acknowledge them
     (and only them) so SimCord doesn't report them as bot failures."""

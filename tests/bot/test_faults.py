@@ -100,8 +100,14 @@ async def only_job(bot) -> db_jobs.JobRecord:
 
 
 def patches_of(env, channel, message_id: int) -> int:
-    path = f"/channels/{channel.id}/messages/{message_id}"
-    return sum(1 for entry in env.http_requests if entry.method == "PATCH" and entry.path == path)
+    """Edits of a message, through its channel or through the webhook of the interaction that posted it."""
+    paths = {f"/channels/{channel.id}/messages/{message_id}"}
+    for record in env.backend.interactions.values():
+        webhook = f"/webhooks/{env.backend.application_id}/{record.token}/messages"
+        paths.add(f"{webhook}/{message_id}")
+        if record.message_id == message_id:
+            paths.add(f"{webhook}/@original")
+    return sum(1 for entry in env.http_requests if entry.method == "PATCH" and entry.path in paths)
 
 
 # -- 4. the bot restarts while a job runs ------------------------------------------------------
@@ -174,7 +180,7 @@ async def test_a_failed_final_edit_is_retried_and_the_grid_shown_once(
     # Discord answers 500 to the next two edits of the message: the first one the job
     # brings (its start, or at once its end), then the final one, retried once its
     # backoff (virtual time) is due ...
-    simcord_env.inject_error("PATCH", "/channels/*/messages/*", status=500, times=2)
+    simcord_env.inject_error("PATCH", "/webhooks/*/messages/*", status=500, times=2)
     # ... while the job runs to its end and the bot stores the result (in real time).
     await start_worker()
 
@@ -186,7 +192,7 @@ async def test_a_failed_final_edit_is_retried_and_the_grid_shown_once(
 
     # The result is safe on disk and in the database although the member can't see it yet.
     folder = settings.data_dir / "images" / record.id
-    assert sorted(p.name for p in folder.iterdir()) == ["1.png", "2.png", "3.png", "4.png", "grid.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["1.png", "2.png", "3.png", "4.png", "post.jpg"]
     images = await db_jobs.images_of(simcord_bot.db, record.id)
     assert [image.idx for image in images] == [1, 2, 3, 4]
     assert all((settings.data_dir / image.path).is_file() for image in images)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bot.flows import STALE_BUTTON
-from tests.bot.conftest import acknowledge_user_errors, custom_id, run_until
+from tests.bot.conftest import acknowledge_user_errors, private_reply, custom_id, run_until
 from tests.bot.test_flows import post_buttons
 from tests.bot.test_imagine import finished, job_message
 from tests.bot.test_prefer import job_rows, text_input_id
@@ -20,11 +20,10 @@ BANNED = "This server doesn't allow the word `gore` in prompts."
 
 
 async def refused(env, member, channel, expected: str, command: str = "imagine", **options) -> str:
-    result = await member.slash(channel, command, **options)
-    assert result.ephemeral, options
-    assert expected in result.response.content, (options, result.response.content)
-    assert acknowledge_user_errors(env)[-1] == result.response.content
-    return result.response.content
+    reply = private_reply(await member.slash(channel, command, **options))
+    assert expected in reply, (options, reply)
+    assert acknowledge_user_errors(env)[-1] == reply
+    return reply
 
 
 @pytest.mark.parametrize("bot_overrides", [NO_WORKERS])

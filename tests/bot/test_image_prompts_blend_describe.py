@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bot import generation
-from tests.bot.conftest import acknowledge_user_errors, custom_id, run_until
+from tests.bot.conftest import acknowledge_user_errors, private_reply, custom_id, run_until
 from tests.bot.test_imagine import buttons, finished, job_message
 from tests.bot.test_sref import allow_loopback, image_server
 
@@ -43,10 +43,9 @@ async def no_jobs(bot) -> bool:
 
 
 async def refused(env, bot, channel, member, command: str, expected: str, **options) -> None:
-    result = await member.slash(channel, command, **options)
-    assert result.ephemeral, result.response.content
-    assert expected in result.response.content, result.response.content
-    assert acknowledge_user_errors(env)[-1] == result.response.content
+    reply = private_reply(await member.slash(channel, command, **options))
+    assert expected in reply, reply
+    assert acknowledge_user_errors(env)[-1] == reply
     assert await no_jobs(bot)
     assert channel.last_message is None
 

@@ -57,9 +57,10 @@ async def test_imagine_ends_in_a_grid_with_nine_buttons(simcord_env, world):
     assert "seed 7" in message.content
     assert buttons(message) == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "🔄"]
     [grid] = message.attachments
-    assert grid.filename.endswith(".png")
+    assert grid.filename.endswith(".jpg")  # the posted grid; the PNG originals stay for U and the web
     # tiny preset, 3:2 -> 192x128 per image -> 384x256 grid
-    assert Image.open(io.BytesIO(await grid.read())).size == (384, 256)
+    posted = Image.open(io.BytesIO(await grid.read()))
+    assert (posted.format, posted.size) == ("JPEG", (384, 256))
 
 
 async def test_u_v_and_reroll_work_after_a_restart(simcord_env, world, restart_bot):

@@ -18,7 +18,7 @@ from aiohttp import web
 from PIL import Image
 
 from bot import fetch
-from tests.bot.conftest import acknowledge_user_errors, run_until
+from tests.bot.conftest import acknowledge_user_errors, private_reply, run_until
 from tests.bot.test_imagine import finished, job_message
 from tests.bot.test_prefer import job_rows, vote
 
@@ -75,10 +75,9 @@ def allow_loopback(monkeypatch) -> None:
 
 
 async def refused(env, bot, channel, member, prompt: str, expected: str) -> None:
-    result = await member.slash(channel, "imagine", prompt=prompt)
-    assert result.ephemeral
-    assert expected in result.response.content, result.response.content
-    assert acknowledge_user_errors(env)[-1] == result.response.content
+    reply = private_reply(await member.slash(channel, "imagine", prompt=prompt))
+    assert expected in reply, reply
+    assert acknowledge_user_errors(env)[-1] == reply
     assert await job_rows(bot) == []
     assert channel.last_message is None
 
