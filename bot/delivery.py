@@ -280,7 +280,7 @@ class Delivery:
         folder = Path(self.bot.settings.data_dir) / "images" / record.id
         filtered = record.request.get("nsfw", {})
         withheld, spoiler = filtered.get("withheld", []), spoiler or bool(filtered.get("spoiler"))
-        content = render.finished(record) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
+        content = render.finished(record, self.bot.settings.model) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
         if not images:  # every image was withheld: nothing to show, nothing to press
             return dict(content=content, attachments=[], view=None)
         if len(images) == 1 and not withheld:

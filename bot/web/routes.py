@@ -23,6 +23,7 @@ from PIL import Image
 
 from bot import generation, ids
 from bot.errors import UserError
+from bot.render import preset_flag
 from bot.web import auth, gallery
 from bot.web.pages import CONTEXT, SESSION, WebContext, render
 from engine import images, profiles, safety
@@ -341,8 +342,11 @@ async def image_page(request: web.Request) -> web.Response:
     similar = await gallery.more_like(context.db, session.user_id, guild_ids, image)
     names = await store.names_of(context.db, {image.user_id} | {s.user_id for s in similar})
     guild_names = {g.id: g.name for g in guilds}
+    # The prompt as shown and copied, with `--v NAME` when another preset than the bot's drew it (as in Discord).
+    flag = preset_flag(image.prompt, image.request, context.settings.model)
+    prompt = " ".join(filter(None, (image.request.get("text", image.prompt), flag)))
     return render(request, "image.html", title=image.prompt[:60], image=image, similar=similar, names=names,
-                  guild_name=guild_names.get(image.guild_id, ""), own=image.user_id == session.user_id)
+                  guild_name=guild_names.get(image.guild_id, ""), own=image.user_id == session.user_id, prompt=prompt)
 
 
 async def like(request: web.Request) -> web.Response:
