@@ -63,6 +63,8 @@ class Delivery:
         # final_message(record) -> kwargs for Message.edit.
         self.on_done: dict[str, Callable[[db_jobs.JobRecord, JobEvent], Awaitable[dict]]] = {}
         self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[dict]]] = {}
+        # Kinds with state of their own (a style tune) hear when their job failed or was cancelled.
+        self.on_failed: dict[str, Callable[[db_jobs.JobRecord], Awaitable[None]]] = {}
         # Kinds whose on_done keeps the result's images itself (a style tune's renders,
         # under tune/): no image rows or grid are stored for them here.
         self.keeps_images: set[str] = set()
@@ -155,6 +157,8 @@ class Delivery:
                 changes.update(state=JobState.FAILED, finished_at=event.at, error=event.error)
             elif event.type is EventType.CANCELLED:
                 changes.update(state=JobState.CANCELLED, finished_at=event.at)
+        if changes["state"] in (JobState.FAILED, JobState.CANCELLED) and record.kind in self.on_failed:
+            await self.on_failed[record.kind](record)
         async with transaction(db):
             await db_jobs.update_job(db, record.id, **changes)
             if changes["state"] is JobState.DONE:
