@@ -20,6 +20,7 @@ import discord
 
 from bot import fetch, render
 from bot.errors import UserError
+from bot.ids import role_ids
 from engine import canvas, params, rankpool, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, pending, transaction
@@ -564,11 +565,6 @@ class Quota:
         minutes = max(1, math.ceil((self.resets_at - now) / 60))
         hours, minutes = divmod(minutes, 60)
         return f"00:00 UTC (in {f'{hours} h ' if hours else ''}{minutes} min)"
-
-
-def role_ids(user: discord.abc.User) -> tuple[int, ...]:
-    """The member's roles on the server of the interaction (none in DMs)."""
-    return tuple(role.id for role in getattr(user, "roles", ()))
 
 
 async def daily_quota(

@@ -41,3 +41,8 @@ def snowflake(text: object) -> int | None:
 def page(text: object) -> int | None:
     """A page number, 0 to MAX_PAGE, or None."""
     return _number(_PAGE_RE, text, MAX_PAGE)
+
+
+def role_ids(user: object) -> tuple[int, ...]:
+    """A member's roles on the server of an interaction (none in DMs): what role quotas read."""
+    return tuple(role.id for role in getattr(user, "roles", ()))

@@ -30,6 +30,7 @@ from bot import flows_tune, generation, render
 from bot.app import Tastemaker
 from bot.errors import UserError
 from bot.generation import Prepared
+from bot.ids import role_ids
 from engine import params, profiles, rankpool, safety
 from engine.db import jobs as db_jobs
 from engine.db import members
@@ -119,7 +120,7 @@ class Tune(commands.Cog):
         text = await tune_prompt(bot, guild_id, prompt)
         name = await profiles.check_new_profile(bot.db, user_id, name)
         await generation.check_limits(
-            bot, user_id, guild_id, interaction.channel_id, roles=generation.role_ids(interaction.user), images=styles
+            bot, user_id, guild_id, interaction.channel_id, roles=role_ids(interaction.user), images=styles
         )
         # 2. One POOL job of the prompt in `styles` styles; the tune's row first, so
         #    that its delivery hook finds it however fast the job runs.

@@ -459,9 +459,10 @@ async def _queue_web_job(context: WebContext, prepared: generation.Prepared, ima
     job = prepared.job.model_copy(
         update={"nsfw_threshold": safety.input_threshold(rules.nsfw_policy, rules.nsfw_threshold, False)}
     )
+    roles = await store.roles_of(context.db, user_id, image.guild_id)  # as the bot last saw them in Discord
     async with transaction(context.db):
-        # No roles on the web: the per-member quota applies, not a role's.
-        await generation.check_limits(context, user_id, image.guild_id, channel_id, images=prepared.images)
+        await generation.check_limits(context, user_id, image.guild_id, channel_id, roles=roles,
+                                      images=prepared.images)
         await members.ensure_user(context.db, user_id)
         await db_jobs.insert_job(
             context.db, id=job.id, kind=job.kind, user_id=user_id, guild_id=image.guild_id, channel_id=channel_id,

@@ -540,7 +540,7 @@ async def test_migration_makes_a_kind_private_where_one_of_its_profiles_was(tmp_
     import engine.db
 
     every = engine.db.migration_files()
-    mine = next(n for n, file in every if file.name.endswith("_privacy_per_kind.sql"))
+    mine = next(n for n, file in every if file.name.endswith("_privacy_and_roles.sql"))
     monkeypatch.setattr(engine.db, "migration_files", lambda: [m for m in every if m[0] < mine])  # the schema before it
     db = await connect(tmp_path / "old.db")
     rows = [  # (user, name, kind, public)

@@ -7,3 +7,7 @@ WHERE public = 1 AND EXISTS (
     SELECT 1 FROM profiles p
     WHERE p.user_id = profiles.user_id AND p.public = 0 AND (p.kind = 'moodboard') = (profiles.kind = 'moodboard')
 );
+
+-- The member's roles on a server as the bot last saw them (a command there), space-separated
+-- ids: the web companion applies role quotas to the jobs it queues with them.
+ALTER TABLE web_members ADD COLUMN roles TEXT NOT NULL DEFAULT '';
