@@ -541,11 +541,11 @@ async def personalization(
 async def check_guild_rules(bot: Tastemaker, guild_id: int | None, text: str) -> None:
     """Banned words, matched on all the member's words (Request.member_text: the
     description, the `--no` list, a link), both sides folded alike (params.matching_key): case,
-    full-width forms, invisible characters, accents and `b.a.d` spellings don't hide a word."""
+    full-width forms, invisible characters, accents and `b.a.d` spellings don't hide a word.
+    Whole words, unless the owner's `*` asks for more (params.banned_in)."""
     rules = await members.get_guild(bot.db, guild_id)
-    folded = params.matching_key(text)
     for word in rules.banned_words:
-        if (key := params.matching_key(word)) and key in folded:
+        if params.banned_in(word, text):
             raise UserError(f"This server doesn't allow the word `{word}` in prompts.")
 
 
