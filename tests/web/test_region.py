@@ -163,7 +163,7 @@ async def test_only_the_owner_may_vary_and_bad_masks_are_refused_with_nothing_qu
                 error = (await answer.json())["error"]
                 assert answer.status == 400 and reason in error and error.endswith("Nothing was queued."), error
         await members.update_guild(simcord_bot.db, guild.id, banned_words=("storm",))
-        async with owner.post(url, data=form(good, "a STORMY harbour"), headers={"X-CSRF-Token": owner.csrf}) as answer:
+        async with owner.post(url, data=form(good, "a STORM over the harbour"), headers={"X-CSRF-Token": owner.csrf}) as answer:
             assert answer.status == 400 and "doesn't allow the word `storm`" in (await answer.json())["error"]
         # 4. An unknown job's state is not there, nor is another member's.
         async with member.get(f"{base_url}/api/jobs/{before[0][0]}") as answer:
