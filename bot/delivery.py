@@ -77,6 +77,8 @@ class Delivery:
         # final_message(record) -> kwargs for Message.edit.
         self.on_done: dict[str, Callable[[db_jobs.JobRecord, JobEvent], Awaitable[dict]]] = {}
         self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[dict]]] = {}
+        # Kinds with state of their own (a style tune) hear when their job failed or was cancelled.
+        self.on_failed: dict[str, Callable[[db_jobs.JobRecord], Awaitable[None]]] = {}
         # Kinds whose on_done keeps the result's images itself (a style tune's renders,
         # under tune/): no image rows or post are stored for them here.
         self.keeps_images: set[str] = set()
@@ -171,6 +173,8 @@ class Delivery:
                 changes.update(state=JobState.FAILED, finished_at=event.at, error=event.error)
             elif event.type is EventType.CANCELLED:
                 changes.update(state=JobState.CANCELLED, finished_at=event.at)
+        if changes["state"] in (JobState.FAILED, JobState.CANCELLED) and record.kind in self.on_failed:
+            await self.on_failed[record.kind](record)
         async with transaction(db):
             await db_jobs.update_job(db, record.id, **changes)
             if changes["state"] is JobState.DONE:
@@ -376,7 +380,7 @@ class Delivery:
         images = await db_jobs.images_of(self.bot.db, record.id)
         filtered = record.request.get("nsfw", {})
         withheld, spoiler = filtered.get("withheld", []), spoiler or bool(filtered.get("spoiler"))
-        content = render.finished(record) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
+        content = render.finished(record, self.bot.settings.model) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
         if not images:  # every image was withheld: nothing to show, nothing to press
             return dict(content=content, attachments=[], view=None)
         single = len(images) == 1 and not withheld

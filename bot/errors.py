@@ -14,6 +14,7 @@ import weakref
 import discord
 from discord import app_commands
 
+from bot.ids import role_ids
 from engine.db.web import remember_member as _store_member
 from engine.params import ParamError
 from engine.profiles import TasteError
@@ -70,7 +71,8 @@ async def reply_error(interaction: discord.Interaction, error: BaseException) ->
 class TastemakerTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Every slash command passes here: remember which servers each member uses the
-        bot in (the bot has no members intent), for the web companion's Explore."""
+        bot in, and their roles there (the bot has no members intent), for the web
+        companion's Explore and the role quotas of jobs it queues."""
         if interaction.guild_id is not None:
             try:
                 await remember_member(interaction)
@@ -82,17 +84,19 @@ class TastemakerTree(app_commands.CommandTree):
         await reply_error(interaction, error)
 
 
-# Per database: (user, guild) -> when last written; once an hour is enough.
-_remembered: weakref.WeakKeyDictionary[object, dict[tuple[int, int], float]] = weakref.WeakKeyDictionary()
+# Per database: (user, guild, roles) -> when last written; once an hour is enough, and at once when roles change.
+_remembered: weakref.WeakKeyDictionary[object, dict[tuple, float]] = weakref.WeakKeyDictionary()
 
 
 async def remember_member(interaction: discord.Interaction) -> None:
     db = interaction.client.db
     seen = _remembered.setdefault(db, {})
-    key = (interaction.user.id, interaction.guild_id)
+    roles = role_ids(interaction.user)
+    key = (interaction.user.id, interaction.guild_id, roles)
     now = time.monotonic()
     if now - seen.get(key, -3600.0) < 3600:
         return
     guild_name = interaction.guild.name if interaction.guild is not None else ""
-    await _store_member(db, interaction.user.id, interaction.guild_id, interaction.user.display_name, guild_name)
+    await _store_member(db, interaction.user.id, interaction.guild_id, interaction.user.display_name, guild_name,
+                        roles=roles)
     seen[key] = now

@@ -20,6 +20,7 @@ import discord
 
 from bot import fetch, render
 from bot.errors import PLACEHOLDER, UserError
+from bot.ids import role_ids
 from bot.outbox import Target
 from engine import canvas, params, rankpool, safety
 from engine.db import jobs as db_jobs
@@ -553,11 +554,11 @@ async def personalization(
 async def check_guild_rules(bot: Tastemaker, guild_id: int | None, text: str) -> None:
     """Banned words, matched on all the member's words (Request.member_text: the
     description, the `--no` list, a link), both sides folded alike (params.matching_key): case,
-    full-width forms, invisible characters, accents and `b.a.d` spellings don't hide a word."""
+    full-width forms, invisible characters, accents and `b.a.d` spellings don't hide a word.
+    Whole words, unless the owner's `*` asks for more (params.banned_in)."""
     rules = await members.get_guild(bot.db, guild_id)
-    folded = params.matching_key(text)
     for word in rules.banned_words:
-        if (key := params.matching_key(word)) and key in folded:
+        if params.banned_in(word, text):
             raise UserError(f"This server doesn't allow the word `{word}` in prompts.")
 
 
@@ -577,11 +578,6 @@ class Quota:
         minutes = max(1, math.ceil((self.resets_at - now) / 60))
         hours, minutes = divmod(minutes, 60)
         return f"00:00 UTC (in {f'{hours} h ' if hours else ''}{minutes} min)"
-
-
-def role_ids(user: discord.abc.User) -> tuple[int, ...]:
-    """The member's roles on the server of the interaction (none in DMs)."""
-    return tuple(role.id for role in getattr(user, "roles", ()))
 
 
 async def daily_quota(

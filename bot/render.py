@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
 import discord
 from PIL import Image
 
 from engine.canvas import REGIONS as REGION_LABELS
 from engine.db.jobs import JobRecord
+from engine.presets import PRESETS
 
 MAX_PROMPT_SHOWN = 1200  # Discord messages stop at 2000 characters
 
@@ -69,16 +71,33 @@ def running(job: JobRecord, percent: float | None) -> str:
     return f"{headline(job)} ({int(percent or 0)}%)"
 
 
-def finished(job: JobRecord) -> str:
+def preset_flag(prompt: str, request: Mapping, default_preset: str) -> str:
+    """`--v NAME` when the preset that drew a job is not the bot's own default (TASTEMAKER_MODEL),
+    as Midjourney shows its version; '' for the default, or when the prompt already says it."""
+    preset = request.get("preset")
+    drew, default = PRESETS.get(preset), PRESETS.get(default_preset)  # an alias is its preset
+    if not preset or preset == default_preset or (drew is not None and drew is default):
+        return ""
+    flag = f"--v {preset}"
+    return "" if re.search(rf"(^|\s){re.escape(flag)}(\s|$)", prompt) else flag
+
+
+def finished(job: JobRecord, default_preset: str) -> str:
+    """A finished job's text: its headline, then the parameters that drew it (`--p`, `--sref`, `--s`,
+    and `--v` when not the bot's default preset), seed, time and its id."""
     details = []
     codes, sref = job.request.get("codes"), job.request.get("sref")
+    parameters = []
+    if codes:
+        parameters.append("--p " + " ".join(code if weight == 1 else f"{code}::{weight:g}" for code, weight in codes))
+    if sref:  # a code or a link (already in the prompt in full; shortened here)
+        parameters.append(f"--sref {sref if len(sref) <= 80 else sref[:79] + '…'}".replace("`", "'"))
     if codes or sref:
-        steering = []
-        if codes:
-            steering.append("--p " + " ".join(code if weight == 1 else f"{code}::{weight:g}" for code, weight in codes))
-        if sref:  # a code or a link (already in the prompt in full; shortened here)
-            steering.append(f"--sref {sref if len(sref) <= 80 else sref[:79] + '…'}".replace("`", "'"))
-        details.append(f"`{' '.join(steering)} --s {job.request.get('stylize', 100)}`")
+        parameters.append(f"--s {job.request.get('stylize', 100)}")
+    if flag := preset_flag(job.prompt, job.request, default_preset):
+        parameters.append(flag)
+    if parameters:
+        details.append(f"`{' '.join(parameters)}`")
     if job.request.get("note"):  # e.g. a preset that can't apply a taste (bot/generation.py)
         details.append(job.request["note"])
     if "seed" in job.request:

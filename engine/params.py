@@ -116,10 +116,34 @@ def matching_key(text: str) -> str:
     and other combining marks dropped (`BÄD` -> `bad`), and runs of single
     letters split by punctuation or spaces joined (`b.a.d` / `b a d` -> `bad`).
     Apply it to both sides of a comparison."""
-    decomposed = unicodedata.normalize("NFKD", normalize(text).casefold())
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    joined = _SEPARATED_LETTERS_RE.sub(lambda m: re.sub(r"[\W_]", "", m[0]), bare)
+    joined = _SEPARATED_LETTERS_RE.sub(lambda m: re.sub(r"[\W_]", "", m[0]), _bare(text))
     return " ".join(joined.split())
+
+
+def _bare(text: str) -> str:
+    """normalize(), case folded, accents and other combining marks dropped."""
+    decomposed = unicodedata.normalize("NFKD", normalize(text).casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+_LETTER_BEFORE, _LETTER_AFTER = r"(?<![^\W_])", r"(?![^\W_])"  # no letter or digit next to it
+
+
+def banned_in(word: str, text: str) -> bool:
+    """Whether a banned word, as a server owner wrote it, occurs in a member's text, both
+    folded by matching_key: as a whole word (`ass` is not in `class`), or where the word
+    starts or ends with `*`, also as the end, start or inside of a longer one (`*ass*` is).
+    Spelled out, its letters count wherever they run (`a g.o.r.e fest` has `gore`)."""
+    key = matching_key(word.strip("*"))
+    if not key:
+        return False
+    before = "" if word.startswith("*") else _LETTER_BEFORE
+    after = "" if word.endswith("*") else _LETTER_AFTER
+    if re.search(before + re.escape(key) + after, matching_key(text)):
+        return True
+    # A run of single letters has no word edges to go by: `a g o r e` may be "a gore".
+    letters = key.replace(" ", "")
+    return any(letters in re.sub(r"[\W_]", "", run[0]) for run in _SEPARATED_LETTERS_RE.finditer(_bare(text)))
 
 
 def is_code(s: object) -> bool:

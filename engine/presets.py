@@ -22,6 +22,7 @@ worker (engine/worker.py). Remote workers need the same file.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PipelineKind = Literal["sdxl", "sd15", "tiny"]
 
@@ -241,7 +242,24 @@ class PresetFileError(ValueError):
 
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
-_SCHEDULER_RE = re.compile(r"[A-Z][A-Za-z0-9]*Scheduler")
+
+# The scheduler classes diffusers has (0.42; Flax ones left out), by name: the bot checks a
+# preset's `scheduler` against this list without importing diffusers (it never does), and
+# tests/engine/test_presets.py checks the list against the installed diffusers.
+DIFFUSERS_SCHEDULERS = frozenset({
+    "AmusedScheduler", "BlockRefinementScheduler", "CMStochasticIterativeScheduler", "CogVideoXDDIMScheduler",
+    "CogVideoXDPMScheduler", "CosineDPMSolverMultistepScheduler", "DDIMInverseScheduler", "DDIMParallelScheduler",
+    "DDIMScheduler", "DDPMParallelScheduler", "DDPMScheduler", "DDPMWuerstchenScheduler", "DEISMultistepScheduler",
+    "DPMSolverMultistepInverseScheduler", "DPMSolverMultistepScheduler", "DPMSolverSDEScheduler",
+    "DPMSolverSinglestepScheduler", "DiscreteDDIMScheduler", "EDMDPMSolverMultistepScheduler", "EDMEulerScheduler",
+    "EntropyBoundScheduler", "EulerAncestralDiscreteScheduler", "EulerDiscreteScheduler",
+    "FlowMapEulerDiscreteScheduler", "FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler",
+    "FlowMatchLCMScheduler", "HeliosDMDScheduler", "HeliosScheduler", "HeunDiscreteScheduler", "IPNDMScheduler",
+    "KDPM2AncestralDiscreteScheduler", "KDPM2DiscreteScheduler", "KarrasVeScheduler", "LCMScheduler",
+    "LMSDiscreteScheduler", "LTXEulerAncestralRFScheduler", "MiniMaxH3Scheduler", "PNDMScheduler", "PiflowScheduler",
+    "RFD4ProteinaScheduler", "RePaintScheduler", "SASolverScheduler", "SCMScheduler", "ScoreSdeVeScheduler",
+    "TCDScheduler", "UnCLIPScheduler", "UniPCMultistepScheduler", "VQDiffusionScheduler",
+})
 
 
 class _Strict(BaseModel):
@@ -292,19 +310,22 @@ class PresetEntry(_Strict):
     ip_adapter: IpAdapterEntry | bool = True  # true: the pipeline's ViT-H adapter; false: none
     taste: TasteEntry = TasteEntry()
 
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str | None) -> str | None:
+        if value is not None and value not in DIFFUSERS_SCHEDULERS:
+            close = difflib.get_close_matches(value, DIFFUSERS_SCHEDULERS, n=1, cutoff=0.85)
+            hint = f"did you mean {close[0]}?" if close else "name a class like EulerDiscreteScheduler"
+            raise ValueError(f"diffusers has no scheduler class {value!r}; {hint}")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> PresetEntry:
         if (self.repo is None) == (self.checkpoint is None):
             raise ValueError("give either `repo` (a hub id or diffusers folder) or `checkpoint` (a .safetensors file)")
         if self.config is not None and self.checkpoint is None:
             raise ValueError("`config` only applies to a single-file `checkpoint`")
-        if self.scheduler is not None and not _SCHEDULER_RE.fullmatch(self.scheduler):
-            raise ValueError(f"`scheduler` {self.scheduler!r} is not a diffusers scheduler class name (like EulerDiscreteScheduler)")
         return self
-
-
-class PresetsFile(_Strict):
-    presets: dict[str, PresetEntry] = {}
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -329,26 +350,30 @@ def _resolve(path: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
-    base = file.parent
-    problems: list[str] = []
-    single_file = None
+def _file_problems(entry: PresetEntry, base: Path) -> list[str]:
+    """What is wrong with the files a preset names (checkpoint, LoRAs), one `field `x`: problem` each."""
+    problems = []
     if entry.checkpoint is not None:
         single = _resolve(entry.checkpoint, base)
         if (problem := _safetensors_problem(single)) is not None:
             problems.append(f"field `checkpoint`: {single} {problem}")
-        single_file = str(single)
-    loras = []
     for i, lora in enumerate(entry.loras):
         if lora.path is not None:
             lora_path = _resolve(lora.path, base)
             if (problem := _safetensors_problem(lora_path)) is not None:
                 problems.append(f"field `loras[{i}].path`: {lora_path} {problem}")
-            loras.append(Lora(str(lora_path), lora.weight))
-        else:
-            loras.append(Lora(lora.repo, lora.weight, lora.weight_name))
-    if problems:
-        raise PresetFileError("; ".join(f"{file}: preset {name!r}, {p}" for p in problems))
+    return problems
+
+
+def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
+    """A checked entry (``_file_problems`` found nothing) as a Preset."""
+    base = file.parent
+    single_file = str(_resolve(entry.checkpoint, base)) if entry.checkpoint is not None else None
+    loras = tuple(
+        Lora(str(_resolve(lora.path, base)), lora.weight) if lora.path is not None
+        else Lora(lora.repo, lora.weight, lora.weight_name)
+        for lora in entry.loras
+    )
     repo = entry.repo
     if repo is not None and (local := _resolve(repo, base)).is_dir():
         repo = str(local)
@@ -375,7 +400,7 @@ def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
         # A single file's configs: the owner's, else the base model of its pipeline kind.
         config_repo=(config or (SDXL_BASE if entry.pipeline == "sdxl" else SD15_BASE)) if single_file else None,
         variant=entry.variant,
-        loras=tuple(loras),
+        loras=loras,
         scheduler=entry.scheduler,
         scheduler_options=dict(entry.scheduler_options),
         **ip,
@@ -389,24 +414,20 @@ def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
     )
 
 
-def _describe(error: ValidationError, file: Path) -> str:
+def _describe(error: ValidationError, where: str) -> list[str]:
+    """One line per problem pydantic found in one preset's table (`where` names the file and the preset)."""
     lines = []
     for e in error.errors():
-        loc = [str(x) for x in e["loc"]]
-        if len(loc) >= 2 and loc[0] == "presets":
-            where = f"preset {loc[1]!r}"
-            # Union branches add their type name to the path (ip_adapter.IpAdapterEntry...): drop them.
-            rest = [x for x in loc[2:] if not x[:1].isupper() and x not in ("bool",)]
-            if rest:
-                where += f", field `{'.'.join(rest)}`"
-        else:
-            where = "field `" + ".".join(loc) + "`" if loc else "the file"
-        lines.append(f"{file}: {where}: {e['msg']}")
-    return "\n".join(dict.fromkeys(lines))
+        # Union branches add their type name to the path (ip_adapter.IpAdapterEntry...): drop them.
+        loc = [str(x) for x in e["loc"] if not str(x)[:1].isupper() and x != "bool"]
+        field_ = f", field `{'.'.join(loc)}`" if loc else ""
+        lines.append(f"{where}{field_}: {e['msg']}")
+    return list(dict.fromkeys(lines))
 
 
 def read_presets(file: str | os.PathLike) -> list[Preset]:
-    """The presets declared in a TOML file, validated; PresetFileError on any problem."""
+    """The presets declared in a TOML file, validated. PresetFileError on any problem: every
+    problem of every preset (its fields and the files it names), one line each."""
     file = Path(file)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -414,20 +435,32 @@ def read_presets(file: str | os.PathLike) -> list[Preset]:
         raise PresetFileError(f"{file}: cannot read the presets file ({error.strerror or error})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise PresetFileError(f"{file}: not valid TOML: {error}") from None
-    try:
-        parsed = PresetsFile.model_validate(data)
-    except ValidationError as error:
-        raise PresetFileError(_describe(error, file)) from None
+    problems = [f"{file}: field `{key}`: Extra inputs are not permitted (presets go in [presets.NAME] tables)"
+                for key in data if key != "presets"]
+    tables = data.get("presets", {})
+    if not isinstance(tables, dict):
+        raise PresetFileError("\n".join([*problems, f"{file}: field `presets`: must be [presets.NAME] tables"]))
     builtin = {p.name for p in BUILTIN_PRESETS} | set(ALIASES)
     presets = []
-    for name, entry in parsed.presets.items():
+    for name, table in tables.items():
+        where = f"{file}: preset {name!r}"
         if not _NAME_RE.fullmatch(name):
-            raise PresetFileError(
-                f"{file}: preset {name!r}: a name is 1-32 lowercase letters, digits, '.', '_' or '-' (it is typed after --v)"
-            )
+            problems.append(f"{where}: a name is 1-32 lowercase letters, digits, '.', '_' or '-' (it is typed after --v)")
+            continue
         if name in builtin:
-            raise PresetFileError(f"{file}: preset {name!r}: that name is a built-in preset; choose another")
-        presets.append(_to_preset(name, entry, file))
+            problems.append(f"{where}: that name is a built-in preset; choose another")
+            continue
+        try:
+            entry = PresetEntry.model_validate(table)
+        except ValidationError as error:
+            problems += _describe(error, where)
+            continue
+        found = _file_problems(entry, file.parent)
+        problems += [f"{where}, {problem}" for problem in found]
+        if not found:
+            presets.append(_to_preset(name, entry, file))
+    if problems:
+        raise PresetFileError("\n".join(problems))
     return presets
 
 

@@ -16,8 +16,10 @@ numpy (engine/taste.py), never torch. In the order a member meets them:
    votes (skips do not count). When an unlocked profile has changed (new votes,
    new likes, or a new basis) and is next used or shown, it is snapshotted as a
    new version with its own immutable 7-character code; old codes keep working.
-   Privacy is the member's choice per profile (votes, moodboards): each new
-   version starts public or private as chosen (``set_public``, ``set_all_public``).
+   Privacy is the member's choice per kind (taste: main, named profiles and
+   tunes; moodboards): every profile of that kind, and each new version and
+   new profile of it, starts public or private as chosen (``set_public``,
+   ``set_all_public``).
 4. ``resolve``: ``--p`` picks become one taste vector w in the current basis,
    mixed linearly with weights normalised to sum to 1. ``conditioning`` turns w
    and ``--s`` into the IP-Adapter embedding and scale; ``rerank_direction``
@@ -626,9 +628,9 @@ async def check_new_profile(db: aiosqlite.Connection, user_id: int, name: str | 
 
 
 async def create_profile(db: aiosqlite.Connection, user_id: int, name: str, kind: str = "votes") -> q.Profile:
-    """A new named profile. It starts private when the member's main profile is
-    private, so a new profile never shares what the member chose to hide."""
-    public = (await q.main_profile(db, user_id)).public
+    """A new named profile, public or private as the member chose for its kind
+    (``privacy``), so a new profile never shares what the member chose to hide."""
+    public = (await privacy(db, user_id))[q.privacy_kind(kind)]
     name = await check_new_profile(db, user_id, name)
     made = await q.insert_profile(db, user_id, name, kind, public)
     if made is None:  # made a moment ago by another click
@@ -1021,19 +1023,21 @@ async def get_code(db: aiosqlite.Connection, code: str) -> CodeInfo | None:
 
 
 async def privacy(db: aiosqlite.Connection, user_id: int) -> dict[str, bool]:
-    """Whether new codes start public: 'votes' for the main profile, 'moodboard' for the next moodboard."""
+    """Whether new codes start public, per kind: 'votes' for taste profiles (main, named,
+    tunes), 'moodboard' for moodboards (before a first one: as the taste profiles)."""
     main = await q.main_profile(db, user_id)
-    boards = [p for p in await q.list_profiles(db, user_id) if p.kind == "moodboard"]
-    return {"votes": main.public, "moodboard": boards[-1].public if boards else main.public}
+    boards = await q.kind_public(db, user_id, "moodboard")
+    return {"votes": main.public, "moodboard": main.public if boards is None else boards}
 
 
 async def set_public(db: aiosqlite.Connection, user_id: int, code: str, public: bool) -> CodeInfo:
     """Make one of the member's codes public or private. TasteError otherwise.
 
-    Making a code private also makes its profile private: every later version
-    starts private (and a member's next moodboard, as their last one was), so
-    privacy isn't lost by voting again. Making one code public shares that
-    code only; the profile stays as it was (``set_all_public`` changes both)."""
+    Making a code private also makes its kind private (taste or moodboard): every
+    profile of that kind, so every later version and every new profile of it
+    starts private, and privacy isn't lost by voting again or ranking another
+    profile. Making one code public shares that code only; the kind stays as it
+    was (``set_all_public`` changes both)."""
     found = await q.get_profile_version(db, normalize_code(code)) if CODE_RE.match(normalize_code(code)) else None
     if found is None:
         raise TasteError(f"Unknown code `{normalize_code(code)}`.")
@@ -1041,7 +1045,7 @@ async def set_public(db: aiosqlite.Connection, user_id: int, code: str, public: 
         if not await q.set_profile_public(db, found.code, user_id, public):
             raise TasteError(f"`{found.code}` is not one of your codes.")
         if not public:
-            await q.set_profiles_public(db, user_id, False, found.profile_id)
+            await q.set_profiles_public(db, user_id, False, found.kind)
     return replace(await _code_info(db, found), public=public)
 
 
@@ -1161,7 +1165,7 @@ async def create_moodboard(db: aiosqlite.Connection, user_id: int, embeddings: n
     """A profile from images (their OpenCLIP embeddings): w points toward the mean
     of their whitened embeddings, scaled to a typical taste norm. Each moodboard
     is its own profile ("moodboard N" unless named); it starts private when the
-    member's last moodboard (or, for a first one, their main profile) is.
+    member chose so for moodboards (or, before a first one, for their taste).
     Returns its code."""
     basis, _ = await _require_basis(db)
     emb = np.asarray(embeddings, dtype=np.float64)
@@ -1175,8 +1179,7 @@ async def create_moodboard(db: aiosqlite.Connection, user_id: int, embeddings: n
     norm = float(np.linalg.norm(m))
     if not norm > 1e-9:
         raise TasteError("These images average out to no particular style; try images that share a look.")
-    public = (await privacy(db, user_id))["moodboard"]
-    profile = await _new_made_profile(db, user_id, name, "moodboard", public)
+    profile = await _new_made_profile(db, user_id, name, "moodboard")
     return await _insert_version(
         db,
         profile=profile,
@@ -1199,21 +1202,19 @@ async def create_tuned_profile(
     if winners.shape != losers.shape or winners.ndim != 2 or winners.shape[1] != basis.k or len(winners) == 0:
         raise ValueError(f"picks must be two (n >= 1, {basis.k}) arrays of the same shape")
     posterior = tm.fit(winners - losers, prior=await community_prior(db, basis))
-    profile = await _new_made_profile(db, user_id, name, "tune", (await q.main_profile(db, user_id)).public)
+    profile = await _new_made_profile(db, user_id, name, "tune")
     return await _insert_version(
         db, profile=profile, basis_version=basis.version, w=posterior.mean, votes=len(winners),
         confidence=posterior.confidence(),
     )
 
 
-async def _new_made_profile(db: aiosqlite.Connection, user_id: int, name: str | None, kind: str, public: bool) -> q.Profile:
+async def _new_made_profile(db: aiosqlite.Connection, user_id: int, name: str | None, kind: str) -> q.Profile:
+    """A moodboard's or a tune's profile, public or private as the member chose for its kind."""
     if name is not None:
-        made = await create_profile(db, user_id, name, kind)
-        if made.public != public:
-            await q.set_profiles_public(db, user_id, public, made.id)
-            made = replace(made, public=public)
-        return made
+        return await create_profile(db, user_id, name, kind)
     await check_new_profile(db, user_id, None)
+    public = (await privacy(db, user_id))[q.privacy_kind(kind)]
     live = await q.list_profiles(db, user_id)
     taken = {p.name.lower() for p in live}
     n = 1 + sum(p.kind == kind for p in live)

@@ -64,13 +64,20 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         where = ", ".join(f"<#{c}>" for c in channels) or "every channel"
         await interaction.response.send_message(f"Image commands now work in {where}.", ephemeral=True)
 
-    @app_commands.command(description="Ban or unban a word in prompts")
+    @app_commands.command(description="Ban or unban a word in prompts (whole words; *ass* also inside others)")
+    @app_commands.describe(word="A word or phrase; a * at its start or end also matches it inside longer words")
     async def banned_word(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 50], banned: bool) -> None:
         rules = await members.get_guild(self.bot.db, interaction.guild_id)
-        word = word.strip().lower()
+        word = " ".join(params.normalize(word).lower().split())
+        if banned and not params.matching_key(word.strip("*")):
+            raise UserError(f"`{word}` has no letters to match: ban a word, like `gore` or `*gore*`.")
         words = [w for w in rules.banned_words if w != word] + ([word] if banned else [])
         await members.update_guild(self.bot.db, interaction.guild_id, banned_words=tuple(words))
-        await interaction.response.send_message(f"Banned words: {', '.join(words) or 'none'}.", ephemeral=True)
+        await interaction.response.send_message(
+            f"Banned words: {', '.join(f'`{w}`' for w in words) or 'none'}. Each matches whole words; a `*` at its start "
+            "or end also matches it inside longer words (`*ass*` refuses `class`).",
+            ephemeral=True,
+        )
 
     @app_commands.command(description="The content filter: what happens to images the NSFW check flags")
     @app_commands.describe(

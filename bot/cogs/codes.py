@@ -1,9 +1,10 @@
 """/codes: your profile codes, and making them private or public.
 
-Privacy is the member's choice per profile (taste, moodboards): new codes start
-as chosen. `visibility` alone sets every code and every new one; with `code`
-it sets that code, and making one private also makes its profile's new codes
-private (so a vote never makes a private taste public again).
+Privacy is the member's choice per kind (taste: main, named profiles and tunes;
+moodboards): new codes of every profile of that kind start as chosen.
+`visibility` alone sets every code and every new one; with `code` it sets that
+code, and making one private also makes the new codes of its kind private (so
+neither a vote nor a new profile makes a private taste public again).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot import generation
 from bot.app import Tastemaker
 from bot.flows import format_progress
+from bot.ids import role_ids
 from engine import profiles
 from engine.db import jobs as db_jobs
 from engine.db import members
@@ -73,7 +74,7 @@ async def info_embed(bot: Tastemaker, user: discord.abc.User, guild_id: int | No
     embed.add_field(name="GPU time", value=f"{gpu_seconds:.1f}s")
     # 3. The server's daily quota, when it has one for this member.
     now = time.time()
-    quota = await generation.daily_quota(bot, user.id, guild_id, generation.role_ids(user), now)
+    quota = await generation.daily_quota(bot, user.id, guild_id, role_ids(user), now)
     if quota.limit is not None:
         embed.add_field(
             name="Images today",

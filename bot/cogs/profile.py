@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Tastemaker
+from bot.cogs.codes import privacy_line
 from bot.errors import UserError
 from bot.flows import MIX_HELP, default_mix, format_progress, mix_text, parse_mix
 from engine import profiles
@@ -65,6 +66,7 @@ class Profile(commands.GroupCog, group_name="profile", group_description="Your t
         for summary in found:
             lines.append(await self.profile_line(user_id, summary))
         footer = [
+            privacy_line(await profiles.privacy(self.bot.db, user_id)),
             f"A bare `--p` uses {mix_text(await default_mix(self.bot, user_id))}.",
             (
                 "`/rank profile:NAME` teaches one; `/profile default` sets the mix; `/profile delete` removes one "

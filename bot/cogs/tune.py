@@ -30,6 +30,7 @@ from bot import flows_tune, generation, render
 from bot.app import Tastemaker
 from bot.errors import UserError
 from bot.generation import Prepared
+from bot.ids import role_ids
 from engine import params, profiles, rankpool, safety
 from engine.db import jobs as db_jobs
 from engine.db import members
@@ -119,7 +120,7 @@ class Tune(commands.Cog):
         text = await tune_prompt(bot, guild_id, prompt)
         name = await profiles.check_new_profile(bot.db, user_id, name)
         await generation.check_limits(
-            bot, user_id, guild_id, interaction.channel_id, roles=generation.role_ids(interaction.user), images=styles
+            bot, user_id, guild_id, interaction.channel_id, roles=role_ids(interaction.user), images=styles
         )
         # 2. One POOL job of the prompt in `styles` styles; the tune's row first, so
         #    that its delivery hook finds it however fast the job runs.
@@ -167,6 +168,7 @@ def make_hooks(bot: Tastemaker):
             kept.append((image.label, relative, image.embedding, image.nsfw))
         if len(kept) < flows_tune.MIN_IMAGES:
             await db_tune.set_state(bot.db, tune.id, db_tune.FAILED, expect=db_tune.DRAWING)
+            await db_jobs.update_job(bot.db, record.id, images=0)  # a failed tune gives its images back
             return {"error": (
                 f"only {len(kept)} of {len(rendered)} styles passed this server's content filter, and a tune needs "
                 f"at least {flows_tune.MIN_IMAGES}; try another prompt"
@@ -176,6 +178,12 @@ def make_hooks(bot: Tastemaker):
         log.info("tune %s: %d of %d renders kept for user %s", tune.id, len(kept), len(rendered), record.user_id)
         return {"tune_id": tune.id}
 
+    async def on_failed(record: db_jobs.JobRecord) -> None:
+        """The POOL job failed or was cancelled: so is the tune (its images are given back with the job)."""
+        tune = await db_tune.tune_for_job(bot.db, record.id)
+        if tune is not None:
+            await db_tune.set_state(bot.db, tune.id, db_tune.FAILED, expect=db_tune.DRAWING)
+
     async def final_message(record: db_jobs.JobRecord) -> dict:
         tune = await db_tune.get_tune(bot.db, record.request.get("tune_id", 0))
         if tune is None or record.request.get("error"):
@@ -184,10 +192,10 @@ def make_hooks(bot: Tastemaker):
         content = f"{render.headline(record)}\n{await flows_tune.ready_text(bot, tune)}"
         return {"content": content, "attachments": [], "view": bot.views.tune_start(tune.id)}
 
-    return on_done, final_message
+    return on_done, final_message, on_failed
 
 
 async def setup(bot: Tastemaker) -> None:
-    bot.delivery.on_done[KIND], bot.delivery.final_message[KIND] = make_hooks(bot)
+    bot.delivery.on_done[KIND], bot.delivery.final_message[KIND], bot.delivery.on_failed[KIND] = make_hooks(bot)
     bot.delivery.keeps_images.add(KIND)
     await bot.add_cog(Tune(bot))

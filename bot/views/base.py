@@ -3,8 +3,10 @@
 custom_id is "tm:<feature>:<action>:<id>"; a button parses it and calls a flow
 (bot/flows.py), which rebuilds everything else from the database, so buttons
 work after a restart. A custom_id is whatever the client sends: each template
-accepts only well-formed ids (ROW_ID, USER_ID), a flow answers flows.STALE_BUTTON for a
-row that is gone, and StaleButton answers the same for any other `tm:` id.
+accepts only well-formed ids (bot.ids: ROW_ID, USER_ID, so no forged number
+reaches the database; a longer one matches no button and StaleButton answers
+it), a flow answers flows.STALE_BUTTON for a row that is gone, and StaleButton
+answers the same for any other `tm:` id.
 """
 
 from __future__ import annotations
@@ -43,13 +45,6 @@ class PersistentButton(discord.ui.DynamicItem[discord.ui.Button], template=r"tm:
 class ErrorRoutedModal(discord.ui.Modal):
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
         await reply_error(interaction, error)
-
-
-# Ids in a template. 18 digits at most, a row id always fits SQLite's INTEGER
-# (2**63 - 1 has 19), so no forged number reaches the database; a longer one
-# matches no button and StaleButton answers it. No sign, no leading zero.
-ROW_ID = r"[1-9][0-9]{0,17}"
-USER_ID = r"[1-9][0-9]{0,18}"  # a Discord snowflake: compared, never looked up
 
 
 class StaleButton(PersistentButton, template=r"tm:.*"):

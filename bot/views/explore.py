@@ -7,7 +7,8 @@ import re
 import discord
 
 from bot import flows_explore
-from bot.views.base import ROW_ID, USER_ID, PersistentButton, persistent_view
+from bot.ids import ROW_ID, USER_ID
+from bot.views.base import PersistentButton, persistent_view
 
 
 class ExploreLikeButton(PersistentButton, template=rf"tm:explore:like:(?P<slot>[1-4]):(?P<image>{ROW_ID})"):

@@ -14,7 +14,8 @@ import re
 import discord
 
 from bot import flows
-from bot.views.base import ROW_ID, PersistentButton, persistent_view
+from bot.ids import ROW_ID
+from bot.views.base import PersistentButton, persistent_view
 from engine.canvas import REGIONS
 
 # action: (label, emoji, row). "upscale" is the old Upscale ×2's id: it still works, as Subtle.

@@ -7,7 +7,8 @@ import re
 import discord
 
 from bot import flows
-from bot.views.base import ROW_ID, PersistentButton, persistent_view
+from bot.ids import ROW_ID
+from bot.views.base import PersistentButton, persistent_view
 
 BUTTONS = {
     "left": ("◀ Left", discord.ButtonStyle.primary),

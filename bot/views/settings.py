@@ -12,7 +12,8 @@ import discord
 
 from bot import flows
 from bot.flows import STYLIZE_LABELS, STYLIZE_LEVELS, TOGGLES
-from bot.views.base import USER_ID, PersistentButton, persistent_view
+from bot.ids import USER_ID
+from bot.views.base import PersistentButton, persistent_view
 from engine.db import members
 
 _ACTIONS = "|".join([*TOGGLES, *(f"stylize_{level}" for level in STYLIZE_LEVELS)])

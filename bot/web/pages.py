@@ -53,7 +53,13 @@ def templates() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
     env.filters["ago"] = _ago
+    env.filters["plural"] = plural
     return env
+
+
+def plural(n: int, word: str) -> str:
+    """`1 like`, `2 likes`: a count with its word (a regular plural)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _ago(at: float) -> str:

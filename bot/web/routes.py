@@ -21,8 +21,9 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
-from bot import generation
+from bot import generation, ids
 from bot.errors import UserError
+from bot.render import preset_flag
 from bot.web import auth, gallery
 from bot.web.pages import CONTEXT, SESSION, WebContext, render
 from engine import images, profiles, safety
@@ -54,16 +55,17 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/rank", rank_page)
     app.router.add_post("/api/rank/vote", vote)
     app.router.add_get("/explore", explore_page)
-    app.router.add_get("/image/{image_id:\\d+}", image_page)
-    app.router.add_post("/api/like/{image_id:\\d+}", like)
-    app.router.add_post("/api/image/{image_id:\\d+}/vary-region", vary_region)
+    # Any run of digits reaches the handler, which parses it with bot.ids (an id too long is "not found").
+    app.router.add_get("/image/{image_id:[0-9]+}", image_page)
+    app.router.add_post("/api/like/{image_id:[0-9]+}", like)
+    app.router.add_post("/api/image/{image_id:[0-9]+}/vary-region", vary_region)
     app.router.add_get("/api/jobs/{job_id:[0-9a-f-]{1,64}}", job_state)
     app.router.add_get("/profile", profile_page)
     app.router.add_post("/api/codes/{code:[a-z2-7]{7}}", set_code_visibility)
     app.router.add_post("/api/moodboards", create_moodboard)
     app.router.add_get("/api/moodboards/{job_id:[0-9a-f-]{1,64}}", moodboard_state)
-    app.router.add_get("/img/{image_id:\\d+}", image_file)
-    app.router.add_get("/img/pool/{image_id:\\d+}", pool_image_file)
+    app.router.add_get("/img/{image_id:[0-9]+}", image_file)
+    app.router.add_get("/img/pool/{image_id:[0-9]+}", pool_image_file)
 
 
 def _context(request: web.Request) -> WebContext:
@@ -80,13 +82,6 @@ def _redirect(location: str) -> web.HTTPSeeOther:
 
 def _json_error(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _number(value: str) -> int:
-    number = int(value)
-    if number > 2**63 - 1:
-        raise web.HTTPNotFound()
-    return number
 
 
 # -- signing in --------------------------------------------------------------------
@@ -271,14 +266,14 @@ async def vote(request: web.Request) -> web.Response:
         return _json_error("Slow down a little: too many votes at once.", 429)
     try:
         body = await request.json()
-        pair_id, choice = int(body["pair_id"]), str(body["choice"])
+        pair_id, choice = ids.row_id(str(body["pair_id"])), str(body["choice"])
     except (ValueError, KeyError, TypeError):
         return _json_error("A vote needs pair_id and choice (left, right or skip).")
     if choice not in profiles.CHOICES:
         return _json_error("choice is left, right or skip.")
     from engine.db import taste as q
 
-    shown = await q.get_rank_pair(context.db, pair_id) if pair_id <= 2**63 - 1 else None
+    shown = await q.get_rank_pair(context.db, pair_id) if pair_id is not None else None
     if shown is None or shown.user_id != session.user_id:
         return _json_error("That pair is not yours.", 404)
     if not await profiles.answer_pair(context.db, session.user_id, pair_id, choice):
@@ -302,9 +297,10 @@ async def _guild_ids(request: web.Request) -> tuple[list[store.Guild], list[int]
     guilds = await store.guilds_of(_context(request).db, _session(request).user_id)
     wanted = request.query.get("server", "")
     if wanted:
-        if not wanted.isdigit() or int(wanted) not in {g.id for g in guilds}:
+        server = ids.snowflake(wanted)
+        if server not in {g.id for g in guilds}:
             raise web.HTTPNotFound()
-        return guilds, [int(wanted)], int(wanted)
+        return guilds, [server], server
     return guilds, [g.id for g in guilds], None
 
 
@@ -314,7 +310,9 @@ async def explore_page(request: web.Request) -> web.Response:
     order = request.query.get("order", "new")
     if order not in gallery.ORDERS:
         order = "new"
-    page = max(0, min(int(request.query["page"]) if request.query.get("page", "").isdigit() else 0, 10_000))
+    page = ids.page(request.query.get("page") or "0")
+    if page is None:
+        raise web.HTTPNotFound()
     shown, personal = await gallery.page(context.db, session.user_id, guild_ids, order, page * PAGE_SIZE, PAGE_SIZE + 1)
     more = len(shown) > PAGE_SIZE
     names = await store.names_of(context.db, {image.user_id for image in shown})
@@ -325,24 +323,30 @@ async def explore_page(request: web.Request) -> web.Response:
     return render(request, "explore.html", title="Explore", **values)
 
 
-async def _requested_image(request: web.Request) -> gallery.Shown | None:
+async def _requested_image(request: web.Request, guild_ids: list[int] | None = None) -> gallery.Shown | None:
     """The image the URL's image_id names, if it belongs to one of the member's servers (else None: a 404)."""
-    _, guild_ids, _ = await _guild_ids(request)
-    return await gallery.get_visible(_context(request).db, _session(request).user_id, guild_ids,
-                                     _number(request.match_info["image_id"]))
+    if guild_ids is None:
+        _, guild_ids, _ = await _guild_ids(request)
+    image_id = ids.row_id(request.match_info["image_id"])
+    if image_id is None:
+        return None
+    return await gallery.get_visible(_context(request).db, _session(request).user_id, guild_ids, image_id)
 
 
 async def image_page(request: web.Request) -> web.Response:
     context, session = _context(request), _session(request)
     guilds, guild_ids, _ = await _guild_ids(request)
-    image = await gallery.get_visible(context.db, session.user_id, guild_ids, _number(request.match_info["image_id"]))
+    image = await _requested_image(request, guild_ids)
     if image is None:
         raise web.HTTPNotFound()
     similar = await gallery.more_like(context.db, session.user_id, guild_ids, image)
     names = await store.names_of(context.db, {image.user_id} | {s.user_id for s in similar})
     guild_names = {g.id: g.name for g in guilds}
+    # The prompt as shown and copied, with `--v NAME` when another preset than the bot's drew it (as in Discord).
+    flag = preset_flag(image.prompt, image.request, context.settings.model)
+    prompt = " ".join(filter(None, (image.request.get("text", image.prompt), flag)))
     return render(request, "image.html", title=image.prompt[:60], image=image, similar=similar, names=names,
-                  guild_name=guild_names.get(image.guild_id, ""), own=image.user_id == session.user_id)
+                  guild_name=guild_names.get(image.guild_id, ""), own=image.user_id == session.user_id, prompt=prompt)
 
 
 async def like(request: web.Request) -> web.Response:
@@ -455,9 +459,10 @@ async def _queue_web_job(context: WebContext, prepared: generation.Prepared, ima
     job = prepared.job.model_copy(
         update={"nsfw_threshold": safety.input_threshold(rules.nsfw_policy, rules.nsfw_threshold, False)}
     )
+    roles = await store.roles_of(context.db, user_id, image.guild_id)  # as the bot last saw them in Discord
     async with transaction(context.db):
-        # No roles on the web: the per-member quota applies, not a role's.
-        await generation.check_limits(context, user_id, image.guild_id, channel_id, images=prepared.images)
+        await generation.check_limits(context, user_id, image.guild_id, channel_id, roles=roles,
+                                      images=prepared.images)
         await members.ensure_user(context.db, user_id)
         await db_jobs.insert_job(
             context.db, id=job.id, kind=job.kind, user_id=user_id, guild_id=image.guild_id, channel_id=channel_id,
@@ -628,7 +633,8 @@ async def image_file(request: web.Request) -> web.StreamResponse:
 
 async def pool_image_file(request: web.Request) -> web.StreamResponse:
     context = _context(request)
-    return _file(context, await gallery.pool_image_path(context.db, _number(request.match_info["image_id"])))
+    image_id = ids.row_id(request.match_info["image_id"])
+    return _file(context, await gallery.pool_image_path(context.db, image_id) if image_id is not None else None)
 
 
 def _file(context: WebContext, relative: str | None) -> web.StreamResponse:

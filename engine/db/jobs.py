@@ -90,7 +90,7 @@ async def insert_job(
 
 
 _JOB_COLUMNS = {
-    "request", "message_id", "channel_id", "state", "cursor", "percent", "error", "gpu_seconds",
+    "request", "images", "message_id", "channel_id", "state", "cursor", "percent", "error", "gpu_seconds",
     "started_at", "finished_at", "delivered_at",
 }
 

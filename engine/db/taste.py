@@ -219,7 +219,7 @@ class Profile:
     user_id: int
     name: str
     kind: str  # 'votes' | 'moodboard' | 'tune'
-    public: bool  # what its new versions start as
+    public: bool  # what its new versions start as: the member's choice for its kind (privacy_kind)
     default_weight: float | None  # mixed into a bare --p with this weight; None: not a default
     created_at: float
 
@@ -307,18 +307,37 @@ async def set_default_weights(db: aiosqlite.Connection, user_id: int, weights: d
             )
 
 
-async def set_profiles_public(db: aiosqlite.Connection, user_id: int, public: bool, profile_id: int | None = None,
+def privacy_kind(profile_kind: str) -> str:
+    """The kind a member's privacy choice is made for: 'moodboard' for moodboards, 'votes'
+    (taste) for every other profile (main, named ones, tunes)."""
+    return "moodboard" if profile_kind == "moodboard" else "votes"
+
+
+_OF_KIND = {"votes": "kind != 'moodboard'", "moodboard": "kind = 'moodboard'"}
+
+
+async def kind_public(db: aiosqlite.Connection, user_id: int, kind: str) -> bool | None:
+    """The member's choice for a privacy kind, as every profile of that kind holds it
+    (deleted ones too); None when they never had a profile of that kind."""
+    rows = await db.execute_fetchall(
+        f"SELECT MIN(public) FROM profiles WHERE user_id = ? AND {_OF_KIND[kind]}", (user_id,)
+    )
+    return None if rows[0][0] is None else bool(rows[0][0])
+
+
+async def set_profiles_public(db: aiosqlite.Connection, user_id: int, public: bool, kind: str | None = None,
                               *, all_versions: bool = False) -> int:
-    """One profile's choice (or every profile's), inherited by new versions; with
+    """The member's choice for every profile of a privacy kind (``privacy_kind``; None: both
+    kinds), inherited by their new versions and by new profiles of that kind; with
     all_versions, every existing version of them too. Returns the versions changed."""
-    scope, args = ("id = ? AND user_id = ?", (profile_id, user_id)) if profile_id else ("user_id = ?", (user_id,))
+    scope = f"user_id = ? AND {_OF_KIND[kind]}" if kind else "user_id = ?"
     async with transaction(db):
-        await db.execute(f"UPDATE profiles SET public = ? WHERE {scope}", (int(public), *args))
+        await db.execute(f"UPDATE profiles SET public = ? WHERE {scope}", (int(public), user_id))
         if not all_versions:
             return 0
         cur = await db.execute(
             f"UPDATE profile_versions SET public = ? WHERE public != ? AND profile_id IN (SELECT id FROM profiles WHERE {scope})",
-            (int(public), int(public), *args),
+            (int(public), int(public), user_id),
         )
     return cur.rowcount
 

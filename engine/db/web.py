@@ -5,6 +5,7 @@ every write in engine.db.transaction."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiosqlite
@@ -30,16 +31,29 @@ class Guild:
 
 
 async def remember_member(
-    db: aiosqlite.Connection, user_id: int, guild_id: int, user_name: str, guild_name: str, source: str = "command"
+    db: aiosqlite.Connection, user_id: int, guild_id: int, user_name: str, guild_name: str, source: str = "command",
+    roles: Iterable[int] | None = None,
 ) -> None:
+    """That the member shares this server with the bot; with `roles`, their roles there now
+    (None, as from OAuth, which doesn't say: the roles last seen stay)."""
+    stored = None if roles is None else " ".join(str(int(role)) for role in roles)
     async with transaction(db):
         await db.execute(
-            "INSERT INTO web_members (user_id, guild_id, user_name, guild_name, source, seen_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO web_members (user_id, guild_id, user_name, guild_name, source, seen_at, roles)"
+            " VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, '')) "
             "ON CONFLICT (user_id, guild_id) DO UPDATE SET user_name = excluded.user_name, "
             "guild_name = CASE WHEN excluded.guild_name != '' THEN excluded.guild_name ELSE guild_name END, "
-            "seen_at = excluded.seen_at",
-            (user_id, guild_id, user_name, guild_name, source, time.time()),
+            "seen_at = excluded.seen_at, roles = COALESCE(?, roles)",
+            (user_id, guild_id, user_name, guild_name, source, time.time(), stored, stored),
         )
+
+
+async def roles_of(db: aiosqlite.Connection, user_id: int, guild_id: int) -> tuple[int, ...]:
+    """The member's roles on the server as the bot last saw them (none before any command there)."""
+    rows = await db.execute_fetchall(
+        "SELECT roles FROM web_members WHERE user_id = ? AND guild_id = ?", (user_id, guild_id)
+    )
+    return tuple(int(role) for role in rows[0][0].split()) if rows else ()
 
 
 async def guilds_of(db: aiosqlite.Connection, user_id: int) -> list[Guild]:

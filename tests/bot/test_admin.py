@@ -41,3 +41,30 @@ async def test_banned_words_and_allowed_channels(simcord_env, world, mod):
 async def test_members_cannot_use_admin_commands(world):
     _, channel, alice, _ = world
     assert "admin" not in alice.available_commands(channel)
+
+
+@pytest.mark.parametrize("bot_overrides", [NO_WORKER])
+async def test_banned_words_match_whole_words_and_a_star_asks_for_more(simcord_env, world, mod):
+    _, channel, alice, _ = world
+    done = await mod.slash(channel, "admin banned_word", word="ASS", banned=True)
+    assert done.ephemeral and done.response.content.startswith("Banned words: `ass`. Each matches whole words")
+
+    await alice.slash(channel, "imagine", prompt="a class photo of a bass player")  # whole words only
+    assert channel.last_message.content.startswith(f"**a class photo of a bass player** - {alice.mention}")
+    for prompt in ("an ASS on a hill", "a donkey --no ｂａｄ, a.s.s", "an a s s on a hill", "a kite, ass-shaped"):
+        refused = await alice.slash(channel, "imagine", prompt=prompt)  # the folding still holds
+        assert refused.ephemeral and "doesn't allow the word `ass`" in refused.response.content, prompt
+
+    await mod.slash(channel, "admin banned_word", word="ass", banned=False)
+    await mod.slash(channel, "admin banned_word", word="*ass*", banned=True)
+    refused = await alice.slash(channel, "imagine", prompt="a C.L.A.S.S photo")
+    assert refused.ephemeral and "doesn't allow the word `*ass*`" in refused.response.content
+    await mod.slash(channel, "admin banned_word", word="*ass*", banned=False)
+    await mod.slash(channel, "admin banned_word", word="gore*", banned=True)  # a prefix: gore, gorefest, not ungored
+    assert (await alice.slash(channel, "imagine", prompt="a gorefest")).ephemeral
+    await alice.slash(channel, "imagine", prompt="an ungored bull")
+    assert channel.last_message.content.startswith("**an ungored bull**")
+
+    empty = await mod.slash(channel, "admin banned_word", word="**", banned=True)
+    assert empty.ephemeral and "`**` has no letters to match" in empty.response.content
+    acknowledge_user_errors(simcord_env)

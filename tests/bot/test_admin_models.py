@@ -77,7 +77,7 @@ async def test_a_preset_that_cannot_personalize_says_so(simcord_env, world, simc
     assert job.request["preset"] == "bigg" and job.request["codes"] == []
     note = "`bigg` runs without personalization: --p and --sref were not applied"
     assert job.request["note"] == note
-    assert note in render.finished(job)  # what the finished message will say
+    assert note in render.finished(job, simcord_bot.settings.model)  # what the finished message will say
 
 
 @pytest.mark.parametrize("bot_overrides", [{}])

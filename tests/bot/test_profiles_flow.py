@@ -11,7 +11,8 @@ import pytest
 
 from engine import profiles
 from engine.db import members
-from tests.bot.conftest import RANK_PROMPTS, RANK_STYLES, acknowledge_user_errors
+from tests.bot.conftest import RANK_PROMPTS, RANK_STYLES, acknowledge_user_errors, run_until
+from tests.bot.test_imagine import job_message
 from tests.bot.test_prefer import vote
 
 POOLED = {"TASTEMAKER_WORKERS": "0", "TASTEMAKER_UNLOCK_VOTES": "3"}
@@ -238,3 +239,68 @@ def test_a_code_line_names_its_signals_from_use_and_kind():
     quiet = profiles.CodeInfo(code="abcdefh", kind="votes", version=1, votes=16, likes=0, images=0, confidence=0.5,
                               public=False, basis_version=1, created_at=0.0, profile="ink", profile_kind="tune")
     assert code_line(quiet, None).startswith("`abcdefh` · tune v1 · 16 picks · 🔒 private · <t:0:R>")
+
+
+@pooled
+async def test_a_private_taste_code_makes_every_taste_profile_private_new_ones_too(simcord_env, world, simcord_bot):
+    """Privacy is per kind: alice hides her main profile's code, then ranks `portraits` to its
+    first code. It is private too, as are a new profile's and a tune's, and bob can't use it."""
+    _, channel, alice, bob = world
+    env, bot = simcord_env, simcord_bot
+    await alice.slash(channel, "profile create", name="portraits")
+    await vote(bot, alice.id, 3)
+    main_code = re.search(CODE, (await alice.slash(channel, "codes")).response.content).group(1)
+    hidden = await alice.slash(channel, "codes", code=main_code, visibility="private")
+    assert "Your new taste codes start private too" in hidden.response.content
+
+    message = (await alice.slash(channel, "rank", profile="portraits")).response.message
+    for _ in range(3):
+        message = (await alice.click(message, label="Right ▶")).response.message
+    code = re.search(rf"Its code is {CODE}", message.content).group(1)
+    listed = (await alice.slash(channel, "profile list")).response.content
+    assert profile_line(listed, "portraits") == f"**portraits** · 3 votes · `{code}` · 🔒 private", listed
+    assert "New codes start 🔒 private." in listed
+    codes = (await alice.slash(channel, "codes")).response.content
+    assert f"`{code}` · v1 · 3 votes · 🔒 private · **current**" in codes
+    refused(env, await bob.slash(channel, "imagine", prompt=f"a cat --p {code}"), f"Code `{code}` is private")
+
+    made = await alice.slash(channel, "profile create", name="sketches")
+    assert "🔒 private" in made.response.content
+    assert profile_line((await alice.slash(channel, "profile list")).response.content, "sketches").endswith("🔒 private")
+
+    # Sharing one code shares that code only; `visibility:public` alone makes the kind public again.
+    await alice.slash(channel, "codes", code=code, visibility="public")
+    await alice.slash(channel, "imagine", prompt=f"a dog --p {code}")
+    assert (await profiles.privacy(bot.db, alice.id))["votes"] is False
+    await alice.slash(channel, "codes", visibility="public")
+    listed = (await alice.slash(channel, "profile list")).response.content
+    assert "New codes start public." in listed and "🔒" not in listed
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+async def test_a_private_moodboard_makes_every_moodboard_private_new_ones_too(simcord_env, world, simcord_bot):
+    """Alice has two moodboards and hides the first one's code: her third moodboard starts private."""
+    from tests.bot.test_moodboard import moodboard_done, png
+
+    _, channel, alice, bob = world
+    env = simcord_env
+
+    async def moodboard(color: str) -> str:
+        await alice.slash(channel, "moodboard create", image1=(f"{color}.png", png(color)))
+        await run_until(env, lambda: moodboard_done(channel))
+        done = job_message(channel, "moodboard:").content  # the newest board's message
+        return re.search(r"moodboard code `([a-z2-7]{7})`", done).group(1)
+
+    first, second = await moodboard("orange"), await moodboard("navy")
+    hidden = await alice.slash(channel, "codes", code=first, visibility="private")
+    assert "Your new moodboards start private too" in hidden.response.content
+    third = await moodboard("teal")
+
+    codes = (await alice.slash(channel, "codes")).response.content
+    assert f"`{third}` · moodboard v1 · 1 image · 🔒 private" in codes
+    assert f"`{second}` · moodboard v1 · 1 image · public" in codes  # codes made before keep their own flag
+    assert "New taste codes start public; new moodboards start 🔒 private." in codes
+    listed = (await alice.slash(channel, "profile list")).response.content
+    assert profile_line(listed, "moodboard 3") == f"**moodboard 3** · moodboard · `{third}` · 🔒 private"
+    assert profile_line(listed, "main").endswith(" · public")
+    refused(env, await bob.slash(channel, "imagine", prompt=f"a cat --p {third}"), f"Code `{third}` is private")

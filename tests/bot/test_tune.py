@@ -182,3 +182,29 @@ async def test_renders_the_content_filter_blocks_are_dropped(simcord_env, world,
     assert buttons(failed) == []
     async with simcord_bot.db.execute("SELECT state FROM tunes") as cur:
         assert [r[0] for r in await cur.fetchall()] == ["failed"]
+    async with simcord_bot.db.execute("SELECT images FROM jobs") as cur:  # a failed tune counts no images
+        assert [r[0] for r in await cur.fetchall()] == [0]
+
+
+@pytest.mark.parametrize("with_rank_pool", [True])
+@pytest.mark.parametrize("bot_overrides", [NO_WORKER])
+async def test_a_tune_whose_job_fails_fails_says_so_and_gives_its_images_back(simcord_env, world, simcord_bot, mod):
+    _, channel, alice, _ = world
+    await mod.slash(channel, "admin quota", member=20)
+    await alice.slash(channel, "tune", prompt="a lighthouse")
+    assert "(Waiting to start)" in job_message(channel, "style tune:").content
+    # A worker takes the POOL job and fails it for good (what a GPU worker's error reaches the bot as).
+    job = await simcord_bot.queue.claim("gpu-1", 30.0)
+    assert await simcord_bot.queue.fail(job.id, "gpu-1", "CUDA out of memory", retryable=False) == "failed"
+    await run_until(simcord_env, lambda: "failed" in job_message(channel, "style tune:").content)
+
+    message = job_message(channel, "style tune:")
+    assert message.content == f"**style tune: a lighthouse** - {alice.mention} (failed: CUDA out of memory)"
+    assert buttons(message) == []
+    async with simcord_bot.db.execute("SELECT state FROM tunes") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["failed"]
+    info = await alice.slash(channel, "info")
+    [embed] = info.response.embeds
+    assert next(f.value for f in embed.fields if f.name == "Images today").startswith("0 of 20 used")
+    again = await alice.slash(channel, "tune", prompt="a harbor")  # the 16 it counted are free again
+    assert not again.ephemeral

@@ -17,6 +17,7 @@ from engine.params import (
     dimensions,
     expand,
     is_code,
+    banned_in,
     matching_key,
     normalize,
     parse,
@@ -534,6 +535,20 @@ def test_matching_key_joins_single_letters_only(written, banned):
     assert matching_key(banned) not in matching_key(written)
 
 
+@pytest.mark.parametrize(
+    ("word", "written", "found"),
+    [
+        ("ass", "a class photo", False), ("ass", "an ass", True), ("ass", "an A.S.S here", True), ("ass", "ass_hat", True),
+        ("*ass*", "a class photo", True), ("*ass", "a bass", True), ("*ass", "assets", False), ("ass*", "assets", True),
+        ("ass*", "a bass", False), ("blood bath", "a BLOOD  ＢＡＴＨ", True), ("blood bath", "bloodbath", False),
+        ("gore", "https://e.x/gore.png", True), ("**", "anything", False), ("gore", "a g.o.r.e fest", True),
+        ("gore", "a G O R E fest", True), ("bad", "tab addition", False),
+    ],
+)
+def test_banned_words_match_whole_words_unless_a_star_says_otherwise(word, written, found):
+    assert banned_in(word, written) is found
+
+
 @FAST
 @given(st.text())
 def test_normalize_is_idempotent_and_parse_reads_normalized_text(text):
@@ -559,7 +574,9 @@ def test_an_obfuscated_banned_word_still_matches(word, data):
     for c in word:
         c = data.draw(st.sampled_from([c, c.upper(), fullwidth(c), c + "\u0301", c + "\u0336"]))
         disguised.append(c + data.draw(st.sampled_from(["", "", *INVISIBLE])))
-    assert matching_key(word) in matching_key(f"a {''.join(disguised)} in the rain")
+    written = f"a {''.join(disguised)} in the rain"
+    assert matching_key(word) in matching_key(written)
+    assert banned_in(word, written)  # a whole word, however disguised
 
 
 def test_member_text_is_every_word_shown_back_but_no_parameter_names():

@@ -14,7 +14,9 @@ import pytest
 from engine import params, profiles
 from engine.config import EngineSettings
 from engine.presets import (
+    BUILTIN_PRESETS,
     DEFAULT_PRESET,
+    DIFFUSERS_SCHEDULERS,
     PRESETS,
     PresetFileError,
     get_preset,
@@ -120,7 +122,9 @@ def test_settings_find_the_file_in_the_data_dir_or_at_tastemaker_presets(tmp_pat
         ('[presets.a]\nrepo = "x/y"\nbase_size = 1000\n', r"preset 'a', field `base_size`: Input should be a multiple of 64"),
         ('[presets.a]\nrepo = "x/y"\npipeline = "flux"\n', r"preset 'a', field `pipeline`: Input should be 'sdxl' or 'sd15'"),
         ('[presets.a]\ndescription = "no weights"\n', r"preset 'a': .*give either `repo` .* or `checkpoint`"),
-        ('[presets.a]\nrepo = "x/y"\nscheduler = "euler"\n', r"preset 'a': .*`scheduler` 'euler' is not a diffusers scheduler class name"),
+        ('[presets.a]\nrepo = "x/y"\nscheduler = "euler"\n', r"preset 'a', field `scheduler`: .*diffusers has no scheduler class 'euler'"),
+        ('[presets.a]\nrepo = "x/y"\nscheduler = "EulerDiscretScheduler"\n',
+         r"preset 'a', field `scheduler`: .*no scheduler class 'EulerDiscretScheduler'; did you mean EulerDiscreteScheduler\?"),
         ('[presets.a]\nrepo = "x/y"\nloras = [{ weight = 0.5 }]\n', r"preset 'a', field `loras.0`: .*give either `path`"),
         ('[presets.a]\nrepo = "x/y"\ntaste = { lambda_max = 9 }\n', r"preset 'a', field `taste.lambda_max`: Input should be less than or equal to 2"),
         ('[presets.Big_Name]\nrepo = "x/y"\n', r"preset 'Big_Name': a name is 1-32 lowercase letters"),
@@ -157,3 +161,74 @@ def test_reading_presets_never_imports_torch(tmp_path):
         f"load_presets(file={str(path)!r}); get_preset('mine'); assert 'torch' not in sys.modules, 'torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+ROOT = Path(__file__).parents[2]
+
+
+def every_kind_of_problem(folder: Path) -> tuple[Path, list[str]]:
+    """A file with a field error in one preset, a missing checkpoint and LoRA in another and a
+    scheduler diffusers doesn't have in a third, and the line each must get."""
+    path = write(folder, """
+        [presets.few-steps]
+        repo = "someone/model"
+        steps = 0
+
+        [presets.missing-files]
+        checkpoint = "gone.safetensors"
+        loras = [{ path = "loras/gone-too.safetensors" }]
+
+        [presets.odd-scheduler]
+        repo = "someone/model"
+        scheduler = "NoSuchScheduler"
+
+        [presets.fine]
+        repo = "someone/model"
+        scheduler = "DPMSolverMultistepScheduler"
+    """)
+    return path, [
+        f"{path}: preset 'few-steps', field `steps`: Input should be greater than or equal to 1",
+        f"{path}: preset 'missing-files', field `checkpoint`: {folder / 'gone.safetensors'} does not exist",
+        f"{path}: preset 'missing-files', field `loras[0].path`: {folder / 'loras/gone-too.safetensors'} does not exist",
+        f"{path}: preset 'odd-scheduler', field `scheduler`: Value error, diffusers has no scheduler class "
+        "'NoSuchScheduler'; name a class like EulerDiscreteScheduler",
+    ]
+
+
+def test_every_problem_of_every_preset_is_reported_together_one_line_each(tmp_path):
+    path, expected = every_kind_of_problem(tmp_path)
+    with pytest.raises(PresetFileError) as caught:
+        load_presets(file=path)
+    assert str(caught.value).splitlines() == expected
+    assert "fine" not in PRESETS  # nothing of a bad file is installed
+
+
+@pytest.mark.parametrize("command", [["-m", "bot"], ["-m", "engine.worker", "--check", "--preset", "tiny"]])
+def test_the_bot_and_a_worker_check_stop_with_every_problem_and_exit_2(tmp_path, command):
+    """`python -m bot` and `python -m engine.worker --check` read the same file and stop at start:
+    every line, exit 2, no traceback (the bot before it opens anything)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _, expected = every_kind_of_problem(data)
+    env = {
+        "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "DISCORD_TOKEN": "not-needed-to-fail",
+        "TASTEMAKER_DATA_DIR": str(data), "TASTEMAKER_WORKERS": "0", "TASTEMAKER_WEB_PORT": "0",
+    }
+    out = subprocess.run([sys.executable, *command, "--data-dir", str(data)] if "--check" in command
+                         else [sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    for line in expected:
+        assert line in out.stderr.splitlines() or f"error: {line}" in out.stderr.splitlines(), (line, out.stderr)
+    assert not (data / "tastemaker.db").exists()  # stopped before the database was opened
+
+
+def test_the_scheduler_list_is_the_installed_diffusers_own():
+    """The bot checks names without importing diffusers; this keeps its list true to diffusers.
+    A diffusers upgrade that adds or drops a scheduler fails here: update DIFFUSERS_SCHEDULERS."""
+    import diffusers
+
+    installed = {name for name in dir(diffusers) if name.endswith("Scheduler") and not name.startswith("Flax")}
+    assert DIFFUSERS_SCHEDULERS == installed
+    assert {p.scheduler for p in BUILTIN_PRESETS if p.scheduler} <= DIFFUSERS_SCHEDULERS

@@ -533,3 +533,31 @@ async def test_codes_from_an_older_basis_are_projected(world):
     # next_pair now draws from the larger pool
     pair = await profiles.next_pair(world.db, 3, np.random.default_rng(0))
     assert pair is not None
+
+
+async def test_migration_makes_a_kind_private_where_one_of_its_profiles_was(tmp_path, monkeypatch):
+    """Before 0011 privacy was per profile: a kind with a private profile becomes private in all of them."""
+    import engine.db
+
+    every = engine.db.migration_files()
+    mine = next(n for n, file in every if file.name.endswith("_privacy_and_roles.sql"))
+    monkeypatch.setattr(engine.db, "migration_files", lambda: [m for m in every if m[0] < mine])  # the schema before it
+    db = await connect(tmp_path / "old.db")
+    rows = [  # (user, name, kind, public)
+        (1, "main", "votes", 1), (1, "portraits", "votes", 0), (1, "moodboard 1", "moodboard", 0),
+        (1, "moodboard 2", "moodboard", 1), (2, "main", "votes", 1), (2, "tune 1", "tune", 1),
+    ]
+    for user, name, kind, public in rows:
+        await db.execute("INSERT INTO profiles (user_id, name, kind, public, created_at) VALUES (?, ?, ?, ?, 0)",
+                         (user, name, kind, public))
+    await db.commit()
+    await db.close()
+    monkeypatch.setattr(engine.db, "migration_files", lambda: every)
+    db = await connect(tmp_path / "old.db")  # applies it
+    try:
+        assert await profiles.privacy(db, 1) == {"votes": False, "moodboard": False}
+        assert [p.public for p in await profiles.list_profiles(db, 1)] == [False, False, False, False]
+        assert await profiles.privacy(db, 2) == {"votes": True, "moodboard": True}
+        assert [p.public for p in await profiles.list_profiles(db, 2)] == [True, True]
+    finally:
+        await db.close()

@@ -15,7 +15,7 @@ from PIL import Image
 
 from engine.db import members
 from engine.jobs import Job, JobKind
-from tests.bot.conftest import run_until
+from tests.bot.conftest import mod, run_until  # noqa: F401  (fixture)
 from tests.bot.test_imagine import finished, job_message
 from tests.web.conftest import signed_in
 
@@ -163,7 +163,7 @@ async def test_only_the_owner_may_vary_and_bad_masks_are_refused_with_nothing_qu
                 error = (await answer.json())["error"]
                 assert answer.status == 400 and reason in error and error.endswith("Nothing was queued."), error
         await members.update_guild(simcord_bot.db, guild.id, banned_words=("storm",))
-        async with owner.post(url, data=form(good, "a STORMY harbour"), headers={"X-CSRF-Token": owner.csrf}) as answer:
+        async with owner.post(url, data=form(good, "a STORM over the harbour"), headers={"X-CSRF-Token": owner.csrf}) as answer:
             assert answer.status == 400 and "doesn't allow the word `storm`" in (await answer.json())["error"]
         # 4. An unknown job's state is not there, nor is another member's.
         async with member.get(f"{base_url}/api/jobs/{before[0][0]}") as answer:
@@ -186,3 +186,25 @@ async def test_region_jobs_from_the_web_are_rate_limited(simcord_env, world, sim
                 if answer.status == 429:
                     assert (await answer.json())["error"].startswith("Slow down")
     assert statuses.count(400) >= 5 and statuses.count(429) >= 8
+
+
+async def test_role_quotas_apply_to_jobs_queued_from_the_web(simcord_env, world, mod, simcord_bot, base_url):
+    """A role's quota replaces the per-member one on the web too, with the roles the bot saw when the
+    member last used a command (the bot has no members intent)."""
+    guild, channel, *_ = world
+    newcomers = guild.create_role("Newcomers")
+    carol = guild.add_member(simcord_env.create_user("carol"), roles=[newcomers])
+    await mod.slash(channel, "admin quota", member=8)
+    await mod.slash(channel, "admin quota", role=newcomers, images=4)  # less generous: it applies all the same
+    await carol.slash(channel, "imagine", prompt="a quiet harbour --seed 3")  # 4 of her role's 4
+    await run_until(simcord_env, lambda: finished(channel, "a quiet harbour"))
+    [(image_id,)] = await simcord_bot.db.execute_fetchall("SELECT MIN(id) FROM images WHERE user_id = ?", (carol.id,))
+    before = await job_rows(simcord_bot)
+    client = await signed_in(carol, channel)
+    async with client:
+        async with client.post(f"{base_url}/api/image/{image_id}/vary-region", data=form(png(left_third())),
+                               headers={"X-CSRF-Token": client.csrf}) as answer:
+            error = (await answer.json())["error"]
+    assert answer.status == 400 and error.startswith("You've used 4 of your 4 images today;"), error
+    assert error.endswith("Nothing was queued.")
+    assert await job_rows(simcord_bot) == before

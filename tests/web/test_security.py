@@ -143,6 +143,34 @@ async def test_images_are_served_by_id_only(simcord_env, world, simcord_bot, bas
                 assert b"not for the web" not in await answer.read()
 
 
+HUGE = "9" * 5000  # past the 4300 digits Python's int() accepts: int() raises before any range check
+
+
+async def test_a_huge_or_odd_id_is_not_found_on_every_route(simcord_env, world, simcord_bot, base_url):
+    """Every route that takes an id or a page number answers "not found" for a 5000-digit one (not
+    "something went wrong"), and for digits of other scripts and superscripts, which int() reads or refuses."""
+    _, channel, alice, _ = world
+    client = await signed_in(alice, channel)
+    async with client:
+        for odd in (HUGE, "9" * 20, "\u0661\u0662", "\u00b2"):
+            for path in (f"/image/{odd}", f"/img/{odd}", f"/img/pool/{odd}", f"/explore?page={odd}",
+                         f"/explore?server={odd}"):
+                async with client.get(base_url + path) as answer:
+                    assert answer.status == 404, (path[:40], answer.status)
+                    assert "There is nothing here" in await answer.text(), path[:40]
+            for path in (f"/api/like/{odd}", f"/api/image/{odd}/vary-region"):
+                async with client.post(base_url + path, headers={"X-CSRF-Token": client.csrf}) as answer:
+                    assert answer.status == 404, (path[:40], answer.status)
+                    if odd.isascii():  # a route's digits: the handler's own answer
+                        assert (await answer.json())["error"] == "No such image.", path[:40]
+            async with client.post(base_url + "/api/rank/vote", json={"pair_id": odd, "choice": "left"},
+                                   headers={"X-CSRF-Token": client.csrf}) as answer:
+                assert answer.status == 404 and (await answer.json())["error"] == "That pair is not yours."
+        async with client.get(base_url + "/explore?page=") as answer:  # no page: the first
+            assert answer.status == 200
+    assert (await simcord_bot.db.execute_fetchall("SELECT COUNT(*) FROM likes"))[0][0] == 0
+
+
 async def test_a_member_of_one_server_gets_404_for_another_servers_image(simcord_env, world, simcord_bot, base_url):
     guild, channel, alice, bob = world
     await bob.slash(channel, "imagine", prompt="a secret garden --seed 9")

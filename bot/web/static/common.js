@@ -13,6 +13,8 @@ async function post(url, body) {
   return data;
 }
 
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
 let toastTimer = null;
 function toast(text, kind) {
   const el = document.getElementById("toast");

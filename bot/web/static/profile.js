@@ -17,12 +17,37 @@
   const form = document.getElementById("moodboard-form");
   const problem = document.getElementById("moodboard-problem");
   const boards = document.getElementById("boards");
+  const files = document.getElementById("moodboard-files");
+  const drop = document.getElementById("moodboard-drop");
+  const chosen = document.getElementById("moodboard-chosen");
+  const submit = document.getElementById("moodboard-submit");
+
+  // What was chosen, said back: "2 images: red.png, navy.png"; nothing to send until something is.
+  function showChosen() {
+    const names = [...files.files].map((f) => f.name);
+    chosen.textContent = names.length ? `${plural(names.length, "image")}: ${names.join(", ")}` : "";
+    const tooMany = names.length > Number(form.dataset.max);
+    problem.textContent = tooMany ? `A moodboard takes at most ${form.dataset.max} images.` : "";
+    problem.hidden = !tooMany;
+    submit.disabled = names.length === 0 || tooMany;
+  }
+  files.addEventListener("change", showChosen);
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (event) => { event.preventDefault(); drop.classList.add("over"); });
+  }
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    files.files = event.dataTransfer.files;
+    showChosen();
+  });
 
   function line(board) {
     const li = document.createElement("li");
     li.dataset.board = board.id;
     li.dataset.state = board.state;
-    li.append(`${board.images} image${board.images === 1 ? "" : "s"} · `);
+    li.append(`${plural(board.images, "image")} · `);
     if (board.code) li.append(Object.assign(document.createElement("code"), { textContent: board.code }));
     else if (board.error) li.append(Object.assign(document.createElement("span"), { className: "problem", textContent: board.error }));
     else li.append(Object.assign(document.createElement("span"), { className: "muted", textContent: "reading your images…" }));
@@ -50,6 +75,7 @@
       const board = await post("/api/moodboards", data);
       boards.prepend(line(board));
       form.reset();
+      showChosen();
       follow(board.id);
     } catch (error) {
       problem.textContent = error.message;

@@ -12,7 +12,7 @@
     if (progress.unlocked) {
       text.innerHTML = "";
       text.append("Unlocked · ", Object.assign(document.createElement("code"), { textContent: progress.code || "" }),
-        ` · ${progress.votes} votes`);
+        ` · ${plural(progress.votes, "vote")}`);
       fill.dataset.fill = 1;
       root.classList.add("unlocked");
     } else {
