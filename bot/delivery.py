@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,18 @@ QUARANTINE = "quarantine"  # under the data dir: blocked images an owner chose t
 
 
 @dataclass
+class Finish:
+    """What a job kind that is not an image grid shows when it is done, under the one first line
+    every finished job has (render.finished: headline, parameters, its id for /show)."""
+
+    detail: str = ""  # on the first line, after the headline: "moodboard code `k3xq7ma`"
+    lines: list[str] = field(default_factory=list)  # below it
+    attachments: list[discord.File] = field(default_factory=list)
+    view: discord.ui.View | None = None
+    failed: str | None = None  # it came back without what it was for: why
+
+
+@dataclass
 class _Shown:
     text: str = ""  # the message's text as last sent
     at: float = -math.inf  # when (time.monotonic())
@@ -74,9 +86,9 @@ class Delivery:
         self._text_only: set[str] = set()  # jobs Discord refused even a small post of: linked instead
         # Job kinds that are not image grids (e.g. "moodboard") register how they
         # finish: on_done(record, event) -> dict merged into jobs.request, and
-        # final_message(record) -> kwargs for Message.edit.
+        # final_message(record) -> what their finished message adds (Finish).
         self.on_done: dict[str, Callable[[db_jobs.JobRecord, JobEvent], Awaitable[dict]]] = {}
-        self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[dict]]] = {}
+        self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[Finish]]] = {}
         # Kinds with state of their own (a style tune) hear when their job failed or was cancelled.
         self.on_failed: dict[str, Callable[[db_jobs.JobRecord], Awaitable[None]]] = {}
         # Kinds whose on_done keeps the result's images itself (a style tune's renders,
@@ -372,7 +384,11 @@ class Delivery:
         `limit`: the upload limit where it goes, when it may be lower than the job's own;
         `attach=False`: the images only linked (Discord refused even a small post)."""
         if record.state is JobState.DONE and record.kind in self.final_message:
-            return await self.final_message[record.kind](record)
+            finish = await self.final_message[record.kind](record)
+            if finish.failed is not None:
+                return dict(content=f"{render.headline(record)} (failed: {finish.failed})", attachments=[], view=None)
+            first = render.finished(record, self.bot.settings.model, finish.detail)
+            return dict(content="\n".join([first, *finish.lines]), attachments=finish.attachments, view=finish.view)
         if record.state is JobState.FAILED:
             return dict(content=render.failed(record), attachments=[], view=None)
         if record.state is JobState.CANCELLED:

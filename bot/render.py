@@ -82,10 +82,11 @@ def preset_flag(prompt: str, request: Mapping, default_preset: str) -> str:
     return "" if re.search(rf"(^|\s){re.escape(flag)}(\s|$)", prompt) else flag
 
 
-def finished(job: JobRecord, default_preset: str) -> str:
-    """A finished job's text: its headline, then the parameters that drew it (`--p`, `--sref`, `--s`,
-    and `--v` when not the bot's default preset), seed, time and its id."""
-    details = []
+def finished(job: JobRecord, default_preset: str, detail: str = "") -> str:
+    """Every finished job's first line (bot/delivery.py): its headline, what its kind made (`detail`,
+    e.g. a moodboard's code), the parameters that drew it (`--p`, `--sref`, `--s`, and `--v` when
+    not the bot's default preset), seed, time and its id, which /show takes."""
+    details = [detail] if detail else []
     codes, sref = job.request.get("codes"), job.request.get("sref")
     parameters = []
     if codes:

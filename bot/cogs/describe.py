@@ -11,8 +11,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import fetch, generation, render, uploads
+from bot import fetch, generation, uploads
 from bot.app import Tastemaker
+from bot.delivery import Finish
 from bot.errors import UserError
 from engine import params
 from engine.db import jobs as db_jobs
@@ -53,18 +54,16 @@ def make_hooks(bot: Tastemaker):
     async def on_done(record: db_jobs.JobRecord, event: JobEvent) -> dict:
         return {"prompts": list(event.result.prompts if event.result else [])}
 
-    async def final_message(record: db_jobs.JobRecord) -> dict:
+    async def final_message(record: db_jobs.JobRecord) -> Finish:
         prompts = generation.described(record)
         if not prompts:
-            return {"content": f"{render.headline(record)} (failed: no prompts came back)", "attachments": [], "view": None}
-        lines = [f"{NUMBERS[i]} {prompt}" for i, prompt in enumerate(prompts)]
+            return Finish(failed="no prompts came back")
         path = generation.input_path(bot, record.id, 1)
-        files = [discord.File(path, filename=f"described_{record.id[:8]}.png")] if path.exists() else []
-        return {
-            "content": "\n\n".join([render.headline(record), *lines]),
-            "attachments": files,
-            "view": bot.views.describe(record.id, len(prompts)),
-        }
+        return Finish(
+            lines=["", "\n\n".join(f"{NUMBERS[i]} {prompt}" for i, prompt in enumerate(prompts))],
+            attachments=[discord.File(path, filename=f"described_{record.id[:8]}.png")] if path.exists() else [],
+            view=bot.views.describe(record.id, len(prompts)),
+        )
 
     return on_done, final_message
 

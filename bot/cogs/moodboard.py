@@ -20,9 +20,10 @@ import numpy as np
 from discord import app_commands
 from discord.ext import commands
 
-from bot import generation, render
+from bot import generation
 from bot import uploads as uploads_
 from bot.app import Tastemaker
+from bot.delivery import Finish
 from bot.errors import UserError
 from bot.generation import Prepared
 from engine import profiles
@@ -128,11 +129,10 @@ def make_hooks(bot: Tastemaker):
         log.info("moodboard job %s: code %s for user %s", record.id, code, record.user_id)
         return {"code": code}
 
-    async def final_message(record: db_jobs.JobRecord) -> dict:
+    async def final_message(record: db_jobs.JobRecord) -> Finish:
         code = record.request.get("code")
         if not code:
-            problem = record.request.get("error", "unknown error")
-            return {"content": f"{render.headline(record)} (failed: {problem})", "attachments": [], "view": None}
+            return Finish(failed=record.request.get("error", "unknown error"))
         n = record.request.get("images", 0)
         info = await profiles.get_code(bot.db, code)
         if info is None or info.public:
@@ -140,14 +140,11 @@ def make_hooks(bot: Tastemaker):
         else:  # the member's moodboards start private
             privacy = f"🔒 It is private: only you can use it (`/codes code:{code} visibility:public` shares it)."
         named = f" (profile **{discord.utils.escape_markdown(info.profile)}**)" if info is not None else ""
-        content = (
-            f"{render.headline(record)} · moodboard code `{code}`{named}\n"
-            f"Use it like any taste code: `/imagine a cat --p {code}` (strength with `--s`, "
-            f"mix with `--p {code}::2 OTHER`). {privacy}"
-        )
+        usage = (f"Use it like any taste code: `/imagine a cat --p {code}` (strength with `--s`, "
+                 f"mix with `--p {code}::2 OTHER`). {privacy}")
         if n:
-            content += f" Built from {n} image{'s' if n != 1 else ''}."
-        return {"content": content, "attachments": [], "view": None}
+            usage += f" Built from {n} image{'s' if n != 1 else ''}."
+        return Finish(detail=f"moodboard code `{code}`{named}", lines=[usage])
 
     return on_done, final_message
 

@@ -26,8 +26,9 @@ import numpy as np
 from discord import app_commands
 from discord.ext import commands
 
-from bot import flows_tune, generation, render
+from bot import flows_tune, generation
 from bot.app import Tastemaker
+from bot.delivery import Finish
 from bot.errors import UserError
 from bot.generation import Prepared
 from bot.ids import role_ids
@@ -184,13 +185,11 @@ def make_hooks(bot: Tastemaker):
         if tune is not None:
             await db_tune.set_state(bot.db, tune.id, db_tune.FAILED, expect=db_tune.DRAWING)
 
-    async def final_message(record: db_jobs.JobRecord) -> dict:
+    async def final_message(record: db_jobs.JobRecord) -> Finish:
         tune = await db_tune.get_tune(bot.db, record.request.get("tune_id", 0))
         if tune is None or record.request.get("error"):
-            problem = record.request.get("error", "unknown error")
-            return {"content": f"{render.headline(record)} (failed: {problem})", "attachments": [], "view": None}
-        content = f"{render.headline(record)}\n{await flows_tune.ready_text(bot, tune)}"
-        return {"content": content, "attachments": [], "view": bot.views.tune_start(tune.id)}
+            return Finish(failed=record.request.get("error", "unknown error"))
+        return Finish(lines=[await flows_tune.ready_text(bot, tune)], view=bot.views.tune_start(tune.id))
 
     return on_done, final_message, on_failed
 

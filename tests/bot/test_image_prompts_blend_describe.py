@@ -187,6 +187,10 @@ async def test_describe_gives_four_prompts_whose_buttons_imagine_them(simcord_en
     assert all(p.endswith(" --ar 3:2") for p in prompts)  # 96x64 is 3:2
     assert buttons(message) == ["1", "2", "3", "4", "🔄"]
     assert Image.open(io.BytesIO(await message.attachments[0].read())).size == (96, 64)
+    # Its id is on its first line, as on every finished message, and /show brings it back.
+    assert message.content.split("\n")[0].endswith(f" · job `{job.id[:8]}`")
+    shown = await alice.slash(channel, "show", job=job.id[:8])
+    assert shown.response.content == message.content and buttons(shown.response.message) == buttons(message)
 
     # Someone else's buttons are refused; 2 runs /imagine with prompt 2.
     refused_click = await bob.click(message, label="2")
