@@ -37,6 +37,7 @@ pool: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bot_overhead.py
+	$(PY) bench/community_load.py --quick
 	$(PY) bench/queue_bench.py --quick
 	$(PY) bench/taste_bench.py --quick
 	$(PY) bench/steer_bench.py

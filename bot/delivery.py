@@ -70,8 +70,7 @@ class _Shown:
     position: int | None = None  # the queue position it shows
     position_at: float = -math.inf  # when the position was last looked up
     preview: bytes | None = None  # the preview it shows
-    failures: int = 0
-    retry_at: float = 0.0
+    failures: int = 0  # writes Discord refused in a row
 
 
 class Delivery:
@@ -259,11 +258,7 @@ class Delivery:
             return
         if key not in self.outbox.targets:  # after a restart: the interaction's token is gone, the channel remains
             self.outbox.targets[key] = Target(record.channel_id, record.message_id)
-        shown = self._shown.setdefault(key, _Shown())
-        now = time.monotonic()
-        if now < shown.retry_at:  # Discord refused the last edit: the backoff holds for the result too
-            return
-        if record.state.terminal:
+        if record.state.terminal:  # (after a refused edit, the result waits out its backoff: Outbox.put)
             self._finishing.add(key)
             self.outbox.put(key, Write(
                 Priority.RESULT, build=partial(self._final_changes, record),
@@ -273,6 +268,8 @@ class Delivery:
         self._latest[key] = record
         if self.outbox.waiting(key) is not None:
             return  # a write waits already: it shows the newest state when it goes
+        shown = self._shown.setdefault(key, _Shown())
+        now = time.monotonic()
         if record.state is JobState.QUEUED:
             if now - shown.position_at < POSITION_S:
                 return
@@ -285,7 +282,7 @@ class Delivery:
                 return
             priority = Priority.PROGRESS
         self.outbox.put(key, Write(priority, build=partial(self._progress_changes, key),
-                                   failed=partial(self._progress_failed, key)))
+                                   sent=partial(self._progress_sent, key), failed=partial(self._progress_failed, key)))
 
     async def _progress_changes(self, key: str) -> dict[str, Any] | None:
         """A queued or running job's message as it is when the write goes (None: it says that already)."""
@@ -311,18 +308,20 @@ class Delivery:
         shown.text, shown.at = text, time.monotonic()
         return changes
 
-    async def _progress_failed(self, key: str, error: BaseException) -> None:
-        shown = self._shown.get(key)
+    async def _progress_sent(self, key: str) -> None:
+        if (shown := self._shown.get(key)) is not None:
+            shown.failures = 0
+
+    async def _progress_failed(self, key: str, error: BaseException) -> float | None:
+        """Seconds until the message is written again (its newest state), or None to give up on it."""
         if isinstance(error, discord.NotFound):
             log.warning("job %s: its message is gone; giving up on showing it", key)
             await db_jobs.update_job(self.bot.db, key, delivered_at=time.time())
             self._forget(key)
-            return
-        if shown is not None:  # show it again once the backoff is over
-            shown.failures += 1
-            delay = RETRY_S[min(shown.failures - 1, len(RETRY_S) - 1)]
-            shown.retry_at, shown.text, shown.preview = time.monotonic() + delay, "", None
-            log.warning("job %s: Discord edit failed (%s); retry %d in %ss", key, error, shown.failures, delay)
+            return None
+        shown = self._shown.setdefault(key, _Shown())
+        shown.text, shown.preview = "", None  # unknown: Discord may not show it
+        return self._backoff(key, shown, error)
 
     async def _final_changes(self, record: db_jobs.JobRecord) -> dict[str, Any]:
         content = await self.final_content(record, limit=self._upload_limit(record), attach=record.id not in self._text_only)
@@ -359,13 +358,17 @@ class Delivery:
             self._limits[record.id] = limit
             log.warning("job %s: Discord refused its post as too large; trying again within %d bytes", record.id, limit)
             return 0.0
-        shown = self._shown.setdefault(record.id, _Shown())
+        return self._backoff(record.id, self._shown.setdefault(record.id, _Shown()), error)
+
+    @staticmethod
+    def _backoff(key: str, shown: _Shown, error: BaseException) -> float:
+        """The next wait after a failed write: 2 s, 5 s, … 5 min, counted per message."""
         shown.failures += 1
         delay = RETRY_S[min(shown.failures - 1, len(RETRY_S) - 1)]
         if isinstance(error, discord.HTTPException):
-            log.warning("job %s: Discord edit failed (%s); retry %d in %ss", record.id, error, shown.failures, delay)
+            log.warning("job %s: Discord edit failed (%s); retry %d in %ss", key, error, shown.failures, delay)
         else:
-            log.error("job %s: its result could not be shown; retry %d in %ss", record.id, shown.failures, delay,
+            log.error("job %s: its message could not be written; retry %d in %ss", key, shown.failures, delay,
                       exc_info=error)
         return delay
 

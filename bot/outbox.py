@@ -148,12 +148,16 @@ class Outbox:
 
     def put(self, key: str, write: Write) -> None:
         """Queue a write to message `key` (whose target is known), replacing a waiting one of the
-        same or a lower priority; a waiting result is never replaced by progress."""
+        same or a lower priority (a waiting result is never replaced by progress). Either way the
+        write that stays waits out the other's backoff: Discord refused the message's last edit."""
         target = self.targets[key]
         bucket = self._bucket(target.bucket(time.monotonic()))
         if (old_bucket := self._where.get(key)) is not None:
-            if old_bucket.pending[key].priority < write.priority:
+            old = old_bucket.pending[key]
+            if old.priority < write.priority:
+                old.not_before = max(old.not_before, write.not_before)
                 return
+            write.not_before = max(write.not_before, old.not_before)
             del old_bucket.pending[key]
         bucket.pending[key] = write
         self._where[key] = bucket
@@ -244,11 +248,11 @@ class Outbox:
             await target.edit(self.bot, now, **changes)
         except Exception as error:
             delay = await write.failed(error) if write.failed is not None else None
-            if delay is not None and key in self.targets and self.waiting(key) is None:
+            if delay is not None and key in self.targets:  # again once the backoff is over (or a newer write)
                 write.not_before = time.monotonic() + delay
                 self.put(key, write)
             elif not isinstance(error, discord.HTTPException):
-                log.exception("message %s: write failed and was dropped", key)
+                log.error("message %s: a write failed and was dropped", key, exc_info=error)
             return
         if write.sent is not None:
             await write.sent()
