@@ -71,12 +71,12 @@ async def scenario(name: str, model: str, worker: list[str], members: int, jobs:
             process = subprocess.Popen([*worker, settings.queue_url], cwd=ROOT, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
             try:
-                async with simcord.run(bot, settle_timeout=60) as env:
+                async with simcord.run(bot, settle_timeout=2) as env:  # the bot's sleeps beyond 2 s wait for the clock
                     clock = Clock(env)
                     guild = env.create_guild("A busy server")
                     busy, calm = guild.create_text_channel("art"), guild.create_text_channel("quiet")
                     people = [guild.add_member(env.create_user(f"member{n}")) for n in range(max(members, quiet))]
-                    cpu0 = time.process_time()
+                    cpu0, asked = time.process_time(), time.monotonic()
                     for turn in range(jobs):
                         for n in range(members):
                             await people[n].slash(busy, "imagine", prompt=f"a harbour at dusk, study {n}.{turn}")
@@ -84,6 +84,7 @@ async def scenario(name: str, model: str, worker: list[str], members: int, jobs:
                     for n in range(quiet):
                         await people[n].slash(calm, "imagine", prompt=f"a quiet field, study {n}")
                         await clock.keep_up()
+                    queued_s = time.monotonic() - asked
                     while (delivered := await _delivered(bot)) < total:
                         await asyncio.to_thread(time.sleep, 0.02)
                         await clock.keep_up()
@@ -105,7 +106,7 @@ async def scenario(name: str, model: str, worker: list[str], members: int, jobs:
             shown[write.message_id] = max(write.wall, shown.get(write.message_id, 0.0))
     latency = sorted(shown[r.message_id] - r.finished_at for r in records)
     return {
-        "name": name, "jobs": total, "latency": latency,
+        "name": name, "jobs": total, "latency": latency, "queued_s": queued_s,
         "channel": _most_in_window(limits.writes, "channel:"), "webhook": _most_in_window(limits.writes, "interaction:"),
         "429": sum(v.kind == "429" for v in limits.violations), "413": sum(v.kind == "413" for v in limits.violations),
         "late": sum(v.kind == "late answer" for v in limits.violations),
@@ -161,7 +162,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def report(row: dict) -> None:
     lat = row["latency"]
-    print(f"{row['name']}: {row['jobs']} jobs")
+    print(f"{row['name']}: {row['jobs']} jobs, queued by their members within {row['queued_s']:.1f} s")
     print(f"  finished -> visible   p50 {statistics.median(lat) * 1000:7.0f} ms   p99 {_pct(lat, 0.99) * 1000:7.0f} ms"
           f"   max {lat[-1] * 1000:7.0f} ms   ({'met' if _pct(lat, 0.99) < GOAL_P99_S else 'NOT met'}: p99 < 1 s)")
     print(f"  writes in any 5 s     one channel {row['channel']:3d}   one interaction's webhook {row['webhook']:3d}"
