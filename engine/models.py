@@ -898,8 +898,11 @@ def _load(
     #    told the dtype, which would change `pipe` too); a plain denoiser inpaints by
     #    blending the known latents back at each step. Then the device, or CPU offload
     #    (each pipeline's hooks; they share the modules); memory format; compile.
-    img2img = img2img_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
-    inpaint = inpaint_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
+    if preset.quantize or _is_gguf(preset):  # from_pipe casts every module, which quantised ones refuse
+        img2img, inpaint = img2img_cls(**pipe.components), inpaint_cls(**pipe.components)
+    else:
+        img2img = img2img_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
+        inpaint = inpaint_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
     for p in (pipe, img2img, inpaint):
         p.set_progress_bar_config(disable=True)
         if dev.type == "cuda" and preset.offload == "model":

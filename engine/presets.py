@@ -456,6 +456,9 @@ def _family_problems(entry: PresetEntry) -> list[tuple[str, str]]:
         problems.append(("licence", f"name the weights' licence for `make check` (a {entry.pipeline} model's is "
                                     "its own: FLUX.1 [dev] and its fine-tunes are non-commercial, SD 3.5 is under "
                                     "the Stability AI Community License)"))
+    if entry.quantize is not None and not transformer:
+        problems.append(("quantize", f"quantised weights are for the flux and sd3 families; {entry.pipeline} "
+                                     "fits a GPU in bf16 (README: GPU sizing)"))
     gguf = entry.checkpoint is not None and entry.checkpoint.endswith(".gguf")
     if gguf and not transformer:
         problems.append(("checkpoint", f"a .gguf file loads as a flux or sd3 transformer, not as {entry.pipeline}"))
