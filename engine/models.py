@@ -957,22 +957,6 @@ def release(loaded: Loaded | None) -> None:
 # What is present locally (python -m engine.worker --check); never downloads
 # ----------------------------------------------------------------------------
 
-_TOKENIZER_FILES = ("vocab.json", "tokenizer.json")
-_COMPONENTS = {
-    # component -> (config file(s), weight stem or None for tokenizers/schedulers)
-    "unet": (("config.json",), "diffusion_pytorch_model"),
-    "vae": (("config.json",), "diffusion_pytorch_model"),
-    "text_encoder": (("config.json",), "model"),
-    "tokenizer": (_TOKENIZER_FILES, None),
-    "scheduler": (("scheduler_config.json",), None),
-}
-_SDXL_COMPONENTS = {
-    **_COMPONENTS,
-    "text_encoder_2": (("config.json",), "model"),
-    "tokenizer_2": (_TOKENIZER_FILES, None),
-}
-
-
 def _cached(repo: str, filename: str) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
@@ -992,8 +976,9 @@ def _check_files(name: str, repo: str, alternatives: list[str]) -> CheckItem:
     return CheckItem(name, False, f"missing: {repo}/{alternatives[0]}")
 
 
-def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[CheckItem]:
-    """What a preset needs and whether it is present locally. Never downloads."""
+def check(preset: Preset | str, data_dir: str | os.PathLike = "data", device: str = "auto") -> list[CheckItem]:
+    """What a preset needs and whether it is present locally (and whether this machine can
+    load its quantised weights on `device`). Never downloads."""
     if isinstance(preset, str):
         preset = get_preset(preset)
     if preset.kind == "tiny":
@@ -1003,11 +988,19 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
         return [CheckItem("tiny model", built, detail)]
 
     items: list[CheckItem] = []
+    family = family_for(preset)
     if preset.single_file:
         items.append(_check_local("checkpoint", preset.single_file))
-        items.append(_check_files("checkpoint configs", preset.config_repo, ["model_index.json"]))
+        if family.transformer_class() is None:
+            items.append(_check_files("checkpoint configs", preset.config_repo, ["model_index.json"]))
+        else:  # the transformer's file: the rest of the pipeline comes from the config repo
+            items.extend(_check_diffusers(preset, family, preset.config_repo, weightless=family.denoiser_name))
     else:
-        items.extend(_check_diffusers(preset))
+        items.extend(_check_diffusers(preset, family, preset.base_repo))
+    if preset.quantize or _is_gguf(preset):
+        problem = fit_problem(preset, resolve_device(device))
+        what = f"{preset.quantize or 'gguf'}: {', '.join(family.quantized_components)}"
+        items.append(CheckItem("quantize", problem is None, problem or what))
     if preset.unet_repo and preset.unet_weight:
         sub = f"{preset.unet_subfolder}/" if preset.unet_subfolder else ""
         items.append(_check_files("unet weights", preset.unet_repo, [sub + preset.unet_weight]))
@@ -1026,9 +1019,9 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
         items.append(_check_files("ip_adapter", preset.ip_adapter_repo, [path]))
     elif preset.ip_adapter_repo:
         items.append(CheckItem("ip_adapter", True, f"not loaded: trained on {preset.ip_adapter_encoder}, "
-                               f"not {preset.openclip_model} (no personalization)"))
+                               f"not {preset.openclip_model} (--p by style words)"))
     else:
-        items.append(CheckItem("ip_adapter", True, "none (no personalization)"))
+        items.append(CheckItem("ip_adapter", True, "none (--p by style words)"))
     items.append(_check_openclip(preset))
     items.append(_check_openclip_weights("describe captioner", *CAPTIONER))
     return items
@@ -1039,12 +1032,13 @@ def _check_local(name: str, path: str) -> CheckItem:
     return CheckItem(name, present, path if present else f"missing: {path}")
 
 
-def _check_diffusers(preset: Preset) -> list[CheckItem]:
-    """A diffusers folder or hub repo: model_index, and each component's config and weights."""
-    repo = preset.base_repo
+def _check_diffusers(preset: Preset, family: Family, repo: str, weightless: str = "") -> list[CheckItem]:
+    """A diffusers folder or hub repo: model_index, and each of the family's components' config and
+    weights (whole or sharded; `weightless`: a component whose weights come from elsewhere)."""
     items = [_check_files("model_index", repo, ["model_index.json"])]
-    components = _SDXL_COMPONENTS if preset.kind == "sdxl" else _COMPONENTS
-    for comp, (config, stem) in components.items():
+    for comp, (config, stem) in family.components.items():
+        if comp == weightless:
+            stem = None
         if comp == "unet" and preset.unet_repo and not preset.unet_weight:
             sub = f"{preset.unet_subfolder}/" if preset.unet_subfolder else ""
             comp_repo, prefix = preset.unet_repo, sub
@@ -1052,9 +1046,9 @@ def _check_diffusers(preset: Preset) -> list[CheckItem]:
             comp_repo, prefix = repo, f"{comp}/"
         items.append(_check_files(f"{comp} config" if stem else comp, comp_repo, [prefix + c for c in config]))
         if stem and not (comp == "unet" and preset.unet_weight):
-            names = [f"{prefix}{stem}.safetensors"]
+            names = [f"{prefix}{stem}.safetensors", f"{prefix}{stem}.safetensors.index.json"]
             if preset.variant:
-                names.insert(0, f"{prefix}{stem}.{preset.variant}.safetensors")
+                names[:0] = [f"{prefix}{stem}.{preset.variant}.safetensors", f"{prefix}{stem}.safetensors.index.{preset.variant}.json"]
             items.append(_check_files(f"{comp} weights", comp_repo, names))
     return items
 
