@@ -96,7 +96,10 @@ async def prepare_imagine(
     taste = await personalization(bot, user_id, request, stylize, preset.name, guild_id=guild_id)
     if taste.request is not None:
         request = taste.request
-    # 5. Image prompts: `images` (an attachment, re-encoded) and the links before the text.
+    # 5. Image prompts: `images` (an attachment, re-encoded) and the links before the text
+    #    (refused before fetching on a model that can't read them).
+    if (images or request.image_links) and not preset.reads_images:
+        raise UserError(cannot_read_images(preset.name))
     prompt_images = [*images, *await fetch_links(request.image_links)]
     image_fields = image_prompt_fields(request, prompt_images, preset.name, taste.spec_fields)
     spec = GenerateSpec(
@@ -156,10 +159,14 @@ def image_prompt_fields(
         raise UserError("An image prompt needs a description too, or a second image to blend with: "
                         "`https://… a cat in the rain`, or `/blend`.")
     if not get_preset(preset).reads_images:  # no IP-Adapter reads the taste space (OpenCLIP ViT-H)
-        raise UserError(f"The model `{preset}` can't read images (image prompts, /blend): it has no IP-Adapter "
-                        "for them. Pick another with `--v`.")
+        raise UserError(cannot_read_images(preset))
     scale = max(taste_fields.get("ip_adapter_scale", 0.0), image_scale(preset, request.image_weight))
     return {"prompt_images": prompt_images, "image_weight": request.image_weight, "ip_adapter_scale": scale}
+
+
+def cannot_read_images(preset: str) -> str:
+    return (f"The model `{preset}` can't read images (image prompts, /blend): it has no IP-Adapter for them. "
+            "Pick another with `--v`.")
 
 
 def check_blend_count(n: int) -> None:
