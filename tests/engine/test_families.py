@@ -243,7 +243,7 @@ def test_a_transformer_file_safetensors_or_gguf_with_a_lora_loads_as_an_owner_pr
         linear = gguf.pipe.transformer.transformer_blocks[0].attn.to_q
         assert type(linear.weight).__name__ == "GGUFParameter"
         checked = {item.name: item for item in models.check(get_preset("finetune-gguf"), tiny_data_dir, "cpu")}
-        assert checked["checkpoint"].present and checked["quantize"].present and checked["transformer config"].present
+        assert checked["checkpoint"].present and checked["quantize"].present and checked["transformer"].present
         from engine.generate import Engine
 
         engine = Engine(gguf.preset, device="cpu", data_dir=tiny_data_dir)
