@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from engine.families import COMPONENT, SCHEDULER, T5_TOKENIZER_FILES, TEXT_MODEL, TOKENIZER_FILES, Family
+from engine.families.base import COMPONENT, SCHEDULER, T5_TOKENIZER_FILES, TEXT_MODEL, TOKENIZER_FILES, Family
 
 
 class Flux(Family):

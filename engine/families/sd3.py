@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.families import COMPONENT, SCHEDULER, T5_TOKENIZER_FILES, TEXT_MODEL, TOKENIZER_FILES, Family
+from engine.families.base import COMPONENT, SCHEDULER, T5_TOKENIZER_FILES, TEXT_MODEL, TOKENIZER_FILES, Family
 
 T5_TOKENS = 256  # the pipelines' default
 

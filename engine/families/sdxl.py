@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.families import COMPONENT, SCHEDULER, TEXT_MODEL, TOKENIZER_FILES, Family
+from engine.families.base import COMPONENT, SCHEDULER, TEXT_MODEL, TOKENIZER_FILES, Family
 
 
 class SDXL(Family):
