@@ -74,7 +74,14 @@ Choices worth knowing:
   i + count (so the four prompts lean different ways).
 * **Progress.** `report(percent, preview_jpeg | None)` after every denoising
   step; a preview at most about every 0.7 s (the first step always has one):
-  a 2x2 grid of the batch from a linear latent->RGB map, at most 256 px.
+  a 2x2 grid of the batch, at most 256 px, from the family's linear
+  latent->RGB map (4-channel latents) or its VAE on a shrunk copy (FLUX, SD 3.5).
+* **Families** (engine/families). The family of the preset gives the
+  pipelines, prompt encoding, latent layout and previews; everything here is
+  shared. On a family whose IP-Adapter can't read the taste (FLUX, SD 3.5),
+  --p arrives as `spec.taste_words`: one more multi-prompt part of weight
+  `taste_words_weight` times the prompt's own positive weight. --tile needs a
+  UNet and is refused on the transformer families.
 * **NSFW check** (engine/safety.py). Every image returned gets an open_nsfw
   score (`ImageOut.nsfw`), on the CPU; the bot applies the server's policy.
   With `job.nsfw_threshold` set, an input image (init, style, embed) scoring
@@ -94,6 +101,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import io
 import math
 import os
@@ -144,7 +152,6 @@ MAX_EMBED_TEXTS = 1024
 PREVIEW_EVERY_S = 0.7
 PREVIEW_MAX_PX = 256
 VAE_TILING_ABOVE_PIXELS = 1536 * 1536
-
 
 
 def _noop_report(percent: float, preview: bytes | None) -> None:
@@ -258,8 +265,6 @@ def _stop_early(pipe, stop: int) -> Iterator[None]:
 
 def _step_inputs(step, args, kwargs) -> dict[str, Any]:
     """A scheduler step's model_output and sample, however they were passed."""
-    import inspect
-
     bound = inspect.signature(step).bind_partial(*args, **kwargs)
     return dict(bound.arguments)
 
