@@ -195,6 +195,7 @@ class _Progress:
         self.should_stop = should_stop
         self.family = family
         self.size = (0, 0)  # (width, height) of the images being drawn
+        self.previews = True  # off where a preview would need an offloaded VAE (16-channel latents, offload)
         self.n_batches = max(1, n_batches)
         self.batch = -1
         self.last_preview = -math.inf
@@ -221,7 +222,7 @@ class _Progress:
         self.last_percent = percent
         preview = None
         now = time.monotonic()
-        if now - self.last_preview >= PREVIEW_EVERY_S and "latents" in callback_kwargs:
+        if self.previews and now - self.last_preview >= PREVIEW_EVERY_S and "latents" in callback_kwargs:
             preview = latents_to_preview(self.family, pipe, callback_kwargs["latents"], self.size, _preview_scale(pipe.scheduler))
             self.last_preview = now
         self.report(percent, preview)
@@ -524,6 +525,7 @@ class Engine:
         # 3. Run it.
         gen_t, emb_t = _Timer(m.device), _Timer(m.device)
         progress = _Progress(report, should_stop, m.family, 1)
+        progress.previews = m.family.latent_rgb is not None or self.preset.offload == "none"
         try:
             spec = job.generate
             if styles or prompt_images:
