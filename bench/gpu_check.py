@@ -1,30 +1,40 @@
-"""GPU check: the real job paths on full-size SDXL architectures, random weights, nothing downloaded.
+"""GPU check: the real job paths on full-size SDXL, FLUX.1 and SD 3.5 architectures, random weights, nothing downloaded.
 
-    .venv/bin/python bench/gpu_check.py            # a CUDA GPU: full SDXL at 1024 px, bf16, eager and compiled
+    .venv/bin/python bench/gpu_check.py            # a CUDA GPU: every family at 1024 px, one prepared run
+    .venv/bin/python bench/gpu_check.py --family flux   # one family
     .venv/bin/python bench/gpu_check.py --smoke    # the CPU: tiny sizes through the same code (the tests run this)
 
-1. Build an SDXL pipeline from its published architecture (UNet 2.6 B
-   parameters, the SDXL VAE, CLIP ViT-L and OpenCLIP bigG text encoders), a
-   plain ViT-H IP-Adapter and an OpenCLIP ViT-H-14, all with random weights,
-   and save them as a diffusers folder: so the worker loads them through the
-   very calls it uses for sdxl-lightning (from_pretrained, load_ip_adapter,
-   open_clip), with Lightning's sampling (Euler, trailing, 4 steps, no CFG).
+1. Build each family's pipeline from its published architecture with random
+   weights and save it as a diffusers folder, so the worker loads it through
+   the very calls it uses for a real preset (from_pretrained, load_ip_adapter,
+   open_clip, diffusers' quantisation):
+   - SDXL: UNet 2.6 B, the SDXL VAE, CLIP ViT-L and OpenCLIP bigG, a plain
+     ViT-H IP-Adapter; Lightning's sampling (Euler, trailing, 4 steps, no CFG);
+   - FLUX.1 [schnell]: the 12 B transformer (19 double, 38 single blocks),
+     CLIP ViT-L and T5-XXL, the 16-channel VAE; 4 steps, no guidance;
+   - SD 3.5 Large: the 8 B MMDiT (38 blocks), CLIP ViT-L, OpenCLIP bigG and
+     T5-XXL; 28 steps with guidance 4.5 (its model card's sampling).
+   Each with an OpenCLIP ViT-H-14 (the taste space), random too.
 2. Through engine.generate.Engine, as a worker runs them: imagine (a 2x2
-   grid), variation (4), upscale x2 (1), imagine with --p at s = 0, 100 and
-   1000, and imagine with a preview at every step against none. Outpaint is
-   left out until that job kind exists.
-3. The same again with the UNet compiled (torch.compile; CUDA only).
+   grid), variation (4), upscale x2 (1), zoom out 1.5x (4), imagine with --p
+   at s = 0, 100 and 1000 (the IP-Adapter on SDXL, the taste's style words on
+   FLUX and SD 3.5), and imagine with a preview at every step against none.
+3. SDXL again with the UNet compiled (torch.compile); FLUX and SD 3.5 again
+   with the transformer and T5 in int8 (torchao, through the preset's
+   `quantize`), the form that fits a 24 GB card.
 
 It prints seconds per job (the median of --repeat runs after a warm-up), the
 peak GPU memory of each, and side-by-side ratios: what previews cost, what
-personalization costs, what compile gains. Random weights make noise images:
-this measures speed and memory and proves the CUDA path runs, not quality.
+personalization costs, what compile or int8 changes. Random weights make
+noise images: this measures speed and memory and proves the CUDA path runs,
+not quality. The README's sizing table takes its peak memory figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import statistics
@@ -39,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from engine import canvas  # noqa: E402
 from engine import generate as generate_module  # noqa: E402
 from engine import models  # noqa: E402
 from engine.generate import Engine  # noqa: E402
@@ -49,7 +60,7 @@ from engine.profiles import Calibration  # noqa: E402
 
 @dataclass(frozen=True)
 class Sizes:
-    """The architecture to build. `full` is SDXL base 1.0's published configs."""
+    """The SDXL architecture to build. `FULL` is SDXL base 1.0's published configs."""
 
     name: str
     size: int  # pixels per side
@@ -58,6 +69,7 @@ class Sizes:
     text: tuple[dict, dict]  # CLIP ViT-L, OpenCLIP bigG (as transformers CLIPTextConfig kwargs)
     openclip: str  # an open_clip architecture name
     embed_dim: int
+    family: str = "sdxl"
 
 
 FULL = Sizes(
@@ -112,15 +124,116 @@ SMOKE = Sizes(
 )
 
 
+# FLUX.1 and SD 3.5 Large as published (their diffusers configs), and the text encoders they load.
+CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+              projection_dim=768, hidden_act="quick_gelu")
+CLIP_G = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+              projection_dim=1280, hidden_act="gelu")
+T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+              feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+VAE16 = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+             up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+             latent_channels=16, norm_num_groups=32, sample_size=1024, use_quant_conv=False, use_post_quant_conv=False)
+FLUX_SCHNELL = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                    guidance_embeds=False, axes_dims_rope=(16, 56, 56))
+SD35_LARGE = dict(sample_size=128, patch_size=2, in_channels=16, num_layers=38, attention_head_dim=64,
+                  num_attention_heads=38, joint_attention_dim=4096, caption_projection_dim=2432,
+                  pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192, qk_norm="rms_norm")
+
+
+@dataclass(frozen=True)
+class TransformerFamily:
+    """FLUX or SD 3.5 at full size, or (smoke) the tiny configuration engine/models.py builds."""
+
+    name: str
+    family: str  # "flux" | "sd3"
+    size: int
+    steps: int
+    guidance: float
+    smoke: bool
+    openclip: str = "ViT-H-14"
+    embed_dim: int = 1024
+
+
+FAMILIES = {
+    "sdxl": FULL,
+    "flux": TransformerFamily("FLUX.1 [schnell] (12 B transformer, T5-XXL)", "flux", 1024, 4, 0.0, smoke=False),
+    "sd3": TransformerFamily("SD 3.5 Large (8 B MMDiT, T5-XXL)", "sd3", 1024, 28, 4.5, smoke=False),
+}
+SMOKE_FAMILIES = {
+    "sdxl": SMOKE,
+    "flux": TransformerFamily("tiny FLUX layout (smoke)", "flux", 128, 2, 0.0, smoke=True,
+                              openclip=models.TINY_OPENCLIP_MODEL, embed_dim=64),
+    "sd3": TransformerFamily("tiny SD 3.5 layout (smoke)", "sd3", 128, 2, 4.5, smoke=True,
+                             openclip=models.TINY_OPENCLIP_MODEL, embed_dim=64),
+}
+
+
+def _transformer_pipeline(spec: TransformerFamily, device: torch.device):
+    """The family's pipeline with random weights: full size on the GPU, or the tiny build's modules."""
+    if spec.smoke:
+        return models.TINY_ARCHS[spec.family]()
+    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
+                           SD3Transformer2DModel, StableDiffusion3Pipeline)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    ids = dict(vocab_size=49408, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    tokenizer = models._clip_tokenizer()
+    torch.manual_seed(0)
+    with device:  # initialise on the GPU: billions of parameters initialise in seconds there
+        t5 = T5EncoderModel(T5Config(**T5_XXL))
+        if spec.family == "flux":
+            vae = AutoencoderKL(**VAE16, scaling_factor=0.3611, shift_factor=0.1159)
+            return FluxPipeline(
+                scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=vae,
+                text_encoder=CLIPTextModel(CLIPTextConfig(**ids, **CLIP_L)), tokenizer=tokenizer,
+                text_encoder_2=t5, tokenizer_2=models._t5_tokenizer(),
+                transformer=FluxTransformer2DModel(**FLUX_SCHNELL),
+            )
+        vae = AutoencoderKL(**VAE16, scaling_factor=1.5305, shift_factor=0.0609)
+        return StableDiffusion3Pipeline(
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+            text_encoder=CLIPTextModelWithProjection(CLIPTextConfig(**ids, **CLIP_L)), tokenizer=tokenizer,
+            text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**ids, **CLIP_G)), tokenizer_2=tokenizer,
+            text_encoder_3=t5, tokenizer_3=models._t5_tokenizer(), transformer=SD3Transformer2DModel(**SD35_LARGE),
+        )
+
+
+def build_transformer_family(spec: TransformerFamily, root: Path, device: torch.device, dtype: torch.dtype) -> Preset:
+    """FLUX or SD 3.5 with random weights, saved where a preset of that family can load it."""
+    pipe = _transformer_pipeline(spec, device)
+    pipe.to(dtype=dtype).save_pretrained(root, safe_serialization=True)
+    del pipe
+    _save_openclip(spec.openclip, root, device, dtype)
+    return Preset(
+        name=f"gpu-check-{spec.family}", description=spec.name, kind=spec.family, base_repo=str(root), variant=None,
+        openclip_model=spec.openclip, openclip_pretrained=str(root / "openclip.safetensors"),
+        embed_dim=spec.embed_dim, base_size=spec.size, steps=spec.steps, guidance_scale=spec.guidance,
+        upscale_strength=0.3, licence="random weights",
+    )
+
+
+def _save_openclip(name: str, root: Path, device: torch.device, dtype: torch.dtype) -> None:
+    import open_clip
+    from safetensors.torch import save_file
+
+    if name == models.TINY_OPENCLIP_MODEL:
+        config = root / f"{models.TINY_OPENCLIP_MODEL}.json"
+        config.write_text(json.dumps(models._tiny_openclip_config()))
+        models.register_tiny_openclip(config)
+    clip = open_clip.create_model(name, pretrained=None, device=device)
+    save_file({k: v.to(dtype).contiguous() for k, v in clip.state_dict().items()}, str(root / "openclip.safetensors"))
+
+
 # -- 1. build ------------------------------------------------------------------------------
 
 
 def build(sizes: Sizes, root: Path, device: torch.device, dtype: torch.dtype) -> Preset:
     """Random-weight modules from the configs, saved where a preset can load them."""
-    import open_clip
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from safetensors.torch import save_file
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(0)
     with device:  # initialise on the GPU: a 2.6 B UNet initialises in seconds there
@@ -129,8 +242,7 @@ def build(sizes: Sizes, root: Path, device: torch.device, dtype: torch.dtype) ->
         ids = dict(vocab_size=49408, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
         text_encoder = CLIPTextModel(CLIPTextConfig(**ids, **sizes.text[0]))
         text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**ids, **sizes.text[1]))
-    vocab, merges = models._clip_bpe_vocab()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
+    tokenizer = models._clip_tokenizer()
     scheduler = EulerDiscreteScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         timestep_spacing="trailing", steps_offset=1,
@@ -144,14 +256,7 @@ def build(sizes: Sizes, root: Path, device: torch.device, dtype: torch.dtype) ->
     ip = models.random_ip_adapter_state_dict(unet, seed=3, embed_dim=sizes.embed_dim)
     save_file({k: v.to(dtype).contiguous() for k, v in ip.items()}, str(root / "ip_adapter" / "ip_adapter.safetensors"))
     del pipe, unet, vae, text_encoder, text_encoder_2
-
-    if sizes.openclip == models.TINY_OPENCLIP_MODEL:
-        config = root / f"{models.TINY_OPENCLIP_MODEL}.json"
-        config.write_text(json.dumps(models._tiny_openclip_config()))
-        models.register_tiny_openclip(config)
-    clip = open_clip.create_model(sizes.openclip, pretrained=None, device=device)
-    save_file({k: v.to(dtype).contiguous() for k, v in clip.state_dict().items()}, str(root / "openclip.safetensors"))
-    del clip
+    _save_openclip(sizes.openclip, root, device, dtype)
     return Preset(
         name="gpu-check", description=sizes.name, kind="sdxl", base_repo=str(root), variant=None,
         ip_adapter_repo=str(root), ip_adapter_subfolder="ip_adapter", ip_adapter_weight="ip_adapter.safetensors",
@@ -178,15 +283,19 @@ class Check:
         self.size = preset.base_size
         g = torch.Generator().manual_seed(7)
         self.taste = torch.randn(preset.embed_dim, generator=g).tolist()  # a conditioning vector, as --p sends
-        self.source = b""  # a grid image: the variation and upscale source
+        self.source = b""  # a grid image: the variation, upscale and zoom source
 
     def spec(self, s: int | None = None, **fields) -> GenerateSpec:
         personal = {}
         if s:  # s = 0: no conditioning at all, exactly as the bot sends it
             scale = Calibration(self.preset.taste_tau_max, self.preset.taste_lambda_max).scale(s)
-            personal = dict(conditioning=self.taste, ip_adapter_scale=scale)
-        return GenerateSpec(prompt="a lighthouse on a cliff at dusk, oil painting", width=self.size,
-                            height=self.size, seed=1, stylize=s or 100, **personal, **fields)
+            if self.preset.steering == "adapter":
+                personal = dict(conditioning=self.taste, ip_adapter_scale=scale)
+            else:  # FLUX, SD 3.5: the taste's style words, as profiles.taste_words sends them
+                personal = dict(taste_words=["watercolor", "soft light", "muted palette"], taste_words_weight=scale)
+        fields = {"width": self.size, "height": self.size, **fields}
+        return GenerateSpec(prompt="a lighthouse on a cliff at dusk, oil painting", seed=1, stylize=s or 100,
+                            **personal, **fields)
 
     def jobs(self) -> dict[str, Callable[[], Job]]:
         def job(kind: JobKind, spec: GenerateSpec) -> Job:
@@ -199,7 +308,12 @@ class Check:
             "imagine 2x2 --p s=1000": lambda: job(JobKind.IMAGINE, self.spec(s=1000)),
             "variation x4 (strong)": lambda: job(JobKind.VARIATION, self.spec(init_image=self.source, strength=0.75)),
             "upscale x2": lambda: job(JobKind.UPSCALE, self.spec(init_image=self.source, count=1)),
+            "zoom out 1.5x (4)": lambda: job(JobKind.OUTPAINT, self.zoom()),
         }
+
+    def zoom(self) -> GenerateSpec:
+        out = canvas.zoom(self.size, self.size, 1.5, self.size)
+        return self.spec(init_image=self.source, width=out.width, height=out.height, source_box=out.box)
 
     def time(self, make: Callable[[], Job], previews: bool = False) -> tuple[float, float]:
         """Median seconds of `repeat` runs after a warm-up, and the peak GPU memory (GiB)."""
@@ -260,19 +374,72 @@ def report(rows: dict[str, Row], modes: list[str]) -> None:
             ("--p s=1000 / s=0", rows["imagine 2x2 --p s=1000"].seconds[m] / rows["imagine 2x2 --p s=0"].seconds[m]),
         ]
         print(f"{m}: " + " · ".join(f"{label} {value:.2f}x" for label, value in ratios))
-    if "compiled" in modes:
-        speedups = [row.seconds["eager"] / row.seconds["compiled"] for row in rows.values()]
-        print(f"compile: eager / compiled per job, median {statistics.median(speedups):.2f}x "
-              f"(min {min(speedups):.2f}x, max {max(speedups):.2f}x)")
+    if len(modes) == 2:
+        first, second = modes
+        ratios = [row.seconds[first] / row.seconds[second] for row in rows.values()]
+        peaks = [row.peak_gib[second] / row.peak_gib[first] for row in rows.values() if row.peak_gib[first] > 0]
+        print(f"{first} / {second} seconds per job, median {statistics.median(ratios):.2f}x "
+              f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)"
+              + (f"; {second} / {first} peak memory, median {statistics.median(peaks):.2f}x" if peaks else ""))
+
+
+def check_family(name: str, sizes, device: torch.device, dtype_name: str, repeat: int, compile_: bool) -> None:
+    """Build one family, load it as a worker does, time every job; then SDXL compiled, or the
+    transformer families with `quantize = "int8"`."""
+    dtype = models.resolve_dtype(device, dtype_name)
+    gpu = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"\ngpu_check {name}: {sizes.name}, random weights, {sizes.size} px, {dtype_name} on {gpu}", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"tastemaker-gpu-check-{name}-") as tmp:
+        t0 = time.perf_counter()
+        with _default_dtype(dtype if device.type == "cuda" else torch.float32):
+            if name == "sdxl":
+                preset = build(sizes, Path(tmp) / "model", device, dtype)
+            else:
+                preset = build_transformer_family(sizes, Path(tmp) / "model", device, dtype)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
+        rows: dict[str, Row] = {}
+        second = "compiled" if name == "sdxl" else "int8"
+        modes = ["eager" if name == "sdxl" else dtype_name]
+        for mode in [modes[0], second]:
+            if mode == "compiled" and (device.type != "cuda" or not compile_):
+                continue
+            engine = Engine(dataclasses.replace(preset, quantize="int8") if mode == "int8" else preset,
+                            device=str(device), data_dir=tmp, dtype=dtype_name)
+            engine.load()
+            print(f"  {mode}: loaded in {engine.loaded.load_seconds:.1f} s (from_pretrained, open_clip"
+                  f"{', load_ip_adapter' if engine.loaded.ip_adapter else ''}"
+                  f"{', torchao int8' if mode == 'int8' else ''})", flush=True)
+            if mode == "compiled":
+                engine.loaded.family.denoiser(engine.loaded.pipe).compile()  # what --compile does at load, in place
+            if mode != modes[0]:
+                modes.append(mode)
+            run_mode(Check(engine, engine.preset, repeat), mode, rows)
+            engine.close()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        report(rows, modes)
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    """Build the big modules in the run's dtype: a 12 B transformer in fp32 is 48 GB."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (the test suite runs this)")
+    parser.add_argument("--family", choices=["all", *FAMILIES], default="all", help="which families (default all)")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per job (default 3; smoke 1)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile pass")
     args = parser.parse_args(argv)
-    sizes = SMOKE if args.smoke else FULL
     device = torch.device("cpu" if args.smoke else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_check needs a CUDA GPU; --smoke runs the same code at tiny sizes on the CPU.", file=sys.stderr)
@@ -280,27 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     dtype_name = "fp32" if args.smoke else "bf16"
     repeat = args.repeat or (1 if args.smoke else 3)
     started = time.perf_counter()
-    gpu = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"gpu_check: {sizes.name}, random weights, {sizes.size} px, {dtype_name} on {gpu}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="tastemaker-gpu-check-") as tmp:
-        t0 = time.perf_counter()
-        preset = build(sizes, Path(tmp) / "model", device, models.resolve_dtype(device, dtype_name))
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
-        engine = Engine(preset, device=str(device), data_dir=tmp, dtype=dtype_name)
-        engine.load()
-        print(f"  loaded in {engine.loaded.load_seconds:.1f} s (from_pretrained, load_ip_adapter, open_clip)", flush=True)
-        check = Check(engine, preset, repeat)
-        rows: dict[str, Row] = {}
-        modes = ["eager"]
-        run_mode(check, "eager", rows)
-        if device.type == "cuda" and not args.no_compile:
-            engine.loaded.pipe.unet.compile()  # what --compile does at load (models.load), in place
-            modes.append("compiled")
-            run_mode(check, "compiled", rows)
-        report(rows, modes)
-        engine.close()
+    families = SMOKE_FAMILIES if args.smoke else FAMILIES
+    for name in families if args.family == "all" else [args.family]:
+        check_family(name, families[name], device, dtype_name, repeat, compile_=not args.no_compile)
     print(f"\ngpu_check done in {time.perf_counter() - started:.0f} s")
     return 0
 

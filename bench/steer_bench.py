@@ -18,6 +18,8 @@ still decides what is drawn. In one run, one seed per prompt:
    - hit: the share of images whose closest style text is the taste's own
      style (at s = 0 that is chance);
    - fidelity: the prompt-image cosine as a ratio to s = 0.
+   On FLUX and SD 3.5 (no IP-Adapter reads the taste space) each taste
+   steers by its nearest style words at lambda(s), as the bot sends it.
 4. The same at s = 1000 for a grid of (tau_max, lambda_max). The candidate
    with the most (positive) lift that keeps fidelity >= --min-fidelity is
    printed as the values for engine/presets.py.
@@ -43,7 +45,7 @@ from engine import taste as tm  # noqa: E402
 from engine.config import EngineSettings  # noqa: E402
 from engine.generate import Engine  # noqa: E402
 from engine.jobs import EmbedSpec, GenerateSpec, Job, JobKind, JobResult, PoolSpec  # noqa: E402
-from engine.presets import get_preset  # noqa: E402
+from engine.presets import get_preset, load_presets  # noqa: E402
 from engine.rankpool import PROMPTS_FILE, STYLES_FILE, read_lines  # noqa: E402
 
 S_GRID = (0, 50, 100, 250, 500, 1000)
@@ -82,15 +84,12 @@ class Bench:
                 labels.append(im.label)
         return np.array(embs), labels
 
-    def draw(self, prompt: str, seed: int, cond: profiles.Conditioning) -> np.ndarray:
-        spec = GenerateSpec(
-            prompt=prompt,
-            seed=seed,
-            width=self.size,
-            height=self.size,
-            conditioning=cond.vector,
-            ip_adapter_scale=cond.scale,
-        )
+    def draw(self, prompt: str, seed: int, cond: profiles.Conditioning, words: list[str] | None = None) -> np.ndarray:
+        """One grid with the taste as --p sends it: the conditioning vector (an IP-Adapter in the
+        taste space), or the taste's style words at lambda(s) (FLUX, SD 3.5)."""
+        steer = (dict(taste_words=words, taste_words_weight=cond.scale) if words and cond.vector is not None
+                 else dict(conditioning=cond.vector, ip_adapter_scale=cond.scale))
+        spec = GenerateSpec(prompt=prompt, seed=seed, width=self.size, height=self.size, **steer)
         return np.array([im.embedding for im in self.job(JobKind.IMAGINE, generate=spec).images])
 
 
@@ -108,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
+    load_presets(settings)  # the owner's presets.toml too: --preset NAME measures any of them
     preset = get_preset(args.preset)
     rng = np.random.default_rng(args.seed)
     all_prompts, all_styles = read_lines(PROMPTS_FILE), read_lines(STYLES_FILE)
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     pool, labels = bench.pool(pool_prompts, styles)
     basis = tm.Basis.build(pool, k=min(tm.DEFAULT_K, len(pool) - 1))
     z_pool = basis.whiten(pool)
-    style_text = unit(bench.embed_texts(styles))
+    style_raw = bench.embed_texts(styles)
+    style_text = unit(style_raw)
     prompt_text = unit(bench.embed_texts(eval_prompts))
 
     # 2. one moodboard taste per style
@@ -139,14 +140,18 @@ def main(argv: list[str] | None = None) -> None:
         lifts, hits, fids = [], [], []
         for j, w, spread in tastes:
             cond = profiles.conditioning(w, basis, s, preset.name, calibration=cal)
+            # FLUX, SD 3.5: the taste's nearest style words (profiles.taste_words), at lambda(s)
+            words = (profiles.explain(w, basis, styles, style_raw, n=profiles.TASTE_WORDS)[0]
+                     if preset.steering == "words" else None)
             for i, prompt in enumerate(eval_prompts):
-                emb = bench.draw(prompt, args.seed + 100 + i, cond) if s > 0 else plain[i]
+                emb = bench.draw(prompt, args.seed + 100 + i, cond, words) if s > 0 else plain[i]
                 lifts.append((basis.whiten(emb) @ w - basis.whiten(plain[i]) @ w).mean() / spread)
                 hits.append(np.mean(np.argmax(unit(emb) @ style_text.T, axis=1) == j))
                 fids.append(np.mean(unit(emb) @ prompt_text[i]) / np.mean(unit(plain[i]) @ prompt_text[i]))
         return Steer(float(np.mean(lifts)), float(np.mean(hits)), float(np.mean(fids)))
 
-    print(f"steer bench  preset={preset.name}  device={engine.load().device}  seed={args.seed}")
+    print(f"steer bench  preset={preset.name} ({preset.kind}, --p by {'the IP-Adapter' if preset.steering == 'adapter' else 'style words'})"
+          f"  device={engine.load().device}  seed={args.seed}")
     if preset.kind == "tiny":
         print("tiny preset: random weights; these numbers show the bench runs, not what a real model does")
     print(

@@ -87,13 +87,19 @@ async def prepare_imagine(
     seed = request.seed if request.seed is not None and not reroll else secrets.randbelow(MAX_SEED + 1)
     request = request.with_(seed=None if reroll else request.seed)
     preset = await choose_preset(bot, guild_id, request.preset)
+    if request.tile and not preset.can_tile:
+        raise UserError(f"`--tile` needs a UNet model, and `{preset.name}` ({preset.kind}) is a transformer: "
+                        "it can't draw seamless tiles. Pick another model with `--v`.")
     width, height = params.dimensions(request.aspect, preset.base_size)
     # 4. Personalization: codes and this server's house taste -> a conditioning vector and
     #    adapter scale. A bare --p shows the codes of the default mix it stood for, as in Midjourney.
     taste = await personalization(bot, user_id, request, stylize, preset.name, guild_id=guild_id)
     if taste.request is not None:
         request = taste.request
-    # 5. Image prompts: `images` (an attachment, re-encoded) and the links before the text.
+    # 5. Image prompts: `images` (an attachment, re-encoded) and the links before the text
+    #    (refused before fetching on a model that can't read them).
+    if (images or request.image_links) and not preset.reads_images:
+        raise UserError(cannot_read_images(preset.name))
     prompt_images = [*images, *await fetch_links(request.image_links)]
     image_fields = image_prompt_fields(request, prompt_images, preset.name, taste.spec_fields)
     spec = GenerateSpec(
@@ -152,10 +158,15 @@ def image_prompt_fields(
     if not request.text and len(prompt_images) < 2:
         raise UserError("An image prompt needs a description too, or a second image to blend with: "
                         "`https://… a cat in the rain`, or `/blend`.")
-    if not get_preset(preset).personalizes:  # its IP-Adapter doesn't read the OpenCLIP space
-        raise UserError(f"The model `{preset}` can't read image prompts; pick another with `--v`.")
+    if not get_preset(preset).reads_images:  # no IP-Adapter reads the taste space (OpenCLIP ViT-H)
+        raise UserError(cannot_read_images(preset))
     scale = max(taste_fields.get("ip_adapter_scale", 0.0), image_scale(preset, request.image_weight))
     return {"prompt_images": prompt_images, "image_weight": request.image_weight, "ip_adapter_scale": scale}
+
+
+def cannot_read_images(preset: str) -> str:
+    return (f"The model `{preset}` can't read images (image prompts, /blend): it has no IP-Adapter for them. "
+            "Pick another with `--v`.")
 
 
 def check_blend_count(n: int) -> None:
@@ -494,10 +505,13 @@ async def personalization(
     worker embeds it and conditions on it, combined with any --p taste. Both
     use the preset's adapter scale lambda(s); --s 0 turns them off and fetches
     nothing. `codes` lists the --p codes only (the message shows --sref apart).
+    A preset whose IP-Adapter can't read the taste space (FLUX, SD 3.5:
+    Preset.steering "words") gets the taste's nearest style words instead
+    (profiles.taste_words), and refuses `--sref URL`.
 
     The server's house taste (/admin house_taste) joins every prompt's taste at
     its weight, and steers alone (at the member's --s) when the prompt has no
-    --p; not with `--style raw`, `--s 0` or a preset that can't personalize.
+    --p; not with `--style raw` or `--s 0`.
     It is the owner's setting, so it never fails a member's prompt: when it
     can't be used (its code went private, the rank pool changed model) the job
     runs without it and the finished message says so.
@@ -510,10 +524,10 @@ async def personalization(
     house = await house_taste(bot, guild_id) if stylize != 0 and not request.raw else None
     if not shown and not sref_code and not sref_url and house is None:
         return Taste()
-    if not get_preset(preset).personalizes:  # its IP-Adapter doesn't read the taste space (ViT-H)
-        if not shown and not request.sref:
-            return Taste()  # only the house taste: nothing the member asked for is missing
-        return Taste(note=f"`{preset}` runs without personalization: --p and --sref were not applied")
+    steering = get_preset(preset).steering
+    if sref_url and steering != "adapter" and stylize != 0:
+        raise UserError(f"The model `{preset}` can't read a style image (`--sref` link): it has no IP-Adapter for "
+                        "images. Use `--sref CODE`, or pick another model with `--v`.")
     filled = None
     if request.uses_current_code:  # TasteError when the member's profile is locked
         filled = request.with_default_mix(await profiles.default_picks(bot.db, user_id, bot.settings.unlock_votes))
@@ -538,9 +552,14 @@ async def personalization(
     if stylize == 0:  # --s 0 turns personalization off and costs nothing
         return Taste(codes=codes, request=filled)
     fields: dict[str, Any] = {}
-    if taste is not None:
+    if taste is not None and steering == "adapter":
         conditioning = profiles.conditioning(taste.w, taste.basis, stylize, preset)
         fields.update(conditioning=conditioning.vector, ip_adapter_scale=conditioning.scale)
+    elif taste is not None:
+        words, weight = await profiles.taste_words(bot.db, taste, stylize, preset)
+        if words:
+            fields.update(taste_words=words, taste_words_weight=weight)
+    if taste is not None:
         direction = profiles.rerank_direction(taste.basis, taste.w)
         if request.quality >= 2 and any(direction):  # best-of-N under the member's taste
             fields["candidates"] = 8

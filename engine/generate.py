@@ -74,7 +74,14 @@ Choices worth knowing:
   i + count (so the four prompts lean different ways).
 * **Progress.** `report(percent, preview_jpeg | None)` after every denoising
   step; a preview at most about every 0.7 s (the first step always has one):
-  a 2x2 grid of the batch from a linear latent->RGB map, at most 256 px.
+  a 2x2 grid of the batch, at most 256 px, from the family's linear
+  latent->RGB map (4-channel latents) or its VAE on a shrunk copy (FLUX, SD 3.5).
+* **Families** (engine/families). The family of the preset gives the
+  pipelines, prompt encoding, latent layout and previews; everything here is
+  shared. On a family whose IP-Adapter can't read the taste (FLUX, SD 3.5),
+  --p arrives as `spec.taste_words`: one more multi-prompt part of weight
+  `taste_words_weight` times the prompt's own positive weight. --tile needs a
+  UNet and is refused on the transformer families.
 * **NSFW check** (engine/safety.py). Every image returned gets an open_nsfw
   score (`ImageOut.nsfw`), on the CPU; the bot applies the server's policy.
   With `job.nsfw_threshold` set, an input image (init, style, embed) scoring
@@ -94,6 +101,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import io
 import math
 import os
@@ -125,6 +133,7 @@ from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the work
     PoolSpec,
 )
 from engine.embed import Captioner
+from engine.families import Family
 from engine.models import Loaded, load_captioner
 from engine.models import load as load_preset
 from engine.models import release
@@ -144,12 +153,6 @@ PREVIEW_EVERY_S = 0.7
 PREVIEW_MAX_PX = 256
 VAE_TILING_ABOVE_PIXELS = 1536 * 1536
 
-# Linear latent -> RGB approximations (rows: the 4 latent channels; columns: R, G, B).
-LATENT_RGB_SD15 = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
-LATENT_RGB_SD15_BIAS = (0.0, 0.0, 0.0)
-LATENT_RGB_SDXL = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188))
-LATENT_RGB_SDXL_BIAS = (0.1084, -0.0175, -0.0011)
-
 
 def _noop_report(percent: float, preview: bytes | None) -> None:
     pass
@@ -164,12 +167,11 @@ def _never() -> bool:
 # ----------------------------------------------------------------------------
 
 
-def latents_to_preview(latents: torch.Tensor, kind: str, scale: float = 1.0) -> bytes:
-    """Cheap preview: a linear latent->RGB map of up to 4 latents as a 2x2 grid, JPEG <= 256 px."""
-    factors, bias = (LATENT_RGB_SDXL, LATENT_RGB_SDXL_BIAS) if kind == "sdxl" else (LATENT_RGB_SD15, LATENT_RGB_SD15_BIAS)
-    lat = latents[:4].detach().float().cpu() * scale
-    m = torch.tensor(factors, dtype=torch.float32)
-    rgb = torch.einsum("bchw,cr->brhw", lat[:, : m.shape[0]], m) + torch.tensor(bias).view(1, 3, 1, 1)
+def latents_to_preview(family: Family, pipe, latents: torch.Tensor, size: tuple[int, int], scale: float = 1.0) -> bytes:
+    """Cheap preview of up to 4 latents as a 2x2 grid, JPEG <= 256 px: the family's linear
+    latent->RGB map, or its VAE on a copy shrunk to preview size (engine/families)."""
+    lat = family.unpack(pipe, latents[:4], *size) * scale
+    rgb = family.preview_rgb(pipe, lat, PREVIEW_MAX_PX)
     rgb = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     n, h, w, _ = rgb.shape
     cols = 1 if n == 1 else 2
@@ -188,10 +190,12 @@ def latents_to_preview(latents: torch.Tensor, kind: str, scale: float = 1.0) -> 
 class _Progress:
     """callback_on_step_end for a job made of `n_batches` pipeline calls."""
 
-    def __init__(self, report: Report, should_stop: ShouldStop, kind: str, n_batches: int):
+    def __init__(self, report: Report, should_stop: ShouldStop, family: Family, n_batches: int):
         self.report = report
         self.should_stop = should_stop
-        self.kind = kind
+        self.family = family
+        self.size = (0, 0)  # (width, height) of the images being drawn
+        self.previews = True  # off where a preview would need an offloaded VAE (16-channel latents, offload)
         self.n_batches = max(1, n_batches)
         self.batch = -1
         self.last_preview = -math.inf
@@ -218,8 +222,8 @@ class _Progress:
         self.last_percent = percent
         preview = None
         now = time.monotonic()
-        if now - self.last_preview >= PREVIEW_EVERY_S and "latents" in callback_kwargs:
-            preview = latents_to_preview(callback_kwargs["latents"], self.kind, _preview_scale(pipe.scheduler))
+        if self.previews and now - self.last_preview >= PREVIEW_EVERY_S and "latents" in callback_kwargs:
+            preview = latents_to_preview(self.family, pipe, callback_kwargs["latents"], self.size, _preview_scale(pipe.scheduler))
             self.last_preview = now
         self.report(percent, preview)
         return callback_kwargs
@@ -248,7 +252,7 @@ def _stop_early(pipe, stop: int) -> Iterator[None]:
         out = original(*args, **kwargs, return_dict=True)
         calls[0] += 1
         if calls[0] == _steps_taken(int(pipe.num_timesteps), stop):
-            estimate = _x0_estimate(scheduler, out)
+            estimate = _x0_estimate(scheduler, out, _step_inputs(original, args, kwargs))
             if estimate is not None:
                 out.prev_sample = estimate
         return out if return_dict else (out.prev_sample,)
@@ -260,12 +264,24 @@ def _stop_early(pipe, stop: int) -> Iterator[None]:
         del scheduler.step  # back to the class's method
 
 
-def _x0_estimate(scheduler, out) -> torch.Tensor | None:
+def _step_inputs(step, args, kwargs) -> dict[str, Any]:
+    """A scheduler step's model_output and sample, however they were passed."""
+    bound = inspect.signature(step).bind_partial(*args, **kwargs)
+    return dict(bound.arguments)
+
+
+def _x0_estimate(scheduler, out, inputs: dict[str, Any]) -> torch.Tensor | None:
     """The finished image the scheduler predicts at this step: Euler, DDIM and others return it;
-    DPM-Solver++ keeps it as its newest model output."""
+    DPM-Solver++ keeps it as its newest model output; flow matching (FLUX, SD 3.5) predicts the
+    velocity v = noise - x0 from x_t = (1 - sigma)·x0 + sigma·noise, so x0 = x_t - sigma·v."""
     for name in ("pred_original_sample", "denoised"):
         if (x0 := getattr(out, name, None)) is not None:
             return x0
+    if type(scheduler).__name__.startswith("FlowMatch") and scheduler.step_index is not None:
+        sigma = scheduler.sigmas[scheduler.step_index - 1]  # the step just taken
+        sample, velocity = inputs.get("sample"), inputs.get("model_output")
+        if sample is not None and velocity is not None:
+            return (sample.float() - float(sigma) * velocity.float()).to(sample.dtype)
     if getattr(scheduler.config, "algorithm_type", "") in ("dpmsolver++", "sde-dpmsolver++"):
         outputs = getattr(scheduler, "model_outputs", None) or [None]
         return outputs[-1]
@@ -428,6 +444,8 @@ class Sampling:
     labels: list[str] | None = None  # pool: the style of each image
     stop: int = 100  # --stop: the % of the steps taken before decoding
     keep_best: tuple[int, list[float]] | None = None  # best-of-N: (count, rerank direction)
+    taste_words: tuple[str, ...] = ()  # --p by style words: a prompt part of their own ...
+    taste_weight: float = 0.0  # ... at this weight (a share of the prompt's own weight)
 
 
 # ----------------------------------------------------------------------------
@@ -506,7 +524,8 @@ class Engine:
 
         # 3. Run it.
         gen_t, emb_t = _Timer(m.device), _Timer(m.device)
-        progress = _Progress(report, should_stop, "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
+        progress = _Progress(report, should_stop, m.family, 1)
+        progress.previews = m.family.latent_rgb is not None or self.preset.offload == "none"
         try:
             spec = job.generate
             if styles or prompt_images:
@@ -626,6 +645,9 @@ class Engine:
                 raise JobError(f"{name} was flagged by this server's content filter", retryable=False)
 
     def _check_against_model(self, spec: GenerateSpec, m: Loaded) -> None:
+        if spec.tile and not self.preset.can_tile:
+            raise JobError(f"preset {self.preset.name!r} ({m.family.name}) can't draw seamless tiles: --tile pads "
+                           "a UNet's convolutions, and this family has a transformer", retryable=False)
         if spec.style_images and not m.ip_adapter:
             raise JobError(f"preset {self.preset.name!r} runs without an IP-Adapter: style references are unavailable")
         if spec.prompt_images and not m.ip_adapter:
@@ -667,10 +689,15 @@ class Engine:
             return g
         return g * (1.0 + 0.3 * (stylize - 100) / 900.0)
 
+    def _uses_cfg(self, pipe, guidance: float) -> bool:
+        return self.loaded.family.uses_cfg(pipe, guidance)
+
     @staticmethod
-    def _uses_cfg(pipe, guidance: float) -> bool:
-        # The pipelines' own rule (do_classifier_free_guidance).
-        return guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+    def _taste_words(spec: GenerateSpec) -> dict[str, Any]:
+        """--p by style words (families whose IP-Adapter can't read the taste), as Sampling fields."""
+        if not spec.taste_words or spec.taste_words_weight <= 0:
+            return {}
+        return {"taste_words": tuple(spec.taste_words), "taste_weight": spec.taste_words_weight}
 
     # -- jobs: one runner per kind says what to sample; _generate does the rest ----------------
 
@@ -693,6 +720,7 @@ class Engine:
             chaos=spec.chaos,
             tile=spec.tile,
             keep_best=(spec.count, spec.rerank_direction) if rerank else None,
+            **self._taste_words(spec),
         )
 
     def _variation(self, m: Loaded, spec: GenerateSpec, init: Image.Image) -> Sampling:
@@ -742,6 +770,7 @@ class Engine:
             mask=mask,
             strength=strength,
             tile=spec.tile and mask is None,
+            **self._taste_words(spec),
         )
 
     def _pool(self, m: Loaded, spec: PoolSpec) -> Sampling:
@@ -840,18 +869,18 @@ class Engine:
 
     def _sample(self, m: Loaded, s: Sampling, progress: _Progress) -> list[Image.Image]:
         """Generate len(s.seeds) images in batches of at most max_batch; image i uses s.seeds[i]."""
-        pipe = s.pipe
+        pipe, family = s.pipe, m.family
         cfg = self._uses_cfg(pipe, s.guidance)
         out: list[Image.Image] = []
-        tile_ctx = _circular_padding(pipe.unet, pipe.vae) if s.tile else contextlib.nullcontext()
-        progress.stop = s.stop
+        tile_ctx = _circular_padding(family.denoiser(pipe), pipe.vae) if s.tile else contextlib.nullcontext()
+        progress.stop, progress.size = s.stop, (s.width, s.height)
         with tile_ctx, _vae_tiling(pipe.vae, s.width * s.height > VAE_TILING_ABOVE_PIXELS), _stop_early(pipe, s.stop):
             for batch in _batches(len(s.seeds), self.max_batch):
                 progress.next_batch()
                 b = len(batch)
                 bseeds = [s.seeds[i] for i in batch]
-                # 1. Prompt embeddings (+ chaos noise).
-                kw = self._encode_prompts(pipe, [s.prompts[i] for i in batch], s.negative, cfg)
+                # 1. Prompt embeddings (+ the taste's words, + chaos noise).
+                kw = self._encode_prompts(pipe, [s.prompts[i] for i in batch], s.negative, cfg, s.taste_words, s.taste_weight)
                 if s.chaos:
                     self._chaos_prompt(kw, bseeds, s.chaos / 100.0)
                 # 2. One generator per image.
@@ -861,7 +890,7 @@ class Engine:
                     kw["latents"] = self._initial_latents(m, pipe, generators, bseeds, s.width, s.height, s.chaos / 100.0)
                     kw.update(height=s.height, width=s.width)
                 else:
-                    kw.update(image=[s.init] * b, strength=s.strength)
+                    kw.update(image=[s.init] * b, strength=s.strength, **family.img2img_size(s.width, s.height))
                     if s.mask is not None:  # inpainting takes its size from the call, not the image
                         kw.update(mask_image=[s.mask] * b, height=s.height, width=s.width)
                 # 4. IP-Adapter embeds: conditioning, or zeros at scale 0 (an exact no-op).
@@ -871,8 +900,8 @@ class Engine:
                 # 5. Denoise and decode.
                 result = pipe(
                     **kw,
+                    **family.call_kwargs(s.guidance),
                     num_inference_steps=s.steps,
-                    guidance_scale=s.guidance,
                     generator=generators,
                     output_type="pil",
                     callback_on_step_end=progress,
@@ -884,12 +913,17 @@ class Engine:
                     out.extend(result.images)
         return out
 
-    def _encode_prompts(self, pipe, prompts: list[str], negative: str, cfg: bool) -> dict[str, Any]:
-        """The pipeline's embedding keyword arguments for these prompts; multi-prompts mixed by weight."""
+    def _encode_prompts(
+        self, pipe, prompts: list[str], negative: str, cfg: bool, words: tuple[str, ...] = (), weight: float = 0.0
+    ) -> dict[str, Any]:
+        """The pipeline's embedding keyword arguments for these prompts; multi-prompts mixed by weight.
+        The taste's style words are one more part, at `weight` times the prompt's positive weight."""
         try:
             parts = [params.prompt_parts(p) for p in prompts]
         except params.ParamError as e:  # checked by the bot; a job from elsewhere may still be wrong
             raise JobError(f"prompt: {e}", retryable=False) from None
+        if words and weight > 0:
+            parts = [(*p, (", ".join(words), weight * sum(w for _, w in p if w > 0))) for p in parts]
         if all(len(p) == 1 for p in parts):  # no multi-prompt: one encoding each (a lone part's weight is moot)
             return self._encode_plain(pipe, [p[0][0] for p in parts], negative, cfg)
         return self._encode_weighted(pipe, parts, negative, cfg)
@@ -930,25 +964,8 @@ class Engine:
         return {key: torch.stack([side[key] for side in sides]) for key in sides[0]}
 
     def _encode_plain(self, pipe, prompts: list[str], negative: str, cfg: bool) -> dict[str, Any]:
-        device = self.loaded.device
         negatives = [negative] * len(prompts) if (cfg and negative) else None
-        if self.preset.kind == "sdxl":
-            pe, npe, ppe, nppe = pipe.encode_prompt(
-                prompt=prompts,
-                device=device,
-                num_images_per_prompt=1,
-                do_classifier_free_guidance=cfg,
-                negative_prompt=negatives,
-            )
-            kw = {"prompt_embeds": pe, "pooled_prompt_embeds": ppe}
-            if cfg:
-                kw.update(negative_prompt_embeds=npe, negative_pooled_prompt_embeds=nppe)
-            return kw
-        pe, npe = pipe.encode_prompt(prompts, device, 1, cfg, negative_prompt=negatives)
-        kw = {"prompt_embeds": pe}
-        if cfg:
-            kw["negative_prompt_embeds"] = npe
-        return kw
+        return self.loaded.family.encode(pipe, prompts, negatives, cfg, self.loaded.device)
 
     @staticmethod
     def _chaos_prompt(kw: dict[str, Any], seeds: list[int], a: float) -> None:
@@ -965,9 +982,8 @@ class Engine:
     def _initial_latents(self, m: Loaded, pipe, generators, seeds, width, height, a: float) -> torch.Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
-        f = pipe.vae_scale_factor
-        c = pipe.unet.config.in_channels
-        shape = (len(generators), c, height // f, width // f)
+        shape = m.family.latent_shape(pipe, len(generators), width, height)
+        c = shape[1]
         latents = randn_tensor(shape, generator=generators, device=torch.device("cpu"), dtype=torch.float32)
         if a > 0:
             cells = (max(1, round(4 * height / max(width, height))), max(1, round(4 * width / max(width, height))))
@@ -978,7 +994,7 @@ class Engine:
                 low = (low - low.mean(dim=(2, 3), keepdim=True)) / low.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
                 lows.append(low)
             latents = (latents + a * torch.cat(lows)) / math.sqrt(1.0 + a * a)
-        return latents.to(m.device, m.dtype)
+        return m.family.pack(pipe, latents).to(m.device, m.dtype)
 
     @staticmethod
     def _ip_embeds(m: Loaded, conditioning: list[float] | None, b: int, cfg: bool) -> torch.Tensor:

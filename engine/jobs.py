@@ -102,6 +102,10 @@ class GenerateSpec(Wire):
     # Personalization: c(s) in OpenCLIP image-embedding space, passed to IP-Adapter.
     conditioning: Vector | None = None
     ip_adapter_scale: float = Field(0.0, ge=0, le=4, allow_inf_nan=False)
+    # Personalization on a family whose IP-Adapter can't read the taste (FLUX, SD 3.5): the
+    # taste's nearest style words, encoded as one more prompt part at this share of its weight.
+    taste_words: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=8)
+    taste_words_weight: float = Field(0.0, ge=0, le=4, allow_inf_nan=False)
     # --sref URL: style reference images (PNG); the worker embeds them and
     # conditions on their mean embedding (combined with `conditioning` if set).
     style_images: list[bytes] = Field(default_factory=list, max_length=MAX_STYLE_IMAGES)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import gzip
+import importlib.util
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import torch
 
 from engine.config import DtypeName
 from engine.embed import Captioner, Embedder
+from engine.families import Family, family_for
 from engine.presets import TINY_OPENCLIP_MODEL, Preset, get_preset
 
 log = logging.getLogger(__name__)
@@ -86,13 +88,14 @@ class Loaded:
     """Everything a worker keeps resident for one preset."""
 
     preset: Preset
-    pipe: Any  # StableDiffusionPipeline | StableDiffusionXLPipeline
+    family: Family
+    pipe: Any  # the family's txt2img pipeline (StableDiffusionXLPipeline, FluxPipeline, ...)
     img2img: Any  # the img2img pipeline, sharing the components of `pipe` (from_pipe)
     inpaint: Any  # the inpainting pipeline (outpaint, Vary Region), sharing them too
     embedder: Embedder
     device: torch.device
     dtype: torch.dtype
-    ip_adapter: bool  # an IP-Adapter is loaded into pipe.unet
+    ip_adapter: bool  # an IP-Adapter is loaded into pipe.unet (the UNet families)
     ip_embed_dim: int | None  # the IP-Adapter's image-embedding dim
     load_seconds: float
 
@@ -304,6 +307,169 @@ def _tiny_text_config(**extra):
     )
 
 
+def _tiny_sd_pipe(arch: str):
+    """The tiny SD 1.5 ("sd") or SDXL layout: a two-level UNet, an SD VAE, CLIP text encoder(s)."""
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    # 1. UNet: two levels, cross-attention on the lower one.
+    torch.manual_seed(0)
+    unet = _tiny_unet(arch)
+    # 2. VAE: four levels, so latents are 1/8 of the image per side as in SD.
+    torch.manual_seed(1)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(16, 16, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=128,
+    )
+    # 3. Text encoder(s) + a real CLIP tokenizer (offline, from open_clip's BPE file).
+    torch.manual_seed(2)
+    text_encoder = CLIPTextModel(_tiny_text_config())
+    tokenizer = _clip_tokenizer()
+    # 4. Scheduler: Euler ancestral with trailing timesteps, as few-step turbo models use.
+    scheduler = EulerAncestralDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
+    )
+    if arch == "sd":
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            image_encoder=None,
+            requires_safety_checker=False,
+        )
+    else:
+        torch.manual_seed(5)
+        text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config())
+        pipe = StableDiffusionXLPipeline(
+            vae=vae,
+            text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2,
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            image_encoder=None,
+            feature_extractor=None,
+            force_zeros_for_empty_prompt=True,
+        )
+    return pipe
+
+
+def _clip_tokenizer():
+    """A real CLIP tokenizer, offline, from open_clip's BPE file."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _clip_bpe_vocab()
+    return CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
+
+
+def _t5_tokenizer():
+    """A T5 (unigram) tokenizer over letters, digits and punctuation: what the tiny T5 reads."""
+    import string
+
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [("\u2581" + c, -1.0) for c in string.ascii_lowercase]
+    pieces += [(c, -2.0) for c in string.ascii_lowercase + string.digits + ",.:;!?'-"]
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
+def _tiny_t5(d_model: int):
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=128, d_model=d_model, d_kv=8, d_ff=2 * d_model, num_layers=2,
+                                   num_heads=4, relative_attention_num_buckets=8, decoder_start_token_id=0))
+
+
+def _tiny_vae16(scaling_factor: float, shift_factor: float):
+    """The 16-channel VAE layout of FLUX and SD 3.5 (no quant convs), tiny widths."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 32, 32), layers_per_block=1,
+        latent_channels=16, norm_num_groups=8, sample_size=128, use_quant_conv=False, use_post_quant_conv=False,
+        scaling_factor=scaling_factor, shift_factor=shift_factor,
+    )
+
+
+def _tiny_flux_pipe():
+    """FLUX.1 [schnell]'s layout: double- and single-stream blocks, CLIP (pooled) + T5, flow matching."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=_TINY_TEXT_DIM,
+        guidance_embeds=False, axes_dims_rope=(4, 6, 6),
+    )
+    torch.manual_seed(1)
+    vae = _tiny_vae16(scaling_factor=0.3611, shift_factor=0.1159)
+    torch.manual_seed(2)
+    text_encoder = CLIPTextModel(_tiny_text_config())
+    torch.manual_seed(5)
+    text_encoder_2 = _tiny_t5(32)
+    return FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0),
+        vae=vae, text_encoder=text_encoder, tokenizer=_clip_tokenizer(), text_encoder_2=text_encoder_2,
+        tokenizer_2=_t5_tokenizer(), transformer=transformer, image_encoder=None, feature_extractor=None,
+    )
+
+
+def _tiny_sd3_pipe():
+    """SD 3.5's layout: an MMDiT with 2x2 patches, two CLIPs with projections + T5, flow matching."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=16, patch_size=2, in_channels=16, num_layers=2, attention_head_dim=8, num_attention_heads=4,
+        joint_attention_dim=2 * _TINY_TEXT_DIM, caption_projection_dim=32, pooled_projection_dim=2 * _TINY_TEXT_DIM,
+        out_channels=16, pos_embed_max_size=64,
+    )
+    torch.manual_seed(1)
+    vae = _tiny_vae16(scaling_factor=1.5305, shift_factor=0.0609)
+    torch.manual_seed(2)
+    text_encoder = CLIPTextModelWithProjection(_tiny_text_config())
+    torch.manual_seed(5)
+    text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config())
+    torch.manual_seed(6)
+    text_encoder_3 = _tiny_t5(2 * _TINY_TEXT_DIM)
+    tokenizer = _clip_tokenizer()
+    return StableDiffusion3Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer, text_encoder_3=text_encoder_3, tokenizer_3=_t5_tokenizer(),
+        transformer=transformer, image_encoder=None, feature_extractor=None,
+    )
+
+
+TINY_ARCHS = {
+    "sd": lambda: _tiny_sd_pipe("sd"),
+    "sdxl": lambda: _tiny_sd_pipe("sdxl"),
+    "flux": _tiny_flux_pipe,
+    "sd3": _tiny_sd3_pipe,
+}
+
+
 # Loading builds modules on torch's meta device through process-wide patches, so
 # two loads at once in one process (inline workers, tests) can leave a module
 # on meta ("Cannot copy out of meta tensor"). Loads and builds take turns.
@@ -313,12 +479,14 @@ _LOADING = threading.RLock()
 def build_tiny(data_dir: str | os.PathLike, *, arch: str = "sd", force: bool = False) -> Path:
     """Build a tiny random-weight preset under <data_dir>/models/ (once; seeded, so deterministic).
 
-    arch "sd" (the `tiny` preset, SD1.5 layout) or "sdxl" (SDXL layout: two
-    text encoders, text_time conditioning; tests of the SDXL code path).
-    Writes a standard diffusers pipeline folder (unet, vae, text encoder(s),
-    tokenizer(s), scheduler, model_index.json), an IP-Adapter weight file in
-    the released layout and an OpenCLIP config + weights whose embedding dim
-    equals the IP-Adapter's image-embedding dim. Safe against concurrent
+    arch "sd" (the `tiny` preset, SD1.5 layout), "sdxl" (SDXL layout: two
+    text encoders, text_time conditioning), "flux" (FLUX.1's: a flux
+    transformer, CLIP and T5, 16-channel latents) or "sd3" (SD 3.5's: an
+    MMDiT, two CLIPs and T5), each for the tests of its family's code path.
+    Writes a standard diffusers pipeline folder (denoiser, vae, text encoders,
+    tokenizers, scheduler, model_index.json), for the UNet layouts an
+    IP-Adapter weight file in the released layout, and an OpenCLIP config +
+    weights whose embedding dim equals the IP-Adapter's image-embedding dim. Safe against concurrent
     builders: it builds in a private folder and renames it into place, and
     within one process builds take turns (seeding is global).
     """
@@ -327,14 +495,12 @@ def build_tiny(data_dir: str | os.PathLike, *, arch: str = "sd", force: bool = F
 
 
 def _build_tiny(data_dir: str | os.PathLike, arch: str, force: bool) -> Path:
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
     from safetensors.torch import save_file
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     import open_clip
 
-    if arch not in ("sd", "sdxl"):
-        raise ValueError(f"unknown tiny arch {arch!r}: use 'sd' or 'sdxl'")
+    if arch not in TINY_ARCHS:
+        raise ValueError(f"unknown tiny arch {arch!r}: use one of {', '.join(TINY_ARCHS)}")
     target = tiny_dir(data_dir, arch)
     if tiny_is_built(data_dir, arch) and not force:
         return target
@@ -342,71 +508,17 @@ def _build_tiny(data_dir: str | os.PathLike, arch: str, force: bool) -> Path:
     work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     try:
-        # 1. UNet: two levels, cross-attention on the lower one.
-        torch.manual_seed(0)
-        unet = _tiny_unet(arch)
-        # 2. VAE: four levels, so latents are 1/8 of the image per side as in SD.
-        torch.manual_seed(1)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(16, 16, 32, 32),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=128,
-        )
-        # 3. Text encoder(s) + a real CLIP tokenizer (offline, from open_clip's BPE file).
-        torch.manual_seed(2)
-        text_encoder = CLIPTextModel(_tiny_text_config())
-        vocab, merges = _clip_bpe_vocab()
-        tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges], model_max_length=77)
-        # 4. Scheduler: Euler ancestral with trailing timesteps, as few-step turbo models use.
-        scheduler = EulerAncestralDiscreteScheduler(
-            num_train_timesteps=1000,
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            timestep_spacing="trailing",
-            steps_offset=1,
-        )
-        if arch == "sd":
-            pipe = StableDiffusionPipeline(
-                vae=vae,
-                text_encoder=text_encoder,
-                tokenizer=tokenizer,
-                unet=unet,
-                scheduler=scheduler,
-                safety_checker=None,
-                feature_extractor=None,
-                image_encoder=None,
-                requires_safety_checker=False,
-            )
-        else:
-            torch.manual_seed(5)
-            text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config())
-            pipe = StableDiffusionXLPipeline(
-                vae=vae,
-                text_encoder=text_encoder,
-                text_encoder_2=text_encoder_2,
-                tokenizer=tokenizer,
-                tokenizer_2=tokenizer,
-                unet=unet,
-                scheduler=scheduler,
-                image_encoder=None,
-                feature_extractor=None,
-                force_zeros_for_empty_prompt=True,
-            )
+        # 1-4. The pipeline's modules (seeded), saved as a diffusers folder.
+        pipe = TINY_ARCHS[arch]()
         pipe.save_pretrained(work, safe_serialization=True)
 
-        # 5. IP-Adapter weights in the released file layout.
-        (work / TINY_IP_ADAPTER_SUBFOLDER).mkdir()
-        save_file(
-            {k: v.contiguous() for k, v in _tiny_ip_adapter_state_dict(unet, seed=3).items()},
-            str(work / TINY_IP_ADAPTER_SUBFOLDER / TINY_IP_ADAPTER_WEIGHT),
-        )
+        # 5. IP-Adapter weights in the released file layout (the UNet families' adapter).
+        if hasattr(pipe, "unet"):
+            (work / TINY_IP_ADAPTER_SUBFOLDER).mkdir()
+            save_file(
+                {k: v.contiguous() for k, v in _tiny_ip_adapter_state_dict(pipe.unet, seed=3).items()},
+                str(work / TINY_IP_ADAPTER_SUBFOLDER / TINY_IP_ADAPTER_WEIGHT),
+            )
 
         # 6. OpenCLIP: register the architecture, random seeded init, save weights.
         clip_dir = work / TINY_OPENCLIP_DIR
@@ -464,6 +576,29 @@ def tiny_sdxl_preset(data_dir: str | os.PathLike, **overrides) -> Preset:
     return Preset(**fields)
 
 
+def tiny_family_preset(data_dir: str | os.PathLike, family: str, **overrides) -> Preset:
+    """A preset for the tiny FLUX ("flux") or SD 3.5 ("sd3") build (tests): loaded like a real
+    preset of that family, from_pretrained on a local folder. Builds it if needed."""
+    root = build_tiny(data_dir, arch=family)
+    fields = dict(
+        name=f"tiny-{family}",
+        description=f"Tiny random-weight {family}-layout model (tests)",
+        kind=family,
+        base_repo=str(root),
+        variant=None,
+        openclip_model=TINY_OPENCLIP_MODEL,  # the taste space of the tests
+        openclip_pretrained=str(root / TINY_OPENCLIP_DIR / TINY_OPENCLIP_WEIGHT),
+        embed_dim=_TINY_EMBED_DIM,
+        base_size=128,
+        steps=2,
+        guidance_scale=3.0 if family == "sd3" else 0.0,  # sd3 exercises classifier-free guidance
+        upscale_strength=0.5,
+        licence="random weights (tests)",
+    )
+    fields.update(overrides)
+    return Preset(**fields)
+
+
 # ----------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------
@@ -480,21 +615,6 @@ def _dtype_kw() -> str:
 
 
 _DTYPE_KW = _dtype_kw()
-
-
-def _pipeline_classes(preset: Preset):
-    from diffusers import (
-        StableDiffusionImg2ImgPipeline,
-        StableDiffusionInpaintPipeline,
-        StableDiffusionPipeline,
-        StableDiffusionXLImg2ImgPipeline,
-        StableDiffusionXLInpaintPipeline,
-        StableDiffusionXLPipeline,
-    )
-
-    if preset.kind == "sdxl":
-        return StableDiffusionXLPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline
-    return StableDiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 
 
 def _sources(preset: Preset, data_dir: str | os.PathLike) -> dict[str, Any]:
@@ -558,16 +678,95 @@ def _unet_override(preset: Preset, dtype: torch.dtype):
     return unet.to(dtype)
 
 
-def _from_single_file(pipeline_cls, preset: Preset, kwargs: dict[str, Any]):
-    """A single-file checkpoint (original SD layout), converted by diffusers against the
-    diffusers configs in preset.config_repo (a hub id, cached on first use, or a folder)."""
+def _from_single_file(family: Family, pipeline_cls, preset: Preset, kwargs: dict[str, Any]):
+    """A single-file checkpoint, converted by diffusers against the diffusers configs in
+    preset.config_repo (a hub id, cached on first use, or a folder). SD 1.5 and SDXL files hold
+    the whole pipeline; a FLUX or SD 3.5 file (.safetensors or .gguf) is read for its transformer
+    and the rest comes from the config repo."""
+    kwargs = dict(kwargs)
     try:
-        return pipeline_cls.from_single_file(preset.single_file, config=preset.config_repo, **kwargs)
+        transformer_cls = family.transformer_class()
+        if transformer_cls is None:
+            return pipeline_cls.from_single_file(preset.single_file, config=preset.config_repo, **kwargs)
+        quantization = kwargs.pop("quantization_config", None)
+        transformer = transformer_cls.from_single_file(
+            preset.single_file, config=preset.config_repo, subfolder="transformer",
+            quantization_config=_transformer_quantization(preset, kwargs[_DTYPE_KW]),
+            **{_DTYPE_KW: kwargs[_DTYPE_KW]},
+        )
+        if quantization is not None:
+            kwargs["quantization_config"] = quantization  # the T5's, if any
+        return pipeline_cls.from_pretrained(preset.config_repo, transformer=transformer, **kwargs)
     except (ValueError, KeyError, RuntimeError, OSError) as error:
         raise PresetLoadError(
             f"preset {preset.name!r}: could not load the checkpoint {preset.single_file} as a "
             f"{preset.kind} model (configs from {preset.config_repo}): {_first_line(error)}"
         ) from None
+
+
+# ----------------------------------------------------------------------------
+# Fitting the GPU: quantisation (diffusers' own support) and what it needs
+# ----------------------------------------------------------------------------
+
+
+def _is_gguf(preset: Preset) -> bool:
+    return bool(preset.single_file and preset.single_file.endswith(".gguf"))
+
+
+def fit_problem(preset: Preset, device: torch.device) -> str | None:
+    """Why this machine can't load the preset's quantised weights (None when it can): one line
+    for `--check` and for the worker at start."""
+    needs = []
+    if preset.quantize == "nf4":
+        if device.type != "cuda":
+            return (f"preset {preset.name!r}: quantize = \"nf4\" needs bitsandbytes on a CUDA GPU, and this worker "
+                    f"runs on {device.type}: use \"int8\" or \"fp8\" (torchao), or a .gguf checkpoint")
+        needs.append("bitsandbytes")
+    if preset.quantize in ("int8", "fp8"):
+        needs.append("torchao")
+    if _is_gguf(preset):
+        needs.append("gguf")
+    missing = [name for name in needs if importlib.util.find_spec(name) is None]
+    if missing:
+        what = f"quantize = \"{preset.quantize}\"" if preset.quantize else "a .gguf checkpoint"
+        return f"preset {preset.name!r}: {what} needs {', '.join(missing)}: pip install {' '.join(missing)}"
+    return None
+
+
+def _quant_configs(preset: Preset, dtype: torch.dtype) -> tuple[Any, Any]:
+    """(diffusers, transformers) quantisation configs for `preset.quantize`."""
+    import diffusers
+    import transformers
+
+    if preset.quantize == "nf4":
+        kw = dict(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+        return diffusers.BitsAndBytesConfig(**kw), transformers.BitsAndBytesConfig(**kw)
+    from torchao.quantization import Float8WeightOnlyConfig, Int8WeightOnlyConfig
+
+    weights = Int8WeightOnlyConfig() if preset.quantize == "int8" else Float8WeightOnlyConfig()
+    return diffusers.TorchAoConfig(weights), transformers.TorchAoConfig(weights)
+
+
+def _pipeline_quantization(preset: Preset, family: Family, dtype: torch.dtype):
+    """diffusers' PipelineQuantizationConfig: the denoiser and the T5 quantised (None: full precision)."""
+    if preset.quantize is None:
+        return None
+    from diffusers import PipelineQuantizationConfig
+
+    denoiser, text = _quant_configs(preset, dtype)
+    mapping = {name: denoiser if name == family.denoiser_name else text for name in family.quantized_components}
+    if preset.single_file and family.transformer_class() is not None:
+        mapping.pop(family.denoiser_name)  # quantised as it loads from its own file
+    return PipelineQuantizationConfig(quant_mapping=mapping) if mapping else None
+
+
+def _transformer_quantization(preset: Preset, dtype: torch.dtype) -> Any:
+    """The quantisation a single-file transformer loads with: GGUF's own, or `quantize`'s."""
+    if _is_gguf(preset):
+        from diffusers import GGUFQuantizationConfig
+
+        return GGUFQuantizationConfig(compute_dtype=dtype)
+    return _quant_configs(preset, dtype)[0] if preset.quantize else None
 
 
 def _scheduler(preset: Preset, config):
@@ -580,7 +779,7 @@ def _scheduler(preset: Preset, config):
 
 
 def _fuse_loras(pipe, preset: Preset) -> None:
-    """Load each LoRA, fuse them at their weights, then drop the adapters."""
+    """Load each LoRA, fuse them at their weights, then drop the adapters (quantised weights: kept as adapters)."""
     names = []
     for i, lora in enumerate(preset.loras):
         name = f"lora{i}"
@@ -596,6 +795,8 @@ def _fuse_loras(pipe, preset: Preset) -> None:
             raise PresetLoadError(f"preset {preset.name!r}: the LoRA {where} matches no layer of this model")
         names.append(name)
     pipe.set_adapters(names, adapter_weights=[lora.weight for lora in preset.loras])
+    if preset.quantize or _is_gguf(preset):
+        return  # quantised weights can't take a fused LoRA: it stays an adapter (a little cost per step)
     pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
     pipe.unload_lora_weights()
 
@@ -646,24 +847,26 @@ def _load(
         torch.cuda.empty_cache()  # whatever a previous model left behind
     if preset.kind == "tiny":
         build_tiny(data_dir)
+    if (problem := fit_problem(preset, dev)) is not None:
+        raise PresetLoadError(problem)
     src = _sources(preset, data_dir)
     clip_name, clip_pretrained = src["openclip"]
     if clip_name == TINY_OPENCLIP_MODEL:
         register_tiny_openclip(Path(clip_pretrained).parent / f"{TINY_OPENCLIP_MODEL}.json")
-    txt2img_cls, img2img_cls, inpaint_cls = _pipeline_classes(preset)
+    family = family_for(preset)
+    txt2img_cls, img2img_cls, inpaint_cls = family.pipeline_classes()
 
     # 1. Diffusion pipeline (fp16 weight files are cast to `dtype`): a diffusers
-    #    folder or hub repo, or one single-file checkpoint read against its configs.
-    kwargs: dict[str, Any] = {_DTYPE_KW: dtype}
-    if preset.kind != "sdxl":
-        # The bot does its own moderation (banned words, allowed channels); the SD1.5
-        # safety checker would cost another CLIP model on the GPU.
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    #    folder or hub repo, or one single-file checkpoint read against its configs;
+    #    quantised as it loads when the preset asks (diffusers' PipelineQuantizationConfig).
+    kwargs: dict[str, Any] = {_DTYPE_KW: dtype, **family.load_kwargs()}
+    if (quantization := _pipeline_quantization(preset, family, dtype)) is not None:
+        kwargs["quantization_config"] = quantization
     unet = _unet_override(preset, dtype)
     if unet is not None:
         kwargs["unet"] = unet
     if preset.single_file:
-        pipe = _from_single_file(txt2img_cls, preset, kwargs)
+        pipe = _from_single_file(family, txt2img_cls, preset, kwargs)
     else:
         if preset.variant:
             kwargs["variant"] = preset.variant
@@ -678,7 +881,7 @@ def _load(
     # 3. IP-Adapter, loaded once; the image encoder is OpenCLIP (step 5), not CLIPVision.
     #    An adapter trained on another encoder is never loaded: no personalization.
     ip_embed_dim = None
-    has_ip = bool(ip_adapter and src["ip_adapter"] and preset.has_ip_adapter)
+    has_ip = bool(ip_adapter and src["ip_adapter"] and preset.has_ip_adapter and family.has_ip_adapter)
     if has_ip:
         repo, subfolder, weight = src["ip_adapter"]
         try:
@@ -691,19 +894,29 @@ def _load(
         pipe.set_ip_adapter_scale(0.0)
         ip_embed_dim = int(pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features)
 
-    # 4. Device; img2img and inpaint share every component (from_pipe casts them to fp32
-    #    unless told the dtype, which would change `pipe` too); memory format; compile.
-    #    A plain 4-channel UNet inpaints by blending the known latents back at each step.
-    pipe.to(dev)
-    img2img = img2img_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
-    inpaint = inpaint_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
+    # 4. img2img and inpaint share every component (from_pipe casts them to fp32 unless
+    #    told the dtype, which would change `pipe` too); a plain denoiser inpaints by
+    #    blending the known latents back at each step. Then the device, or CPU offload
+    #    (each pipeline's hooks; they share the modules); memory format; compile.
+    if preset.quantize or _is_gguf(preset):  # from_pipe casts every module, which quantised ones refuse
+        img2img, inpaint = img2img_cls(**pipe.components), inpaint_cls(**pipe.components)
+    else:
+        img2img = img2img_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
+        inpaint = inpaint_cls.from_pipe(pipe, **{_DTYPE_KW: dtype})
     for p in (pipe, img2img, inpaint):
         p.set_progress_bar_config(disable=True)
+        if dev.type == "cuda" and preset.offload == "model":
+            p.enable_model_cpu_offload(device=dev)
+        elif dev.type == "cuda" and preset.offload == "sequential":
+            p.enable_sequential_cpu_offload(device=dev)
+    if dev.type != "cuda" or preset.offload == "none":
+        pipe.to(dev)
     if dev.type == "cuda":
-        pipe.unet.to(memory_format=torch.channels_last)
+        if family.denoiser_name == "unet":
+            pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
         if compile:
-            pipe.unet.compile()  # in place: img2img and inpaint share this module
+            family.denoiser(pipe).compile()  # in place: img2img and inpaint share this module
 
     # 5. OpenCLIP embedder (the taste space; the same space the IP-Adapter reads).
     embedder = Embedder.load(clip_name, clip_pretrained, device=dev)
@@ -717,6 +930,7 @@ def _load(
     log.info("loaded preset %s on %s (%s) in %.1f s", preset.name, dev, dtype, seconds)
     return Loaded(
         preset=preset,
+        family=family,
         pipe=pipe,
         img2img=img2img,
         inpaint=inpaint,
@@ -743,22 +957,6 @@ def release(loaded: Loaded | None) -> None:
 # What is present locally (python -m engine.worker --check); never downloads
 # ----------------------------------------------------------------------------
 
-_TOKENIZER_FILES = ("vocab.json", "tokenizer.json")
-_COMPONENTS = {
-    # component -> (config file(s), weight stem or None for tokenizers/schedulers)
-    "unet": (("config.json",), "diffusion_pytorch_model"),
-    "vae": (("config.json",), "diffusion_pytorch_model"),
-    "text_encoder": (("config.json",), "model"),
-    "tokenizer": (_TOKENIZER_FILES, None),
-    "scheduler": (("scheduler_config.json",), None),
-}
-_SDXL_COMPONENTS = {
-    **_COMPONENTS,
-    "text_encoder_2": (("config.json",), "model"),
-    "tokenizer_2": (_TOKENIZER_FILES, None),
-}
-
-
 def _cached(repo: str, filename: str) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
@@ -778,8 +976,9 @@ def _check_files(name: str, repo: str, alternatives: list[str]) -> CheckItem:
     return CheckItem(name, False, f"missing: {repo}/{alternatives[0]}")
 
 
-def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[CheckItem]:
-    """What a preset needs and whether it is present locally. Never downloads."""
+def check(preset: Preset | str, data_dir: str | os.PathLike = "data", device: str = "auto") -> list[CheckItem]:
+    """What a preset needs and whether it is present locally (and whether this machine can
+    load its quantised weights on `device`). Never downloads."""
     if isinstance(preset, str):
         preset = get_preset(preset)
     if preset.kind == "tiny":
@@ -789,11 +988,19 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
         return [CheckItem("tiny model", built, detail)]
 
     items: list[CheckItem] = []
+    family = family_for(preset)
     if preset.single_file:
         items.append(_check_local("checkpoint", preset.single_file))
-        items.append(_check_files("checkpoint configs", preset.config_repo, ["model_index.json"]))
+        if family.transformer_class() is None:
+            items.append(_check_files("checkpoint configs", preset.config_repo, ["model_index.json"]))
+        else:  # the transformer's file: the rest of the pipeline comes from the config repo
+            items.extend(_check_diffusers(preset, family, preset.config_repo, weightless=family.denoiser_name))
     else:
-        items.extend(_check_diffusers(preset))
+        items.extend(_check_diffusers(preset, family, preset.base_repo))
+    if preset.quantize or _is_gguf(preset):
+        problem = fit_problem(preset, resolve_device(device))
+        what = f"{preset.quantize or 'gguf'}: {', '.join(family.quantized_components)}"
+        items.append(CheckItem("quantize", problem is None, problem or what))
     if preset.unet_repo and preset.unet_weight:
         sub = f"{preset.unet_subfolder}/" if preset.unet_subfolder else ""
         items.append(_check_files("unet weights", preset.unet_repo, [sub + preset.unet_weight]))
@@ -812,9 +1019,9 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
         items.append(_check_files("ip_adapter", preset.ip_adapter_repo, [path]))
     elif preset.ip_adapter_repo:
         items.append(CheckItem("ip_adapter", True, f"not loaded: trained on {preset.ip_adapter_encoder}, "
-                               f"not {preset.openclip_model} (no personalization)"))
+                               f"not {preset.openclip_model} (--p by style words)"))
     else:
-        items.append(CheckItem("ip_adapter", True, "none (no personalization)"))
+        items.append(CheckItem("ip_adapter", True, "none (--p by style words)"))
     items.append(_check_openclip(preset))
     items.append(_check_openclip_weights("describe captioner", *CAPTIONER))
     return items
@@ -825,12 +1032,13 @@ def _check_local(name: str, path: str) -> CheckItem:
     return CheckItem(name, present, path if present else f"missing: {path}")
 
 
-def _check_diffusers(preset: Preset) -> list[CheckItem]:
-    """A diffusers folder or hub repo: model_index, and each component's config and weights."""
-    repo = preset.base_repo
+def _check_diffusers(preset: Preset, family: Family, repo: str, weightless: str = "") -> list[CheckItem]:
+    """A diffusers folder or hub repo: model_index, and each of the family's components' config and
+    weights (whole or sharded; `weightless`: a component whose weights come from elsewhere)."""
     items = [_check_files("model_index", repo, ["model_index.json"])]
-    components = _SDXL_COMPONENTS if preset.kind == "sdxl" else _COMPONENTS
-    for comp, (config, stem) in components.items():
+    for comp, (config, stem) in family.components.items():
+        if comp == weightless:
+            stem = None
         if comp == "unet" and preset.unet_repo and not preset.unet_weight:
             sub = f"{preset.unet_subfolder}/" if preset.unet_subfolder else ""
             comp_repo, prefix = preset.unet_repo, sub
@@ -838,9 +1046,9 @@ def _check_diffusers(preset: Preset) -> list[CheckItem]:
             comp_repo, prefix = repo, f"{comp}/"
         items.append(_check_files(f"{comp} config" if stem else comp, comp_repo, [prefix + c for c in config]))
         if stem and not (comp == "unet" and preset.unet_weight):
-            names = [f"{prefix}{stem}.safetensors"]
+            names = [f"{prefix}{stem}.safetensors", f"{prefix}{stem}.safetensors.index.json"]
             if preset.variant:
-                names.insert(0, f"{prefix}{stem}.{preset.variant}.safetensors")
+                names[:0] = [f"{prefix}{stem}.{preset.variant}.safetensors", f"{prefix}{stem}.safetensors.index.{preset.variant}.json"]
             items.append(_check_files(f"{comp} weights", comp_repo, names))
     return items
 

@@ -11,9 +11,9 @@ loaded through exactly the same from_pretrained / load_ip_adapter /
 open_clip.create_model_and_transforms calls as a real preset.
 
 Owners add presets in a TOML file (`presets.toml` in the data directory, or
-the file `TASTEMAKER_PRESETS` names): a hub repo or a single-file
-`.safetensors` checkpoint, LoRAs, sampling settings, the IP-Adapter and the
-taste calibration. `load_presets(settings)` reads and validates it (pydantic;
+the file `TASTEMAKER_PRESETS` names): a family (`pipeline`: sdxl, sd15, flux,
+sd3), a hub repo or a single-file checkpoint, LoRAs, quantisation and
+offload, sampling settings, the IP-Adapter and the taste calibration. `load_presets(settings)` reads and validates it (pydantic;
 every error names the preset, the field and the problem) and installs the
 merged registry in `PRESETS`, so `get_preset` and `--v` know file presets in
 every process that called it: the bot at start (bot/resources.py) and each
@@ -35,7 +35,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-PipelineKind = Literal["sdxl", "sd15", "tiny"]
+PipelineKind = Literal["sdxl", "sd15", "flux", "sd3", "tiny"]
+# Quantised weights (diffusers' own support): nf4 = bitsandbytes 4-bit (CUDA), int8 and
+# fp8 = torchao weight-only; a .gguf checkpoint comes quantised already.
+Quantize = Literal["nf4", "int8", "fp8"]
+# CPU offload (diffusers): "model" moves each component to the GPU while it runs,
+# "sequential" streams layer by layer (least memory, slowest).
+Offload = Literal["none", "model", "sequential"]
+# The families whose transformer single files and GGUF files diffusers loads (engine/families).
+TRANSFORMER_FAMILIES = ("flux", "sd3")
 
 # The tiny preset's OpenCLIP architecture name, registered with open_clip at
 # load time from the config that build_tiny writes.
@@ -97,6 +105,10 @@ class Preset:
     # weights: bench/steer_bench.py --preset NAME on a GPU prints the values to set.
     taste_tau_max: float = 3.0
     taste_lambda_max: float = 0.8
+    # Fitting the GPU: quantised denoiser (and T5) weights, CPU offload.
+    quantize: Quantize | None = None
+    offload: Offload = "none"
+    licence: str = ""  # the weights' licence, named by `make check`
     source: str = "built-in"  # or the presets file it came from
 
     @property
@@ -107,18 +119,40 @@ class Preset:
     @property
     def has_ip_adapter(self) -> bool:
         """An IP-Adapter is loaded: only one trained on the embedder's space is."""
-        return self.kind == "tiny" or (self.ip_adapter_repo is not None and self.personalizes)
+        return self.kind == "tiny" or (self.ip_adapter_repo is not None and self.reads_images)
 
     @property
-    def personalizes(self) -> bool:
-        """--p and --sref steer this preset: its IP-Adapter reads the taste space."""
+    def reads_images(self) -> bool:
+        """Its IP-Adapter reads the taste space: --p steers through it, and image prompts,
+        /blend and --sref links work."""
         if self.kind == "tiny":
             return True
         return self.ip_adapter_repo is not None and self.ip_adapter_encoder == self.openclip_model
 
+    @property
+    def steering(self) -> Literal["adapter", "words"]:
+        """How --p steers (docs/ARCHITECTURE.md "Steering on every family"): through the
+        IP-Adapter where it reads the taste space, else by the taste's style words in the prompt.
+        --q 2's best-of-n by the member's scorer works on both."""
+        return "adapter" if self.reads_images else "words"
+
+    @property
+    def can_tile(self) -> bool:
+        """--tile pads the UNet's and VAE's convolutions circularly: the transformer families have no UNet."""
+        return self.kind not in TRANSFORMER_FAMILIES
+
+    def gpu_estimate(self) -> GpuEstimate:
+        """The GPU memory this preset needs as configured (an estimate: see GpuEstimate)."""
+        return estimate_gpu(self)
+
 
 SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 SD15_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+FLUX_SCHNELL = "black-forest-labs/FLUX.1-schnell"
+SD35_LARGE = "stabilityai/stable-diffusion-3.5-large"
+# Where a single file's other parts and configs come from, per family (`config` overrides):
+# a flux or sd3 checkpoint is the transformer alone, the rest (text encoders, VAE) comes from here.
+FAMILY_BASES = {"sdxl": SDXL_BASE, "sd15": SD15_BASE, "flux": FLUX_SCHNELL, "sd3": SD35_LARGE}
 # The plain ViT-H IP-Adapters, per pipeline kind: (repo, subfolder, weight file).
 VIT_H_IP_ADAPTERS = {
     "sdxl": ("h94/IP-Adapter", "sdxl_models", "ip-adapter_sdxl_vit-h.safetensors"),
@@ -149,6 +183,7 @@ BUILTIN_PRESETS: tuple[Preset, ...] = (
         upscale_strength=0.3,
         taste_tau_max=3.0,
         taste_lambda_max=0.7,
+        licence="CreativeML Open RAIL++-M (SDXL base and SDXL-Lightning)",
     ),
     Preset(
         name="fast",
@@ -162,6 +197,7 @@ BUILTIN_PRESETS: tuple[Preset, ...] = (
         upscale_strength=0.3,
         taste_tau_max=3.0,
         taste_lambda_max=0.7,
+        licence="Stability AI SDXL Turbo licence (limits commercial use)",
     ),
     Preset(
         name="sd15",
@@ -176,6 +212,23 @@ BUILTIN_PRESETS: tuple[Preset, ...] = (
         upscale_strength=0.35,
         taste_tau_max=3.0,
         taste_lambda_max=0.8,
+        licence="CreativeML Open RAIL-M",
+    ),
+    Preset(
+        name="flux-schnell",
+        description="FLUX.1 [schnell]: 12 B rectified-flow transformer, 4 steps without guidance, 1024 px, int8",
+        kind="flux",
+        base_repo=FLUX_SCHNELL,
+        variant=None,  # the repo ships bf16 weights only
+        ip_adapter_repo=None,  # no IP-Adapter reads ViT-H: --p steers by style words (and --q 2)
+        base_size=1024,
+        steps=4,
+        guidance_scale=0.0,
+        upscale_strength=0.3,
+        taste_tau_max=3.0,
+        taste_lambda_max=0.5,  # the weight of the taste's style words in the prompt at s = 1000
+        quantize="int8",  # transformer and T5 in int8 (torchao): fits a 24 GB GPU
+        licence="Apache-2.0",
     ),
     Preset(
         name="tiny",
@@ -212,6 +265,64 @@ def _registry(presets: list[Preset] | tuple[Preset, ...]) -> dict[str, Preset]:
 # The registry of this process: the built-ins, plus the owner's file once
 # load_presets() ran. Updated in place, so `from engine.presets import PRESETS` sees it.
 PRESETS: dict[str, Preset] = _registry(BUILTIN_PRESETS)
+
+
+# ----------------------------------------------------------------------------
+# GPU memory, estimated (make check, the README's sizing table)
+# ----------------------------------------------------------------------------
+
+# Billions of parameters of each family's reference architecture (FLUX.1, SD 3.5 Large,
+# SDXL, SD 1.5). "denoiser" and "t5" are what `quantize` quantises.
+FAMILY_PARAMS: dict[str, dict[str, float]] = {
+    "sd15": {"denoiser": 0.86, "text": 0.12, "vae": 0.08},
+    "sdxl": {"denoiser": 2.57, "text": 0.82, "vae": 0.08},
+    "flux": {"denoiser": 11.9, "t5": 4.76, "text": 0.12, "vae": 0.08},
+    "sd3": {"denoiser": 8.06, "t5": 4.76, "text": 0.82, "vae": 0.08},
+}
+BYTES_PER_PARAM = {None: 2.0, "int8": 1.0, "fp8": 1.0, "nf4": 0.56}  # bf16; nf4 with its block scales
+OPENCLIP_GB = 2.0  # ViT-H-14 in fp16: the taste space, always resident
+IP_ADAPTER_GB = 0.7
+# Activations and the VAE decode of a 2x2 grid at the preset's base size (1024 px for the big ones).
+WORKING_GB = {"sd15": 1.5, "sdxl": 3.0, "flux": 5.0, "sd3": 4.0}
+
+
+@dataclass(frozen=True)
+class GpuEstimate:
+    """Estimated GPU memory of a preset as configured: weights by parameter count and
+    dtype, plus the working memory of a 2x2 grid. Estimates until bench/gpu_check.py
+    measures the family on a GPU."""
+
+    parts: tuple[tuple[str, float], ...]  # (component, GB resident at the peak)
+    working_gb: float
+
+    @property
+    def total_gb(self) -> float:
+        return sum(gb for _, gb in self.parts) + self.working_gb
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{name} {gb:.1f}" for name, gb in self.parts)
+        return f"≈ {self.total_gb:.0f} GB ({parts}, working {self.working_gb:.1f})"
+
+
+def estimate_gpu(preset: Preset) -> GpuEstimate:
+    family = "sd15" if preset.kind == "tiny" else preset.kind
+    params = FAMILY_PARAMS[family]
+    weights = {}
+    for part, billions in params.items():
+        quantised = preset.quantize if part in ("denoiser", "t5") else None
+        weights[part] = billions * BYTES_PER_PARAM[quantised]
+    if preset.single_file and preset.single_file.endswith(".gguf") and os.path.isfile(preset.single_file):
+        weights["denoiser"] = os.path.getsize(preset.single_file) / 1e9  # GGUF stays quantised on the GPU
+    if preset.offload == "model":  # one component on the GPU at a time: the largest counts
+        biggest = max(weights, key=weights.get)
+        weights = {f"{biggest} (offloaded: the largest at a time)": weights[biggest]}
+    elif preset.offload == "sequential":  # layers stream through: about one block at a time
+        weights = {"streamed layers": 0.5}
+    parts = [(name, gb) for name, gb in weights.items()]
+    parts.append(("OpenCLIP ViT-H", OPENCLIP_GB))
+    if preset.has_ip_adapter and preset.kind != "tiny":
+        parts.append(("IP-Adapter", IP_ADAPTER_GB))
+    return GpuEstimate(parts=tuple(parts), working_gb=WORKING_GB[family])
 
 
 class UnknownPresetError(KeyError):
@@ -295,10 +406,15 @@ class PresetEntry(_Strict):
     """One `[presets.NAME]` table."""
 
     description: str = ""
-    pipeline: Literal["sdxl", "sd15"] = "sdxl"
+    pipeline: Literal["sdxl", "sd15", "flux", "sd3"] = "sdxl"
     repo: str | None = Field(None, description="a hub id or local diffusers folder")
-    checkpoint: str | None = Field(None, description="a single-file .safetensors checkpoint")
+    checkpoint: str | None = Field(
+        None, description="a single-file .safetensors checkpoint (flux, sd3: the transformer's, or a .gguf file)"
+    )
     config: str | None = Field(None, description="diffusers configs for a single file (hub id or local folder)")
+    quantize: Quantize | None = None
+    offload: Offload = "none"
+    licence: str | None = Field(None, max_length=200, description="the weights' licence, named by make check")
     variant: str | None = None
     loras: list[LoraEntry] = []
     steps: int = Field(30, ge=1, le=150)
@@ -307,7 +423,8 @@ class PresetEntry(_Strict):
     scheduler_options: dict[str, str | int | float | bool] = {}
     base_size: int = Field(1024, ge=256, le=2048, multiple_of=64)
     upscale_strength: float = Field(0.3, gt=0, le=1)
-    ip_adapter: IpAdapterEntry | bool = True  # true: the pipeline's ViT-H adapter; false: none
+    # true: the family's ViT-H adapter (sdxl, sd15; the default there); false: none (the default for flux, sd3)
+    ip_adapter: IpAdapterEntry | bool | None = None
     taste: TasteEntry = TasteEntry()
 
     @field_validator("scheduler")
@@ -328,10 +445,35 @@ class PresetEntry(_Strict):
         return self
 
 
+# Each problem of a family's fields: (field, message); every one is reported, one line each.
+def _family_problems(entry: PresetEntry) -> list[tuple[str, str]]:
+    problems = []
+    transformer = entry.pipeline in TRANSFORMER_FAMILIES
+    if transformer and entry.ip_adapter not in (None, False):
+        problems.append(("ip_adapter", f"no IP-Adapter for {entry.pipeline} reads the taste space (OpenCLIP "
+                                       "ViT-H): leave it out; --p steers this family by style words"))
+    if transformer and not entry.licence:
+        problems.append(("licence", f"name the weights' licence for `make check` (a {entry.pipeline} model's is "
+                                    "its own: FLUX.1 [dev] and its fine-tunes are non-commercial, SD 3.5 is under "
+                                    "the Stability AI Community License)"))
+    if entry.quantize is not None and not transformer:
+        problems.append(("quantize", f"quantised weights are for the flux and sd3 families; {entry.pipeline} "
+                                     "fits a GPU in bf16 (README: GPU sizing)"))
+    gguf = entry.checkpoint is not None and entry.checkpoint.endswith(".gguf")
+    if gguf and not transformer:
+        problems.append(("checkpoint", f"a .gguf file loads as a flux or sd3 transformer, not as {entry.pipeline}"))
+    if gguf and entry.quantize is not None:
+        problems.append(("quantize", "a .gguf checkpoint is quantised already: leave `quantize` out"))
+    return problems
+
+
 def _safetensors_problem(path: Path) -> str | None:
-    """Why `path` is not a readable .safetensors file (None if it is), without torch."""
+    """Why `path` is not a readable .safetensors file (or .gguf file; None if it is), without torch."""
     if not path.is_file():
         return "does not exist" if not path.exists() else "is not a file"
+    if path.suffix == ".gguf":
+        with path.open("rb") as f:
+            return None if f.read(4) == b"GGUF" else "is not a GGUF file (it does not start with GGUF)"
     try:
         with path.open("rb") as f:
             (size,) = struct.unpack("<Q", f.read(8))
@@ -380,9 +522,10 @@ def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
     config = entry.config
     if config is not None and (local := _resolve(config, base)).is_dir():
         config = str(local)
-    if entry.ip_adapter is True:
+    adapter = entry.ip_adapter if entry.ip_adapter is not None else entry.pipeline in VIT_H_IP_ADAPTERS
+    if adapter is True:
         ip = _vit_h(entry.pipeline) | {"ip_adapter_encoder": TASTE_OPENCLIP_MODEL}
-    elif entry.ip_adapter is False:
+    elif adapter is False:
         ip = {"ip_adapter_repo": None}
     else:
         ip = {
@@ -397,8 +540,8 @@ def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
         kind=entry.pipeline,
         base_repo=repo,
         single_file=single_file,
-        # A single file's configs: the owner's, else the base model of its pipeline kind.
-        config_repo=(config or (SDXL_BASE if entry.pipeline == "sdxl" else SD15_BASE)) if single_file else None,
+        # A single file's configs: the owner's, else the base model of its family.
+        config_repo=(config or FAMILY_BASES[entry.pipeline]) if single_file else None,
         variant=entry.variant,
         loras=loras,
         scheduler=entry.scheduler,
@@ -410,6 +553,9 @@ def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
         upscale_strength=entry.upscale_strength,
         taste_tau_max=entry.taste.tau_max,
         taste_lambda_max=entry.taste.lambda_max,
+        quantize=entry.quantize,
+        offload=entry.offload,
+        licence=entry.licence or "",
         source=str(file),
     )
 
@@ -455,7 +601,9 @@ def read_presets(file: str | os.PathLike) -> list[Preset]:
         except ValidationError as error:
             problems += _describe(error, where)
             continue
-        found = _file_problems(entry, file.parent)
+        found = _file_problems(entry, file.parent) + [
+            f"field `{field_}`: {message}" for field_, message in _family_problems(entry)
+        ]
         problems += [f"{where}, {problem}" for problem in found]
         if not found:
             presets.append(_to_preset(name, entry, file))

@@ -386,6 +386,23 @@ def explain(
     return toward, away
 
 
+# --p on a family whose IP-Adapter can't read the taste (FLUX, SD 3.5): this many of its style words.
+TASTE_WORDS = 3
+
+
+async def taste_words(db: aiosqlite.Connection, taste: Taste, s: float, preset_name: str) -> tuple[list[str], float]:
+    """The style words a taste leans toward most (explain's ranking of the rank pool's style words,
+    embedded in the same space as the basis) and their weight in the prompt, the preset's lambda(s):
+    how --p steers a family without a taste-space IP-Adapter. ([], 0.0) at s = 0 or without words."""
+    if s == 0:
+        return [], 0.0
+    words, embeddings = await q.style_words(db, taste.preset)
+    toward, _ = explain(taste.w, taste.basis, words, embeddings, n=TASTE_WORDS)
+    if not toward:
+        return [], 0.0
+    return toward, calibration_for(preset_name).scale(s)
+
+
 def normalize_code(code: str) -> str:
     return code.strip().strip("`").lower()
 

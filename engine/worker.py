@@ -358,11 +358,12 @@ class InlineWorker:
         self._thread.join(timeout)
 
 
-def check(preset: str, data_dir: Path) -> int:
+def check(preset: str, data_dir: Path, device: str = "auto") -> int:
     """Print what `preset` and every preset of the owner's file need, and whether it is
-    on disk (never downloads). 1 when something is missing."""
+    on disk (never downloads), with each one's licence, how --p steers it and its estimated
+    GPU memory. 1 when something is missing (or this machine can't load its quantised weights)."""
     from engine import models
-    from engine.presets import PRESETS, get_preset
+    from engine.presets import PRESETS, TINY_OPENCLIP_MODEL, get_preset
 
     names = [get_preset(preset).name] + sorted(
         {p.name for p in PRESETS.values() if p.source != "built-in"} - {get_preset(preset).name}
@@ -371,9 +372,15 @@ def check(preset: str, data_dir: Path) -> int:
     for name in names:
         p = get_preset(name)
         where = "" if p.source == "built-in" else f" (from {p.source})"
-        steer = "" if p.personalizes else "; runs without personalization (its IP-Adapter doesn't read ViT-H)"
-        print(f"preset {name}{where}: {p.description}{steer}")
-        items = models.check(p, data_dir)
+        print(f"preset {name}{where}: {p.description}")
+        print(f"  licence: {p.licence or 'not named (add `licence = ...` to its preset)'}")
+        steer = ("its ViT-H IP-Adapter" if p.steering == "adapter" else
+                 "the taste's style words (no IP-Adapter reads ViT-H: image prompts, /blend and --sref links refused)")
+        print(f"  --p steers through {steer}; --q 2 keeps the best of 8 by the member's taste")
+        if p.kind != "tiny" and p.openclip_model != TINY_OPENCLIP_MODEL:
+            offload = f", offload {p.offload}" if p.offload != "none" else ""
+            print(f"  GPU memory, estimated ({p.quantize or 'bf16'}{offload}): {p.gpu_estimate().describe()}")
+        items = models.check(p, data_dir, device)
         width = max(len(item.name) for item in items)
         for item in items:
             mark = "ok     " if item.present else "MISSING"
@@ -414,7 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.check:
-        return check(args.preset, args.data_dir)
+        return check(args.preset, args.data_dir, args.device)
+    from engine.models import fit_problem, resolve_device
+
+    if (problem := fit_problem(get_preset(args.preset), resolve_device(args.device))) is not None:
+        print(f"error: {problem}", file=sys.stderr)  # quantised weights this machine can't load: before the queue
+        return 2
     try:
         return asyncio.run(_serve(args))
     except ValueError as error:  # a queue URL or path that won't get better: one line, no traceback

@@ -206,8 +206,9 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         await members.update_guild(self.bot.db, interaction.guild_id, default_model=name)
         shown = f"`{name}`" if name else f"the bot's default, `{self.bot.settings.model}`"
         text = f"Prompts without `--v` now use {shown}."
-        if name and not get_preset(name).personalizes:
-            text += " It runs without personalization: `--p` and `--sref` won't apply to it."
+        if name and get_preset(name).steering != "adapter":
+            text += (" It has no IP-Adapter for images: `--p` steers it by your taste's style words, and image "
+                     "prompts, `/blend` and `--sref` links are refused on it.")
         await interaction.response.send_message(text, ephemeral=True)
 
     @model_default.autocomplete("name")
@@ -221,7 +222,7 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         for name in preset_names():
             p = get_preset(name)
             marks = " · **this server's default**" if name == get_preset(default).name else ""
-            marks += "" if p.personalizes else " · no personalization"
+            marks += "" if p.steering == "adapter" else " · `--p` by style words, no image prompts"
             lines.append(f"`{name}` {p.description}{marks}")
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 

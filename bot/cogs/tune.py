@@ -58,15 +58,13 @@ class TunePrepared(Prepared):
 
 async def tune_preset(bot: Tastemaker) -> Preset:
     """The model that draws the tune: the rank pool's (its renders must be embedded in the
-    basis's space), or the bot's when that one is gone; it must personalize. UserError otherwise."""
+    basis's space), or the bot's when that one is gone. UserError otherwise."""
     found = await profiles.current_basis(bot.db)
     if found is None:
         raise UserError(f"A style tune is read against the rank pool, and there is none yet. {profiles.NO_POOL_MESSAGE}")
     basis, name = found
     for candidate in (PRESETS.get(name), PRESETS.get(bot.settings.model)):
         if candidate is not None and candidate.embed_dim == basis.d:
-            if not candidate.personalizes:
-                raise UserError(f"The model `{candidate.name}` can't be personalized, so it can't be tuned.")
             return get_preset(candidate.name)
     raise UserError(
         "The rank pool was built with an image model this bot no longer runs, so tunes can't be read against it. "

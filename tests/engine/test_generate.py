@@ -23,13 +23,13 @@ def test_presets_are_pure_data_and_name_the_real_models():
     assert "tiny" in out
     assert DEFAULT_PRESET in PRESETS and PRESETS[DEFAULT_PRESET].kind == "sdxl"
     for p in PRESETS.values():
-        if p.kind != "tiny":
-            assert p.base_repo and p.ip_adapter_repo and "plus" not in p.ip_adapter_weight
+        if p.kind != "tiny":  # the UNet families with their plain ViT-H adapter; FLUX steers by style words
+            assert p.base_repo and (p.ip_adapter_repo or p.kind == "flux") and "plus" not in p.ip_adapter_weight
             assert (p.openclip_model, p.openclip_pretrained, p.embed_dim) == ("ViT-H-14", "laion2b_s32b_b79k", 1024)
     tiny = get_preset("tiny")
     assert tiny.uses_cfg and tiny.steps <= 4 and tiny.base_size == 128
     assert not get_preset(DEFAULT_PRESET).uses_cfg
-    with pytest.raises(KeyError, match="fast, sd15, sdxl-lightning, tiny"):
+    with pytest.raises(KeyError, match="fast, flux-schnell, sd15, sdxl-lightning, tiny"):
         get_preset("nope")
 
 

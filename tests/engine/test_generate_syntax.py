@@ -112,7 +112,7 @@ def test_stop_decodes_the_schedulers_estimate_not_the_noisy_latents(engine, gen)
     engine.load()
     stopped = gen.imagine(engine, seed=5, count=1, stop=50)
     real = generate._x0_estimate
-    generate._x0_estimate = lambda scheduler, out: None  # what a scheduler without an estimate does
+    generate._x0_estimate = lambda scheduler, out, inputs: None  # what a scheduler without an estimate does
     try:
         noisy = gen.imagine(engine, seed=5, count=1, stop=50)
     finally:
