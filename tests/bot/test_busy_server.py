@@ -25,7 +25,7 @@ from engine.worker import InlineWorker
 from gpu_double import GPUDouble
 from tests.bot.conftest import acknowledge_user_errors, private_reply, run_until
 from tests.bot.test_imagine import buttons, finished, job_message
-from tests.bot.test_sref import allow_loopback
+from tests.bot.test_sref import allow_loopback, local_server
 
 DEFAULT_PRESET = {"TASTEMAKER_WORKERS": "0", "TASTEMAKER_MODEL": "sdxl-lightning"}
 MiB = 2**20
@@ -184,17 +184,8 @@ async def slow_image_server(delay_s: float):
             return web.Response(body=out.getvalue(), content_type="image/png")
         return web.Response(text="<html>a page</html>", content_type="text/html")
 
-    app = web.Application()
-    app.router.add_get("/{name}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with local_server(serve) as base:
+        yield base
 
 
 @pytest.mark.parametrize("bot_overrides", [{"TASTEMAKER_WORKERS": "0"}])

@@ -55,6 +55,13 @@ async def image_server():
             raise web.HTTPFound("/style.png")
         raise web.HTTPNotFound()
 
+    async with local_server(serve) as base:
+        yield base
+
+
+@asynccontextmanager
+async def local_server(serve):
+    """http://127.0.0.1:PORT answering GET /{name} with `serve`; yields its base URL."""
     app = web.Application()
     app.router.add_get("/{name}", serve)
     runner = web.AppRunner(app)
