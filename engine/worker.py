@@ -229,10 +229,11 @@ class Worker:
         #    rather than in the bot; then hand the result back (the queue refuses it if we lost the lease).
         try:
             post = await asyncio.to_thread(posting.for_result, job, result)
+            clips = await asyncio.to_thread(posting.clips_for_result, job, result)
         except Exception:  # the bot makes it then: never lose a result over its preview
             log.exception("job %s: could not make its post; the bot will", job.id)
-            post = None
-        result = result.model_copy(update={"worker": self.worker_id, "post": post})
+            post, clips = None, []
+        result = result.model_copy(update={"worker": self.worker_id, "post": post, "post_clips": clips})
         self._count(True)
         if await self.queue.complete(job.id, self.worker_id, result):
             log.info("job %s done in %.2fs", job.id, time.perf_counter() - started)
