@@ -288,3 +288,31 @@ def _decode(data: bytes, name: str) -> Image.Image:
         return decode_image(data)
     except ImageDecodeError as error:
         raise JobError(f"{name}: {error}", retryable=False) from None
+
+
+def check(preset: Preset, data_dir: str | os.PathLike) -> list:
+    """What Animate needs for this preset and whether it is here (python -m engine.worker --check); never downloads."""
+    from engine import h264
+    from engine.models import CheckItem, _cached, _check_files
+
+    where = h264.available()
+    items = [CheckItem("openh264 (MP4 clips)", where is not None, where or "missing: apt-get install libopenh264-7")]
+    model = preset.video
+    if model is None:
+        return items + [CheckItem("video model", True, "none (Animate is off for this preset)")]
+    if model.repo == TINY_VIDEO:
+        built = (tiny_video_dir(data_dir) / "BUILT").exists()
+        return items + [CheckItem("tiny video model", built, str(tiny_video_dir(data_dir)) if built else "built on first use")]
+    items.append(_check_files("video model_index", model.repo, ["model_index.json"]))
+    for component, index in (("transformer", "diffusion_pytorch_model"), ("transformer_2", "diffusion_pytorch_model"),
+                              ("text_encoder", "model"), ("vae", "diffusion_pytorch_model")):
+        found = _check_files(f"video {component}", model.repo,
+                             [f"{component}/{index}.safetensors.index.json", f"{component}/{index}.safetensors"])
+        if found.present and found.detail.endswith(".index.json"):  # sharded: every shard it names
+            shards = sorted(set(json.loads(Path(found.detail).read_text())["weight_map"].values()))
+            missing = [s for s in shards if not (os.path.isdir(model.repo) and (Path(model.repo) / component / s).is_file())
+                       and not _cached(model.repo, f"{component}/{s}")]
+            found = CheckItem(found.name, not missing, f"missing: {len(missing)} of {len(shards)} shards" if missing
+                              else f"{len(shards)} shards in {Path(found.detail).parent}")
+        items.append(found)
+    return items
