@@ -786,7 +786,7 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
         root = tiny_dir(data_dir)
         built = tiny_is_built(data_dir)
         detail = str(root) if built else f"not built yet: {root} (built on first load)"
-        return [CheckItem("tiny model", built, detail), *_check_video(preset, data_dir)]
+        return [CheckItem("tiny model", built, detail)]
 
     items: list[CheckItem] = []
     if preset.single_file:
@@ -817,13 +817,7 @@ def check(preset: Preset | str, data_dir: str | os.PathLike = "data") -> list[Ch
         items.append(CheckItem("ip_adapter", True, "none (no personalization)"))
     items.append(_check_openclip(preset))
     items.append(_check_openclip_weights("describe captioner", *CAPTIONER))
-    return items + _check_video(preset, data_dir)
-
-
-def _check_video(preset: Preset, data_dir: str | os.PathLike) -> list[CheckItem]:
-    from engine import video
-
-    return video.check(preset, data_dir)
+    return items
 
 
 def _check_local(name: str, path: str) -> CheckItem:

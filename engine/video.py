@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 
 from engine import mp4, params, safety
+from engine.models import _DTYPE_KW, _LOADING, CheckItem, _cached, _check_files
 from engine.images import ImageDecodeError, decode_image
 from engine.jobs import ClipOut, Job, JobCancelled, JobError, JobResult, VideoSpec
 from engine.presets import TINY_VIDEO, Preset, VideoModel
@@ -61,8 +62,6 @@ def build_tiny_video(data_dir: str | os.PathLike) -> Path:
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import T5TokenizerFast, UMT5Config, UMT5EncoderModel
-
-    from engine.models import _LOADING
 
     target = tiny_video_dir(data_dir)
     marker = target / "BUILT"
@@ -114,8 +113,6 @@ def source(model: VideoModel, data_dir: str | os.PathLike) -> str:
 def load(model: VideoModel, device: torch.device, dtype: torch.dtype, data_dir: str | os.PathLike):
     """The pipeline, placed per the model's offload and fp8 settings (on CUDA; plain on the CPU)."""
     from diffusers import AutoencoderKLWan, WanImageToVideoPipeline
-
-    from engine.models import _DTYPE_KW, _LOADING
 
     t0 = time.perf_counter()
     repo = source(model, data_dir)
@@ -293,7 +290,6 @@ def _decode(data: bytes, name: str) -> Image.Image:
 def check(preset: Preset, data_dir: str | os.PathLike) -> list:
     """What Animate needs for this preset and whether it is here (python -m engine.worker --check); never downloads."""
     from engine import h264
-    from engine.models import CheckItem, _cached, _check_files
 
     where = h264.available()
     items = [CheckItem("openh264 (MP4 clips)", where is not None, where or "missing: apt-get install libopenh264-7")]

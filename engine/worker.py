@@ -362,7 +362,7 @@ class InlineWorker:
 def check(preset: str, data_dir: Path) -> int:
     """Print what `preset` and every preset of the owner's file need, and whether it is
     on disk (never downloads). 1 when something is missing."""
-    from engine import models
+    from engine import models, video
     from engine.presets import PRESETS, get_preset
 
     names = [get_preset(preset).name] + sorted(
@@ -374,7 +374,7 @@ def check(preset: str, data_dir: Path) -> int:
         where = "" if p.source == "built-in" else f" (from {p.source})"
         steer = "" if p.personalizes else "; runs without personalization (its IP-Adapter doesn't read ViT-H)"
         print(f"preset {name}{where}: {p.description}{steer}")
-        items = models.check(p, data_dir)
+        items = models.check(p, data_dir) + video.check(p, data_dir)
         width = max(len(item.name) for item in items)
         for item in items:
             mark = "ok     " if item.present else "MISSING"
