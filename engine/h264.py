@@ -39,6 +39,10 @@ class H264Unavailable(RuntimeError):
     """OpenH264 is not installed: the message says how to install it."""
 
 
+class FrameTooBig(RuntimeError):
+    """A frame's bits overflowed the encoder's buffer (a very detailed frame at a high bitrate)."""
+
+
 class _EncParamBase(ctypes.Structure):
     _fields_ = [("iUsageType", ctypes.c_int), ("iPicWidth", ctypes.c_int), ("iPicHeight", ctypes.c_int),
                 ("iTargetBitrate", ctypes.c_int), ("iRCMode", ctypes.c_int), ("fMaxFrameRate", ctypes.c_float)]
@@ -195,7 +199,7 @@ def encode(frames: Sequence[np.ndarray], fps: float, bitrate: int) -> list[bytes
                                      w, h, round(n * 1000 / fps))
             ctypes.memset(ctypes.byref(info), 0, ctypes.sizeof(info))
             if calls["EncodeFrame"](handle, ctypes.byref(picture), ctypes.byref(info)) != 0:
-                raise RuntimeError(f"OpenH264 could not encode frame {n}")
+                raise FrameTooBig(f"OpenH264 could not encode frame {n} at {bitrate} bit/s")
             if info.eFrameType == _FRAME_TYPE_SKIP:
                 raise RuntimeError(f"OpenH264 skipped frame {n}")
             unit = bytearray()

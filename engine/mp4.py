@@ -37,8 +37,16 @@ class Clip:
 
 
 def write(frames: Sequence[np.ndarray], fps: int, bitrate: int) -> bytes:
-    """RGB frames (H, W, 3 uint8, even sides) as an H.264 MP4 at about `bitrate` bits a second."""
-    units = h264.encode(frames, fps, bitrate)
+    """RGB frames (H, W, 3 uint8, even sides) as an H.264 MP4 at about `bitrate` bits a second (less
+    where a frame of noise-like detail overflows the encoder at that rate)."""
+    for _ in range(4):
+        try:
+            units = h264.encode(frames, fps, bitrate)
+            break
+        except h264.FrameTooBig:
+            bitrate //= 2
+    else:
+        units = h264.encode(frames, fps, bitrate)
     nals = [_nal_units(unit) for unit in units]
     sps = list(dict.fromkeys(n for unit in nals for n in unit if n[0] & 0x1F == 7))
     pps = list(dict.fromkeys(n for unit in nals for n in unit if n[0] & 0x1F == 8))
