@@ -14,6 +14,11 @@
    1000, and imagine with a preview at every step against none. Outpaint is
    left out until that job kind exists.
 3. The same again with the UNet compiled (torch.compile; CUDA only).
+4. Animate: the full Wan 2.2 I2V A14B architecture (a 14 B transformer, saved once and linked as
+   both the high- and the low-noise one, UMT5-XXL, the Wan VAE) with random weights, loaded by the
+   worker's own code with what a 24 GB card needs (fp8 weight storage, model CPU offload), and one
+   clip of 81 frames at 480p timed through Engine.run (--video-steps steps, default 4: seconds per
+   step scale to the preset's 40). --no-video skips it, --video-only runs only it.
 
 It prints seconds per job (the median of --repeat runs after a warm-up), the
 peak GPU memory of each, and side-by-side ratios: what previews cost, what
@@ -40,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from engine import generate as generate_module  # noqa: E402
-from engine import models  # noqa: E402
+from engine import models, video  # noqa: E402
 from engine.generate import Engine  # noqa: E402
-from engine.jobs import GenerateSpec, Job, JobKind  # noqa: E402
-from engine.presets import Preset  # noqa: E402
+from engine.jobs import GenerateSpec, Job, JobKind, VideoSpec  # noqa: E402
+from engine.presets import Preset, VideoModel  # noqa: E402
 from engine.profiles import Calibration  # noqa: E402
 
 
@@ -110,6 +115,22 @@ SMOKE = Sizes(
     openclip=models.TINY_OPENCLIP_MODEL,
     embed_dim=64,
 )
+
+
+# Wan 2.2 I2V A14B's published configs (one of its two identical transformers; the VAE is Wan 2.1's,
+# AutoencoderKLWan's defaults) at 480p, and the tiny layout for --smoke.
+VIDEO_FULL = (
+    video.VideoSizes(
+        transformer=dict(patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=36,
+                         out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True,
+                         qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+        text=dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                  relative_attention_num_buckets=32, feed_forward_proj="gated-gelu"),
+        vae=dict(),
+    ),
+    VideoModel(repo="", base_size=640, frames=81, fps=16, offload="model", fp8=True),
+)
+VIDEO_SMOKE = (video.TINY_SIZES, VideoModel(repo="", base_size=64, frames=9, fps=8, offload="none", fp8=False))
 
 
 # -- 1. build ------------------------------------------------------------------------------
@@ -266,11 +287,56 @@ def report(rows: dict[str, Row], modes: list[str]) -> None:
               f"(min {min(speedups):.2f}x, max {max(speedups):.2f}x)")
 
 
+def video_step(engine: Engine, preset: Preset, smoke: bool, steps: int, repeat: int, root: Path,
+               device: torch.device, dtype: torch.dtype, grid_seconds: float | None) -> None:
+    """4. One clip on the full Wan 2.2 architecture, as a worker runs it: seconds, per step, peak memory."""
+    sizes, model = VIDEO_SMOKE if smoke else VIDEO_FULL
+    t0 = time.perf_counter()
+    video.save_random(root, sizes, device=device, dtype=dtype, one_transformer=not smoke)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    print(f"  video model built in {time.perf_counter() - t0:.1f} s", flush=True)
+    engine.preset = preset = Preset(**{**preset.__dict__, "video": VideoModel(
+        **{**model.__dict__, "repo": str(root), "steps": steps})})
+    engine.video = None
+    start = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (preset.video.base_size * 3 // 2, preset.video.base_size), "teal").save(start, "PNG")
+
+    def clip() -> Job:
+        return Job(kind=JobKind.VIDEO, preset=preset.name, video=VideoSpec(
+            prompt="waves rolling onto a beach", start_image=start.getvalue(), clips=1))
+
+    t0 = time.perf_counter()
+    engine.run(clip())  # loads the video model (fp8 storage, offload) and warms up
+    print(f"  video loaded and warmed up in {time.perf_counter() - t0:.1f} s", flush=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = engine.run(clip())
+        runs.append(time.perf_counter() - t0)
+    seconds = statistics.median(runs)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    [made] = result.clips
+    print(f"  video clip {made.width}x{made.height}, {made.frames} frames, {steps} steps: {seconds:.2f} s "
+          f"({seconds / steps:.2f} s a step), peak {_gib(peak)} GiB, MP4 {len(made.mp4) / 2**20:.1f} MiB", flush=True)
+    if grid_seconds:
+        print(f"video: one clip / one 2x2 grid {seconds / grid_seconds:.1f}x · at Wan 2.2's 40"
+              f" steps about {seconds / steps * 40:.0f} s a clip", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (the test suite runs this)")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per job (default 3; smoke 1)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile pass")
+    parser.add_argument("--no-video", action="store_true", help="skip the Animate step")
+    parser.add_argument("--video-only", action="store_true", help="only the Animate step (after the image model loads)")
+    parser.add_argument("--video-steps", type=int, default=None, help="denoising steps of the timed clip (default 4; smoke 2)")
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     device = torch.device("cpu" if args.smoke else "cuda")
@@ -294,12 +360,17 @@ def main(argv: list[str] | None = None) -> int:
         check = Check(engine, preset, repeat)
         rows: dict[str, Row] = {}
         modes = ["eager"]
-        run_mode(check, "eager", rows)
-        if device.type == "cuda" and not args.no_compile:
-            engine.loaded.pipe.unet.compile()  # what --compile does at load (models.load), in place
-            modes.append("compiled")
-            run_mode(check, "compiled", rows)
-        report(rows, modes)
+        if not args.video_only:
+            run_mode(check, "eager", rows)
+            if device.type == "cuda" and not args.no_compile:
+                engine.loaded.pipe.unet.compile()  # what --compile does at load (models.load), in place
+                modes.append("compiled")
+                run_mode(check, "compiled", rows)
+            report(rows, modes)
+        if not args.no_video:
+            grid = rows["imagine 2x2"].seconds["eager"] if rows else None
+            video_step(engine, preset, args.smoke, args.video_steps or (2 if args.smoke else 4), repeat,
+                       Path(tmp) / "video", device, models.resolve_dtype(device, dtype_name), grid)
         engine.close()
     print(f"\ngpu_check done in {time.perf_counter() - started:.0f} s")
     return 0

@@ -31,6 +31,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,74 @@ def tiny_video_dir(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / "models" / TINY_VIDEO
 
 
-def build_tiny_video(data_dir: str | os.PathLike) -> Path:
-    """A tiny random-weight WanImageToVideoPipeline in Wan 2.2 I2V's layout (two transformers, Wan VAE,
-    UMT5, a T5 tokenizer made offline), saved once like a hub folder."""
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import T5TokenizerFast, UMT5Config, UMT5EncoderModel
+@dataclass(frozen=True)
+class VideoSizes:
+    """A Wan 2.2 image-to-video architecture to build with random weights: the tiny test model, or
+    (bench/gpu_check.py) the full A14B one."""
 
+    transformer: dict  # WanTransformer3DModel kwargs
+    text: dict  # UMT5Config kwargs
+    vae: dict  # AutoencoderKLWan kwargs
+
+
+TINY_SIZES = VideoSizes(
+    transformer=dict(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
+        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+    ),
+    text=dict(vocab_size=256, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8),
+    vae=dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]),
+)
+
+
+def save_random(root: Path, sizes: VideoSizes, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                seed: int = 7, one_transformer: bool = False) -> Path:
+    """A WanImageToVideoPipeline in Wan 2.2 I2V's layout (a high-noise and a low-noise transformer, the
+    Wan VAE, UMT5, no CLIP image input) with random seeded weights, saved as a diffusers folder.
+    `one_transformer`: transformer_2 is a link to the first (a full-size build that fits a disk)."""
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    default = torch.get_default_dtype()
+    try:  # built in `dtype` where it goes: a full-size one never exists in fp32 on the GPU
+        torch.set_default_dtype(dtype)
+        with torch.random.fork_rng(devices=[]), torch.device(device):
+            torch.manual_seed(seed)
+            transformers = [WanTransformer3DModel(**sizes.transformer) for _ in range(1 if one_transformer else 2)]
+            vae = AutoencoderKLWan(**sizes.vae)
+            text_encoder = UMT5EncoderModel(UMT5Config(**sizes.text, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+    finally:
+        torch.set_default_dtype(default)
+    pipe = WanImageToVideoPipeline(
+        tokenizer=_tokenizer(), text_encoder=text_encoder, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        transformer=transformers[0], transformer_2=transformers[-1], boundary_ratio=0.875,
+    )
+    if one_transformer:
+        pipe.transformer_2 = None  # saved once: the link below stands for it
+    pipe.save_pretrained(root, safe_serialization=True)
+    if one_transformer:
+        (root / "transformer_2").symlink_to("transformer", target_is_directory=True)
+        index = json.loads((root / "model_index.json").read_text())
+        index["transformer_2"] = ["diffusers", "WanTransformer3DModel"]
+        (root / "model_index.json").write_text(json.dumps(index, indent=2))
+    return root
+
+
+def _tokenizer():
+    """A T5-style tokenizer from nothing but its vocabulary (printable ASCII; anything else is <unk>)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import T5TokenizerFast
+
+    vocab = ["<pad>", "</s>", "<unk>"] + [chr(c) for c in range(32, 127)] + [f"<extra_id_{i}>" for i in range(4)]
+    unigram = Tokenizer(models.Unigram([(piece, -float(i)) for i, piece in enumerate(vocab)], unk_id=2))
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
+    return T5TokenizerFast(tokenizer_object=unigram, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                           extra_ids=0, model_max_length=64)
+
+
+def build_tiny_video(data_dir: str | os.PathLike) -> Path:
+    """The tiny preset's video model (TINY_SIZES), built once under <data_dir>/models/tiny-video/."""
     target = tiny_video_dir(data_dir)
     marker = target / "BUILT"
     with _LOADING:
@@ -71,31 +133,7 @@ def build_tiny_video(data_dir: str | os.PathLike) -> Path:
         work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         work.mkdir(parents=True)
         try:
-            with torch.random.fork_rng():
-                torch.manual_seed(7)
-                # Wan 2.2 A14B's layout: a high-noise and a low-noise transformer, no CLIP image input.
-                transformers = [WanTransformer3DModel(
-                    patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
-                    text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-                    qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
-                ) for _ in range(2)]
-                vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                                       temperal_downsample=[False, True, True])
-                text_encoder = UMT5EncoderModel(UMT5Config(
-                    vocab_size=256, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                    relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-                ))
-            # A T5-style tokenizer from nothing but its vocabulary: printable ASCII, anything else <unk>.
-            vocab = ["<pad>", "</s>", "<unk>"] + [chr(c) for c in range(32, 127)] + [f"<extra_id_{i}>" for i in range(4)]
-            unigram = Tokenizer(models.Unigram([(piece, -float(i)) for i, piece in enumerate(vocab)], unk_id=2))
-            unigram.pre_tokenizer = pre_tokenizers.Metaspace()
-            tokenizer = T5TokenizerFast(tokenizer_object=unigram, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                        extra_ids=0, model_max_length=64)
-            pipe = WanImageToVideoPipeline(
-                tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                transformer=transformers[0], transformer_2=transformers[1], boundary_ratio=0.875,
-            )
-            pipe.save_pretrained(work, safe_serialization=True)
+            save_random(work, TINY_SIZES)
             (work / "BUILT").write_text(json.dumps({"version": TINY_VIDEO_BUILD}))
             shutil.rmtree(target, ignore_errors=True)
             os.replace(work, target)
