@@ -198,6 +198,8 @@ class Worker:
         started = time.perf_counter()
 
         def report(percent: float, preview: bytes | None) -> None:
+            if preview is None and latest:  # a step without a preview keeps the newest one until it is sent
+                preview = latest[0][1]
             latest[:] = [(percent, preview)]
 
         def should_stop() -> bool:

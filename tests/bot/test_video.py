@@ -47,7 +47,7 @@ async def first_image(env, channel, alice, prompt: str):
     return channel.last_message
 
 
-async def test_animate_extend_loop_and_manual_from_a_u_image(simcord_env, world, mod, simcord_bot):
+async def test_animate_extend_loop_and_manual_from_a_u_image(simcord_env, world, mod, simcord_bot, discord_limits):
     _, channel, alice, bob = world
     shown = await mod.slash(channel, "admin video", clips=2)
     assert "makes **2** clips a job here; each counts as **8** images" in shown.response.content
@@ -63,6 +63,8 @@ async def test_animate_extend_loop_and_manual_from_a_u_image(simcord_env, world,
     animated = job_message(channel, "Animate (High motion)")
     assert animated.content.startswith(f"**a red kite over the sea** - Animate (High motion) - {alice.mention} · 2 clips")
     assert buttons(animated) == CLIP_BUTTONS
+    progress = [w for w in discord_limits.writes if w.message_id == animated.id][:-1]
+    assert any(w.upload for w in progress)  # a progress edit carried a preview frame
     clips = await clips_of(animated)
     assert [(c.width, c.height, c.frames, c.duration) for c in clips] == [(64, 64, 9, 1.125)] * 2
     [(images, kind)] = await simcord_bot.db.execute_fetchall(
@@ -155,3 +157,30 @@ async def test_the_content_filter_withholds_clips_at_threshold_zero(simcord_env,
     assert "The clip was withheld by this server's content filter." in message.content
     assert not await simcord_bot.db.execute_fetchall("SELECT id FROM images WHERE video IS NOT NULL")
     assert "withheld image" in alice.user.dm_channel.last_message.content
+
+
+async def test_clips_count_against_the_quota_and_a_clip_extends_four_times_at_most(simcord_env, world, mod, simcord_bot):
+    _, channel, alice, _ = world
+    await mod.slash(channel, "admin video", clips=1, images_per_clip=5)
+    await mod.slash(channel, "admin quota", member=12)
+    single = await first_image(simcord_env, channel, alice, "a windmill --seed 9")  # 4 of 12
+    await alice.click(single, label="Animate (Low motion)")  # 5 more: 9 of 12
+    await run_until(simcord_env, lambda: video_done(channel, "Animate (Low motion)"))
+    clip = job_message(channel, "Animate (Low motion)")
+    refused = await alice.click(clip, label="1 Extend (Auto)")
+    assert refused.ephemeral and "This needs 5 images, and you have 3 of your 12 images left today" in refused.response.content
+    acknowledge_user_errors(simcord_env)
+    await mod.slash(channel, "admin quota", member=0)
+    # A clip extended four times is as long as a clip gets: about 21 s on Wan 2.2, 3 s on the tiny model.
+    from bot.generation import _seconds
+    from engine.presets import WAN_I2V
+
+    assert round(_seconds(WAN_I2V, 4)) == 21
+    await simcord_bot.db.execute("UPDATE jobs SET request = json_set(request, '$.extensions', 4) WHERE kind = 'video'")
+    await simcord_bot.db.commit()
+    refused = await alice.click(clip, label="1 Extend (Auto)")
+    assert refused.ephemeral and "This clip was extended 4 times already (about 3 s), the most a clip can be." in (
+        refused.response.content)
+    acknowledge_user_errors(simcord_env)
+    [(jobs,)] = await simcord_bot.db.execute_fetchall("SELECT COUNT(*) FROM jobs WHERE kind = 'video'")
+    assert jobs == 1  # nothing more was queued
