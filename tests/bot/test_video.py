@@ -15,13 +15,16 @@ from PIL import Image
 
 from engine import mp4
 from tests.bot.conftest import acknowledge_user_errors, private_reply, run_until
+from tests.bot.test_image_prompts_blend_describe import spy_on_submit
 from tests.bot.test_imagine import buttons, job_message
+from tests.bot.test_sref import allow_loopback, image_server
 
 CLIP_BUTTONS = ["1 Extend (Auto)", "1 Extend (Manual)", "1 Loop", "1", "2 Extend (Auto)", "2 Extend (Manual)", "2 Loop", "2"]
 
 
 def video_done(channel, label: str) -> bool:
-    message = job_message(channel, f"- {label} -")
+    """A video job's message about `label` (its headline label, or a piece of its prompt) is finished."""
+    message = job_message(channel, f"- {label} -") or job_message(channel, label)
     return message is not None and " clip" in message.content and "job `" in message.content
 
 
@@ -141,6 +144,15 @@ async def test_video_from_an_attachment_survives_a_restart_and_shows_again(simco
     assert reposted.content == message.content
     assert [c.frames for c in await clips_of(reposted)] == [9]
     assert buttons(reposted) == CLIP_BUTTONS[:4]
+    # Its buttons work after the restart: Extend the clip where /show posted it.
+    worker = InlineWorker(settings.queue_url, "tiny", "cpu", settings.data_dir).start()
+    try:
+        await alice.click(reposted, label="1 Extend (Auto)")
+        await run_until(simcord_env, lambda: video_done(gallery, "Extend"))
+    finally:
+        worker.stop()
+    [extended] = await clips_of(job_message(gallery, "- Extend -"))
+    assert extended.frames == 13
     assert bot is not None
 
 
@@ -184,3 +196,20 @@ async def test_clips_count_against_the_quota_and_a_clip_extends_four_times_at_mo
     acknowledge_user_errors(simcord_env)
     [(jobs,)] = await simcord_bot.db.execute_fetchall("SELECT COUNT(*) FROM jobs WHERE kind = 'video'")
     assert jobs == 1  # nothing more was queued
+
+
+async def test_a_link_starts_the_video_end_ends_it_and_a_bare_prompt_is_drawn_first(simcord_env, world, simcord_bot, monkeypatch):
+    _, channel, alice, _ = world
+    allow_loopback(monkeypatch)
+    submitted = spy_on_submit(simcord_bot, monkeypatch)
+    async with image_server() as base:
+        await alice.slash(channel, "imagine", prompt=f"{base}/style.png a kite rising --video --bs 1 --end {base}/style.png")
+    await alice.slash(channel, "imagine", prompt="a kite at dawn --video --bs 1 --motion high --ar 3:2")
+    linked, drawn = (job.video for job in submitted)
+    assert linked.start_image is not None and linked.end_image is not None and linked.start is None
+    assert Image.open(io.BytesIO(linked.start_image)).size == (768, 432) and linked.prompt == "a kite rising"
+    assert drawn.start_image is None and (drawn.start.prompt, drawn.start.count) == ("a kite at dawn", 1)
+    assert (drawn.start.width, drawn.start.height, drawn.motion, drawn.clips) == (192, 128, "high", 1)
+    await run_until(simcord_env, lambda: video_done(channel, "Animate (High motion)") and video_done(channel, "a kite rising"))
+    [clip] = await clips_of(job_message(channel, "a kite at dawn"))
+    assert (clip.width, clip.height, clip.frames) == (64, 64, 9)  # 3:2 at the tiny model's 64 px (tests/engine: shapes)
