@@ -443,7 +443,8 @@ class Delivery:
         withheld = record.request.get("nsfw", {}).get("withheld")
         if record.state is not JobState.DONE or not withheld:
             return
-        which = f"image{'s' if len(withheld) > 1 else ''} {', '.join(str(i) for i in withheld)}"
+        noun = "clip" if record.kind == "video" else "image"
+        which = f"{noun}{'s' if len(withheld) > 1 else ''} {', '.join(str(i) for i in withheld)}"
         link = f"https://discord.com/channels/{record.guild_id or '@me'}/{record.channel_id}/{record.message_id}"
         try:
             user = self.bot.get_user(record.user_id) or await self.bot.fetch_user(record.user_id)

@@ -6,6 +6,7 @@ restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +77,7 @@ async def _animate(interaction: discord.Interaction, bot: Tastemaker, image: db_
     if image.video is not None:  # a clip is continued with Extend, not animated again
         raise UserError(flows.STALE_BUTTON)
     start = await _read(bot, image.path, "That image's file")
-    animation = generation.Animation(**{**animation.__dict__, "start": start, "start_image_id": image.id})
+    animation = dataclasses.replace(animation, start=start, start_image_id=image.id)
     prepared = await generation.prepare_video(
         bot, interaction.user.id, interaction.guild_id, animation,
         preset_name=job.request.get("preset") if job else None, parent_image_id=image.id,

@@ -168,7 +168,7 @@ async def test_the_content_filter_withholds_clips_at_threshold_zero(simcord_env,
     assert message.attachments == [] and buttons(message) == []
     assert "The clip was withheld by this server's content filter." in message.content
     assert not await simcord_bot.db.execute_fetchall("SELECT id FROM images WHERE video IS NOT NULL")
-    assert "withheld image" in alice.user.dm_channel.last_message.content
+    assert "withheld clip 1 of your job **a quiet pond**" in alice.user.dm_channel.last_message.content
 
 
 async def test_clips_count_against_the_quota_and_a_clip_extends_four_times_at_most(simcord_env, world, mod, simcord_bot):
