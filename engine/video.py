@@ -227,12 +227,24 @@ class _Progress:
         return kwargs
 
 
+# A linear map from the Wan 2.1 VAE's 16 normalised latent channels (Wan 2.2 A14B's VAE) to RGB in -1..1:
+# the approximation ComfyUI's Wan21 latent format previews with.
+LATENT_RGB_WAN = (
+    (-0.1299, -0.1692, 0.2932), (0.0671, 0.0406, 0.0442), (0.3568, 0.2548, 0.1747), (0.0372, 0.2344, 0.1420),
+    (0.0313, 0.0189, -0.0328), (0.0296, -0.0956, -0.0665), (-0.3477, -0.4059, -0.2925), (0.0166, 0.1902, 0.1975),
+    (-0.0412, 0.0267, -0.1364), (-0.1293, 0.0740, 0.1636), (0.0680, 0.3019, 0.1128), (0.0032, 0.0581, 0.0639),
+    (-0.1251, 0.0927, 0.1699), (0.0060, -0.0633, 0.0005), (0.3477, 0.2275, 0.2950), (0.1984, 0.0913, 0.1861),
+)
+LATENT_RGB_WAN_BIAS = (-0.1835, -0.0868, -0.3360)
+
+
 def latent_preview(latents: torch.Tensor) -> bytes:
-    """A cheap preview frame: the middle latent frame's first three channels, stretched to 0-255, <= 256 px."""
-    frame = latents[0, :3, latents.shape[2] // 2].detach().float().cpu()
-    lo, hi = frame.amin(dim=(1, 2), keepdim=True), frame.amax(dim=(1, 2), keepdim=True)
-    rgb = ((frame - lo) / (hi - lo).clamp_min(1e-6) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    image = Image.fromarray(rgb).resize((rgb.shape[1] * 8, rgb.shape[0] * 8), Image.Resampling.BILINEAR)
+    """A cheap preview frame: the middle latent frame through the linear latent -> RGB map, JPEG <= 256 px."""
+    frame = latents[0, :, latents.shape[2] // 2].detach().float().cpu()  # (C, H, W)
+    factors = torch.tensor(LATENT_RGB_WAN)[: frame.shape[0]]
+    rgb = torch.einsum("chw,cr->hwr", frame[: factors.shape[0]], factors) + torch.tensor(LATENT_RGB_WAN_BIAS)
+    pixels = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+    image = Image.fromarray(pixels).resize((pixels.shape[1] * 8, pixels.shape[0] * 8), Image.Resampling.BILINEAR)
     image.thumbnail((256, 256))
     return _jpeg(image)
 
@@ -285,6 +297,7 @@ class VideoRunner:
         if end is not None:
             end = end.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
         progress = _Progress(report, should_stop, spec.clips, _jpeg(start))
+        report(0.0, progress.first)  # the frame it starts from, until the first step has a preview of its own
         prompt = motion_prompt(spec, model)
         negative = ", ".join(part for part in (spec.negative_prompt, "" if spec.raw else model.negative) if part)
 
