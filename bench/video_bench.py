@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from engine import models, posting  # noqa: E402
+from engine.db.members import GuildSettings  # noqa: E402
 from engine.generate import Engine  # noqa: E402
 from engine.jobs import GenerateSpec, Job, JobKind, VideoSpec  # noqa: E402
 from engine.presets import get_preset  # noqa: E402
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds, peak in rows:
             print(f"{name:<28}{seconds:10.3f}{seconds / grid_s:9.2f}{peak:11.2f}")
         print(f"a clip costs {clip_s / grid_s:.1f} grids of GPU time ({clip_s / grid_s * 4:.0f} images' worth); "
-              f"the default quota counts it as {preset.video.clip_images} images")
+              f"a server counts it as {GuildSettings().video_clip_images} images by default (/admin video)")
         engine.close()
     return 0
 

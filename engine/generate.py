@@ -129,10 +129,10 @@ from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the work
 )
 from engine.embed import Captioner
 from engine.models import Loaded, load_captioner
-from engine.video import VideoRunner
 from engine.models import load as load_preset
 from engine.models import release
 from engine.presets import DEFAULT_PRESET, Preset, get_preset
+from engine.video import VideoRunner
 
 Report = Callable[[float, bytes | None], None]
 ShouldStop = Callable[[], bool]

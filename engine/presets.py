@@ -67,7 +67,7 @@ class VideoModel:
 
     repo: str  # a hub id or a local diffusers folder; TINY_VIDEO: built locally with random weights
     description: str = ""
-    base_size: int = 640  # pixels per side at 1:1 (Wan 2.1 480P: 832x480 at 16:9)
+    base_size: int = 640  # pixels per side at 1:1 (480p: 832x448 at 16:9)
     frames: int = 81  # a clip: 4k + 1 frames (Wan's VAE packs 4 frames a latent)
     extend_frames: int = 65  # an Extend adds these, less the frame it starts from
     fps: int = 16
@@ -78,7 +78,6 @@ class VideoModel:
     motion_low: str = "subtle natural motion, slow steady camera"
     motion_high: str = "dynamic motion, energetic movement, moving camera"
     negative: str = "static, still image, blurry, distorted, low quality, jpeg artifacts, watermark, text"
-    clip_images: int = 8  # what a clip counts against a daily quota unless the server sets otherwise
 
 
 TINY_VIDEO = "tiny-video"  # VideoModel.repo of the random-weight build (engine/video.py build_tiny_video)

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine import mp4, params, safety
+from engine import mp4, safety
 from engine.models import _DTYPE_KW, _LOADING, CheckItem, _cached, _check_files
 from engine.images import ImageDecodeError, decode_image
 from engine.jobs import ClipOut, Job, JobCancelled, JobError, JobResult, VideoSpec
@@ -176,17 +176,16 @@ def load(model: VideoModel, device: torch.device, dtype: torch.dtype, data_dir: 
     return pipe
 
 
+SIDE_MULTIPLE = 16  # Wan's VAE (8) times its patch (2)
+
+
 def clip_size(width: int, height: int, base: int) -> tuple[int, int]:
-    """A clip's size for a start frame of this shape: about base² pixels, sides multiples of 16
-    (Wan's VAE x patch), the start frame's aspect ratio as near as --ar's ratios go."""
-    a, b = _ratio(width, height)
-    w, h = params.dimensions((a, b), max(64, base))
+    """A clip's size for a start frame of this shape: about base² pixels, the frame's aspect ratio,
+    sides multiples of 16 (848x480 for 16:9 at the default 640)."""
+    ratio = width / height
+    w = max(SIDE_MULTIPLE, round(base * math.sqrt(ratio) / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    h = max(SIDE_MULTIPLE, round(base / math.sqrt(ratio) / SIDE_MULTIPLE) * SIDE_MULTIPLE)
     return w, h
-
-
-def _ratio(width: int, height: int) -> tuple[int, int]:
-    candidates = [(a, b) for a in range(1, 17) for b in range(1, 17) if math.gcd(a, b) == 1 and a <= 4 * b and b <= 4 * a]
-    return min(candidates, key=lambda ab: (round(abs(math.log(ab[0] / ab[1] * height / width)), 2), ab[0] + ab[1]))
 
 
 def sampled_frames(count: int, fps: float) -> list[int]:

@@ -134,7 +134,7 @@ async def test_video_from_an_attachment_survives_a_restart_and_shows_again(simco
     message = job_message(channel, "a lantern swinging")
     assert message.content.startswith(f"**a lantern swinging --video --loop** - Animate (Low motion) - {alice.mention} · 1 clip")
     [clip] = await clips_of(message)
-    assert (clip.width, clip.height, clip.frames) == (64, 64, 9)  # 3:2 at the tiny model's 64 px: as near as it goes
+    assert (clip.width, clip.height, clip.frames) == (80, 48, 9)  # 3:2 at the tiny model's 64 px, sides of 16
     job_id = message.content.rsplit("job `", 1)[1][:8]
 
     gallery = channel.guild.create_text_channel("gallery")
@@ -212,4 +212,4 @@ async def test_a_link_starts_the_video_end_ends_it_and_a_bare_prompt_is_drawn_fi
     assert (drawn.start.width, drawn.start.height, drawn.motion, drawn.clips) == (192, 128, "high", 1)
     await run_until(simcord_env, lambda: video_done(channel, "Animate (High motion)") and video_done(channel, "a kite rising"))
     [clip] = await clips_of(job_message(channel, "a kite at dawn"))
-    assert (clip.width, clip.height, clip.frames) == (64, 64, 9)  # 3:2 at the tiny model's 64 px (tests/engine: shapes)
+    assert (clip.width, clip.height, clip.frames) == (80, 48, 9)  # the drawn 3:2 start frame's shape

@@ -72,44 +72,64 @@ def test_clips_share_the_upload_limit_smaller_only_where_needed():
 def test_sampled_frames_are_first_middle_last_and_one_a_second():
     assert video.sampled_frames(81, 16) == [0, 16, 32, 40, 48, 64, 80]
     assert video.sampled_frames(9, 8) == [0, 4, 8]
-    assert video.clip_size(1024, 1024, 640) == (640, 640) and video.clip_size(1344, 768, 64) == (128, 64)
+    assert video.clip_size(1024, 1024, 640) == (640, 640) and video.clip_size(1344, 756, 640) == (848, 480)
+    assert video.clip_size(96, 64, 64) == (80, 48) and video.clip_size(256, 1024, 640) == (320, 1280)
 
 
 def video_job(**fields) -> Job:
     return Job(kind=JobKind.VIDEO, preset="tiny", video=VideoSpec(**{"prompt": "a paper boat", "seed": 3, "clips": 2, **fields}))
 
 
-def test_a_video_job_makes_clips_from_a_start_frame_and_extends_one(engine):
+def test_a_video_job_makes_clips_from_a_start_frame_and_extends_one(engine, monkeypatch):
     reports: list[tuple[float, bytes | None]] = []
     result = engine.run(video_job(start_image=png("orange", (96, 64))), lambda p, preview: reports.append((p, preview)))
     assert len(result.clips) == 2 and result.timings["gpu"] > 0
     for n, clip in enumerate(result.clips):
         read = mp4.read(clip.mp4)
-        assert (read.width, read.height, read.frames, read.duration) == (64, 64, 9, 1.125)  # 3:2 as near as 64 px goes
+        assert (read.width, read.height, read.frames, read.duration) == (80, 48, 9, 1.125)  # 3:2 at 64 px, sides of 16
         assert (clip.seed, clip.frames, clip.fps) == (3 + n, 9, 8.0)
         assert 0 <= clip.nsfw <= 1 and len(clip.embedding) == 64
-        assert Image.open(io.BytesIO(clip.poster)).size == (64, 64)
+        assert Image.open(io.BytesIO(clip.poster)).size == (80, 48)
     assert result.clips[0].mp4 != result.clips[1].mp4  # each clip its own seed
     assert reports[-1][0] == 100.0 and any(preview for _, preview in reports)  # progress, with a preview frame
     assert Image.open(io.BytesIO(next(p for _, p in reports if p))).format == "JPEG"
 
     # Extend: the clip's frames, then 4 more from its last frame; Loop ends on its first.
+    calls = []
+    pipe = engine.video.pipe
+    monkeypatch.setattr(engine.video, "pipe", lambda **kw: calls.append(kw) or pipe(**kw))
     first = list(mp4.frames(result.clips[0].mp4))
     extended = engine.run(video_job(previous=result.clips[0].mp4, clips=1, loop=True))
     frames = list(mp4.frames(extended.clips[0].mp4))
     assert len(frames) == 13
     assert np.abs(frames[3].astype(int) - first[3]).mean() < 12  # the clip itself, re-encoded once
+    [call] = calls
+    assert (call["num_frames"], call["height"], call["width"]) == (5, 48, 80)
+    assert np.array_equal(np.asarray(call["image"]), first[-1])  # it continues from the clip's last frame...
+    assert np.array_equal(np.asarray(call["last_image"]), first[0])  # ...and, looping, ends on its first
+    # --end: the clip ends on that image (at the clip's size).
+    engine.run(video_job(start_image=png("orange", (96, 64)), end_image=png("navy", (48, 32)), clips=1))
+    assert np.asarray(calls[-1]["last_image"]).tolist()[0][0] == [0, 0, 128] and calls[-1]["last_image"].size == (80, 48)
 
 
-def test_a_text_prompt_is_drawn_first_with_the_taste_then_animated(engine, gen):
-    start = GenerateSpec(prompt="a paper boat", width=128, height=128, seed=5, count=1,
-                         conditioning=gen.random_vector(64, 1), ip_adapter_scale=1.0)
-    result = engine.run(video_job(start=start, clips=1, motion="high"))
-    [clip] = result.clips
-    drawn = engine.run(Job(kind=JobKind.IMAGINE, preset="tiny", generate=start)).images[0]
-    poster = np.asarray(Image.open(io.BytesIO(clip.poster)).convert("RGB")).astype(int)
-    expected = np.asarray(Image.open(io.BytesIO(drawn.png)).convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
-    assert np.abs(poster - expected.astype(int)).mean() < 40  # its first frame is the drawn image
+def test_a_text_prompt_is_drawn_first_with_the_taste_then_animated(engine, gen, monkeypatch):
+    starts = []
+    run = video.VideoRunner.run
+
+    def spy(self, job, start, *args):
+        starts.append(np.asarray(start))
+        return run(self, job, start, *args)
+
+    monkeypatch.setattr(video.VideoRunner, "run", spy)
+    tasted = GenerateSpec(prompt="a paper boat", width=128, height=128, seed=5, count=1,
+                          conditioning=gen.random_vector(64, 1), ip_adapter_scale=1.0)
+    [clip] = engine.run(video_job(start=tasted, clips=1, motion="high")).clips
+    engine.run(video_job(start=tasted.model_copy(update={"conditioning": None, "ip_adapter_scale": 0.0}), clips=1))
+    drawn = engine.run(Job(kind=JobKind.IMAGINE, preset="tiny", generate=tasted)).images[0]
+    # The clip starts from exactly the image the preset draws for that prompt and taste; without the taste, another.
+    assert np.array_equal(starts[0], np.asarray(Image.open(io.BytesIO(drawn.png)).convert("RGB")))
+    assert np.abs(starts[0].astype(int) - starts[1]).mean() > 1
+    assert (clip.width, clip.height) == (64, 64)
 
 
 def test_bad_video_input_fails_at_once_and_cancelling_stops(engine):
