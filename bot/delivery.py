@@ -394,7 +394,8 @@ class Delivery:
             if finish.failed is not None:
                 return dict(content=f"{render.headline(record)} (failed: {finish.failed})", attachments=[], view=None)
             first = render.finished(record, self.bot.settings.model, finish.detail)
-            return dict(content="\n".join([first, *finish.lines]), attachments=finish.attachments, view=finish.view)
+            files = finish.attachments if attach else []  # Discord refused even a small upload: text only
+            return dict(content="\n".join([first, *finish.lines]), attachments=files, view=finish.view)
         if record.state is JobState.FAILED:
             return dict(content=render.failed(record), attachments=[], view=None)
         if record.state is JobState.CANCELLED:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -119,8 +118,10 @@ def library() -> ctypes.CDLL:
     global _lib
     with _lock:
         if _lib is None:
-            names = [os.environ["TASTEMAKER_OPENH264"]] if os.environ.get("TASTEMAKER_OPENH264") else [
-                *LIBRARY_NAMES, ctypes.util.find_library("openh264")]
+            from engine.config import EngineSettings
+
+            configured = EngineSettings().openh264
+            names = [configured] if configured else [*LIBRARY_NAMES, ctypes.util.find_library("openh264")]
             for name in filter(None, names):
                 try:
                     _lib = ctypes.CDLL(name)

@@ -88,7 +88,11 @@ def make_hooks(bot: Tastemaker):
         data = await asyncio.gather(*(asyncio.to_thread((folder / names.get(str(c.idx), f"{c.idx}.mp4")).read_bytes)
                                       for c in clips))
         if limit is not None and sum(map(len, data)) > limit - posting.REQUEST_MARGIN:  # /show where uploads are smaller
-            data = await asyncio.to_thread(posting.fit_clips, data, limit)
+            try:
+                data = await asyncio.to_thread(posting.fit_clips, data, limit)
+            except ValueError:  # not even small clips fit: the buttons and a pointer to the web
+                lines.append("(The clips don't fit this server's upload limit: open them on the web companion, `/web`.)")
+                return Finish(detail=detail, lines=lines, view=bot.views.clips([(n, c.id) for n, c in enumerate(clips, 1)]))
         files = [discord.File(io.BytesIO(clip_data), filename=f"tastemaker_{c.id}.mp4", spoiler=c.idx in spoiler)
                  for c, clip_data in zip(clips, data, strict=True)]
         return Finish(detail=detail, lines=lines, attachments=files,
