@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) bench/nsfw_bench.py --runs 3
 	$(PY) bench/tools_bench.py
 	$(PY) bench/web_rank_bench.py
+	$(PY) bench/video_bench.py --repeat 1
 	$(PY) bench/gpu_check.py --smoke
 
 clean:

@@ -22,6 +22,12 @@
 3. SDXL again with the UNet compiled (torch.compile); FLUX and SD 3.5 again
    with the transformer and T5 in int8 (torchao, through the preset's
    `quantize`), the form that fits a 24 GB card.
+4. Animate, after SDXL's eager pass: the full Wan 2.2 I2V A14B architecture (a 14 B transformer,
+   saved once and linked as both the high- and the low-noise one, UMT5-XXL, the Wan VAE) with
+   random weights, loaded by the worker's own code with what a 24 GB card needs (fp8 weight
+   storage, model CPU offload), and one clip of 81 frames at 480p timed through Engine.run
+   (--video-steps steps, default 4: seconds per step scale to the preset's 40). --no-video skips
+   it, --video-only runs only it.
 
 It prints seconds per job (the median of --repeat runs after a warm-up), the
 peak GPU memory of each, and side-by-side ratios: what previews cost, what
@@ -51,10 +57,10 @@ import torch  # noqa: E402
 
 from engine import canvas  # noqa: E402
 from engine import generate as generate_module  # noqa: E402
-from engine import models  # noqa: E402
+from engine import models, video  # noqa: E402
 from engine.generate import Engine  # noqa: E402
-from engine.jobs import GenerateSpec, Job, JobKind  # noqa: E402
-from engine.presets import Preset  # noqa: E402
+from engine.jobs import GenerateSpec, Job, JobKind, VideoSpec  # noqa: E402
+from engine.presets import Preset, VideoModel  # noqa: E402
 from engine.profiles import Calibration  # noqa: E402
 
 
@@ -122,6 +128,22 @@ SMOKE = Sizes(
     openclip=models.TINY_OPENCLIP_MODEL,
     embed_dim=64,
 )
+
+
+# Wan 2.2 I2V A14B's published configs (one of its two identical transformers; the VAE is Wan 2.1's,
+# AutoencoderKLWan's defaults) at 480p, and the tiny layout for --smoke.
+VIDEO_FULL = (
+    video.VideoSizes(
+        transformer=dict(patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=36,
+                         out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True,
+                         qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+        text=dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                  relative_attention_num_buckets=32, feed_forward_proj="gated-gelu"),
+        vae=dict(),
+    ),
+    VideoModel(repo="", base_size=640, frames=81, fps=16, offload="model", fp8=True),
+)
+VIDEO_SMOKE = (video.TINY_SIZES, VideoModel(repo="", base_size=64, frames=9, fps=8, offload="none", fp8=False))
 
 
 # FLUX.1 and SD 3.5 Large as published (their diffusers configs), and the text encoders they load.
@@ -334,6 +356,48 @@ class Check:
         return statistics.median(runs), peak
 
 
+def video_step(engine: Engine, preset: Preset, smoke: bool, steps: int, repeat: int, root: Path,
+               device: torch.device, dtype: torch.dtype, grid_seconds: float | None) -> None:
+    """4. One clip on the full Wan 2.2 architecture, as a worker runs it: seconds, per step, peak memory."""
+    sizes, model = VIDEO_SMOKE if smoke else VIDEO_FULL
+    t0 = time.perf_counter()
+    video.save_random(root, sizes, device=device, dtype=dtype, one_transformer=not smoke)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    print(f"  video model built in {time.perf_counter() - t0:.1f} s", flush=True)
+    engine.preset = preset = Preset(**{**preset.__dict__, "video": VideoModel(
+        **{**model.__dict__, "repo": str(root), "steps": steps})})
+    engine.video = None
+    start = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (preset.video.base_size * 3 // 2, preset.video.base_size), "teal").save(start, "PNG")
+
+    def clip() -> Job:
+        return Job(kind=JobKind.VIDEO, preset=preset.name, video=VideoSpec(
+            prompt="waves rolling onto a beach", start_image=start.getvalue(), clips=1))
+
+    t0 = time.perf_counter()
+    engine.run(clip())  # loads the video model (fp8 storage, offload) and warms up
+    print(f"  video loaded and warmed up in {time.perf_counter() - t0:.1f} s", flush=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = engine.run(clip())
+        runs.append(time.perf_counter() - t0)
+    seconds = statistics.median(runs)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    [made] = result.clips
+    print(f"  video clip {made.width}x{made.height}, {made.frames} frames, {steps} steps: {seconds:.2f} s "
+          f"({seconds / steps:.2f} s a step), peak {_gib(peak)} GiB, MP4 {len(made.mp4) / 2**20:.1f} MiB", flush=True)
+    if grid_seconds:
+        print(f"video: one clip / one 2x2 grid {seconds / grid_seconds:.1f}x · at Wan 2.2's 40"
+              f" steps about {seconds / steps * 40:.0f} s a clip", flush=True)
+
+
 @contextlib.contextmanager
 def _patched(module, name: str, value):
     old = getattr(module, name)
@@ -383,9 +447,11 @@ def report(rows: dict[str, Row], modes: list[str]) -> None:
               + (f"; {second} / {first} peak memory, median {statistics.median(peaks):.2f}x" if peaks else ""))
 
 
-def check_family(name: str, sizes, device: torch.device, dtype_name: str, repeat: int, compile_: bool) -> None:
+def check_family(name: str, sizes, device: torch.device, dtype_name: str, repeat: int, compile_: bool,
+                 video_steps: int | None = None, images: bool = True) -> None:
     """Build one family, load it as a worker does, time every job; then SDXL compiled, or the
-    transformer families with `quantize = "int8"`."""
+    transformer families with `quantize = "int8"`. `video_steps`: Animate's step after SDXL's
+    eager pass; `images=False`: that step alone."""
     dtype = models.resolve_dtype(device, dtype_name)
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"\ngpu_check {name}: {sizes.name}, random weights, {sizes.size} px, {dtype_name} on {gpu}", flush=True)
@@ -415,11 +481,19 @@ def check_family(name: str, sizes, device: torch.device, dtype_name: str, repeat
                 engine.loaded.family.denoiser(engine.loaded.pipe).compile()  # what --compile does at load, in place
             if mode != modes[0]:
                 modes.append(mode)
-            run_mode(Check(engine, engine.preset, repeat), mode, rows)
+            if images:
+                run_mode(Check(engine, engine.preset, repeat), mode, rows)
+            if video_steps and mode == "eager":
+                grid = rows["imagine 2x2"].seconds[mode] if rows else None
+                video_step(engine, engine.preset, sizes is SMOKE, video_steps, repeat, Path(tmp) / "video", device,
+                           dtype, grid)
+            if not images:
+                break
             engine.close()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        report(rows, modes)
+        if rows:
+            report(rows, modes)
 
 
 @contextlib.contextmanager
@@ -439,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", choices=["all", *FAMILIES], default="all", help="which families (default all)")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per job (default 3; smoke 1)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile pass")
+    parser.add_argument("--no-video", action="store_true", help="skip the Animate step")
+    parser.add_argument("--video-only", action="store_true", help="only the Animate step (after SDXL loads)")
+    parser.add_argument("--video-steps", type=int, default=None, help="denoising steps of the timed clip (default 4; smoke 2)")
     args = parser.parse_args(argv)
     device = torch.device("cpu" if args.smoke else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -448,8 +525,11 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.smoke else 3)
     started = time.perf_counter()
     families = SMOKE_FAMILIES if args.smoke else FAMILIES
-    for name in families if args.family == "all" else [args.family]:
-        check_family(name, families[name], device, dtype_name, repeat, compile_=not args.no_compile)
+    video_steps = None if args.no_video else args.video_steps or (2 if args.smoke else 4)
+    chosen = ["sdxl"] if args.video_only else list(families) if args.family == "all" else [args.family]
+    for name in chosen:
+        check_family(name, families[name], device, dtype_name, repeat, compile_=not args.no_compile,
+                     video_steps=video_steps if name == "sdxl" else None, images=not args.video_only)
     print(f"\ngpu_check done in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -26,6 +26,7 @@ from bot.views.job import CancelButton
 from bot.views.rank import RankButton
 from bot.views.settings import SettingsButton
 from bot.views.tune import TuneButton, TunePairButton
+from bot.views.video import ClipButton
 from engine.db import members
 
 log = logging.getLogger("bot")
@@ -33,7 +34,7 @@ log = logging.getLogger("bot")
 # Every persistent button, registered once in setup_hook; StaleButton answers any other `tm:` id.
 DYNAMIC_ITEMS = (
     GridButton, ImageButton, RegionSelect, CancelButton, RankButton, SettingsButton, ExploreLikeButton, ExploreNextButton, ConfirmButton,
-    DescribeButton, TuneButton, TunePairButton, StaleButton,
+    DescribeButton, TuneButton, TunePairButton, ClipButton, StaleButton,
 )
 
 # Loaded in this order; a cog that fails to load is logged and skipped.
@@ -52,6 +53,7 @@ EXTENSIONS = (
     "bot.cogs.blend",
     "bot.cogs.describe",
     "bot.cogs.tune",
+    "bot.cogs.video",
 )
 
 

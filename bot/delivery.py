@@ -93,6 +93,8 @@ class Delivery:
         # Kinds whose on_done keeps the result's images itself (a style tune's renders,
         # under tune/): no image rows or post are stored for them here.
         self.keeps_images: set[str] = set()
+        # Kinds whose final_message takes the upload limit where it goes (limit=…): they attach big files.
+        self.takes_limit: set[str] = set()
         self._lock = asyncio.Lock()
         self._followed = Followed(open_ended=True)
         self._task: asyncio.Task | None = None
@@ -387,11 +389,13 @@ class Delivery:
         `limit`: the upload limit where it goes, when it may be lower than the job's own;
         `attach=False`: the images only linked (Discord refused even a small post)."""
         if record.state is JobState.DONE and record.kind in self.final_message:
-            finish = await self.final_message[record.kind](record)
+            hook = self.final_message[record.kind]
+            finish = await (hook(record, limit=limit) if record.kind in self.takes_limit else hook(record))
             if finish.failed is not None:
                 return dict(content=f"{render.headline(record)} (failed: {finish.failed})", attachments=[], view=None)
             first = render.finished(record, self.bot.settings.model, finish.detail)
-            return dict(content="\n".join([first, *finish.lines]), attachments=finish.attachments, view=finish.view)
+            files = finish.attachments if attach else []  # Discord refused even a small upload: text only
+            return dict(content="\n".join([first, *finish.lines]), attachments=files, view=finish.view)
         if record.state is JobState.FAILED:
             return dict(content=render.failed(record), attachments=[], view=None)
         if record.state is JobState.CANCELLED:
@@ -399,7 +403,7 @@ class Delivery:
         images = await db_jobs.images_of(self.bot.db, record.id)
         filtered = record.request.get("nsfw", {})
         withheld, spoiler = filtered.get("withheld", []), spoiler or bool(filtered.get("spoiler"))
-        content = render.finished(record, self.bot.settings.model) + _filter_notice(withheld, len(images) + len(withheld), spoiler)
+        content = render.finished(record, self.bot.settings.model) + filter_notice(withheld, len(images) + len(withheld), spoiler)
         if not images:  # every image was withheld: nothing to show, nothing to press
             return dict(content=content, attachments=[], view=None)
         single = len(images) == 1 and not withheld
@@ -440,7 +444,8 @@ class Delivery:
         withheld = record.request.get("nsfw", {}).get("withheld")
         if record.state is not JobState.DONE or not withheld:
             return
-        which = f"image{'s' if len(withheld) > 1 else ''} {', '.join(str(i) for i in withheld)}"
+        noun = "clip" if record.kind == "video" else "image"
+        which = f"{noun}{'s' if len(withheld) > 1 else ''} {', '.join(str(i) for i in withheld)}"
         link = f"https://discord.com/channels/{record.guild_id or '@me'}/{record.channel_id}/{record.message_id}"
         try:
             user = self.bot.get_user(record.user_id) or await self.bot.fetch_user(record.user_id)
@@ -464,14 +469,15 @@ def _moved_enough(shown: int | None, now: int | None) -> bool:
     return abs(shown - now) >= max(1, shown // 5)
 
 
-def _filter_notice(withheld: list[int], total: int, spoiler: bool) -> str:
-    """The public line under a filtered result: what was done, never the image."""
+def filter_notice(withheld: list[int], total: int, spoiler: bool, noun: str = "image") -> str:
+    """The public line under a filtered result: what was done, never the image (or clip)."""
     lines = []
     if withheld and len(withheld) == total:
-        lines.append(f"🚫 {'The image was' if total == 1 else f'All {total} images were'} withheld by this server's content filter.")
+        lines.append(f"🚫 {f'The {noun} was' if total == 1 else f'All {total} {noun}s were'} withheld by this server's content filter.")
     elif withheld:
         numbers = ", ".join(str(i) for i in withheld)
-        lines.append(f"🚫 Image{'s' if len(withheld) > 1 else ''} {numbers} withheld by this server's content filter (grey tile).")
+        tile = " (grey tile)" if noun == "image" else ""
+        lines.append(f"🚫 {noun.capitalize()}{'s' if len(withheld) > 1 else ''} {numbers} withheld by this server's content filter{tile}.")
     if spoiler:
         lines.append("⚠️ Marked as a spoiler by this server's content filter: open it only if you want to see it.")
     return "".join("\n" + line for line in lines)

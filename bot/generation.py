@@ -38,6 +38,7 @@ from engine.jobs import (
     Job,
     JobKind,
     JobState,
+    VideoSpec,
 )
 from engine.presets import PRESETS, Preset, UnknownPresetError, get_preset
 
@@ -62,10 +63,13 @@ class Prepared:
     kind: str | None = None  # the bot's name for it when not the queue job's kind (e.g. "moodboard")
     inputs: list[bytes] = field(default_factory=list)  # the member's uploads (PNG), kept for 🔄 (save_inputs)
     extra_room: int = 0  # jobs past the member's limit it may go: part of a confirmed batch (batch_room)
+    counted: int | None = None  # what it counts against the daily quota when not its images (a video's clips)
 
     @property
     def images(self) -> int:
         """What it counts against the daily quota: the images it returns (a grid 4, an upscale 1)."""
+        if self.counted is not None:
+            return self.counted
         return self.job.generate.count if self.job.generate else 0
 
 
@@ -101,6 +105,9 @@ async def prepare_imagine(
     if (images or request.image_links) and not preset.reads_images:
         raise UserError(cannot_read_images(preset.name))
     prompt_images = [*images, *await fetch_links(request.image_links)]
+    if request.video:  # --video: the image (or, without one, an image drawn first) is animated
+        return await prepare_video_prompt(bot, user_id, guild_id, request, prompt_images, preset, taste, stylize, seed,
+                                          inputs=list(images))
     image_fields = image_prompt_fields(request, prompt_images, preset.name, taste.spec_fields)
     spec = GenerateSpec(
         prompt=request.text,
@@ -124,6 +131,98 @@ async def prepare_imagine(
     if images:
         info["inputs"] = len(images)
     return Prepared(job=job, prompt=request.canonical(), info=info, inputs=list(images))
+
+
+# -- Animate: video jobs ---------------------------------------------------------------
+
+MOTION_LABELS = {"low": "Animate (Low motion)", "high": "Animate (High motion)"}
+MAX_EXTENSIONS = 4  # an Extend adds about 4 s to a 5 s clip: four of them make about 21 s
+
+
+@dataclass(frozen=True)
+class Animation:
+    """What a video job animates and how, as the bot decides it before building the job."""
+
+    prompt: str  # the motion prompt
+    motion: str = "low"
+    raw: bool = False
+    clips: int | None = None  # --bs; None: the server's number
+    start: bytes | None = None  # PNG; None with `draw`: drawn first
+    draw: GenerateSpec | None = None  # a text prompt's start frame
+    end: bytes | None = None
+    loop: bool = False
+    previous: bytes | None = None  # Extend: the clip's MP4
+    label: str = ""  # the headline: "Animate (High motion)", "Extend", "Loop"
+    extensions: int = 0  # Extends that made this clip (at most MAX_EXTENSIONS)
+    start_image_id: int | None = None  # the stored image it animates: likes on its clips count on its grid
+
+
+async def prepare_video(
+    bot: Tastemaker, user_id: int, guild_id: int | None, animation: Animation, *, preset_name: str | None = None,
+    shown: str | None = None, parent_image_id: int | None = None, info: dict[str, Any] | None = None,
+) -> Prepared:
+    """A video job (Animate, --video, Extend, Loop): the server's number of clips (--bs within it),
+    each counting as the server says against the daily quota; UserError for what can't run."""
+    rules = await members.get_guild(bot.db, guild_id)
+    preset = await choose_preset(bot, guild_id, preset_name)
+    if preset.video is None:
+        raise UserError(f"The model `{preset.name}` can't animate images; pick another with `--v`.")
+    if animation.clips is not None and animation.clips > rules.video_clips:
+        raise UserError(f"`--bs {animation.clips}` asks for more clips than this server makes: at most "
+                        f"{rules.video_clips} (`/admin video`).")
+    if animation.extensions > MAX_EXTENSIONS:
+        raise UserError(f"This clip was extended {MAX_EXTENSIONS} times already (about "
+                        f"{_seconds(preset.video, MAX_EXTENSIONS):.0f} s), the most a clip can be.")
+    clips = animation.clips or rules.video_clips
+    seed = secrets.randbelow(MAX_SEED + 1 - clips)
+    spec = VideoSpec(
+        prompt=animation.prompt, seed=seed, clips=clips, motion=animation.motion, raw=animation.raw,
+        start_image=animation.start, start=animation.draw if animation.start is None else None,
+        end_image=animation.end, loop=animation.loop, previous=animation.previous,
+    )
+    job = Job(kind=JobKind.VIDEO, user_id=user_id, guild_id=guild_id, preset=preset.name, video=spec)
+    info = {
+        "text": shown if shown is not None else animation.prompt, "seed": seed, "clips": clips, "motion": animation.motion,
+        "label": animation.label or MOTION_LABELS[animation.motion], "extensions": animation.extensions,
+        "start_image_id": animation.start_image_id, "loop": animation.loop, **(info or {}),
+    }
+    return Prepared(job=job, prompt=info["text"], info=info, parent_image_id=parent_image_id,
+                    counted=clips * rules.video_clip_images)
+
+
+def _seconds(model, extensions: int) -> float:
+    return (model.frames + extensions * (model.extend_frames - 1)) / model.fps
+
+
+async def prepare_video_prompt(
+    bot: Tastemaker, user_id: int, guild_id: int | None, request: params.Request, prompt_images: list[bytes],
+    preset: Preset, taste: Taste, stylize: int, seed: int, *, inputs: list[bytes],
+) -> Prepared:
+    """/imagine … --video: the attachment or leading image link is the start frame; without one, the
+    prompt is drawn first (one image, with the member's --p/--s taste), then animated."""
+    if len(prompt_images) > 1:
+        raise UserError(f"`--video` animates one image, and this prompt has {len(prompt_images)}: attach one image, "
+                        "or start the prompt with one image link.")
+    draw = None
+    if not prompt_images:
+        width, height = params.dimensions(request.aspect, preset.base_size)
+        draw = GenerateSpec(prompt=request.text, negative_prompt=", ".join(request.negative), width=width, height=height,
+                            seed=seed, count=1, quality=request.quality, stylize=stylize, raw=request.raw,
+                            **{k: v for k, v in taste.spec_fields.items() if k not in ("candidates", "rerank_direction")})
+    end = (await fetch_links([request.end]))[0] if request.end else None
+    animation = Animation(
+        prompt=request.text, motion=request.motion or "low", raw=request.raw, clips=request.clips,
+        start=prompt_images[0] if prompt_images else None, draw=draw, end=end, loop=request.loop,
+    )
+    info = {"codes": taste.codes if draw is not None else [], "stylize": stylize, **taste.info()}
+    if prompt_images and (request.personalize or taste.codes):
+        info["note"] = "your own start frame: --p steers a start frame the bot draws, so it had nothing to steer here"
+    prepared = await prepare_video(bot, user_id, guild_id, animation, preset_name=preset.name, shown=request.canonical(),
+                                   info=info)
+    if inputs:
+        prepared.info["inputs"] = len(inputs)
+        prepared.inputs = inputs
+    return prepared
 
 
 # -- image prompts, /blend, /describe ------------------------------------------------

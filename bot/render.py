@@ -42,6 +42,7 @@ def headline(job: JobRecord) -> str:
         "variation": f" - Variations ({job.request.get('strength_name', 'Strong')})",
         "upscale": f" - Upscaled ({job.request.get('upscale', '×2')})",
         "outpaint": f" - {tool_label(job.request.get('tool', {}))}",
+        "video": f" - {job.request.get('label', 'Animate')}",
     }.get(job.kind, "")
     if job.kind == "variation" and "region" in job.request.get("tool", {}):
         label = f" - {tool_label(job.request['tool'])}"

@@ -27,6 +27,8 @@ class EngineSettings(BaseSettings):
     # always fp32 on the CPU) and torch.compile of the UNet (slow first job, faster after).
     dtype: DtypeName = Field("auto", validation_alias="TASTEMAKER_DTYPE")
     compile: bool = Field(False, validation_alias="TASTEMAKER_COMPILE")
+    # Worker: the OpenH264 library that encodes video clips (engine/h264.py); empty: the system's libopenh264.
+    openh264: str = Field("", validation_alias="TASTEMAKER_OPENH264")
 
     @field_validator("presets", mode="before")
     @classmethod

@@ -92,6 +92,9 @@ Choices worth knowing:
   strength 1 (nothing to keep around the source), a region at the spec's
   strength; the source's own pixels are pasted back outside the mask over a
   feathered seam (canvas.paste_back).
+* **Video** (Animate, Extend, Loop; engine/video.py). The preset's video model loads on the first
+  video job and stays; a text prompt's start frame is drawn first by this preset (one image, with
+  the member's taste), through the same sample -> embed path as a grid.
 * **Cancellation.** `should_stop()` is polled at every step and between
   batches; when it says stop, `pipe._interrupt` is set and `JobCancelled`
   raised.
@@ -138,6 +141,7 @@ from engine.models import Loaded, load_captioner
 from engine.models import load as load_preset
 from engine.models import release
 from engine.presets import DEFAULT_PRESET, Preset, get_preset
+from engine.video import VideoRunner
 
 Report = Callable[[float, bytes | None], None]
 ShouldStop = Callable[[], bool]
@@ -476,6 +480,7 @@ class Engine:
         self.compile = compile
         self.loaded: Loaded | None = None
         self.captioner: Captioner | None = None  # /describe's CoCa, loaded by the first describe job
+        self.video: VideoRunner | None = None  # Animate's model, loaded by the first video job
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -496,6 +501,7 @@ class Engine:
         release(self.loaded)
         self.loaded = None
         self.captioner = None
+        self.video = None
 
     # -- entry point -------------------------------------------------------------
 
@@ -511,6 +517,8 @@ class Engine:
         self._check_safe(job, [("the source image", decoded)] if decoded is not None else [])
         self._check_safe(job, [(f"--sref image {i}", im) for i, im in enumerate(styles, 1)])
         self._check_safe(job, [(f"image prompt {i}", im) for i, im in enumerate(prompt_images, 1)])
+        if job.kind == JobKind.VIDEO and job.video.end_image is not None:
+            self._check_safe(job, [("the end frame", self._decoded(job.video.end_image, "the end frame"))])
         if should_stop():
             raise JobCancelled()
 
@@ -521,6 +529,8 @@ class Engine:
         load_s = 0.0 if was_loaded else time.perf_counter() - t0
         if job.generate is not None:
             self._check_against_model(job.generate, m)
+        if job.video is not None and job.video.start is not None:
+            self._check_against_model(job.video.start, m)
 
         # 3. Run it.
         gen_t, emb_t = _Timer(m.device), _Timer(m.device)
@@ -545,6 +555,8 @@ class Engine:
                     result = self._generate(m, self._outpaint(m, spec, decoded), progress, gen_t, emb_t)
                 case JobKind.POOL:
                     result = self._generate(m, self._pool(m, job.pool), progress, gen_t, emb_t)
+                case JobKind.VIDEO:
+                    result = self._video(m, job, decoded, report, should_stop, gen_t, emb_t)
         except torch.cuda.OutOfMemoryError as e:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -572,6 +584,11 @@ class Engine:
             if job.kind == JobKind.BLEND and len(spec.prompt_images) < 2:
                 raise JobError(f"a blend needs 2 to 5 images, not {len(spec.prompt_images)}")
             return self._check_generate(job.kind, spec)
+        if job.kind == JobKind.VIDEO:
+            if job.video is None:
+                raise JobError("a video job needs `video` parameters")
+            start = job.video.start_image
+            return self._decoded(start, "the start frame") if start is not None else None
         if job.kind == JobKind.DESCRIBE:
             if job.describe is None:
                 raise JobError("a describe job needs `describe` parameters")
@@ -624,6 +641,13 @@ class Engine:
             if 4 * w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
                 raise JobError(f"init_image {w}x{h} is too large to upscale x2: at most {MAX_PIXELS:,} output pixels")
         return init
+
+    @staticmethod
+    def _decoded(data: bytes, name: str) -> Image.Image:
+        try:
+            return decode_image(data)
+        except ImageDecodeError as e:
+            raise JobError(f"{name}: {e}", retryable=False) from None
 
     @staticmethod
     def _check_styles(spec: GenerateSpec) -> list[Image.Image]:
@@ -816,6 +840,28 @@ class Engine:
         labels = s.labels or [""] * n
         out = [self._out(images[i], embs[i], s.seeds[i], labels[i], scores[i], nsfw[i]) for i in order]
         return JobResult(images=out, timings={"nsfw": round(nsfw_s, 4)})
+
+    def _video(self, m: Loaded, job: Job, start: Image.Image | None, report: Report, should_stop: ShouldStop,
+               gen_t: _Timer, emb_t: _Timer) -> JobResult:
+        spec = job.video
+        # 1. A text prompt's start frame: one image of this preset, with the member's taste.
+        if start is None and spec.start is not None:
+            progress = _Progress(lambda percent, preview: report(0.0, preview), should_stop,
+                                 "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
+            drawn = self._generate(m, self._imagine(m, spec.start.model_copy(update={"count": 1})), progress, gen_t, emb_t)
+            start = decode_image(drawn.images[0].png)
+        # 2. The clips, on the video model (loaded once).
+        if self.video is None:
+            self.video = VideoRunner(self.preset, m.device, m.dtype, self.data_dir)
+
+        def embed(images: list[Image.Image]) -> np.ndarray:
+            with emb_t():
+                return m.embedder.embed_images(images)
+
+        seconds = [0.0]
+        result = self.video.run(job, start, embed, report, should_stop, seconds)
+        gen_t.seconds += seconds[0]
+        return result
 
     def _describe(self, m: Loaded, job: Job, image: Image.Image, progress: _Progress, emb_t: _Timer) -> JobResult:
         spec = job.describe  # its image passed the server's filter in run(), like every upload

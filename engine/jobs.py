@@ -28,6 +28,7 @@ MAX_POOL_STYLES = 64
 MAX_PROMPT_IMAGES = 5  # image prompts (links, an attachment) and /blend's images
 MAX_IMAGE_WEIGHT = 3.0  # --iw 0-3
 MAX_DESCRIBE_WORDS = 256  # style words a /describe ranks
+MAX_CLIPS = 4  # clips one video job makes (/admin video clips, --bs)
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIZE_MULTIPLE)]
@@ -43,6 +44,7 @@ class JobKind(StrEnum):
     POOL = "pool"  # one rank-pool prompt in several styles, embedded
     BLEND = "blend"  # a 2x2 grid from 2-5 images' combined embeddings (/blend)
     DESCRIBE = "describe"  # one image -> four prompts (CoCa captions + CLIP-ranked style words)
+    VIDEO = "video"  # clips animated from a start frame (Animate, --video), or a clip continued (Extend, Loop)
 
 
 class JobState(StrEnum):
@@ -173,6 +175,30 @@ class PoolSpec(Wire):
     height: Side = 512
 
 
+class VideoSpec(Wire):
+    """Animate (engine/video.py): `clips` clips from one start frame, each with its own seed."""
+
+    prompt: str = ""  # the motion prompt
+    negative_prompt: str = ""
+    seed: Seed = 0
+    clips: int = Field(MAX_CLIPS, ge=1, le=MAX_CLIPS)
+    motion: Literal["low", "high"] = "low"
+    raw: bool = False  # the model as it is: no motion words added to the prompt
+    start_image: bytes | None = None  # PNG; None: the start frame is drawn first from `start`
+    start: GenerateSpec | None = None  # a text prompt's start frame: one image, with the member's taste
+    end_image: bytes | None = None  # --end: the clip ends on this frame
+    loop: bool = False  # the clip ends on its first frame
+    previous: bytes | None = None  # Extend: the clip (MP4) to continue from its last frame
+
+    @model_validator(mode="after")
+    def _one_start(self) -> Self:
+        if (self.start_image is None) == (self.start is None) and self.previous is None:
+            raise ValueError("a video needs either start_image or start")
+        if self.loop and self.end_image is not None:
+            raise ValueError("loop ends on the start frame: no end_image with it")
+        return self
+
+
 class Job(Wire):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     kind: JobKind
@@ -183,6 +209,7 @@ class Job(Wire):
     embed: EmbedSpec | None = None
     pool: PoolSpec | None = None
     describe: DescribeSpec | None = None
+    video: VideoSpec | None = None
     max_tries: int = 3
     created_at: float = Field(default_factory=time.time)
     # The server's NSFW threshold where its policy blocks: an input image (init,
@@ -217,9 +244,25 @@ class PostImage(Wire):
         return f"post.{'png' if self.format == 'png' else 'jpg'}"
 
 
+class ClipOut(Wire):
+    """One clip of a video job: the MP4 kept for the web and Extend, and its first frame."""
+
+    mp4: bytes  # H.264 MP4 (engine/mp4.py)
+    poster: bytes  # its first frame, PNG: what galleries show and likes and taste read
+    embedding: list[float]  # OpenCLIP embedding of the poster
+    seed: int
+    width: int
+    height: int
+    frames: int
+    fps: float
+    nsfw: float | None = None  # the highest open_nsfw score of its sampled frames; None: not scored (flagged)
+
+
 class JobResult(Wire):
     images: list[ImageOut] = Field(default_factory=list)
     post: PostImage | None = None  # the grid or image Discord shows, made by the worker
+    clips: list[ClipOut] = Field(default_factory=list)  # video jobs
+    post_clips: list[bytes] = Field(default_factory=list)  # the MP4s Discord gets, fitted to the upload limit; b"": withheld
     image_embeddings: list[list[float]] = Field(default_factory=list)  # embed jobs
     text_embeddings: list[list[float]] = Field(default_factory=list)  # embed jobs
     prompts: list[str] = Field(default_factory=list)  # describe jobs

@@ -38,7 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.jobs import MAX_IMAGE_WEIGHT, MAX_PROMPT_IMAGES, MAX_SEED
+from engine.jobs import MAX_CLIPS, MAX_IMAGE_WEIGHT, MAX_PROMPT_IMAGES, MAX_SEED
 
 __all__ = [
     "CODE_RE", "CodeWeight", "ParamError", "Request", "dimensions", "expand", "is_code",
@@ -58,6 +58,9 @@ MAX_NESTING = 8  # levels of `{` inside `{`
 MAX_PARTS = 10  # parts of a multi-prompt `a:: b::2`, each encoded on its own
 MAX_PART_WEIGHT = 100
 STYLES = ("raw",)
+MOTIONS = ("low", "high")
+CLIP_COUNTS = tuple(str(n) for n in (1, 2, 4) if n <= MAX_CLIPS)  # --bs, as Midjourney's batch sizes
+VIDEO_ONLY = ("motion", "loop", "end", "clips")  # parameters that need --video
 
 CODE_RE = re.compile(r"[a-z2-7]{7}", re.IGNORECASE | re.ASCII)  # use with fullmatch
 _MARK_RE = re.compile(r"(?<!\S)(?:--|\u2014)([A-Za-z]\S*)")  # `--name` / `—name`
@@ -182,6 +185,12 @@ class Request(BaseModel):
     repeat: int = Field(1, ge=1, le=MAX_JOBS)  # jobs from this prompt; the bot queues each with repeat 1
     image_links: tuple[str, ...] = Field((), max_length=MAX_PROMPT_IMAGES)  # image prompts: links before the text
     image_weight: float = Field(1.0, ge=0, le=MAX_IMAGE_WEIGHT)  # --iw
+    # Animate (--video): a start frame (an attachment or the first image link) becomes clips.
+    video: bool = False
+    motion: str | None = None  # "low" (the default) or "high"
+    loop: bool = False  # the clip ends on its start frame
+    end: str | None = None  # --end URL: the clip ends on this image
+    clips: int | None = Field(None, ge=1, le=MAX_CLIPS)  # --bs: clips to make (within the server's choice)
 
     @property
     def raw(self) -> bool:
@@ -189,8 +198,9 @@ class Request(BaseModel):
 
     @property
     def links(self) -> tuple[str, ...]:
-        """The image links the bot fetches for it: image prompts and a `--sref` link."""
-        return (*self.image_links, *([self.sref] if self.sref and not is_code(self.sref) else []))
+        """The image links the bot fetches for it: image prompts, a `--sref` link and `--end`."""
+        sref = [self.sref] if self.sref and not is_code(self.sref) else []
+        return (*self.image_links, *sref, *([self.end] if self.end else []))
 
     @field_validator("quality")
     @classmethod
@@ -209,10 +219,12 @@ class Request(BaseModel):
     def canonical(self) -> str:
         """The prompt with only non-default parameters, in a fixed order; parses back to self."""
         parts = [*self.image_links, self.text]
+        written = set()
         for spec in _SPECS:
             value = getattr(self, spec.field)
-            if value != Request.model_fields[spec.field].default:
+            if value != Request.model_fields[spec.field].default and spec.field not in written:
                 parts.append(f"--{spec.names[0]} {spec.render(value)}".rstrip())
+                written.add(spec.field)
         return " ".join(p for p in parts if p)
 
     def with_(self, **changes: Any) -> Request:
@@ -398,6 +410,34 @@ def _image_weight(seg: _Seg, spec: _Spec, presets: Collection[str]) -> float:
     return iw
 
 
+def _raw(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
+    _tile(seg, spec, presets)  # a flag: no value
+    return "raw"
+
+
+def _motion(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
+    tok = _one(seg, spec)
+    if tok.lower() not in MOTIONS:
+        raise _fail(seg, spec, tok, "is not a motion")
+    return tok.lower()
+
+
+def _clips(seg: _Seg, spec: _Spec, presets: Collection[str]) -> int:
+    tok = _one(seg, spec)
+    if tok not in CLIP_COUNTS:
+        raise _fail(seg, spec, tok, "is not a number of clips" if not _INT_RE.fullmatch(tok) else "is out of range")
+    return int(tok)
+
+
+def _end(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
+    tok = _one(seg, spec)
+    if not _URL_RE.fullmatch(tok):
+        raise _fail(seg, spec, tok, "is not a link")
+    if len(tok) > MAX_URL:
+        raise ParamError(f"{_q(seg.flag, tok)} is too long ({len(tok)} characters): a link may be at most {MAX_URL}.")
+    return tok
+
+
 def _leading_links(body: str) -> tuple[tuple[str, ...], str]:
     """Image prompts: the http(s) links before the description, as in Midjourney."""
     words = body.split(" ")
@@ -463,11 +503,17 @@ _SPECS: tuple[_Spec, ...] = (
           lambda q: _num(q).removeprefix("0")),
     _Spec("stop", "stop", ("stop",), "10–100 (% of the steps)", _integer(10, 100), str),
     _Spec("style", "style", ("style",), "`raw`", _style, str),
+    _Spec("style", "raw", ("raw",), "no value (it is `--style raw`)", _raw, str),
     _Spec("repeat", "repeat", ("repeat", "r"), f"1–{MAX_JOBS}", _integer(1, MAX_JOBS), str),
     _Spec("tile", "tile", ("tile",), "no value", _tile, lambda _: ""),
     _Spec("sref", "sref", ("sref",), "a 7-character code or an http(s) image link", _sref, str),
     _Spec("image_weight", "image weight", ("iw",), f"0–{MAX_IMAGE_WEIGHT:g}, like `--iw 1.5`", _image_weight, _num),
     _Spec("preset", "version", ("v", "version"), "a model name like `tiny`", _preset, str),
+    _Spec("video", "video", ("video",), "no value", _tile, lambda _: ""),
+    _Spec("motion", "motion", ("motion",), "`low` or `high`", _motion, str),
+    _Spec("loop", "loop", ("loop",), "no value", _tile, lambda _: ""),
+    _Spec("end", "end frame", ("end",), "an http(s) image link", _end, str),
+    _Spec("clips", "batch size", ("bs",), "`1`, `2` or `4` (clips)", _clips, str),
 )
 _BY_NAME: dict[str, _Spec] = {name: spec for spec in _SPECS for name in spec.names}
 
@@ -514,6 +560,14 @@ def parse(text: str, presets: Collection[str] = ()) -> Request:
     if values.get("repeat", 1) > 1 and values.get("seed") is not None:
         raise ParamError(f"{_q(given['repeat'], str(values['repeat']))} with {_q(given['seed'], str(values['seed']))} "
                          f"would make the same images {values['repeat']} times: drop one of them.")
+    if not values.get("video"):
+        for name in VIDEO_ONLY:
+            if name in given:
+                raise ParamError(f"{_q(given[name])} animates an image: add `--video` (with an image attached, "
+                                 "or its link at the start of the prompt).")
+    if values.get("loop") and values.get("end"):
+        raise ParamError(f"{_q(given['loop'])} ends the clip on its start frame and {_q(given['end'])} on another "
+                         "image: use one of them.")
     if links:
         values["image_links"] = links
     return Request(text=body, **values)

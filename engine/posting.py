@@ -7,6 +7,9 @@ The PNG originals stay on the bot's disk for U, downloads and the web. Discord g
 - a single image: its PNG when that fits, else the largest JPEG that does (the message then
   links the original on the web companion).
 
+A video's clips (engine/mp4.py) share the limit equally, each re-encoded smaller only when its
+share needs it (clips_for_result).
+
 Torch-free: the worker makes the post beside the GPU (engine/worker.py) for the limit the job
 names; the bot makes it only when the worker's won't do (the server's filter or limit changed
 since, an older worker, /show in a channel with a smaller limit).
@@ -18,9 +21,10 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from engine import safety
+from engine import mp4, safety
 from engine.jobs import Job, JobKind, JobResult, PostImage
 
 DEFAULT_LIMIT = 10 * 2**20  # Discord's upload limit without boosts, and in DMs
@@ -30,6 +34,8 @@ JPEG_QUALITIES = (90, 82, 72, 60)  # tried in order, at each size
 SHRINK = 0.75  # the next size when no quality fits
 WITHHELD_TILE = (128, 128, 128)  # a blocked image's place in its grid
 POSTED_KINDS = (JobKind.IMAGINE, JobKind.BLEND, JobKind.VARIATION, JobKind.UPSCALE, JobKind.OUTPAINT)
+CLIP_BITRATE_SHARE = 0.9  # of a clip's share of the limit, as bits a second: H.264's rate control overshoots a little
+CLIP_TRIES = 6  # bitrates tried (each 0.7 of the last) before the clip is made smaller
 
 
 def for_result(job: Job, result: JobResult) -> PostImage | None:
@@ -43,6 +49,44 @@ def for_result(job: Job, result: JobResult) -> PostImage | None:
         if job.nsfw_threshold is not None and safety.flagged(image.nsfw, job.nsfw_threshold)
     ]
     return make([image.png for image in result.images], withheld, job.upload_limit)
+
+
+def clips_for_result(job: Job, result: JobResult) -> list[bytes]:
+    """The worker's posted clips: each MP4 fitted to its share of the job's upload limit; a clip
+    flagged where the server blocks is b"" (withheld, as a grid's grey tile)."""
+    if job.kind is not JobKind.VIDEO or job.upload_limit is None or not result.clips:
+        return []
+    withheld = {i for i, clip in enumerate(result.clips)
+                if job.nsfw_threshold is not None and safety.flagged(clip.nsfw, job.nsfw_threshold)}
+    shown = [clip.mp4 for i, clip in enumerate(result.clips) if i not in withheld]
+    fitted = iter(fit_clips(shown, job.upload_limit))
+    return [b"" if i in withheld else next(fitted) for i in range(len(result.clips))]
+
+
+def fit_clips(clips: Sequence[bytes], limit: int) -> list[bytes]:
+    """MP4 clips that together fit `limit` bytes (one upload): each as it is when it fits its equal
+    share, else re-encoded at a lower bitrate, then smaller. ValueError when even a tiny one won't fit."""
+    if not clips:
+        return []
+    share = (limit - REQUEST_MARGIN) // len(clips)
+    return [clip if len(clip) <= share else fit_clip(clip, share) for clip in clips]
+
+
+def fit_clip(clip: bytes, budget: int) -> bytes:
+    info = mp4.read(clip)
+    frames = list(mp4.frames(clip))
+    while True:
+        bitrate = budget * 8 / info.duration * CLIP_BITRATE_SHARE
+        for _ in range(CLIP_TRIES):
+            data = mp4.write(frames, round(info.fps), max(10_000, round(bitrate)))
+            if len(data) <= budget:
+                return data
+            bitrate *= 0.7
+        height, width = frames[0].shape[:2]
+        if max(width, height) < 64:
+            raise ValueError(f"no encoding of the clip fits in {budget} bytes")
+        size = (max(2, round(width * SHRINK / 2) * 2), max(2, round(height * SHRINK / 2) * 2))
+        frames = [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.LANCZOS)) for f in frames]
 
 
 def make(pngs: Sequence[bytes], withheld: Sequence[int], limit: int) -> PostImage | None:

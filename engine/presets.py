@@ -65,6 +65,40 @@ class Lora:
     weight_name: str | None = None  # the file inside a hub repo
 
 
+VideoOffload = Literal["none", "model", "sequential"]
+
+
+@dataclass(frozen=True)
+class VideoModel:
+    """A preset's image-to-video model (Animate; engine/video.py): a diffusers WanImageToVideoPipeline
+    that takes a start frame and, for Loop and --end, a last frame (Wan 2.2 I2V's layout)."""
+
+    repo: str  # a hub id or a local diffusers folder; TINY_VIDEO: built locally with random weights
+    description: str = ""
+    base_size: int = 640  # pixels per side at 1:1 (480p: 832x448 at 16:9)
+    frames: int = 81  # a clip: 4k + 1 frames (Wan's VAE packs 4 frames a latent)
+    extend_frames: int = 65  # an Extend adds these, less the frame it starts from
+    fps: int = 16
+    steps: int = 40
+    guidance: float = 3.5
+    offload: VideoOffload = "model"  # diffusers' CPU offload on CUDA: "model" moves whole models in turn
+    fp8: bool = True  # keep the transformers' weights in fp8 on CUDA (computed in bf16): a 14B one fits 24 GB
+    motion_low: str = "subtle natural motion, slow steady camera"
+    motion_high: str = "dynamic motion, energetic movement, moving camera"
+    negative: str = "static, still image, blurry, distorted, low quality, jpeg artifacts, watermark, text"
+
+
+TINY_VIDEO = "tiny-video"  # VideoModel.repo of the random-weight build (engine/video.py build_tiny_video)
+WAN_I2V = VideoModel(
+    repo="Wan-AI/Wan2.2-I2V-A14B-Diffusers",
+    description="Wan 2.2 image-to-video A14B (Apache-2.0): 5 s clips at 480p, 16 fps",
+)
+TINY_VIDEO_MODEL = VideoModel(
+    repo=TINY_VIDEO, description="Tiny random-weight Wan image-to-video (tests; makes noise)",
+    base_size=64, frames=9, extend_frames=5, fps=8, steps=2, guidance=3.0, offload="none", fp8=False,
+)
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -109,6 +143,7 @@ class Preset:
     quantize: Quantize | None = None
     offload: Offload = "none"
     licence: str = ""  # the weights' licence, named by `make check`
+    video: VideoModel | None = WAN_I2V  # Animate's model; None: this preset doesn't animate
     source: str = "built-in"  # or the presets file it came from
 
     @property
@@ -245,6 +280,7 @@ BUILTIN_PRESETS: tuple[Preset, ...] = (
         upscale_strength=0.5,
         taste_tau_max=3.0,
         taste_lambda_max=1.0,
+        video=TINY_VIDEO_MODEL,
     ),
 )
 
@@ -402,6 +438,27 @@ class TasteEntry(_Strict):
     lambda_max: float = Field(0.8, gt=0, le=2)
 
 
+class VideoEntry(_Strict):
+    """A preset's `[presets.NAME.video]` table: its image-to-video model (a WanImageToVideoPipeline)."""
+
+    repo: str = WAN_I2V.repo
+    base_size: int = Field(WAN_I2V.base_size, ge=256, le=1280, multiple_of=64)
+    frames: int = Field(WAN_I2V.frames, ge=5, le=161)
+    extend_frames: int = Field(WAN_I2V.extend_frames, ge=5, le=161)
+    fps: int = Field(WAN_I2V.fps, ge=4, le=30)
+    steps: int = Field(WAN_I2V.steps, ge=1, le=100)
+    guidance: float = Field(WAN_I2V.guidance, ge=0, le=20)
+    offload: VideoOffload = WAN_I2V.offload
+    fp8: bool = WAN_I2V.fp8
+
+    @field_validator("frames", "extend_frames")
+    @classmethod
+    def _four_k_plus_one(cls, value: int) -> int:
+        if value % 4 != 1:
+            raise ValueError(f"{value} frames: Wan takes 4k + 1 frames, like 81 or 65")
+        return value
+
+
 class PresetEntry(_Strict):
     """One `[presets.NAME]` table."""
 
@@ -426,6 +483,7 @@ class PresetEntry(_Strict):
     # true: the family's ViT-H adapter (sdxl, sd15; the default there); false: none (the default for flux, sd3)
     ip_adapter: IpAdapterEntry | bool | None = None
     taste: TasteEntry = TasteEntry()
+    video: VideoEntry | bool = True  # true: the built-in Wan image-to-video; false: no Animate
 
     @field_validator("scheduler")
     @classmethod
@@ -556,8 +614,20 @@ def _to_preset(name: str, entry: PresetEntry, file: Path) -> Preset:
         quantize=entry.quantize,
         offload=entry.offload,
         licence=entry.licence or "",
+        video=_video(entry.video, base),
         source=str(file),
     )
+
+
+def _video(entry: VideoEntry | bool, base: Path) -> VideoModel | None:
+    if entry is True:
+        return WAN_I2V
+    if entry is False:
+        return None
+    fields = entry.model_dump()
+    if (local := _resolve(entry.repo, base)).is_dir():
+        fields["repo"] = str(local)
+    return VideoModel(**fields, description=f"image-to-video from {fields['repo']}")
 
 
 def _describe(error: ValidationError, where: str) -> list[str]:

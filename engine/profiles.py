@@ -800,8 +800,12 @@ async def record_like(db: aiosqlite.Connection, user_id: int, image_id: int) -> 
     if image.user_id == user_id:
         return False
     grid_image = image.id
-    if len(await db_jobs.images_of(db, image.job_id)) < 2:
-        job = await db_jobs.get_job(db, image.job_id)
+    job = await db_jobs.get_job(db, image.job_id)
+    if image.video is not None:  # a clip: a like on the image it animates, over the rest of that image's grid
+        start = job.request.get("start_image_id") if job is not None else None
+        if start is not None and await db_jobs.get_image(db, start) is not None:
+            grid_image = start
+    elif len(await db_jobs.images_of(db, image.job_id)) < 2:
         if job is not None and job.parent_image_id is not None:
             grid_image = job.parent_image_id
     return await q.insert_like(db, user_id, image.id, grid_image)

@@ -198,6 +198,8 @@ class Worker:
         started = time.perf_counter()
 
         def report(percent: float, preview: bytes | None) -> None:
+            if preview is None and latest:  # a step without a preview keeps the newest one until it is sent
+                preview = latest[0][1]
             latest[:] = [(percent, preview)]
 
         def should_stop() -> bool:
@@ -229,10 +231,11 @@ class Worker:
         #    rather than in the bot; then hand the result back (the queue refuses it if we lost the lease).
         try:
             post = await asyncio.to_thread(posting.for_result, job, result)
+            clips = await asyncio.to_thread(posting.clips_for_result, job, result)
         except Exception:  # the bot makes it then: never lose a result over its preview
             log.exception("job %s: could not make its post; the bot will", job.id)
-            post = None
-        result = result.model_copy(update={"worker": self.worker_id, "post": post})
+            post, clips = None, []
+        result = result.model_copy(update={"worker": self.worker_id, "post": post, "post_clips": clips})
         self._count(True)
         if await self.queue.complete(job.id, self.worker_id, result):
             log.info("job %s done in %.2fs", job.id, time.perf_counter() - started)
@@ -362,7 +365,7 @@ def check(preset: str, data_dir: Path, device: str = "auto") -> int:
     """Print what `preset` and every preset of the owner's file need, and whether it is
     on disk (never downloads), with each one's licence, how --p steers it and its estimated
     GPU memory. 1 when something is missing (or this machine can't load its quantised weights)."""
-    from engine import models
+    from engine import models, video
     from engine.presets import PRESETS, TINY_OPENCLIP_MODEL, get_preset
 
     names = [get_preset(preset).name] + sorted(
@@ -380,7 +383,7 @@ def check(preset: str, data_dir: Path, device: str = "auto") -> int:
         if p.kind != "tiny" and p.openclip_model != TINY_OPENCLIP_MODEL:
             offload = f", offload {p.offload}" if p.offload != "none" else ""
             print(f"  GPU memory, estimated ({p.quantize or 'bf16'}{offload}): {p.gpu_estimate().describe()}")
-        items = models.check(p, data_dir, device)
+        items = models.check(p, data_dir, device) + video.check(p, data_dir)
         width = max(len(item.name) for item in items)
         for item in items:
             mark = "ok     " if item.present else "MISSING"

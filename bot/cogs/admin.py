@@ -14,7 +14,7 @@ from bot.errors import UserError
 from engine import params, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members
-from engine.jobs import JobState
+from engine.jobs import MAX_CLIPS, JobState
 from engine.params import MAX_JOBS
 from engine.presets import UnknownPresetError, get_preset, preset_names
 from engine.queue_contract import FAILING_AFTER, WorkerStatus
@@ -191,6 +191,22 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         except profiles.TasteError as error:
             raise UserError(f"`{code}` can't be this server's house taste: {error}") from None
         return code
+
+    @app_commands.command(description="Animate: clips a video job makes (default 4) and what a clip counts against quotas")
+    @app_commands.describe(
+        clips="Clips each Animate, Extend or --video makes, 1-4 (--bs asks for fewer)",
+        images_per_clip="What one clip counts against a daily image quota (default 8: a clip costs far more GPU time)",
+    )
+    async def video(
+        self, interaction: discord.Interaction, clips: app_commands.Range[int, 1, MAX_CLIPS] | None = None,
+        images_per_clip: app_commands.Range[int, 1, 100] | None = None,
+    ) -> None:
+        changes = {name: value for name, value in (("video_clips", clips), ("video_clip_images", images_per_clip))
+                   if value is not None}
+        rules = await members.update_guild(self.bot.db, interaction.guild_id, **changes)
+        await interaction.response.send_message(
+            f"Animate makes **{rules.video_clips}** clip{'s' if rules.video_clips != 1 else ''} a job here; each counts "
+            f"as **{rules.video_clip_images}** images against daily quotas.", ephemeral=True)
 
     model = app_commands.Group(name="model", description="The model presets this server draws with")
 

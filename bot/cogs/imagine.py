@@ -18,7 +18,7 @@ class Imagine(commands.Cog):
     @app_commands.command(description="Create four images from a prompt")
     @app_commands.describe(
         prompt="What to draw, then parameters: --ar 3:2 --seed 7 --no text --s 250 --p …",
-        image="An image prompt: the grid takes after it (weight with --iw 0–3)",
+        image="An image prompt: the grid takes after it (--iw 0–3); with --video, the start frame to animate",
     )
     async def imagine(
         self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, MAX_INPUT],

@@ -22,6 +22,7 @@ from bot.views.rank import pair_view
 from bot.views.remix import RemixModal
 from bot.views.settings import settings_view
 from bot.views.tune import start_view, tune_pair_view
+from bot.views.video import MotionModal, clips_view
 from bot.views.zoom import CustomZoomModal
 
 
@@ -40,3 +41,5 @@ class Views:
     describe: Callable[..., discord.ui.View] = describe_view
     tune_start: Callable[..., discord.ui.View] = start_view
     tune_pair: Callable[..., discord.ui.View] = tune_pair_view
+    clips: Callable[..., discord.ui.View] = clips_view
+    motion: Callable[..., discord.ui.Modal] = MotionModal

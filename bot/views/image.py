@@ -3,6 +3,7 @@
 Upscale (Subtle) · Upscale (Creative) · Vary (Subtle) · Vary (Strong) · Vary (Region)
 Zoom Out 2× · Zoom Out 1.5× · Custom Zoom · Make Square (non-square images)
 ⬅️ ➡️ ⬆️ ⬇️ · ❤️ Like
+Animate (Low motion) · Animate (High motion) · Animate (Manual)
 
 and the private menu of regions that Vary (Region) opens.
 """
@@ -13,7 +14,7 @@ import re
 
 import discord
 
-from bot import flows
+from bot import flows, flows_video
 from bot.ids import ROW_ID
 from bot.views.base import PersistentButton, persistent_view
 from engine.canvas import REGIONS
@@ -34,6 +35,9 @@ LABELS = {
     "pan_up": (None, "⬆️", 2),
     "pan_down": (None, "⬇️", 2),
     "like": ("Like", "❤️", 2),
+    "animate_low": ("Animate (Low motion)", "🎞️", 3),
+    "animate_high": ("Animate (High motion)", "🎞️", 3),
+    "animate_manual": ("Animate (Manual)", "🎞️", 3),
     "upscale": ("Upscale (Subtle)", "⏫", 0),
 }
 ZOOMS = {"zoom_2": 2.0, "zoom_1.5": 1.5}
@@ -61,6 +65,10 @@ class ImageButton(PersistentButton, template=rf"tm:image:(?P<action>{_ACTIONS}):
             await flows.like(interaction, bot, self.image_id)
         elif action.startswith("upscale"):
             await flows.upscale(interaction, bot, self.image_id, "creative" if action == "upscale_creative" else "subtle")
+        elif action == "animate_manual":
+            await flows_video.animate_manual(interaction, bot, self.image_id)
+        elif action.startswith("animate_"):
+            await flows_video.animate(interaction, bot, self.image_id, action.removeprefix("animate_"))
         elif action == "vary_region":
             await flows.vary_region(interaction, bot, self.image_id)
         elif action.startswith("vary_"):

@@ -37,6 +37,7 @@ class Shown:
     created_at: float
     likes: int
     liked: bool  # by the member asking
+    video: str | None = None  # a clip's MP4 (served by /video/ID); the image is its first frame
 
     @property
     def codes(self) -> str:
@@ -47,7 +48,7 @@ class Shown:
 _SELECT = (
     "SELECT i.id, i.job_id, i.idx, i.user_id, j.guild_id, j.prompt, j.kind, j.request, i.width, i.height, i.seed,"
     " i.created_at, (SELECT COUNT(*) FROM likes l WHERE l.image_id = i.id) AS likes,"
-    " EXISTS (SELECT 1 FROM likes l WHERE l.image_id = i.id AND l.user_id = ?) AS liked"
+    " EXISTS (SELECT 1 FROM likes l WHERE l.image_id = i.id AND l.user_id = ?) AS liked, i.video"
     " FROM images i JOIN jobs j ON j.id = i.job_id"
 )
 

@@ -21,7 +21,7 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
-from bot import generation, ids
+from bot import flows_video, generation, ids
 from bot.errors import UserError
 from bot.render import preset_flag
 from bot.web import auth, gallery
@@ -59,12 +59,14 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/image/{image_id:[0-9]+}", image_page)
     app.router.add_post("/api/like/{image_id:[0-9]+}", like)
     app.router.add_post("/api/image/{image_id:[0-9]+}/vary-region", vary_region)
+    app.router.add_post("/api/image/{image_id:[0-9]+}/animate", animate)
     app.router.add_get("/api/jobs/{job_id:[0-9a-f-]{1,64}}", job_state)
     app.router.add_get("/profile", profile_page)
     app.router.add_post("/api/codes/{code:[a-z2-7]{7}}", set_code_visibility)
     app.router.add_post("/api/moodboards", create_moodboard)
     app.router.add_get("/api/moodboards/{job_id:[0-9a-f-]{1,64}}", moodboard_state)
     app.router.add_get("/img/{image_id:[0-9]+}", image_file)
+    app.router.add_get("/video/{image_id:[0-9]+}", video_file)
     app.router.add_get("/img/pool/{image_id:[0-9]+}", pool_image_file)
 
 
@@ -396,6 +398,39 @@ async def vary_region(request: web.Request) -> web.Response:
     return web.json_response(await _job_json(context, record))
 
 
+async def animate(request: web.Request) -> web.Response:
+    """Animate (Low / High motion) from the image page: the same video job as Discord's buttons, queued
+    as a web job (no Discord message); the page follows it through job_state and plays its clips."""
+    context, session = _context(request), _session(request)
+    if not context.jobs.allow(session.user_id):
+        return _json_error("Slow down a little: too many jobs at once.", 429)
+    image = await _requested_image(request)
+    if image is None:
+        return _json_error("No such image.", 404)
+    if image.user_id != session.user_id:  # as the Discord buttons: only its maker may animate it
+        return _json_error("Only the member who made this image can animate it.", 403)
+    if image.video is not None:
+        return _json_error("This is a clip already: extend it in Discord.")
+    try:
+        motion = str((await request.json()).get("motion", "low"))
+    except (ValueError, AttributeError):
+        motion = ""
+    if motion not in ("low", "high"):
+        return _json_error("motion is low or high.")
+    try:
+        source = await db_jobs.get_job(context.db, image.job_id)
+        start = await asyncio.to_thread((Path(context.settings.data_dir) / (await gallery.image_path(context.db, image.id))).read_bytes)
+        animation = generation.Animation(prompt=flows_video.description(source), motion=motion, start=start,
+                                         start_image_id=image.id)
+        prepared = await generation.prepare_video(context, session.user_id, image.guild_id, animation,
+                                                  preset_name=image.request.get("preset"), parent_image_id=image.id)
+        record = await _queue_web_job(context, prepared, image)
+    except (UserError, ParamError, profiles.TasteError, OSError) as error:
+        return _json_error(f"{error} Nothing was queued.")
+    log.info("web animate %s queued for user %s (image %s)", record.id, session.user_id, image.id)
+    return web.json_response(await _job_json(context, record))
+
+
 async def _read_upload(part, shown: str) -> bytes:
     """One uploaded file, read in chunks and refused (naming it as `shown`) once past the upload limit."""
     data = bytearray()
@@ -493,7 +528,8 @@ async def _job_json(context: WebContext, record: db_jobs.JobRecord) -> dict:
     if record.state is JobState.DONE and record.guild_id is not None:  # what the gallery shows: not what the filter flagged
         for stored in await db_jobs.images_of(context.db, record.id):
             if await gallery.get_visible(context.db, record.user_id, [record.guild_id], stored.id) is not None:
-                shown.append({"id": stored.id, "src": f"/img/{stored.id}", "href": f"/image/{stored.id}"})
+                shown.append({"id": stored.id, "src": f"/img/{stored.id}", "href": f"/image/{stored.id}",
+                              "video": f"/video/{stored.id}" if stored.video else None})
     withheld = len(record.request.get("nsfw", {}).get("withheld", ()))
     return {
         "id": record.id, "state": record.state.value, "percent": record.percent,
@@ -637,7 +673,16 @@ async def pool_image_file(request: web.Request) -> web.StreamResponse:
     return _file(context, await gallery.pool_image_path(context.db, image_id) if image_id is not None else None)
 
 
-def _file(context: WebContext, relative: str | None) -> web.StreamResponse:
+async def video_file(request: web.Request) -> web.StreamResponse:
+    """A clip's MP4 (byte ranges served, so a browser can seek and loop it)."""
+    context = _context(request)
+    image = await _requested_image(request)
+    if image is None or image.video is None:
+        raise web.HTTPNotFound()
+    return _file(context, image.video, "video/mp4")
+
+
+def _file(context: WebContext, relative: str | None, content_type: str = "image/png") -> web.StreamResponse:
     """A stored file under the data dir (its path comes from the database)."""
     if relative is None:
         raise web.HTTPNotFound()
@@ -646,4 +691,4 @@ def _file(context: WebContext, relative: str | None) -> web.StreamResponse:
     if not path.is_relative_to(root) or not path.is_file():
         raise web.HTTPNotFound()
     # Ids never change what they name: the browser may keep it (privately) for a day.
-    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": "image/png"})
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": content_type})

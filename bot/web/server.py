@@ -29,7 +29,7 @@ log = logging.getLogger("bot.web")
 
 PUBLIC = ("/login", "/signed-out", "/static/", "/auth/discord", "/favicon.ico")
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; "
     "font-src 'self'; form-action 'self' https://discord.com; base-uri 'none'; frame-ancestors 'none'"
 )
 MAX_UPLOAD = 10 * 8 * 1024 * 1024 + 1024 * 1024  # ten images at the decoder's limit, plus the form

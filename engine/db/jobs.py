@@ -59,6 +59,7 @@ class ImageRecord:
     embedding: np.ndarray | None
     created_at: float
     nsfw: float | None = None  # open_nsfw score; NULL for images made before the check (shown as before)
+    video: str | None = None  # a clip's MP4 (relative to the data dir); the row's path is its first frame
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> ImageRecord:
@@ -157,14 +158,15 @@ async def add_image(
     seed: int,
     embedding: np.ndarray | list[float] | None,
     nsfw: float | None = None,
+    video: str | None = None,
 ) -> int:
     blob = None if embedding is None else np.asarray(embedding, dtype=np.float32).tobytes()
     async with transaction(db):
         ((image_id,),) = await db.execute_fetchall(
-            "INSERT INTO images (job_id, idx, user_id, path, width, height, seed, embedding, nsfw, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO images (job_id, idx, user_id, path, width, height, seed, embedding, nsfw, video, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (job_id, idx) DO UPDATE SET path = excluded.path RETURNING id",
-            (job_id, idx, user_id, path, width, height, seed, blob, nsfw, time.time()),
+            (job_id, idx, user_id, path, width, height, seed, blob, nsfw, video, time.time()),
         )
     return image_id
 

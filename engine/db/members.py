@@ -38,6 +38,8 @@ class GuildSettings:
     house_taste: str | None = None  # a code (or 'server') mixed into every prompt; None = off
     house_taste_weight: float = 0.25  # its share of the mix
     house_taste_owner: int | None = None  # who set it: their private code may serve as the house taste
+    video_clips: int = 4  # clips a video job makes (/admin video; --bs asks for fewer)
+    video_clip_images: int = 8  # what one clip counts against a daily quota, in images
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:

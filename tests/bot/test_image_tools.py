@@ -19,6 +19,7 @@ from tests.bot.test_imagine import buttons, finished, job_message
 ONE_IMAGE = [
     "Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)", "Vary (Region)",
     "Zoom Out 2×", "Zoom Out 1.5×", "Custom Zoom", "Make Square", "⬅️", "➡️", "⬆️", "⬇️", "Like",
+    "Animate (Low motion)", "Animate (High motion)", "Animate (Manual)",
 ]
 GRID = ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "🔄"]
 

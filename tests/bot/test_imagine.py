@@ -80,6 +80,7 @@ async def test_u_v_and_reroll_work_after_a_restart(simcord_env, world, restart_b
     assert buttons(single) == [
         "Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)", "Vary (Region)",
         "Zoom Out 2×", "Zoom Out 1.5×", "Custom Zoom", "⬅️", "➡️", "⬆️", "⬇️", "Like",
+        "Animate (Low motion)", "Animate (High motion)", "Animate (Manual)",
     ]  # square: no Make Square (tests/bot/test_image_tools.py drives each tool)
 
     # Someone else's buttons are politely refused

@@ -126,7 +126,7 @@ def test_stop_decodes_the_flow_estimate_early_and_tile_and_an_adapter_vector_are
     engine = family_engines[family]
     early = run(engine, count=2, stop=50, seed=5)
     assert early.images[0].png != grids[family].images[0].png
-    with pytest.raises(JobError, match=f"can't draw seamless tiles"):
+    with pytest.raises(JobError, match="can't draw seamless tiles"):
         run(engine, tile=True)
     with pytest.raises(JobError, match="runs without an IP-Adapter: personalization is unavailable"):
         run(engine, conditioning=[0.1] * engine.loaded.embedder.dim, ip_adapter_scale=0.5)

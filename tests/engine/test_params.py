@@ -582,3 +582,30 @@ def test_an_obfuscated_banned_word_still_matches(word, data):
 def test_member_text_is_every_word_shown_back_but_no_parameter_names():
     r = parse("a fox --no rain, fog --ar 3:2 --sref https://e.x/a.png --tile --p abcdefg")
     assert r.member_text == "a fox rain fog https://e.x/a.png"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("a fox --motion high", "`--motion` animates an image: add `--video`"),
+        ("a fox --bs 2", "`--bs` animates an image: add `--video`"),
+        ("a fox --video --motion fast", "`--motion fast` is not a motion: motion takes `low` or `high`."),
+        ("a fox --video --bs 3", "`--bs 3` is out of range: batch size takes `1`, `2` or `4` (clips)."),
+        ("a fox --video --end foo", "`--end foo` is not a link: end frame takes an http(s) image link."),
+        ("a fox --video --loop --end https://example.org/a.png", "use one of them"),
+        ("a fox --video now", "`--video` takes no value, but got `now`"),
+        ("a fox --raw --style raw", "`--style` is given twice (also as `--raw`)"),
+    ],
+)
+def test_video_parameters_are_checked_with_the_others(text, message):
+    with pytest.raises(ParamError) as caught:
+        parse(text)
+    assert message in str(caught.value)
+
+
+def test_video_parameters_parse_and_write_back():
+    request = parse("https://example.org/a.png a fox running --video --motion high --bs 2 --raw --end https://example.org/b.png")
+    assert (request.video, request.motion, request.clips, request.raw, request.end) == (
+        True, "high", 2, True, "https://example.org/b.png")
+    assert request.links == ("https://example.org/a.png", "https://example.org/b.png")
+    assert parse(request.canonical()) == request

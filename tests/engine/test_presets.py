@@ -137,6 +137,8 @@ def test_settings_find_the_file_in_the_data_dir_or_at_tastemaker_presets(tmp_pat
         ('[presets.Big_Name]\nrepo = "x/y"\n', r"preset 'Big_Name': a name is 1-32 lowercase letters"),
         ('[presets.tiny]\nrepo = "x/y"\n', r"preset 'tiny': that name is a built-in preset"),
         ('[presets.a\nrepo = "x/y"\n', r"not valid TOML"),
+        ('[presets.a]\nrepo = "x/y"\nvideo = { frames = 80 }\n', r"field `video.frames`: .*80 frames: Wan takes 4k \+ 1 frames"),
+        ('[presets.a]\nrepo = "x/y"\nvideo = { offload = "disk" }\n', r"field `video.offload`: Input should be 'none', 'model' or"),
     ],
 )
 def test_bad_entries_are_refused_naming_preset_field_and_problem(tmp_path, body, message):
@@ -358,3 +360,29 @@ def test_worker_check_names_each_familys_licence_steering_memory_and_quantisatio
     assert 'MISSING  quantize' in text and 'quantize = "nf4" needs bitsandbytes on a CUDA GPU' in text
     assert "ok       quantize" in text and "int8: transformer, text_encoder_3" in text
     assert "transformer weights" in text and "text_encoder_3 weights" in text and "tokenizer_2" in text
+
+
+def test_a_preset_animates_with_the_built_in_video_model_or_its_own_or_none(tmp_path):
+    (tmp_path / "my-wan").mkdir()
+    path = write(tmp_path, """
+        [presets.plain]
+        repo = "x/y"
+
+        [presets.mine]
+        repo = "x/y"
+        video = { repo = "my-wan", frames = 49, fps = 24, steps = 20, offload = "sequential", fp8 = false }
+
+        [presets.still]
+        repo = "x/y"
+        video = false
+    """)
+    load_presets(file=path)
+    try:
+        assert get_preset("plain").video == get_preset("sdxl-lightning").video
+        assert get_preset("sdxl-lightning").video.repo == "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
+        mine = get_preset("mine").video
+        assert (mine.repo, mine.frames, mine.fps, mine.steps, mine.offload, mine.fp8) == (
+            str(tmp_path / "my-wan"), 49, 24, 20, "sequential", False)
+        assert get_preset("still").video is None and get_preset("tiny").video.repo == "tiny-video"
+    finally:
+        load_presets(None)
