@@ -846,8 +846,7 @@ class Engine:
         spec = job.video
         # 1. A text prompt's start frame: one image of this preset, with the member's taste.
         if start is None and spec.start is not None:
-            progress = _Progress(lambda percent, preview: report(0.0, preview), should_stop,
-                                 "sdxl" if self.preset.kind == "sdxl" else "sd", 1)
+            progress = _Progress(lambda percent, preview: report(0.0, preview), should_stop, m.family, 1)
             drawn = self._generate(m, self._imagine(m, spec.start.model_copy(update={"count": 1})), progress, gen_t, emb_t)
             start = decode_image(drawn.images[0].png)
         # 2. The clips, on the video model (loaded once).

@@ -28,4 +28,4 @@ def test_gpu_check_smoke_runs_every_job_and_prints_the_ratios():
     assert out.stdout.count("int8: loaded in") == 2 and out.stdout.count("fp32 / int8 seconds per job") == 2
     assert "loaded in" in out.stdout and "gpu_check done" in out.stdout
     # Animate's step: one clip through Engine.run on the Wan 2.2 layout, and its ratio to a grid.
-    assert "video clip 64x64, 9 frames, 2 steps" in out.stdout and "one clip / one 2x2 grid" in out.stdout
+    assert "video clip 80x48, 9 frames, 2 steps" in out.stdout  # a 3:2 start frame at the tiny layout's 64 px and "one clip / one 2x2 grid" in out.stdout
