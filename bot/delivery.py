@@ -85,16 +85,14 @@ class Delivery:
         self._text_only: set[str] = set()  # jobs Discord refused even a small post of: linked instead
         # Job kinds that are not image grids (e.g. "moodboard") register how they
         # finish: on_done(record, event) -> dict merged into jobs.request, and
-        # final_message(record) -> what their finished message adds (Finish).
+        # final_message(record, upload limit or None) -> what their finished message adds (Finish).
         self.on_done: dict[str, Callable[[db_jobs.JobRecord, JobEvent], Awaitable[dict]]] = {}
-        self.final_message: dict[str, Callable[[db_jobs.JobRecord], Awaitable[Finish]]] = {}
+        self.final_message: dict[str, Callable[[db_jobs.JobRecord, int | None], Awaitable[Finish]]] = {}
         # Kinds with state of their own (a style tune) hear when their job failed or was cancelled.
         self.on_failed: dict[str, Callable[[db_jobs.JobRecord], Awaitable[None]]] = {}
         # Kinds whose on_done keeps the result's images itself (a style tune's renders,
         # under tune/): no image rows or post are stored for them here.
         self.keeps_images: set[str] = set()
-        # Kinds whose final_message takes the upload limit where it goes (limit=…): they attach big files.
-        self.takes_limit: set[str] = set()
         self._lock = asyncio.Lock()
         self._followed = Followed(open_ended=True)
         self._task: asyncio.Task | None = None
@@ -389,8 +387,7 @@ class Delivery:
         `limit`: the upload limit where it goes, when it may be lower than the job's own;
         `attach=False`: the images only linked (Discord refused even a small post)."""
         if record.state is JobState.DONE and record.kind in self.final_message:
-            hook = self.final_message[record.kind]
-            finish = await (hook(record, limit=limit) if record.kind in self.takes_limit else hook(record))
+            finish = await self.final_message[record.kind](record, limit)
             if finish.failed is not None:
                 return dict(content=f"{render.headline(record)} (failed: {finish.failed})", attachments=[], view=None)
             first = render.finished(record, self.bot.settings.model, finish.detail)

@@ -54,7 +54,7 @@ def make_hooks(bot: Tastemaker):
     async def on_done(record: db_jobs.JobRecord, event: JobEvent) -> dict:
         return {"prompts": list(event.result.prompts if event.result else [])}
 
-    async def final_message(record: db_jobs.JobRecord) -> Finish:
+    async def final_message(record: db_jobs.JobRecord, limit: int | None) -> Finish:
         prompts = generation.described(record)
         if not prompts:
             return Finish(failed="no prompts came back")

@@ -129,7 +129,7 @@ def make_hooks(bot: Tastemaker):
         log.info("moodboard job %s: code %s for user %s", record.id, code, record.user_id)
         return {"code": code}
 
-    async def final_message(record: db_jobs.JobRecord) -> Finish:
+    async def final_message(record: db_jobs.JobRecord, limit: int | None) -> Finish:
         code = record.request.get("code")
         if not code:
             return Finish(failed=record.request.get("error", "unknown error"))

@@ -183,7 +183,7 @@ def make_hooks(bot: Tastemaker):
         if tune is not None:
             await db_tune.set_state(bot.db, tune.id, db_tune.FAILED, expect=db_tune.DRAWING)
 
-    async def final_message(record: db_jobs.JobRecord) -> Finish:
+    async def final_message(record: db_jobs.JobRecord, limit: int | None) -> Finish:
         tune = await db_tune.get_tune(bot.db, record.request.get("tune_id", 0))
         if tune is None or record.request.get("error"):
             return Finish(failed=record.request.get("error", "unknown error"))

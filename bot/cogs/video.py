@@ -73,7 +73,7 @@ def make_hooks(bot: Tastemaker):
         filtered = {"withheld": withheld, "spoiler": spoiler}
         return {"posted": names, **({"nsfw": filtered} if withheld or spoiler else {})}
 
-    async def final_message(record: db_jobs.JobRecord, limit: int | None = None) -> Finish:
+    async def final_message(record: db_jobs.JobRecord, limit: int | None) -> Finish:
         clips = [image for image in await db_jobs.images_of(bot.db, record.id) if image.video]
         filtered = record.request.get("nsfw", {})
         withheld, spoiler = filtered.get("withheld", []), set(filtered.get("spoiler", []))
@@ -104,4 +104,3 @@ def make_hooks(bot: Tastemaker):
 async def setup(bot: Tastemaker) -> None:
     bot.delivery.on_done[KIND], bot.delivery.final_message[KIND] = make_hooks(bot)
     bot.delivery.keeps_images.add(KIND)
-    bot.delivery.takes_limit.add(KIND)
