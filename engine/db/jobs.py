@@ -37,6 +37,7 @@ class JobRecord:
     finished_at: float | None
     delivered_at: float | None
     images: int  # what it makes (a grid 4, an upscale 1): counted against the daily quota unless it failed
+    deleted_at: float | None = None  # its member deleted it: its images are hidden now, purged later
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> JobRecord:

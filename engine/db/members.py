@@ -38,6 +38,7 @@ class GuildSettings:
     house_taste: str | None = None  # a code (or 'server') mixed into every prompt; None = off
     house_taste_weight: float = 0.25  # its share of the mix
     house_taste_owner: int | None = None  # who set it: their private code may serve as the house taste
+    retention_days: int | None = None  # days deleted or departed members' images are kept; None = the bot's
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:

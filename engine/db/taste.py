@@ -532,12 +532,8 @@ async def use_signals(db: aiosqlite.Connection, user_id: int | None = None) -> l
 
 async def community_observations(db: aiosqlite.Connection) -> tuple[int, int]:
     """(members with votes, likes or signals from use, their count) over everyone's main profiles."""
-    ((members, observations),) = await db.execute_fetchall(
-        "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM ("
-        " SELECT r.user_id FROM rank_pairs r JOIN profiles p ON p.id = r.profile_id"
-        " WHERE r.choice IN ('left', 'right') AND p.name = ?"
-        " UNION ALL SELECT user_id FROM likes UNION ALL SELECT user_id FROM use_signals)",
-        (MAIN_PROFILE,),
+    ((members, observations),) = await db.execute_fetchall(  # taste_counts: kept by triggers (migration 0012)
+        "SELECT COUNT(*), COALESCE(SUM(votes + likes + signals), 0) FROM taste_counts WHERE votes + likes + signals > 0"
     )
     return int(members), int(observations)
 

@@ -1,0 +1,2 @@
+-- Reserved for issue 20's migration (another branch): this branch's own start at 0012.
+-- Delete this file when that branch's 0011 is merged.
