@@ -40,7 +40,8 @@ import math
 import re
 import secrets
 import sqlite3
-from collections import defaultdict
+import weakref
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
 
 import aiosqlite
@@ -108,7 +109,10 @@ CODE_RE = re.compile(r"^[a-z2-7]{7}$")
 
 PRIOR_SIGMA = 1.0  # cold-start prior N(0, sigma^2 I)
 PRIOR_MIN_MEMBERS = 3  # fewer members with data: the cold-start prior
-PRIOR_REFRESH = 25  # community votes + likes between refits of the community prior
+PRIOR_REFRESH = 25  # community votes + likes between refits of a small community's prior ...
+PRIOR_REFRESH_SHARE = 0.02  # ... and of a big one's: once it has grown by 2% (members or observations)
+PRIOR_MAX_MEMBERS = 1000  # members the prior is fitted on (bench/db_scale.py times the refit)
+PRIOR_MAX_VOTES = 500  # each one's newest votes
 DEFAULT_TASTE_NORM = 1.0  # |w| of a moodboard when no member has a profile on the basis yet
 
 CHOICES = ("left", "right", "skip")
@@ -404,6 +408,7 @@ _refitting: dict[int, asyncio.Task] = {}  # basis version -> its community prior
 @dataclass(frozen=True, eq=False)
 class _Pool:
     images: list[q.PoolImage]
+    ids: np.ndarray  # their ids, ascending
     z: np.ndarray  # (n, k) whitened with the basis
     pairs: np.ndarray  # (m, 2) indices into images, same prompt group, i < j
     deltas: np.ndarray  # (m, k) z of each pair's first image minus its second's
@@ -463,7 +468,8 @@ async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
         groups[im.prompt_id].append(i)
     pairs = [(a, b) for members in groups.values() for x, a in enumerate(members) for b in members[x + 1 :]]
     pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    pool = _Pool(images=images, z=z, pairs=pairs, deltas=z[pairs[:, 0]] - z[pairs[:, 1]])
+    pool = _Pool(images=images, ids=np.array([im.id for im in images], dtype=np.int64), z=z, pairs=pairs,
+                 deltas=z[pairs[:, 0]] - z[pairs[:, 1]])
     if len(_pool_cache) > 4:
         _pool_cache.clear()
     _pool_cache[cache_key] = pool
@@ -475,26 +481,112 @@ async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
 # ---------------------------------------------------------------------------
 
 
-def _use_comparisons(basis: tm.Basis, signals: list[q.UseSignal]) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(user_id, deltas, weights) of each signal from use whose embeddings are in this basis's space."""
-    out = []
+async def whitened_pool(db: aiosqlite.Connection, basis: tm.Basis) -> tuple[list[q.PoolImage], np.ndarray]:
+    """The current pool's images and their z (cached: a basis never changes)."""
+    pool = await _pool(db, basis)
+    return pool.images, pool.z
+
+
+async def _whiten_ids(db: aiosqlite.Connection, basis: tm.Basis, table: str, ids: list[int]) -> dict[int, np.ndarray]:
+    """z of these rows' embeddings (``images`` or ``pool_images``), a few thousand at a time;
+    rows without an embedding of the basis's size (none, or another model's) are left out."""
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), 4096):
+        raw = await q.embeddings_by_id(db, table, ids[start : start + 4096])
+        keys = [i for i, e in raw.items() if e.shape == (basis.d,)]
+        if keys:
+            found.update(zip(keys, basis.whiten(np.stack([raw[i] for i in keys])), strict=True))
+    return found
+
+
+async def _vote_deltas(
+    db: aiosqlite.Connection, basis: tm.Basis, votes: list[tuple[int, int, int]], newest: int | None = None
+) -> dict[int, np.ndarray]:
+    """Per member, z(winner) - z(loser) of their votes (at most their ``newest`` ones),
+    looked up in the whitened pool by id: no embedding is read or whitened again."""
+    if not votes:
+        return {}
+    users, winners, losers = (np.array(column, dtype=np.int64) for column in zip(*votes, strict=True))
+    pool = await _pool(db, basis)
+    found, z = np.ones(len(votes), dtype=bool), []
+    for ids in (winners, losers):
+        pos = np.searchsorted(pool.ids, ids).clip(0, max(len(pool.ids) - 1, 0))
+        here = pool.ids[pos] == ids if len(pool.ids) else np.zeros(len(ids), dtype=bool)
+        rows = np.zeros((len(ids), basis.k))
+        rows[here] = pool.z[pos[here]]
+        if not np.all(here):  # a pool image outside the current basis's pool (rare): its own embedding
+            extra = await _whiten_ids(db, basis, "pool_images", np.unique(ids[~here]).tolist())
+            for j in np.flatnonzero(~here):
+                if int(ids[j]) in extra:
+                    rows[j], here[j] = extra[int(ids[j])], True
+        found &= here
+        z.append(rows)
+    deltas, users = (z[0] - z[1])[found], users[found]
+    order = np.argsort(users, kind="stable")  # by member, oldest vote first within each
+    users, deltas = users[order], deltas[order]
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    return {int(u[0]): d[-newest:] if newest else d for u, d in zip(np.split(users, bounds), np.split(deltas, bounds), strict=True)}
+
+
+async def _use_deltas(
+    db: aiosqlite.Connection, basis: tm.Basis, user_id: int | None = None, users: list[int] | None = None,
+    *, learning: bool = True,
+) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per member, (deltas, weights) of likes (LIKE_WEIGHT over each other image of the
+    grid) and, when ``learning``, signals from use (engine/taste.py use_comparisons), of one
+    member or of these members. Each image's embedding is read and whitened once."""
+    likes = await q.like_pairs(db, user_id, users)
+    signals = await q.use_signals(db, user_id, users) if learning else []
+    ids = {i for _, a, b in likes for i in (a, b)} | {i for s in signals for i in s.grid + s.replacement}
+    z = await _whiten_ids(db, basis, "images", sorted(ids))
+    out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    kept = [(u, a, b) for u, a, b in likes if a in z and b in z]
+    for u, a, b in kept:
+        out[u].append(((z[a] - z[b])[None, :], np.array([tm.LIKE_WEIGHT])))
     for signal in signals:
-        if any(e.shape != (basis.d,) for e in signal.grid + signal.replacement):
+        grid = [i for i in signal.grid if i in z]
+        if len(grid) < 2:
             continue
-        z_grid = basis.whiten(np.stack(signal.grid))
+        z_grid = np.stack([z[i] for i in grid])
         if signal.kind == "reroll":
-            deltas, weights = tm.use_comparisons(z_grid, "reroll", z_replacement=basis.whiten(np.stack(signal.replacement)))
+            drawn = [z[i] for i in signal.replacement if i in z]
+            if not drawn:
+                continue  # its new grid isn't drawn yet
+            deltas, weights = tm.use_comparisons(z_grid, "reroll", z_replacement=np.stack(drawn))
+        elif signal.chosen in grid:
+            deltas, weights = tm.use_comparisons(z_grid, signal.kind, chosen=grid.index(signal.chosen))
         else:
-            deltas, weights = tm.use_comparisons(z_grid, signal.kind, chosen=signal.chosen)
-        out.append((signal.user_id, deltas, weights))
+            continue
+        out[signal.user_id].append((deltas, weights))
     return out
 
 
+# A member's likes and signals from use, fitted at every vote, change far less often than
+# their votes: kept whitened per member, until a like or signal is added or removed.
+USE_CACHE_SIZE = 128
+_use_cache: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
+
+
+async def _member_use(db: aiosqlite.Connection, basis: tm.Basis, user_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    learning = (await members.get_settings(db, user_id)).learn_from_use
+    key = (basis.version, user_id, await q.likes_key(db, user_id), await q.signals_key(db, user_id) if learning else None)
+    cache = _use_cache.setdefault(db, OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    found = (await _use_deltas(db, basis, user_id, learning=learning)).get(user_id, [])
+    cache[key] = found
+    while len(cache) > USE_CACHE_SIZE:
+        cache.popitem(last=False)
+    return found
+
+
 async def _observations(
-    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile | None
+    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile | None, users: list[int] | None = None
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per member: (deltas (n, k) whitened with the basis, weights (n,)) of one
-    profile, or of every member's main profile (profile None: the community).
+    profile, or of these members' main profiles (profile None: the community
+    prior's sample, with each member's newest PRIOR_MAX_VOTES votes).
 
     A profile learns from its /rank votes (weight 1). The main profile also
     learns from likes (LIKE_WEIGHT over each other image of the grid) and, unless
@@ -502,37 +594,37 @@ async def _observations(
     use_comparisons). Embeddings of another size (another model) are left out."""
     if profile is not None and profile.kind != "votes":
         return {}
-    main = profile is None or profile.is_main
-    user = None if profile is None else profile.user_id
-    rows = [(u, a, b, 1.0) for u, a, b in await q.vote_embeddings(db, None if profile is None else profile.id)]
-    grouped: list[tuple[int, np.ndarray, np.ndarray]] = []
-    if main:
-        rows += [(u, a, b, tm.LIKE_WEIGHT) for u, a, b in await q.like_embeddings(db, user)]
-        if user is None or (await members.get_settings(db, user)).learn_from_use:
-            grouped = _use_comparisons(basis, await q.use_signals(db, user))
-    rows = [r for r in rows if r[1].shape == (basis.d,) and r[2].shape == (basis.d,)]
     found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    if rows:
-        z = basis.whiten(np.stack([r[1] for r in rows] + [r[2] for r in rows]))
-        deltas = z[: len(rows)] - z[len(rows) :]
-        for i, r in enumerate(rows):
-            found[r[0]].append((deltas[i : i + 1], np.array([r[3]])))
-    for u, deltas, weights in grouped:
-        found[u].append((deltas, weights))
+    votes = await q.vote_pairs(db, None if profile is None else profile.id, users)
+    for u, deltas in (await _vote_deltas(db, basis, votes, None if profile is not None else PRIOR_MAX_VOTES)).items():
+        found[u].append((deltas, np.ones(len(deltas))))
+    if profile is None:
+        for u, parts in (await _use_deltas(db, basis, users=users)).items():
+            found[u] += parts
+    elif profile.is_main:
+        found[profile.user_id] += await _member_use(db, basis, profile.user_id)
     return {
         int(u): (np.concatenate([d for d, _ in parts]), np.concatenate([w for _, w in parts]))
-        for u, parts in found.items()
+        for u, parts in found.items() if parts
     }
 
 
+def _prior_is_fresh(cached_members: int, cached_observations: int, members_with_data: int, observations: int) -> bool:
+    """A small community's prior is refitted at each new member and every PRIOR_REFRESH
+    observations; a big one's once it has grown by PRIOR_REFRESH_SHARE."""
+    return (
+        abs(members_with_data - cached_members) < max(1.0, PRIOR_REFRESH_SHARE * cached_members)
+        and observations - cached_observations < max(PRIOR_REFRESH, PRIOR_REFRESH_SHARE * cached_observations)
+    )
+
+
 async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior:
-    """The prior of every member's taste on this basis: empirical Bayes over all
+    """The prior of every member's taste on this basis: empirical Bayes over the
     members' main profiles (votes, likes, signals from use), cached and refitted
-    every PRIOR_REFRESH new observations community-wide (or when the number of
-    members changes).
+    as the community grows (``_prior_is_fresh``).
 
     A stale cached prior is served at once while the refit runs in the
-    background: a refit over hundreds of members takes seconds, and a member's
+    background: a refit takes seconds (a minute at 10 000 members), and a member's
     /imagine must be acknowledged within three."""
     members_with_data, observations = await q.community_observations(db)
     cached = await q.get_community_prior_arrays(db, basis.version)
@@ -540,7 +632,7 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
     if cached is not None and cached[2]["mean"].shape == (basis.k,):
         c_members, c_obs, arrays = cached
         stale = tm.Prior.from_arrays(arrays)  # the server's taste clusters too, when it has them
-        if c_members == members_with_data and observations - c_obs < PRIOR_REFRESH:
+        if _prior_is_fresh(c_members, c_obs, members_with_data, observations):
             return stale
     if members_with_data < PRIOR_MIN_MEMBERS:
         return tm.Prior.isotropic(basis.k, PRIOR_SIGMA)
@@ -553,20 +645,35 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
 
 async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> tm.Prior:
     try:
-        data = await _observations(db, basis, None)
-        users = sorted(data)
-        prior = await asyncio.to_thread(
-            tm.community_prior,
-            [data[u][0] for u in users],
-            [data[u][1] for u in users],
-            k=basis.k,
-            min_members=PRIOR_MIN_MEMBERS,
-            sigma=PRIOR_SIGMA,
-        )
+        ((path,),) = await db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        prior = await asyncio.to_thread(fit_community_prior, path, basis)
         await q.put_community_prior(db, basis.version, members_with_data, observations, **prior.to_arrays())
         return prior
     finally:
         _refitting.pop(basis.version, None)
+
+
+def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
+    """The community prior from the database at ``path``, on a connection and an event loop
+    of its own: run in a thread, it reads and fits without holding up the bot's loop or its
+    connection. Fitted on up to PRIOR_MAX_MEMBERS members (a fixed pseudo-random sample: a
+    k x k covariance is well estimated long before 10 000 members, and the fit's time
+    grows with each one)."""
+
+    async def load() -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+        db.row_factory = aiosqlite.Row
+        try:
+            return await _observations(db, basis, None, await q.prior_sample(db, PRIOR_MAX_MEMBERS))
+        finally:
+            await db.close()
+
+    data = asyncio.run(load())
+    users = sorted(data)
+    return tm.community_prior(
+        [data[u][0] for u in users], [data[u][1] for u in users], k=basis.k, min_members=PRIOR_MIN_MEMBERS,
+        sigma=PRIOR_SIGMA,
+    )
 
 
 async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> tm.Posterior:
@@ -692,13 +799,15 @@ async def list_profiles(db: aiosqlite.Connection, user_id: int) -> list[ProfileS
 
 
 async def next_pair(
-    db: aiosqlite.Connection, user_id: int, rng: np.random.Generator, profile_name: str | None = None
+    db: aiosqlite.Connection, user_id: int, rng: np.random.Generator, profile_name: str | None = None,
+    avoid: tuple[int, int] | None = None,
 ) -> Pair | None:
     """Choose, record and return the next pair for the member's profile (the main
     one unless named), or None when there is no rank pool (the bot then shows
     NO_POOL_MESSAGE). Both images come from the same prompt; pairs answered for
-    this profile (skips included) are never shown for it again. TasteError when
-    every pair is answered, or the profile is unknown or not ranked by votes."""
+    this profile (skips included) are never shown for it again, nor ``avoid`` (the
+    pool image ids of a pair shown and not answered yet: the web's preloaded one).
+    TasteError when every pair is answered, or the profile is unknown or not ranked by votes."""
     profile = await _profile_named(db, user_id, profile_name)
     if profile.kind != "votes":
         raise TasteError(f"`{profile.name}` is a {profile.kind}: it isn't ranked with /rank.")
@@ -711,6 +820,8 @@ async def next_pair(
         return None
     # 1. candidates: same-prompt pairs not answered for this profile
     answered = await q.answered_pairs(db, profile.id)
+    if avoid is not None:
+        answered.add((min(avoid), max(avoid)))
     ids = np.array([im.id for im in pool.images])
     a, b = ids[pool.pairs[:, 0]], ids[pool.pairs[:, 1]]
     lo, hi = np.minimum(a, b), np.maximum(a, b)

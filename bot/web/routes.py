@@ -23,11 +23,12 @@ from PIL import Image
 
 from bot import generation
 from bot.errors import UserError
-from bot.web import auth, gallery
+from bot.web import auth, gallery, thumbnails
 from bot.web.pages import CONTEXT, SESSION, WebContext, render
 from engine import images, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, transaction
+from engine.db import taste as q
 from engine.db import web as store
 from engine.jobs import EmbedSpec, Job, JobKind, JobState
 from engine.params import ParamError
@@ -64,6 +65,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/moodboards/{job_id:[0-9a-f-]{1,64}}", moodboard_state)
     app.router.add_get("/img/{image_id:\\d+}", image_file)
     app.router.add_get("/img/pool/{image_id:\\d+}", pool_image_file)
+    thumb = "/{size:\\d{3}}/{version:[0-9a-f]{10}}.webp"
+    app.router.add_get("/img/{image_id:\\d+}" + thumb, image_thumbnail)
+    app.router.add_get("/img/pool/{image_id:\\d+}" + thumb, pool_thumbnail)
 
 
 def _context(request: web.Request) -> WebContext:
@@ -235,13 +239,16 @@ async def _progress(context: WebContext, user_id: int, profile: str | None = Non
 
 
 def _pair_json(pair: profiles.Pair) -> dict:
-    return {"id": pair.id, "left": f"/img/pool/{pair.left_id}", "right": f"/img/pool/{pair.right_id}",
-            "prompt": pair.prompt}
+    return {"id": pair.id, "left": thumbnails.pool_url(pair.left_id, pair.left_path, thumbnails.LARGE),
+            "right": thumbnails.pool_url(pair.right_id, pair.right_path, thumbnails.LARGE), "prompt": pair.prompt,
+            "images": [pair.left_id, pair.right_id]}
 
 
-async def _next_pair(context: WebContext, user_id: int, profile: str | None = None) -> tuple[dict | None, str | None]:
+async def _next_pair(
+    context: WebContext, user_id: int, profile: str | None = None, avoid: tuple[int, int] | None = None
+) -> tuple[dict | None, str | None]:
     try:
-        pair = await profiles.next_pair(context.db, user_id, np.random.default_rng(), profile)
+        pair = await profiles.next_pair(context.db, user_id, np.random.default_rng(), profile, avoid)
     except profiles.TasteError as error:  # every pair answered, or not a profile of theirs to rank
         return None, str(error)
     if pair is None:
@@ -258,26 +265,29 @@ async def rank_page(request: web.Request) -> web.Response:
     if wanted and profile is None and wanted.lower() != profiles.MAIN_PROFILE:
         raise web.HTTPNotFound(text=f"You have no profile named {wanted[:40]!r} to rank.")
     pair, problem = await _next_pair(context, session.user_id, profile)
+    upcoming = None  # the pair after this one, which the page preloads while the member looks
+    if pair is not None:
+        upcoming, _ = await _next_pair(context, session.user_id, profile, avoid=pair["images"])
     progress = await _progress(context, session.user_id, profile)
-    return render(request, "rank.html", title="Rank", pair=pair, problem=problem, progress=progress,
-                  progress_json=json.dumps(progress), profile=profile or profiles.MAIN_PROFILE,
+    return render(request, "rank.html", title="Rank", pair=pair, upcoming_json=json.dumps(upcoming), problem=problem,
+                  progress=progress, progress_json=json.dumps(progress), profile=profile or profiles.MAIN_PROFILE,
                   ranked=[p.name for p in ranked])
 
 
 async def vote(request: web.Request) -> web.Response:
-    """One key press: store the vote, reveal what was compared, and send the next pair."""
+    """One key press: store the vote, reveal what was compared, and send the next pair:
+    the one after `upcoming` (the pair the page preloaded and shows now), if it sent one."""
     context, session = _context(request), _session(request)
     if not context.votes.allow(session.user_id):
         return _json_error("Slow down a little: too many votes at once.", 429)
     try:
         body = await request.json()
         pair_id, choice = int(body["pair_id"]), str(body["choice"])
-    except (ValueError, KeyError, TypeError):
-        return _json_error("A vote needs pair_id and choice (left, right or skip).")
+        upcoming_id = None if body.get("upcoming") is None else int(body["upcoming"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _json_error("A vote needs pair_id and choice (left, right or skip), and upcoming a pair id or null.")
     if choice not in profiles.CHOICES:
         return _json_error("choice is left, right or skip.")
-    from engine.db import taste as q
-
     shown = await q.get_rank_pair(context.db, pair_id) if pair_id <= 2**63 - 1 else None
     if shown is None or shown.user_id != session.user_id:
         return _json_error("That pair is not yours.", 404)
@@ -285,7 +295,9 @@ async def vote(request: web.Request) -> web.Response:
         return _json_error("That pair is already counted; vote on the newest one.", 409)
     answered = await profiles.answered(context.db, session.user_id, pair_id)
     profile = answered.profile  # the next pair teaches the same profile
-    pair, problem = await _next_pair(context, session.user_id, profile)
+    upcoming = await q.get_rank_pair(context.db, upcoming_id) if upcoming_id is not None and upcoming_id <= 2**63 - 1 else None
+    avoid = (upcoming.left_id, upcoming.right_id) if upcoming is not None and upcoming.user_id == session.user_id else None
+    pair, problem = await _next_pair(context, session.user_id, profile, avoid)
     return web.json_response({
         "answered": {"prompt": answered.prompt, "left": answered.left_style, "right": answered.right_style,
                      "choice": choice},
@@ -488,7 +500,8 @@ async def _job_json(context: WebContext, record: db_jobs.JobRecord) -> dict:
     if record.state is JobState.DONE and record.guild_id is not None:  # what the gallery shows: not what the filter flagged
         for stored in await db_jobs.images_of(context.db, record.id):
             if await gallery.get_visible(context.db, record.user_id, [record.guild_id], stored.id) is not None:
-                shown.append({"id": stored.id, "src": f"/img/{stored.id}", "href": f"/image/{stored.id}"})
+                shown.append({"id": stored.id, "src": thumbnails.image_url(stored.id, stored.path, thumbnails.SMALL),
+                              "full": f"/img/{stored.id}", "href": f"/image/{stored.id}"})
     withheld = len(record.request.get("nsfw", {}).get("withheld", ()))
     return {
         "id": record.id, "state": record.state.value, "percent": record.percent,
@@ -619,11 +632,15 @@ async def moodboard_state(request: web.Request) -> web.Response:
 
 
 async def image_file(request: web.Request) -> web.StreamResponse:
+    """The full-size original; ?download=1 asks the browser to save it."""
     context = _context(request)
     image = await _requested_image(request)
     if image is None:
         raise web.HTTPNotFound()
-    return _file(context, await gallery.image_path(context.db, image.id))
+    headers = {}
+    if request.query.get("download") == "1":
+        headers["Content-Disposition"] = f'attachment; filename="tastemaker-{image.job_id[:8]}-{image.idx}.png"'
+    return _file(context, image.path, headers)
 
 
 async def pool_image_file(request: web.Request) -> web.StreamResponse:
@@ -631,7 +648,30 @@ async def pool_image_file(request: web.Request) -> web.StreamResponse:
     return _file(context, await gallery.pool_image_path(context.db, _number(request.match_info["image_id"])))
 
 
-def _file(context: WebContext, relative: str | None) -> web.StreamResponse:
+async def image_thumbnail(request: web.Request) -> web.StreamResponse:
+    image = await _requested_image(request)
+    return await _thumbnail(request, image.path if image is not None else None)
+
+
+async def pool_thumbnail(request: web.Request) -> web.StreamResponse:
+    path = await gallery.pool_image_path(_context(request).db, _number(request.match_info["image_id"]))
+    return await _thumbnail(request, path)
+
+
+async def _thumbnail(request: web.Request, relative: str | None) -> web.StreamResponse:
+    """A WebP thumbnail, made on first request. Its URL names one picture forever
+    (the version is its original's path), so browsers keep it without asking again;
+    the ETag (mtime and size: a strong one) answers a revalidation with 304."""
+    if relative is None or request.match_info["version"] != thumbnails.version(relative):
+        raise web.HTTPNotFound()
+    path = await _context(request).thumbnails.get(relative, int(request.match_info["size"]))
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=31536000, immutable",
+                                           "Content-Type": "image/webp"})
+
+
+def _file(context: WebContext, relative: str | None, headers: dict[str, str] | None = None) -> web.StreamResponse:
     """A stored file under the data dir (its path comes from the database)."""
     if relative is None:
         raise web.HTTPNotFound()
@@ -640,4 +680,5 @@ def _file(context: WebContext, relative: str | None) -> web.StreamResponse:
     if not path.is_relative_to(root) or not path.is_file():
         raise web.HTTPNotFound()
     # Ids never change what they name: the browser may keep it (privately) for a day.
-    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": "image/png"})
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": "image/png",
+                                           **(headers or {})})

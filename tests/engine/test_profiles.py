@@ -441,7 +441,7 @@ async def test_likes(world):
     # a single image (an upscale) is credited against its parent's grid
     upscale = await _grid(world.db, owner=2, embeddings=[embs[1] * 2], parent=grid[1])
     assert await profiles.record_like(world.db, 1, upscale[0])
-    assert len(await q.like_embeddings(world.db, 1)) == 6
+    assert len(await q.like_pairs(world.db, 1)) == 6
     with pytest.raises(TasteError):
         await profiles.record_like(world.db, 1, 999_999)
 
