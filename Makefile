@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/nsfw_bench.py --runs 3
 	$(PY) bench/tools_bench.py
 	$(PY) bench/web_rank_bench.py
+	$(PY) bench/web_bytes.py
 	$(PY) bench/gpu_check.py --smoke
 
 clean:

@@ -21,7 +21,7 @@ from PIL import Image
 SMALL, LARGE = 384, 768  # long side: tiles and strips; Rank's pair and the image page
 SIZES = (SMALL, LARGE)
 THUMBS = "thumbs"  # under the data dir; remade on demand, so backups leave it out
-WEBP_QUALITY = 80
+WEBP_QUALITY = 75  # cwebp's default: about 115 KB for a detailed 1024-px picture at 768 (bench/web_bytes.py)
 
 
 def version(relative: str) -> str:
