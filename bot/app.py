@@ -52,6 +52,7 @@ EXTENSIONS = (
     "bot.cogs.blend",
     "bot.cogs.describe",
     "bot.cogs.tune",
+    "bot.cogs.upkeep",
 )
 
 

@@ -36,13 +36,17 @@ embedding size) are refused with a clear message.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+import os
 import re
 import secrets
 import sqlite3
+import sys
 import weakref
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import aiosqlite
 import numpy as np
@@ -113,6 +117,7 @@ PRIOR_REFRESH = 25  # community votes + likes between refits of a small communit
 PRIOR_REFRESH_SHARE = 0.02  # ... and of a big one's: once it has grown by 2% (members or observations)
 PRIOR_MAX_MEMBERS = 1000  # members the prior is fitted on (bench/db_scale.py times the refit)
 PRIOR_MAX_VOTES = 500  # each one's newest votes
+PRIOR_WAIT_MEMBERS = 100  # without a cached prior, a community this small waits for its first fit
 DEFAULT_TASTE_NORM = 1.0  # |w| of a moodboard when no member has a profile on the basis yet
 
 CHOICES = ("left", "right", "skip")
@@ -402,7 +407,7 @@ def _new_code() -> str:
 
 _basis_cache: dict[tuple[int, float], tuple[tm.Basis, str]] = {}
 _pool_cache: dict[tuple[int, float, int], _Pool] = {}
-_refitting: dict[int, asyncio.Task] = {}  # basis version -> its community prior refit, running in the background
+_refitting: dict[tuple[int, int], asyncio.Task] = {}  # (connection, basis version) -> its prior's refit, running
 
 
 @dataclass(frozen=True, eq=False)
@@ -412,6 +417,7 @@ class _Pool:
     z: np.ndarray  # (n, k) whitened with the basis
     pairs: np.ndarray  # (m, 2) indices into images, same prompt group, i < j
     deltas: np.ndarray  # (m, k) z of each pair's first image minus its second's
+    keys: np.ndarray  # (m,) each pair as q.PAIR_KEY numbers
 
 
 def _load_basis(row: q.BasisRow) -> tuple[tm.Basis, str]:
@@ -453,7 +459,7 @@ async def _basis_version(db: aiosqlite.Connection, version: int) -> tm.Basis:
 async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
     """The current basis's pool images, whitened, with every same-prompt pair."""
     key = await q.latest_basis_key(db)
-    count = (await q.pool_counts(db))[0]
+    ((count,),) = await db.execute_fetchall("SELECT COUNT(*) FROM pool_images")  # an index count: no embedding read
     cache_key = (basis.version, key[1] if key else 0.0, count)
     hit = _pool_cache.get(cache_key)
     if hit is not None:
@@ -468,8 +474,10 @@ async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
         groups[im.prompt_id].append(i)
     pairs = [(a, b) for members in groups.values() for x, a in enumerate(members) for b in members[x + 1 :]]
     pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    pool = _Pool(images=images, ids=np.array([im.id for im in images], dtype=np.int64), z=z, pairs=pairs,
-                 deltas=z[pairs[:, 0]] - z[pairs[:, 1]])
+    ids = np.array([im.id for im in images], dtype=np.int64)
+    lo, hi = np.minimum(ids[pairs[:, 0]], ids[pairs[:, 1]]), np.maximum(ids[pairs[:, 0]], ids[pairs[:, 1]])
+    pool = _Pool(images=images, ids=ids, z=z, pairs=pairs, deltas=z[pairs[:, 0]] - z[pairs[:, 1]],
+                 keys=lo * q.PAIR_KEY + hi)
     if len(_pool_cache) > 4:
         _pool_cache.clear()
     _pool_cache[cache_key] = pool
@@ -530,7 +538,7 @@ async def _vote_deltas(
 
 async def _use_deltas(
     db: aiosqlite.Connection, basis: tm.Basis, user_id: int | None = None, users: list[int] | None = None,
-    *, learning: bool = True,
+    *, learning: bool = True, store: bool = True,
 ) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
     """Per member, (deltas, weights) of likes (LIKE_WEIGHT over each other image of the
     grid) and, when ``learning``, signals from use (engine/taste.py use_comparisons), of one
@@ -538,11 +546,15 @@ async def _use_deltas(
     likes = await q.like_pairs(db, user_id, users)
     signals = await q.use_signals(db, user_id, users) if learning else []
     ids = {i for _, a, b in likes for i in (a, b)} | {i for s in signals for i in s.grid + s.replacement}
-    z = await _whiten_ids(db, basis, "images", sorted(ids))
+    z = await image_z(db, basis, sorted(ids), store=store)
     out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     kept = [(u, a, b) for u, a, b in likes if a in z and b in z]
-    for u, a, b in kept:
-        out[u].append(((z[a] - z[b])[None, :], np.array([tm.LIKE_WEIGHT])))
+    if kept:
+        liked = np.array([z[a] for _, a, _ in kept]) - np.array([z[b] for _, _, b in kept])
+        by_user = np.array([u for u, _, _ in kept], dtype=np.int64)
+        for u in np.unique(by_user):
+            mine = liked[by_user == u]
+            out[int(u)].append((mine, np.full(len(mine), tm.LIKE_WEIGHT)))
     for signal in signals:
         grid = [i for i in signal.grid if i in z]
         if len(grid) < 2:
@@ -558,7 +570,57 @@ async def _use_deltas(
         else:
             continue
         out[signal.user_id].append((deltas, weights))
-    return out
+    return {u: [_joined(parts, basis.k)] for u, parts in out.items()}
+
+
+async def image_z(
+    db: aiosqlite.Connection, basis: tm.Basis, ids: list[int], *, store: bool = True
+) -> dict[int, np.ndarray]:
+    """z of these images on the basis: from the taste index (image_taste), or whitened from
+    their embeddings and (``store``) added to it. Images without an embedding of the
+    basis's size are left out."""
+    found = await q.image_z(db, basis.version, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        made = await _whiten_ids(db, basis, "images", missing)
+        if store and made:
+            await q.put_image_z(db, basis.version, made)
+        found.update((i, v.astype(np.float32)) for i, v in made.items())
+    return found
+
+
+INDEX_BATCH = 2000
+INDEXED_THROUGH = "image_taste_through"  # meta key: "<basis version>:<last image id indexed in order>"
+
+
+def index_images(path: str, basis: tm.Basis, *, limit: int | None = None) -> int:
+    """Add every image after the last one indexed to the taste index (image_taste), in id
+    order, on a connection and an event loop of its own (run it in a thread: it reads
+    gigabytes at a community's scale). Returns how many it whitened; ``limit`` stops early."""
+
+    async def run() -> int:
+        db = await aiosqlite.connect(path, timeout=30, isolation_level=None)
+        await db.execute_fetchall("PRAGMA busy_timeout=30000")
+        try:
+            mark = await members.get_meta(db, INDEXED_THROUGH) or ""
+            version, _, through = mark.partition(":")
+            after = int(through) if version == str(basis.version) and through.isdigit() else 0
+            done = 0
+            while limit is None or done < limit:
+                rows = await q.images_after(db, after, INDEX_BATCH)
+                if not rows:
+                    break
+                raw = [(i, np.frombuffer(e, dtype=np.float32)) for i, e in rows if e is not None and len(e) == 4 * basis.d]
+                if raw:
+                    z = basis.whiten(np.stack([e for _, e in raw])).astype(np.float32)
+                    await q.put_image_z(db, basis.version, dict(zip([i for i, _ in raw], z, strict=True)))
+                after, done = rows[-1][0], done + len(raw)
+                await members.set_meta(db, INDEXED_THROUGH, f"{basis.version}:{after}")
+            return done
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
 
 
 # A member's likes and signals from use, fitted at every vote, change far less often than
@@ -567,46 +629,45 @@ USE_CACHE_SIZE = 128
 _use_cache: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
 
 
-async def _member_use(db: aiosqlite.Connection, basis: tm.Basis, user_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+async def _member_use(
+    db: aiosqlite.Connection, basis: tm.Basis, user_id: int
+) -> tuple[tuple, list[tuple[np.ndarray, np.ndarray]]]:
+    """(a key that changes with them, the member's likes and signals as (deltas, weights))."""
     learning = (await members.get_settings(db, user_id)).learn_from_use
     key = (basis.version, user_id, await q.likes_key(db, user_id), await q.signals_key(db, user_id) if learning else None)
     cache = _use_cache.setdefault(db, OrderedDict())
     if key in cache:
         cache.move_to_end(key)
-        return cache[key]
+        return key, cache[key]
     found = (await _use_deltas(db, basis, user_id, learning=learning)).get(user_id, [])
     cache[key] = found
     while len(cache) > USE_CACHE_SIZE:
         cache.popitem(last=False)
-    return found
+    return key, found
 
 
-async def _observations(
-    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile | None, users: list[int] | None = None
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.zeros((0, k)), np.zeros(0)
+    return np.concatenate([d for d, _ in parts]), np.concatenate([w for _, w in parts])
+
+
+async def _community_observations(
+    db: aiosqlite.Connection, basis: tm.Basis, users: list[int]
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per member: (deltas (n, k) whitened with the basis, weights (n,)) of one
-    profile, or of these members' main profiles (profile None: the community
-    prior's sample, with each member's newest PRIOR_MAX_VOTES votes).
+    """Per member of ``users``: (deltas (n, k) whitened with the basis, weights (n,)) of their
+    main profile, with their newest PRIOR_MAX_VOTES votes: what the community prior is fitted on.
 
-    A profile learns from its /rank votes (weight 1). The main profile also
-    learns from likes (LIKE_WEIGHT over each other image of the grid) and, unless
-    the member turned it off, from signals from use (engine/taste.py
-    use_comparisons). Embeddings of another size (another model) are left out."""
-    if profile is not None and profile.kind != "votes":
-        return {}
+    A main profile learns from its /rank votes (weight 1), likes (LIKE_WEIGHT over each
+    other image of the grid) and, unless the member turned it off, signals from use
+    (engine/taste.py use_comparisons). Embeddings of another size (another model) are left out."""
     found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    votes = await q.vote_pairs(db, None if profile is None else profile.id, users)
-    for u, deltas in (await _vote_deltas(db, basis, votes, None if profile is not None else PRIOR_MAX_VOTES)).items():
+    votes = await q.vote_pairs(db, users=users)
+    for u, deltas in (await _vote_deltas(db, basis, votes, PRIOR_MAX_VOTES)).items():
         found[u].append((deltas, np.ones(len(deltas))))
-    if profile is None:
-        for u, parts in (await _use_deltas(db, basis, users=users)).items():
-            found[u] += parts
-    elif profile.is_main:
-        found[profile.user_id] += await _member_use(db, basis, profile.user_id)
-    return {
-        int(u): (np.concatenate([d for d, _ in parts]), np.concatenate([w for _, w in parts]))
-        for u, parts in found.items() if parts
-    }
+    for u, parts in (await _use_deltas(db, basis, users=users, store=False)).items():
+        found[u] += parts
+    return {int(u): _joined(parts, basis.k) for u, parts in found.items() if parts}
 
 
 def _prior_is_fresh(cached_members: int, cached_observations: int, members_with_data: int, observations: int) -> bool:
@@ -623,34 +684,90 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
     members' main profiles (votes, likes, signals from use), cached and refitted
     as the community grows (``_prior_is_fresh``).
 
-    A stale cached prior is served at once while the refit runs in the
-    background: a refit takes seconds (a minute at 10 000 members), and a member's
-    /imagine must be acknowledged within three."""
+    One refit runs at a time, in the background: a stale cached prior is served
+    meanwhile, since a refit takes seconds (a minute at 10 000 members) and a
+    member's /imagine must be acknowledged within three. With no prior cached yet,
+    a small community's first request waits for it (a second or so); a big one's
+    is served the cold-start prior until it lands."""
     members_with_data, observations = await q.community_observations(db)
-    cached = await q.get_community_prior_arrays(db, basis.version)
+    stamp = await q.community_prior_stamp(db, basis.version)
     stale = None
-    if cached is not None and cached[2]["mean"].shape == (basis.k,):
-        c_members, c_obs, arrays = cached
-        stale = tm.Prior.from_arrays(arrays)  # the server's taste clusters too, when it has them
-        if _prior_is_fresh(c_members, c_obs, members_with_data, observations):
+    if stamp is not None:
+        c_members, c_obs, made = stamp
+        stale = await _stored_prior(db, basis, made)  # the server's taste clusters too, when it has them
+        if stale is not None and _prior_is_fresh(c_members, c_obs, members_with_data, observations):
             return stale
     if members_with_data < PRIOR_MIN_MEMBERS:
-        return tm.Prior.isotropic(basis.k, PRIOR_SIGMA)
+        return _cold_prior(basis.k)
+    refit = refit_prior_soon(db, basis, members_with_data, observations)
     if stale is not None:
-        if basis.version not in _refitting:
-            _refitting[basis.version] = asyncio.create_task(_refit_prior(db, basis, members_with_data, observations))
         return stale
-    return await _refit_prior(db, basis, members_with_data, observations)
+    if members_with_data <= PRIOR_WAIT_MEMBERS:
+        return await asyncio.shield(refit)
+    return _cold_prior(basis.k)
+
+
+# The stored prior, decoded once: the same object until it is refitted (fits cached against it).
+_priors: weakref.WeakKeyDictionary[aiosqlite.Connection, dict[tuple[int, float], tm.Prior]] = weakref.WeakKeyDictionary()
+
+
+async def _stored_prior(db: aiosqlite.Connection, basis: tm.Basis, made: float) -> tm.Prior | None:
+    known = _priors.setdefault(db, {})
+    key = (basis.version, made)
+    if key not in known:
+        found = await q.get_community_prior_arrays(db, basis.version)
+        if found is None or found[2]["mean"].shape != (basis.k,):
+            return None
+        if len(known) > 8:
+            known.clear()
+        known[key] = tm.Prior.from_arrays(found[2])
+    return known[key]
+
+
+@functools.cache
+def _cold_prior(k: int) -> tm.Prior:
+    return tm.Prior.isotropic(k, PRIOR_SIGMA)
+
+
+def refit_prior_soon(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> asyncio.Task:
+    """The community prior's refit on this connection and basis, in the background: the one
+    running, or a new one (the counts are what it will be stored with)."""
+    key = (id(db), basis.version)
+    if key not in _refitting:
+        _refitting[key] = asyncio.create_task(_refit_prior(db, basis, members_with_data, observations))
+    return _refitting[key]
 
 
 async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> tm.Prior:
     try:
         ((path,),) = await db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        prior = await asyncio.to_thread(fit_community_prior, path, basis)
+        if members_with_data <= PRIOR_WAIT_MEMBERS:  # a second or two: a thread
+            prior = await asyncio.to_thread(fit_community_prior, path, basis)
+        else:  # a minute of numpy and Python: a process, so the bot's loop never waits for the GIL
+            prior = await _fit_in_a_process(path, basis)
         await q.put_community_prior(db, basis.version, members_with_data, observations, **prior.to_arrays())
         return prior
     finally:
-        _refitting.pop(basis.version, None)
+        _refitting.pop((id(db), basis.version), None)
+
+
+async def _fit_in_a_process(path: str, basis: tm.Basis) -> tm.Prior:
+    """fit_community_prior in `python -m engine.prior_fit`, a process of its own."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "engine.prior_fit", path, str(basis.version), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # cancelled (the bot is stopping): don't leave it running
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"the community prior's fit failed: {err.decode(errors='replace')[-2000:]}")
+    return tm.Prior.from_arrays(q.npz_arrays(out))
 
 
 def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
@@ -664,7 +781,7 @@ def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
         db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
         db.row_factory = aiosqlite.Row
         try:
-            return await _observations(db, basis, None, await q.prior_sample(db, PRIOR_MAX_MEMBERS))
+            return await _community_observations(db, basis, await q.prior_sample(db, PRIOR_MAX_MEMBERS))
         finally:
             await db.close()
 
@@ -676,12 +793,81 @@ def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
     )
 
 
+# A vote's refit. A profile's fit is cached; a small one is fitted again, exactly, at every
+# vote (a millisecond). A big one (a year of /rank, likes and use: thousands of comparisons)
+# takes each new vote in with taste.update (O(k^2), whatever the history), and an exact fit
+# runs in a thread every FIT_EXACT_EVERY votes, replacing the folded one when it is done.
+FIT_INCREMENTAL_FROM = 300  # observations
+FIT_EXACT_EVERY = 20
+FIT_CACHE_SIZE = 256
+
+
+@dataclass(eq=False)
+class _Fit:
+    prior: tm.Prior  # the one it was fitted under
+    use: tuple | None  # the member's likes and signals (_member_use's key); None: not a main profile
+    votes: np.ndarray  # the rank_pairs ids in it, ascending
+    posterior: tm.Posterior
+    folded: int = 0  # votes taken in with taste.update since the last exact fit
+    refining: asyncio.Task | None = None
+
+
+_fits: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
+
+
 async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> tm.Posterior:
     prior = await community_prior(db, basis)
-    mine = (await _observations(db, basis, profile)).get(profile.user_id)
-    if mine is None:
+    if profile.kind != "votes":
         return tm.fit(np.zeros((0, basis.k)), prior=prior)
-    return tm.fit(mine[0], mine[1], prior=prior)
+    rows = await q.profile_votes(db, profile.id)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    use_key, use = await _member_use(db, basis, profile.user_id) if profile.is_main else (None, [])
+    fits = _fits.setdefault(db, OrderedDict())
+    key = (profile.id, basis.version)
+    hit = fits.get(key)
+    big = len(ids) + sum(len(w) for _, w in use) >= FIT_INCREMENTAL_FROM
+    if hit is not None and big and hit.prior is prior and hit.use == use_key:
+        new = np.flatnonzero(~np.isin(ids, hit.votes))
+        if len(ids) == len(hit.votes) + len(new) and len(new) <= 5:  # only new votes since: take them in
+            posterior = hit.posterior
+            if len(new):
+                fresh = [(profile.user_id, rows[i][1], rows[i][2]) for i in new]
+                for delta in (await _vote_deltas(db, basis, fresh)).get(profile.user_id, ()):
+                    posterior = tm.update(posterior, delta)
+            hit.votes, hit.posterior, hit.folded = ids, posterior, hit.folded + len(new)
+            fits.move_to_end(key)
+            if hit.folded >= FIT_EXACT_EVERY and hit.refining is None:
+                deltas, weights = await _profile_data(db, basis, profile, rows, use)
+                hit.refining = asyncio.create_task(_refine(hit, ids, deltas, weights))
+            return posterior
+    deltas, weights = await _profile_data(db, basis, profile, rows, use)
+    init = hit.posterior.mean if hit is not None and big else None
+    posterior = tm.fit(deltas, weights, prior=prior, init=init)
+    fits[key] = _Fit(prior, use_key, ids, posterior)
+    fits.move_to_end(key)
+    while len(fits) > FIT_CACHE_SIZE:
+        fits.popitem(last=False)
+    return posterior
+
+
+async def _profile_data(
+    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, votes: list[tuple[int, int, int]],
+    use: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(deltas, weights) of a profile: its votes (weight 1), then its likes and signals."""
+    deltas = (await _vote_deltas(db, basis, [(profile.user_id, w, l) for _, w, l in votes])).get(profile.user_id)
+    parts = ([] if deltas is None else [(deltas, np.ones(len(deltas)))]) + list(use)
+    return _joined(parts, basis.k)
+
+
+async def _refine(fit: _Fit, ids: np.ndarray, deltas: np.ndarray, weights: np.ndarray) -> None:
+    """An exact fit of what `fit` holds now, in a thread; kept if no vote came in meanwhile."""
+    try:
+        exact = await asyncio.to_thread(tm.fit, deltas, weights, prior=fit.prior, init=fit.posterior.mean)
+        if fit.votes is ids:
+            fit.posterior, fit.folded = exact, 0
+    finally:
+        fit.refining = None
 
 
 async def member_posterior(db: aiosqlite.Connection, user_id: int, profile_name: str | None = None) -> tm.Posterior:
@@ -821,11 +1007,8 @@ async def next_pair(
     # 1. candidates: same-prompt pairs not answered for this profile
     answered = await q.answered_pairs(db, profile.id)
     if avoid is not None:
-        answered.add((min(avoid), max(avoid)))
-    ids = np.array([im.id for im in pool.images])
-    a, b = ids[pool.pairs[:, 0]], ids[pool.pairs[:, 1]]
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    fresh = np.array([(int(x), int(y)) not in answered for x, y in zip(lo, hi, strict=True)], dtype=bool)
+        answered = np.append(answered, min(avoid) * q.PAIR_KEY + max(avoid))
+    fresh = ~np.isin(pool.keys, answered)
     candidates, deltas = pool.pairs[fresh], pool.deltas[fresh]
     if len(candidates) == 0:
         raise TasteError(

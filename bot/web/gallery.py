@@ -179,24 +179,12 @@ class _Candidates:
 
 # Per database connection (the bot has one; tests and benches open several), per server.
 _candidates: weakref.WeakKeyDictionary[aiosqlite.Connection, dict[int, _Candidates]] = weakref.WeakKeyDictionary()
-_EMBEDDING_ROWS = "SELECT i.id, i.embedding FROM images i JOIN jobs j ON j.id = i.job_id WHERE j.guild_id = ?"
-
-
-async def _whitened(basis: tm.Basis, rows: list) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, z as float32) of rows (id, embedding blob) with embeddings of the basis's size."""
-    rows = [r for r in rows if r[1] is not None and len(r[1]) == 4 * basis.d]
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, basis.k), dtype=np.float32)
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    raw = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), basis.d)
-    z = await asyncio.to_thread(lambda: basis.whiten(raw).astype(np.float32))
-    return ids, z
 
 
 async def _server_candidates(db: aiosqlite.Connection, guild_id: int, basis: tm.Basis) -> _Candidates:
     """The server's candidates, brought up to date: images newer than the last look,
     and the most liked every LIKED_REFRESH_S; trimmed back to the newest and the
-    most liked when they outgrow both."""
+    most liked when they outgrow both. Their z come from the taste index (image_taste)."""
     servers = _candidates.setdefault(db, {})
     found = servers.get(guild_id)
     if found is None or found.basis_version != basis.version:
@@ -204,34 +192,34 @@ async def _server_candidates(db: aiosqlite.Connection, guild_id: int, basis: tm.
     async with found.lock:
         ((top,),) = await db.execute_fetchall("SELECT COALESCE(MAX(id), 0) FROM images")
         if found.newest_id == 0:  # first look: the newest jobs' images, through the gallery index
-            new_rows = await db.execute_fetchall(
-                "SELECT i.id, i.embedding FROM jobs j JOIN images i ON i.job_id = j.id WHERE j.guild_id = ? AND i.id <= ?"
+            rows = await db.execute_fetchall(
+                "SELECT i.id FROM jobs j JOIN images i ON i.job_id = j.id WHERE j.guild_id = ? AND i.id <= ?"
                 + _VISIBLE + " ORDER BY j.finished_at DESC, i.idx LIMIT ?",
                 (guild_id, top, *_VISIBLE_ARGS, RECENT_CANDIDATES),
             )
         else:  # since then: the images with higher ids (rowids grow)
-            new_rows = await db.execute_fetchall(
-                _EMBEDDING_ROWS + " AND i.id > ? AND i.id <= ?" + _VISIBLE, (guild_id, found.newest_id, top, *_VISIBLE_ARGS)
+            rows = await db.execute_fetchall(
+                "SELECT i.id FROM images i JOIN jobs j ON j.id = i.job_id WHERE j.guild_id = ? AND i.id > ? AND i.id <= ?"
+                + _VISIBLE, (guild_id, found.newest_id, top, *_VISIBLE_ARGS),
             )
+        new = [r[0] for r in rows]
         found.newest_id = max(found.newest_id, int(top))
         now = time.monotonic()
         if now - found.liked_at >= LIKED_REFRESH_S:
             rows = await db.execute_fetchall(
-                "SELECT image_id FROM image_likes WHERE guild_id = ? AND likes > 0 ORDER BY likes DESC, image_id DESC"
-                " LIMIT ?", (guild_id, LIKED_CANDIDATES),
+                "SELECT c.image_id FROM image_likes c JOIN images i ON i.id = c.image_id JOIN jobs j ON j.id = i.job_id"
+                " WHERE c.guild_id = ? AND c.likes > 0" + _VISIBLE + " ORDER BY c.likes DESC, c.image_id DESC LIMIT ?",
+                (guild_id, *_VISIBLE_ARGS, LIKED_CANDIDATES),
             )
             found.liked, found.liked_at = np.array([r[0] for r in rows], dtype=np.int64), now
-            missing = np.setdiff1d(found.liked, found.ids).tolist()
-            for start in range(0, len(missing), 500):
-                chunk = missing[start : start + 500]
-                new_rows += await db.execute_fetchall(
-                    _EMBEDDING_ROWS + f" AND i.id IN ({','.join('?' * len(chunk))})" + _VISIBLE,
-                    (guild_id, *chunk, *_VISIBLE_ARGS),
-                )
-        ids, z = await _whitened(basis, new_rows)
-        if len(ids):
-            keep = ~np.isin(ids, found.ids)
-            found.ids, found.z = np.concatenate([found.ids, ids[keep]]), np.concatenate([found.z, z[keep]])
+            new += found.liked.tolist()
+        new = np.setdiff1d(np.array(new, dtype=np.int64), found.ids).tolist()
+        if new:
+            z = await profiles.image_z(db, basis, new)
+            ids = np.array([i for i in new if i in z], dtype=np.int64)
+            if len(ids):
+                found.ids = np.concatenate([found.ids, ids])
+                found.z = np.concatenate([found.z, np.stack([z[int(i)] for i in ids]).astype(np.float32)])
         if len(found.ids) > RECENT_CANDIDATES + LIKED_CANDIDATES + 500:
             recent = found.ids >= np.sort(found.ids)[-RECENT_CANDIDATES]
             keep = recent | np.isin(found.ids, found.liked)
@@ -276,7 +264,7 @@ async def more_like(db: aiosqlite.Connection, viewer: int, guild_ids: list[int],
         basis = found[0]
         ids, z = await _candidates_of(db, guild_ids, basis)
         scale = np.sqrt(basis.variances).astype(np.float32)
-        points, target = z * scale, basis.whiten(mine) * scale
+        points, target = z * scale, (await profiles.image_z(db, basis, [image.id]))[image.id] * scale
     else:
         ids, points = await _raw_embeddings(db, guild_ids, mine.shape[0])
         target = mine

@@ -30,7 +30,7 @@ CREATE TRIGGER image_likes_down AFTER DELETE ON likes BEGIN
 END;
 
 -- What the community prior is fitted on, per member: votes into main profiles, likes,
--- signals from use (engine/db/taste.py community_observations reads 10k rows, not 3M).
+-- signals from use (the community prior's staleness check reads one row, not 3M).
 CREATE TABLE taste_counts (
     user_id INTEGER PRIMARY KEY,
     votes   INTEGER NOT NULL DEFAULT 0,
@@ -44,6 +44,24 @@ SELECT user_id, SUM(v), SUM(l), SUM(s) FROM (
     UNION ALL SELECT user_id, 0, 1, 0 FROM likes
     UNION ALL SELECT user_id, 0, 0, 1 FROM use_signals
 ) GROUP BY user_id;
+
+-- Their sums (one row): members with any, and observations in all.
+CREATE TABLE taste_totals (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    members      INTEGER NOT NULL,
+    observations INTEGER NOT NULL
+);
+INSERT INTO taste_totals (id, members, observations)
+SELECT 1, COUNT(*), COALESCE(SUM(votes + likes + signals), 0) FROM taste_counts WHERE votes + likes + signals > 0;
+CREATE TRIGGER taste_totals_new AFTER INSERT ON taste_counts BEGIN
+    UPDATE taste_totals SET members = members + (NEW.votes + NEW.likes + NEW.signals > 0),
+        observations = observations + NEW.votes + NEW.likes + NEW.signals;
+END;
+CREATE TRIGGER taste_totals_change AFTER UPDATE ON taste_counts BEGIN
+    UPDATE taste_totals SET
+        members = members + (NEW.votes + NEW.likes + NEW.signals > 0) - (OLD.votes + OLD.likes + OLD.signals > 0),
+        observations = observations + (NEW.votes + NEW.likes + NEW.signals) - (OLD.votes + OLD.likes + OLD.signals);
+END;
 
 CREATE TRIGGER taste_counts_vote AFTER UPDATE OF choice ON rank_pairs
 WHEN OLD.choice IS NULL AND NEW.choice IN ('left', 'right')
@@ -85,4 +103,13 @@ CREATE TABLE departures (
     user_id     INTEGER NOT NULL,
     departed_at REAL NOT NULL,
     PRIMARY KEY (guild_id, user_id)
+);
+
+-- Each image's whitened embedding z on the current basis (k float32): likes, signals,
+-- For you and "more like this" read k numbers instead of the raw 1024, and whiten
+-- nothing again. Filled in the background (bot/cogs/upkeep.py), or when first needed.
+CREATE TABLE image_taste (
+    image_id      INTEGER PRIMARY KEY,
+    basis_version INTEGER NOT NULL,
+    z             BLOB NOT NULL
 );

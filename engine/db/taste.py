@@ -374,13 +374,16 @@ async def answer_rank_pair(db: aiosqlite.Connection, pair_id: int, user_id: int,
     return cur.rowcount == 1
 
 
-async def answered_pairs(db: aiosqlite.Connection, profile_id: int) -> set[tuple[int, int]]:
-    """Unordered (min id, max id) of every pair answered for the profile, skips included."""
+PAIR_KEY = 2**32  # an unordered pair of pool image ids as one number: min * PAIR_KEY + max
+
+
+async def answered_pairs(db: aiosqlite.Connection, profile_id: int) -> np.ndarray:
+    """Every pair answered for the profile, skips included, as keys (PAIR_KEY)."""
     rows = await db.execute_fetchall(
-        "SELECT MIN(left_id, right_id), MAX(left_id, right_id) FROM rank_pairs WHERE profile_id = ? AND choice IS NOT NULL",
-        (profile_id,),
+        "SELECT MIN(left_id, right_id) * ? + MAX(left_id, right_id) FROM rank_pairs WHERE profile_id = ?"
+        " AND choice IS NOT NULL", (PAIR_KEY, profile_id),
     )
-    return {(r[0], r[1]) for r in rows}
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
 async def vote_count(db: aiosqlite.Connection, profile_id: int) -> int:
@@ -395,23 +398,55 @@ def _in(values) -> str:
     return ",".join("?" * len(values))
 
 
-async def vote_pairs(
-    db: aiosqlite.Connection, profile_id: int | None = None, users: list[int] | None = None
-) -> list[tuple[int, int, int]]:
-    """(user_id, winner pool image id, loser pool image id) of each vote, oldest first: of
-    one profile, or of these members' main profiles (what the community prior is fitted on)."""
-    sql = (
+async def vote_pairs(db: aiosqlite.Connection, users: list[int]) -> list[tuple[int, int, int]]:
+    """(user_id, winner pool image id, loser pool image id) of each vote into these members'
+    main profiles, oldest first: what the community prior is fitted on."""
+    rows = await db.execute_fetchall(
         "SELECT user_id, CASE choice WHEN 'left' THEN left_id ELSE right_id END,"
         " CASE choice WHEN 'left' THEN right_id ELSE left_id END FROM rank_pairs WHERE choice IN ('left', 'right')"
+        f" AND profile_id IN (SELECT id FROM profiles WHERE name = ? AND user_id IN ({_in(users)})) ORDER BY id",
+        (MAIN_PROFILE, *users),
     )
-    if profile_id is not None:
-        rows = await db.execute_fetchall(sql + " AND profile_id = ? ORDER BY id", (profile_id,))
-    else:
-        users = list(users or ())
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def image_z(db: aiosqlite.Connection, basis_version: int, ids: list[int]) -> dict[int, np.ndarray]:
+    """The stored z (float32, image_taste) of these images on this basis; others are left out."""
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
         rows = await db.execute_fetchall(
-            sql + f" AND profile_id IN (SELECT id FROM profiles WHERE name = ? AND user_id IN ({_in(users)})) ORDER BY id",
-            (MAIN_PROFILE, *users),
+            f"SELECT image_id, z FROM image_taste WHERE image_id IN ({_in(chunk)}) AND basis_version = ?",
+            (*chunk, basis_version),
         )
+        found.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in rows)
+    return found
+
+
+async def put_image_z(db: aiosqlite.Connection, basis_version: int, z: dict[int, np.ndarray]) -> None:
+    async with transaction(db):
+        await db.executemany(
+            "INSERT INTO image_taste (image_id, basis_version, z) VALUES (?, ?, ?) ON CONFLICT (image_id)"
+            " DO UPDATE SET basis_version = excluded.basis_version, z = excluded.z",
+            [(i, basis_version, np.asarray(v, dtype=np.float32).tobytes()) for i, v in z.items()],
+        )
+
+
+async def images_after(db: aiosqlite.Connection, after_id: int, limit: int) -> list[tuple[int, bytes | None]]:
+    """(id, raw embedding) of the next images by id: the taste index's backfill."""
+    rows = await db.execute_fetchall(
+        "SELECT id, embedding FROM images WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def profile_votes(db: aiosqlite.Connection, profile_id: int) -> list[tuple[int, int, int]]:
+    """(rank_pairs id, winner pool image id, loser pool image id) of the profile's votes, by id."""
+    rows = await db.execute_fetchall(
+        "SELECT id, CASE choice WHEN 'left' THEN left_id ELSE right_id END, CASE choice WHEN 'left' THEN right_id"
+        " ELSE left_id END FROM rank_pairs WHERE profile_id = ? AND choice IN ('left', 'right') ORDER BY id",
+        (profile_id,),
+    )
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -559,8 +594,8 @@ async def prior_sample(db: aiosqlite.Connection, limit: int) -> list[int]:
 
 async def community_observations(db: aiosqlite.Connection) -> tuple[int, int]:
     """(members with votes, likes or signals from use, their count) over everyone's main profiles."""
-    ((members, observations),) = await db.execute_fetchall(  # taste_counts: kept by triggers (migration 0012)
-        "SELECT COUNT(*), COALESCE(SUM(votes + likes + signals), 0) FROM taste_counts WHERE votes + likes + signals > 0"
+    ((members, observations),) = await db.execute_fetchall(  # kept by triggers (migration 0012)
+        "SELECT members, observations FROM taste_totals"
     )
     return int(members), int(observations)
 
@@ -673,6 +708,14 @@ async def get_community_prior(db: aiosqlite.Connection, basis_version: int) -> t
     """(members, observations, mean, cov) cached for this basis, or None."""
     found = await get_community_prior_arrays(db, basis_version)
     return None if found is None else (found[0], found[1], found[2]["mean"], found[2]["cov"])
+
+
+async def community_prior_stamp(db: aiosqlite.Connection, basis_version: int) -> tuple[int, int, float] | None:
+    """(members, observations, created_at) of the prior cached for this basis, without its data."""
+    rows = await db.execute_fetchall(
+        "SELECT members, observations, created_at FROM community_priors WHERE basis_version = ?", (basis_version,)
+    )
+    return (int(rows[0][0]), int(rows[0][1]), float(rows[0][2])) if rows else None
 
 
 async def get_community_prior_arrays(
