@@ -1,6 +1,7 @@
-"""Background upkeep, every few minutes: the taste index of new images (all of them after a
-new basis), so likes, For you and "more like this" read k numbers per image instead of
-whitening 1024 (engine.profiles.index_images)."""
+"""Background upkeep, every minute: the taste index of new images (all of them after a new
+basis), so likes, For you and "more like this" read k numbers per image instead of
+whitening 1024 (engine.profiles.index_images); the retention sweep of deleted and departed
+members' images (bot/retention.py), and the Discord messages of jobs deleted on the web."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import logging
 
 from discord.ext import commands, tasks
 
+from bot import retention
 from bot.app import Tastemaker
 from engine import profiles
 
 log = logging.getLogger("bot.upkeep")
-EVERY_MINUTES = 5
+EVERY_MINUTES = 1
 
 
 class Upkeep(commands.Cog):
@@ -21,15 +23,17 @@ class Upkeep(commands.Cog):
         self.bot = bot
 
     async def cog_load(self) -> None:
-        self.every_few_minutes.start()
+        self.every_minute.start()
 
     async def cog_unload(self) -> None:
-        self.every_few_minutes.cancel()
+        self.every_minute.cancel()
 
     @tasks.loop(minutes=EVERY_MINUTES)
-    async def every_few_minutes(self) -> None:
+    async def every_minute(self) -> None:
         try:
             await self.index_images()
+            await retention.sweep(self.bot.db, self.bot.settings.data_dir, self.bot.settings.retention_days)
+            await retention.scrub_deleted(self.bot)
         except Exception:  # logged, and tried again next time
             log.exception("upkeep failed")
 

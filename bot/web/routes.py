@@ -21,7 +21,7 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
-from bot import generation
+from bot import generation, retention
 from bot.errors import UserError
 from bot.web import auth, gallery, thumbnails
 from bot.web.pages import CONTEXT, SESSION, WebContext, render
@@ -59,6 +59,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/like/{image_id:\\d+}", like)
     app.router.add_post("/api/image/{image_id:\\d+}/vary-region", vary_region)
     app.router.add_get("/api/jobs/{job_id:[0-9a-f-]{1,64}}", job_state)
+    app.router.add_post("/api/jobs/{job_id:[0-9a-f-]{1,64}}/delete", delete_job)
     app.router.add_get("/profile", profile_page)
     app.router.add_post("/api/codes/{code:[a-z2-7]{7}}", set_code_visibility)
     app.router.add_post("/api/moodboards", create_moodboard)
@@ -493,6 +494,20 @@ async def job_state(request: web.Request) -> web.Response:
     if record is None or record.user_id != session.user_id or not record.request.get("web") or record.kind == MOODBOARD_KIND:
         return _json_error("No such job.", 404)
     return web.json_response(await _job_json(context, record))
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """The member deletes one of their jobs from its image page, as /delete does in Discord
+    (the upkeep cog clears its Discord message within a minute)."""
+    context, session = _context(request), _session(request)
+    record = await db_jobs.get_job(context.db, request.match_info["job_id"])
+    if record is None or record.user_id != session.user_id or record.deleted_at is not None:
+        return _json_error("No such job of yours.", 404)
+    if not record.state.terminal:
+        return _json_error("This job is still going: cancel it first.", 409)
+    images = await retention.delete(context.db, record.id)
+    log.info("web: user %s deleted job %s (%d images)", session.user_id, record.id, images)
+    return web.json_response({"deleted": record.id, "images": images})
 
 
 async def _job_json(context: WebContext, record: db_jobs.JobRecord) -> dict:

@@ -85,9 +85,11 @@ CREATE TRIGGER taste_counts_unsignal AFTER DELETE ON use_signals BEGIN
 END;
 
 -- A job its member deleted (/delete, the web): its images leave every gallery, like and
--- taste at once; their rows and files go once the server's retention has passed.
+-- taste at once; their rows and files go once the server's retention has passed (purged_at:
+-- its images, uploads and prompt are gone).
 ALTER TABLE jobs ADD COLUMN deleted_at REAL;
-CREATE INDEX jobs_deleted ON jobs(deleted_at) WHERE deleted_at IS NOT NULL;
+ALTER TABLE jobs ADD COLUMN purged_at REAL;
+CREATE INDEX jobs_deleted ON jobs(deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL;
 
 -- Explore's "newest": a server's finished jobs, newest first.
 CREATE INDEX jobs_gallery ON jobs(guild_id, finished_at DESC) WHERE state = 'done' AND deleted_at IS NULL;
