@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 import os
 import re
@@ -57,6 +58,8 @@ from engine.db import jobs as db_jobs
 from engine.db import members, transaction
 from engine.db import taste as q
 from engine.presets import PRESETS
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CALIBRATION",
@@ -629,21 +632,19 @@ USE_CACHE_SIZE = 128
 _use_cache: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
 
 
-async def _member_use(
-    db: aiosqlite.Connection, basis: tm.Basis, user_id: int
-) -> tuple[tuple, list[tuple[np.ndarray, np.ndarray]]]:
-    """(a key that changes with them, the member's likes and signals as (deltas, weights))."""
+async def _member_use(db: aiosqlite.Connection, basis: tm.Basis, user_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The member's likes and signals from use as (deltas, weights), cached until one is added or removed."""
     learning = (await members.get_settings(db, user_id)).learn_from_use
     key = (basis.version, user_id, await q.likes_key(db, user_id), await q.signals_key(db, user_id) if learning else None)
     cache = _use_cache.setdefault(db, OrderedDict())
     if key in cache:
         cache.move_to_end(key)
-        return key, cache[key]
+        return cache[key]
     found = (await _use_deltas(db, basis, user_id, learning=learning)).get(user_id, [])
     cache[key] = found
     while len(cache) > USE_CACHE_SIZE:
         cache.popitem(last=False)
-    return key, found
+    return found
 
 
 def _joined(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -689,6 +690,11 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
     member's /imagine must be acknowledged within three. With no prior cached yet,
     a small community's first request waits for it (a second or so); a big one's
     is served the cold-start prior until it lands."""
+    return (await _community_prior(db, basis))[0]
+
+
+async def _community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tuple[tm.Prior, float]:
+    """community_prior, and when it was made (its created_at; 0 for the cold-start prior)."""
     members_with_data, observations = await q.community_observations(db)
     stamp = await q.community_prior_stamp(db, basis.version)
     stale = None
@@ -696,15 +702,17 @@ async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior
         c_members, c_obs, made = stamp
         stale = await _stored_prior(db, basis, made)  # the server's taste clusters too, when it has them
         if stale is not None and _prior_is_fresh(c_members, c_obs, members_with_data, observations):
-            return stale
+            return stale, made
     if members_with_data < PRIOR_MIN_MEMBERS:
-        return _cold_prior(basis.k)
+        return _cold_prior(basis.k), 0.0
     refit = refit_prior_soon(db, basis, members_with_data, observations)
     if stale is not None:
-        return stale
+        return stale, made
     if members_with_data <= PRIOR_WAIT_MEMBERS:
-        return await asyncio.shield(refit)
-    return _cold_prior(basis.k)
+        await asyncio.shield(refit)
+        made = (await q.community_prior_stamp(db, basis.version))[2]
+        return await _stored_prior(db, basis, made), made
+    return _cold_prior(basis.k), 0.0
 
 
 # The stored prior, decoded once: the same object until it is refitted (fits cached against it).
@@ -793,10 +801,13 @@ def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
     )
 
 
-# A vote's refit. A profile's fit is cached; a small one is fitted again, exactly, at every
-# vote (a millisecond). A big one (a year of /rank, likes and use: thousands of comparisons)
-# takes each new vote in with taste.update (O(k^2), whatever the history), and an exact fit
-# runs in a thread every FIT_EXACT_EVERY votes, replacing the folded one when it is done.
+# A vote's refit. A small profile is fitted again, exactly, at every vote (a millisecond).
+# A big one (a year of /rank, likes and use: thousands of comparisons) keeps its latest fit,
+# in memory and in taste_fits (so a new process, or a member back after a while, starts from
+# it), and takes each vote answered since in with taste.update (O(k^2), whatever the
+# history); an exact fit runs in a thread every FIT_EXACT_EVERY votes, or once the community
+# prior has been refitted, replacing the folded one when it is done. A new like or signal from
+# use refits exactly.
 FIT_INCREMENTAL_FROM = 300  # observations
 FIT_EXACT_EVERY = 20
 FIT_CACHE_SIZE = 256
@@ -804,9 +815,11 @@ FIT_CACHE_SIZE = 256
 
 @dataclass(eq=False)
 class _Fit:
-    prior: tm.Prior  # the one it was fitted under
-    use: tuple | None  # the member's likes and signals (_member_use's key); None: not a main profile
-    votes: np.ndarray  # the rank_pairs ids in it, ascending
+    prior_made: float  # the community prior it was fitted under (its created_at; 0: the cold-start one)
+    use: str  # the member's likes and signals when it was made (_use_key)
+    votes: int
+    through: float  # the latest answered_at among its votes
+    observations: int  # votes, likes and signals in it
     posterior: tm.Posterior
     folded: int = 0  # votes taken in with taste.update since the last exact fit
     refining: asyncio.Task | None = None
@@ -816,56 +829,87 @@ _fits: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.We
 
 
 async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> tm.Posterior:
-    prior = await community_prior(db, basis)
+    prior, made = await _community_prior(db, basis)
     if profile.kind != "votes":
         return tm.fit(np.zeros((0, basis.k)), prior=prior)
-    rows = await q.profile_votes(db, profile.id)
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    use_key, use = await _member_use(db, basis, profile.user_id) if profile.is_main else (None, [])
+    use = await _use_key(db, profile)
     fits = _fits.setdefault(db, OrderedDict())
     key = (profile.id, basis.version)
-    hit = fits.get(key)
-    big = len(ids) + sum(len(w) for _, w in use) >= FIT_INCREMENTAL_FROM
-    if hit is not None and big and hit.prior is prior and hit.use == use_key:
-        new = np.flatnonzero(~np.isin(ids, hit.votes))
-        if len(ids) == len(hit.votes) + len(new) and len(new) <= 5:  # only new votes since: take them in
-            posterior = hit.posterior
-            if len(new):
-                fresh = [(profile.user_id, rows[i][1], rows[i][2]) for i in new]
-                for delta in (await _vote_deltas(db, basis, fresh)).get(profile.user_id, ()):
-                    posterior = tm.update(posterior, delta)
-            hit.votes, hit.posterior, hit.folded = ids, posterior, hit.folded + len(new)
-            fits.move_to_end(key)
-            if hit.folded >= FIT_EXACT_EVERY and hit.refining is None:
-                deltas, weights = await _profile_data(db, basis, profile, rows, use)
-                hit.refining = asyncio.create_task(_refine(hit, ids, deltas, weights))
+    fit = fits.get(key) or await _stored_fit(db, basis, profile)
+    if fit is not None and fit.use == use and fit.observations >= FIT_INCREMENTAL_FROM:
+        new = await q.profile_votes(db, profile.id, after=fit.through)
+        if len(new) <= FIT_EXACT_EVERY and fit.votes + len(new) == await q.vote_count(db, profile.id):
+            posterior = fit.posterior
+            fresh = [(profile.user_id, w, l) for _, w, l, _ in new]
+            for delta in (await _vote_deltas(db, basis, fresh)).get(profile.user_id, ()):
+                posterior = tm.update(posterior, delta)
+            fit.posterior, fit.votes, fit.observations = posterior, fit.votes + len(new), fit.observations + len(new)
+            fit.through, fit.folded = max([fit.through, *(v[3] for v in new)]), fit.folded + len(new)
+            _remember(fits, key, fit)
+            if (fit.folded >= FIT_EXACT_EVERY or fit.prior_made != made) and fit.refining is None:
+                fit.refining = asyncio.create_task(_refine(db, basis, profile, fit))
             return posterior
-    deltas, weights = await _profile_data(db, basis, profile, rows, use)
-    init = hit.posterior.mean if hit is not None and big else None
-    posterior = tm.fit(deltas, weights, prior=prior, init=init)
-    fits[key] = _Fit(prior, use_key, ids, posterior)
+    fit = await _exact_fit(db, basis, profile, prior, made, use, fit.posterior.mean if fit else None)
+    _remember(fits, key, fit)
+    return fit.posterior
+
+
+def _remember(fits: OrderedDict, key: tuple[int, int], fit: _Fit) -> None:
+    fits[key] = fit
     fits.move_to_end(key)
     while len(fits) > FIT_CACHE_SIZE:
         fits.popitem(last=False)
-    return posterior
 
 
-async def _profile_data(
-    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, votes: list[tuple[int, int, int]],
-    use: list[tuple[np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(deltas, weights) of a profile: its votes (weight 1), then its likes and signals."""
-    deltas = (await _vote_deltas(db, basis, [(profile.user_id, w, l) for _, w, l in votes])).get(profile.user_id)
-    parts = ([] if deltas is None else [(deltas, np.ones(len(deltas)))]) + list(use)
-    return _joined(parts, basis.k)
+async def _use_key(db: aiosqlite.Connection, profile: q.Profile) -> str:
+    """What a main profile's likes and signals from use are now, as a short key ('' for other profiles)."""
+    if not profile.is_main:
+        return ""
+    learning = (await members.get_settings(db, profile.user_id)).learn_from_use
+    signals = await q.signals_key(db, profile.user_id) if learning else "off"
+    return f"{await q.likes_key(db, profile.user_id)}/{signals}"
 
 
-async def _refine(fit: _Fit, ids: np.ndarray, deltas: np.ndarray, weights: np.ndarray) -> None:
-    """An exact fit of what `fit` holds now, in a thread; kept if no vote came in meanwhile."""
+async def _stored_fit(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> _Fit | None:
+    found = await q.get_fit(db, profile.id, basis.version)
+    if found is None:
+        return None
+    posterior = tm.Posterior(mean=found.mean, precision=found.precision)
+    return _Fit(found.prior_made, found.use_key, found.votes, found.voted_through, found.observations, posterior)
+
+
+async def _exact_fit(
+    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, prior: tm.Prior, made: float, use: str,
+    init: np.ndarray | None = None,
+) -> _Fit:
+    """Every vote, like and signal of the profile, fitted; a big one's fit is stored."""
+    votes = await q.profile_votes(db, profile.id)
+    deltas = (await _vote_deltas(db, basis, [(profile.user_id, w, l) for _, w, l, _ in votes])).get(profile.user_id)
+    parts = [] if deltas is None else [(deltas, np.ones(len(deltas)))]
+    if profile.is_main:
+        parts += await _member_use(db, basis, profile.user_id)
+    deltas, weights = _joined(parts, basis.k)
+    if len(weights) < FIT_INCREMENTAL_FROM:
+        posterior = tm.fit(deltas, weights, prior=prior)
+    else:  # thousands of comparisons: a few milliseconds of numpy, off the loop
+        posterior = await asyncio.to_thread(tm.fit, deltas, weights, prior=prior, init=init)
+    fit = _Fit(made, use, len(votes), max((v[3] for v in votes), default=0.0), len(weights), posterior)
+    if fit.observations >= FIT_INCREMENTAL_FROM:
+        await q.put_fit(db, profile.id, q.StoredFit(basis.version, made, use, fit.votes, fit.through, fit.observations,
+                                                    posterior.mean, posterior.precision))
+    return fit
+
+
+async def _refine(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, fit: _Fit) -> None:
+    """An exact fit of the profile under the current prior; it replaces the folded one if no
+    vote, like or signal came in meanwhile."""
     try:
-        exact = await asyncio.to_thread(tm.fit, deltas, weights, prior=fit.prior, init=fit.posterior.mean)
-        if fit.votes is ids:
-            fit.posterior, fit.folded = exact, 0
+        prior, made = await _community_prior(db, basis)
+        exact = await _exact_fit(db, basis, profile, prior, made, fit.use, fit.posterior.mean)
+        if (exact.votes, exact.use) == (fit.votes, fit.use):
+            fit.posterior, fit.prior_made, fit.through, fit.folded = exact.posterior, made, exact.through, 0
+    except Exception:  # a background nicety: the folded fit stays
+        log.exception("exact refit of profile %s failed", profile.id)
     finally:
         fit.refining = None
 

@@ -115,3 +115,18 @@ CREATE TABLE image_taste (
     basis_version INTEGER NOT NULL,
     z             BLOB NOT NULL
 );
+
+-- A big profile's latest exact fit (a year of votes, likes and use: thousands of comparisons),
+-- so its next vote, even in a new process, takes only the votes answered since
+-- (engine/profiles.py _posterior). Its mean and precision are float64.
+CREATE TABLE taste_fits (
+    profile_id    INTEGER PRIMARY KEY,
+    basis_version INTEGER NOT NULL,
+    prior_made    REAL NOT NULL,              -- the community prior it was fitted under (created_at; 0: none)
+    use_key       TEXT NOT NULL,              -- the member's likes and signals when fitted
+    votes         INTEGER NOT NULL,
+    voted_through REAL NOT NULL,              -- the latest answered_at among them
+    observations  INTEGER NOT NULL,
+    mean          BLOB NOT NULL,
+    precision     BLOB NOT NULL
+);

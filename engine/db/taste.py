@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass
 
 import aiosqlite
@@ -84,12 +85,24 @@ async def insert_basis(
             "INSERT INTO bases (version, preset, dim, k, images, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (version, preset, dim, k, images, time.time(), data),
         )
+    _basis_keys.pop(db, None)
+
+
+BASIS_CHECK_S = 2.0  # how stale the current basis may be: a pool built by another process shows within this
+_basis_keys: weakref.WeakKeyDictionary[aiosqlite.Connection, tuple[float, tuple[int, float] | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def latest_basis_key(db: aiosqlite.Connection) -> tuple[int, float] | None:
     """(version, created_at) of the current basis without its data, for caches."""
+    checked = _basis_keys.get(db)
+    if checked is not None and time.monotonic() - checked[0] < BASIS_CHECK_S:
+        return checked[1]
     rows = await db.execute_fetchall("SELECT version, created_at FROM bases ORDER BY version DESC LIMIT 1")
-    return (int(rows[0][0]), float(rows[0][1])) if rows else None
+    key = (int(rows[0][0]), float(rows[0][1])) if rows else None
+    _basis_keys[db] = (time.monotonic(), key)
+    return key
 
 
 async def latest_basis(db: aiosqlite.Connection) -> BasisRow | None:
@@ -440,14 +453,55 @@ async def images_after(db: aiosqlite.Connection, after_id: int, limit: int) -> l
     return [(r[0], r[1]) for r in rows]
 
 
-async def profile_votes(db: aiosqlite.Connection, profile_id: int) -> list[tuple[int, int, int]]:
-    """(rank_pairs id, winner pool image id, loser pool image id) of the profile's votes, by id."""
+_VOTE = (
+    "SELECT id, CASE choice WHEN 'left' THEN left_id ELSE right_id END, CASE choice WHEN 'left' THEN right_id"
+    " ELSE left_id END, answered_at FROM rank_pairs WHERE profile_id = ? AND choice IN ('left', 'right')"
+)
+
+
+async def profile_votes(db: aiosqlite.Connection, profile_id: int, after: float | None = None) -> list[tuple[int, int, int, float]]:
+    """(rank_pairs id, winner pool image id, loser pool image id, answered_at) of the profile's
+    votes (those answered after `after`, when given), by id."""
+    since, args = (" AND answered_at > ?", (profile_id, after)) if after is not None else ("", (profile_id,))
+    rows = await db.execute_fetchall(_VOTE + since + " ORDER BY id", args)
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+@dataclass(frozen=True)
+class StoredFit:
+    basis_version: int
+    prior_made: float
+    use_key: str
+    votes: int
+    voted_through: float
+    observations: int
+    mean: np.ndarray
+    precision: np.ndarray
+
+
+async def get_fit(db: aiosqlite.Connection, profile_id: int, basis_version: int) -> StoredFit | None:
     rows = await db.execute_fetchall(
-        "SELECT id, CASE choice WHEN 'left' THEN left_id ELSE right_id END, CASE choice WHEN 'left' THEN right_id"
-        " ELSE left_id END FROM rank_pairs WHERE profile_id = ? AND choice IN ('left', 'right') ORDER BY id",
-        (profile_id,),
+        "SELECT basis_version, prior_made, use_key, votes, voted_through, observations, mean, precision FROM taste_fits"
+        " WHERE profile_id = ? AND basis_version = ?", (profile_id, basis_version),
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    if not rows:
+        return None
+    r = rows[0]
+    k = len(r[6]) // 8
+    return StoredFit(r[0], r[1], r[2], r[3], r[4], r[5], f64_array(r[6]), f64_array(r[7]).reshape(k, k))
+
+
+async def put_fit(db: aiosqlite.Connection, profile_id: int, fit: StoredFit) -> None:
+    async with transaction(db):
+        await db.execute(
+            "INSERT INTO taste_fits (profile_id, basis_version, prior_made, use_key, votes, voted_through, observations,"
+            " mean, precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (profile_id) DO UPDATE SET"
+            " basis_version = excluded.basis_version, prior_made = excluded.prior_made, use_key = excluded.use_key,"
+            " votes = excluded.votes, voted_through = excluded.voted_through, observations = excluded.observations,"
+            " mean = excluded.mean, precision = excluded.precision",
+            (profile_id, fit.basis_version, fit.prior_made, fit.use_key, fit.votes, fit.voted_through, fit.observations,
+             f64_blob(fit.mean), f64_blob(fit.precision)),
+        )
 
 
 async def embeddings_by_id(db: aiosqlite.Connection, table: str, ids: list[int]) -> dict[int, np.ndarray]:
