@@ -345,25 +345,32 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 class Timer:
     def __init__(self) -> None:
         self.samples: dict[str, list[float]] = {}
+        self.requests = 0  # started so far: the loop watcher leaves out the time they take
 
     async def time(self, name: str, awaitable):
+        self.requests += 1
         start = time.perf_counter()
-        result = await awaitable
-        self.samples.setdefault(name, []).append((time.perf_counter() - start) * 1000)
-        return result
+        try:
+            return await awaitable
+        finally:
+            self.samples.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+            self.requests += 1
 
 
-async def watch_loop(stop: asyncio.Event) -> float:
-    """The worst delay of a 1 ms sleep on the loop while `stop` is unset (its stall)."""
-    worst = 0.0
+async def watch_loop(stop: asyncio.Event, timer: Timer) -> tuple[float, int]:
+    """(worst delay of a 1 ms sleep on the loop, sleeps delayed over 10 ms) while `stop` is unset,
+    over the sleeps during which no timed request ran: what background work costs the loop."""
+    worst, late = 0.0, 0
     while not stop.is_set():
-        start = time.perf_counter()
+        before, start = timer.requests, time.perf_counter()
         await asyncio.sleep(0.001)
-        worst = max(worst, (time.perf_counter() - start) * 1000 - 1.0)
-    return worst
+        if timer.requests == before and before % 2 == 0:
+            stall = (time.perf_counter() - start) * 1000 - 1.0
+            worst, late = max(worst, stall), late + (stall > 10)
+    return worst, late
 
 
-async def measure(data_dir: Path, world: World, samples: int) -> tuple[Timer, dict[str, float]]:
+async def measure(data_dir: Path, world: World, samples: int, session: int) -> tuple[Timer, dict[str, float]]:
     from bot.cogs.codes import Codes
     from bot.cogs.info import info_embed
 
@@ -384,21 +391,26 @@ async def measure(data_dir: Path, world: World, samples: int) -> tuple[Timer, di
         started = time.perf_counter()
         facts["indexed"] = await asyncio.to_thread(profiles.index_images, str(data_dir / "tastemaker.db"), basis)
         facts["index_s"] = time.perf_counter() - started
-        # 1. The community prior's refit, in the background as the bot runs it; /rank meanwhile.
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(watch_loop(stop))
-        started = time.perf_counter()
-        refit = profiles.refit_prior_soon(db, basis, members_with_data, observations)
-        while not refit.done():  # the first member reads are served from the isotropic prior until it lands
-            member = int(world.members[rng.choice(len(world.members), p=world.activity)])
-            await timer.time("next /rank pair, during the refit", profiles.next_pair(db, member, rng))
-            await asyncio.sleep(0.05)
-        await refit
-        facts["refit_s"] = time.perf_counter() - started
-        stop.set()
-        facts["stall_ms"] = await watcher
+        # 1. The community prior's refit, in the background as the bot runs it, with /rank pairs served
+        #    meanwhile; then as long again without it (side by side: this machine's own hiccups).
+        for phase in ("refit", "quiet"):
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(watch_loop(stop, timer))
+            started = time.perf_counter()
+            refit = profiles.refit_prior_soon(db, basis, members_with_data, observations) if phase == "refit" else None
+            while (not refit.done()) if refit else time.perf_counter() - started < min(30.0, facts["refit_s"]):
+                member = int(world.members[rng.choice(len(world.members), p=world.activity)])
+                await timer.time(f"next /rank pair, {'during the refit' if refit else 'after it'}",
+                                 profiles.next_pair(db, member, rng))
+                await asyncio.sleep(0.05)
+            if refit:
+                await refit
+                facts["refit_s"] = time.perf_counter() - started
+            stop.set()
+            facts[f"stall_{phase}"] = await watcher
         facts["refit_members"] = min(members_with_data, profiles.PRIOR_MAX_MEMBERS)
-        # 2. Member reads, for members drawn by activity (the busy ones use the bot most).
+        # 2. Sessions of members drawn by activity (the busy ones use the bot most): /info, `session`
+        #    /rank votes, /codes, /explore in three orders, the web's Explore and an image page.
         drawn = [int(i) for i in rng.choice(len(world.members), samples, p=world.activity)]
         visible = {}  # each server's images an image page may show
         for g in {int(world.guilds[world.home[i]]) for i in drawn}:
@@ -411,16 +423,17 @@ async def measure(data_dir: Path, world: World, samples: int) -> tuple[Timer, di
             for n, i in enumerate(drawn):
                 member, guild = int(world.members[i]), int(world.guilds[world.home[i]])
                 await timer.time("/info's reads", info_embed(bot, SimpleNamespace(id=member, display_name="m"), guild))
-                pair = await timer.time("next /rank pair", profiles.next_pair(db, member, rng))
-                await timer.time("a vote", profiles.answer_pair(db, member, pair.id, "left" if n % 2 else "right"))
-                await timer.time("the vote's refit", profiles.member_posterior(db, member))
+                for vote in range(session):
+                    pair = await timer.time("next /rank pair", profiles.next_pair(db, member, rng))
+                    await timer.time("a vote", profiles.answer_pair(db, member, pair.id, "left" if vote % 2 else "right"))
+                    await timer.time("the vote's refit", profiles.member_posterior(db, member))
                 await timer.time("/codes' reads", _codes_reads(codes, db, member))
                 for order, name in (("new", "newest"), ("top", "most liked"), ("foryou", "For you")):
-                    if order == "foryou" and n == 0:  # a server's first For you builds its candidates once
-                        facts["foryou_cold_ms"] = await _ms(gallery.page(db, member, [guild], order, 0, 5))
+                    if order == "foryou" and f"foryou_cold_{guild}" not in facts:  # a server's first builds its candidates
+                        facts[f"foryou_cold_{guild}"] = await _ms(gallery.page(db, member, [guild], order, 0, 5))
                     await timer.time(f"/explore {name}", gallery.page(db, member, [guild], order, 0, 5))
-                session = await auth.create_session(db, member, f"member{i}")
-                jar.update_cookies({auth.COOKIE: session}, response_url=aiohttp.client.URL(base))
+                session_id = await auth.create_session(db, member, f"member{i}")
+                jar.update_cookies({auth.COOKIE: session_id}, response_url=aiohttp.client.URL(base))
                 await timer.time("web Explore page", _get(client, f"{base}/explore"))
                 if visible[guild]:  # (a small run's server may have none)
                     image_id = visible[guild][int(rng.integers(len(visible[guild])))]
@@ -434,6 +447,8 @@ async def measure(data_dir: Path, world: World, samples: int) -> tuple[Timer, di
         )
         for (member,) in behind:
             await timer.time("a new code", profiles.current_code(db, member, UNLOCK))
+    colds = [v for k, v in facts.items() if k.startswith("foryou_cold_")]
+    facts["foryou_cold_ms"] = max(colds) if colds else 0.0
     return timer, facts
 
 
@@ -460,6 +475,7 @@ GOALS = {
     "the vote's refit": GOAL_REFIT_MS, "/codes' reads": GOAL_READ_MS, "/explore newest": GOAL_READ_MS,
     "/explore most liked": GOAL_READ_MS, "/explore For you": GOAL_READ_MS, "web Explore page": GOAL_READ_MS,
     "web image page": GOAL_READ_MS, "a new code": GOAL_READ_MS, "next /rank pair, during the refit": GOAL_READ_MS,
+    "next /rank pair, after it": GOAL_READ_MS,
 }
 
 
@@ -479,15 +495,13 @@ def report(counts: dict[str, int], fill_s: float | None, migrate_s: float | None
         ok = p95 < goal
         met &= ok
         print(f"{name:36}{len(samples):5d}{p50:9.1f}{p95:9.1f}{'< %g' % goal:>9} {'met' if ok else 'MISSED'}")
-    stall_ok = facts["stall_ms"] < GOAL_READ_MS
-    met &= stall_ok
+    (worst, late), (quiet, quiet_late) = facts["stall_refit"], facts["stall_quiet"]
     print(f"community prior refit: {facts['refit_s']:.1f} s in the background ({facts['refit_members']:.0f} members "
-          f"sampled); the loop's worst stall meanwhile {facts['stall_ms']:.1f} ms "
-          f"(goal < {GOAL_READ_MS:g}: {'met' if stall_ok else 'MISSED'})")
+          f"sampled); the loop, between requests: worst stall {worst:.1f} ms and {late} over 10 ms meanwhile, "
+          f"{quiet:.1f} ms and {quiet_late} without it")
     print(f"taste index of the images (once per basis, in the background): {facts['indexed']:.0f} images in "
           f"{facts['index_s']:.1f} s")
-    if "foryou_cold_ms" in facts:
-        print(f"For you's first view of a server since start (builds its candidates): {facts['foryou_cold_ms']:.0f} ms")
+    print(f"For you's first view of a server since start (builds its candidates): up to {facts['foryou_cold_ms']:.0f} ms")
     print(f"{'every goal met' if met else 'GOALS MISSED'}; ran in {total_s:.0f} s")
     return met
 
@@ -520,7 +534,7 @@ async def run(args: argparse.Namespace) -> bool:
             print(f"filled: {counts} in {fill_s:.0f} s", flush=True)
             migrate_s = await migrate_timed(path)
         size_gb = sum(f.stat().st_size for f in data_dir.glob("tastemaker.db*")) / 1e9
-        timer, facts = await measure(data_dir, world, args.samples or max(10, min(200, counts["members"])))
+        timer, facts = await measure(data_dir, world, args.samples or max(10, min(200, counts["members"])), args.session)
         return report(counts, fill_s, migrate_s, size_gb, timer, facts, time.perf_counter() - started)
     finally:
         if temp is not None and not args.keep:
@@ -531,6 +545,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="share of the full size (0.002: the tests' run)")
     parser.add_argument("--samples", type=int, default=0, help="members timed (default: 200, fewer when smaller)")
+    parser.add_argument("--session", type=int, default=5, help="/rank votes per member drawn")
     parser.add_argument("--data-dir", default="", help="where to build it (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the database; reuse it if it is there")
     asyncio.run(run(parser.parse_args()))

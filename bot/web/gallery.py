@@ -197,10 +197,10 @@ async def _server_candidates(db: aiosqlite.Connection, guild_id: int, basis: tm.
                 + _VISIBLE + " ORDER BY j.finished_at DESC, i.idx LIMIT ?",
                 (guild_id, top, *_VISIBLE_ARGS, RECENT_CANDIDATES),
             )
-        else:  # since then: the images with higher ids (rowids grow)
+        else:  # since then: the images with higher ids (rowids grow); CROSS JOIN: walk those, not the server's jobs
             rows = await db.execute_fetchall(
-                "SELECT i.id FROM images i JOIN jobs j ON j.id = i.job_id WHERE j.guild_id = ? AND i.id > ? AND i.id <= ?"
-                + _VISIBLE, (guild_id, found.newest_id, top, *_VISIBLE_ARGS),
+                "SELECT i.id FROM images i CROSS JOIN jobs j ON j.id = i.job_id WHERE j.guild_id = ? AND i.id > ?"
+                " AND i.id <= ?" + _VISIBLE, (guild_id, found.newest_id, top, *_VISIBLE_ARGS),
             )
         new = [r[0] for r in rows]
         found.newest_id = max(found.newest_id, int(top))

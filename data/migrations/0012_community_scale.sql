@@ -91,8 +91,10 @@ ALTER TABLE jobs ADD COLUMN deleted_at REAL;
 ALTER TABLE jobs ADD COLUMN purged_at REAL;
 CREATE INDEX jobs_deleted ON jobs(deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL;
 
--- Explore's "newest": a server's finished jobs, newest first.
+-- Explore's "newest": a server's finished jobs, newest first; their images with the content
+-- filter's score, read from the index (in the table it sits after the 4 KB embedding).
 CREATE INDEX jobs_gallery ON jobs(guild_id, finished_at DESC) WHERE state = 'done' AND deleted_at IS NULL;
+CREATE INDEX images_gallery ON images(job_id, idx, nsfw);
 
 -- Days a deleted job's images, or a departed member's, are kept (/admin retention);
 -- NULL: the bot's TASTEMAKER_RETENTION_DAYS.
