@@ -3,12 +3,12 @@
 fast every member-facing read, a vote's refit and the community prior's refit are there.
 
 1. Fill (a bulk path: executemany into the project's own tables, at the schema before
-   migration 0012, the one that prepares the database for this size): a rank pool of
+   the migration that prepares the database for this size, *_community_scale.sql): a rank pool of
    228 prompts x 6 styles and its basis (engine.rankpool.build_basis), members in ten
    servers with lognormal activity, grids, /rank votes chosen by each member's taste,
    likes, U/V/reroll signals, profile versions (some 25 observations behind, so /info
    and /codes make new codes as they would), style words.
-2. Migrate: migration 0012 (counts kept by triggers, indexes) timed on that database.
+2. Migrate: that migration (counts kept by triggers, indexes) timed on that database.
 3. The community prior's refit, as the bot runs it: in the background, while a ticker
    on the bot's loop measures its worst stall and /rank pairs are served.
 4. Each read, p50 and p95 in ms over members drawn by activity: /info's reads
@@ -486,7 +486,7 @@ def report(counts: dict[str, int], fill_s: float | None, migrate_s: float | None
           f"{counts['votes']} votes, {counts['likes']} likes, {counts['signals']} signals "
           f"({counts['votes'] + counts['likes'] + counts['signals']} in all), {counts['codes']} codes; {size_gb:.2f} GB")
     if fill_s is not None:
-        print(f"filled in {fill_s:.0f} s (bulk executemany); migration 0012 on it: {migrate_s:.1f} s "
+        print(f"filled in {fill_s:.0f} s (bulk executemany); migration {scale_migration():04d} on it: {migrate_s:.1f} s "
               f"(goal < 60 s: {'met' if migrate_s < 60 else 'MISSED'})")
     print(f"{'':36}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'goal ms':>9}")
     for name, samples in timer.samples.items():
