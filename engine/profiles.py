@@ -632,15 +632,14 @@ USE_CACHE_SIZE = 128
 _use_cache: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
 
 
-async def _member_use(db: aiosqlite.Connection, basis: tm.Basis, user_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The member's likes and signals from use as (deltas, weights), cached until one is added or removed."""
-    learning = (await members.get_settings(db, user_id)).learn_from_use
-    key = (basis.version, user_id, await q.likes_key(db, user_id), await q.signals_key(db, user_id) if learning else None)
+async def _member_use(db: aiosqlite.Connection, basis: tm.Basis, user_id: int, use: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The member's likes and signals from use as (deltas, weights), cached while ``use`` (_use_key) is what they are."""
+    key = (basis.version, user_id, use)
     cache = _use_cache.setdefault(db, OrderedDict())
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    found = (await _use_deltas(db, basis, user_id, learning=learning)).get(user_id, [])
+    found = (await _use_deltas(db, basis, user_id, learning=not use.endswith("/off"))).get(user_id, [])
     cache[key] = found
     while len(cache) > USE_CACHE_SIZE:
         cache.popitem(last=False)
@@ -887,7 +886,7 @@ async def _exact_fit(
     deltas = (await _vote_deltas(db, basis, [(profile.user_id, w, l) for _, w, l, _ in votes])).get(profile.user_id)
     parts = [] if deltas is None else [(deltas, np.ones(len(deltas)))]
     if profile.is_main:
-        parts += await _member_use(db, basis, profile.user_id)
+        parts += await _member_use(db, basis, profile.user_id, use)
     deltas, weights = _joined(parts, basis.k)
     if len(weights) < FIT_INCREMENTAL_FROM:
         posterior = tm.fit(deltas, weights, prior=prior)
