@@ -48,6 +48,7 @@ class Show(commands.Cog):
 
     async def find(self, interaction: discord.Interaction, written: str) -> db_jobs.JobRecord:
         record = await find_own_job(self.bot, interaction, written, "/show")
+        prefix = written.strip().strip("`").lower()
         if record.state is JobState.DONE:
             return record
         if not record.state.terminal:
