@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) bench/tools_bench.py
 	$(PY) bench/web_rank_bench.py
 	$(PY) bench/web_bytes.py
+	$(PY) bench/db_scale.py --scale 0.05
 	$(PY) bench/gpu_check.py --smoke
 
 clean:
