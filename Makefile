@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(PY) bench/tools_bench.py
 	$(PY) bench/web_rank_bench.py
 	$(PY) bench/video_bench.py --repeat 1
+	$(PY) bench/web_bytes.py
+	$(PY) bench/db_scale.py --scale 0.05
 	$(PY) bench/gpu_check.py --smoke
 
 clean:

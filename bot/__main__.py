@@ -1,4 +1,5 @@
-"""python -m bot: run the Discord bot and its local GPU workers."""
+"""python -m bot: run the Discord bot and its local GPU workers; `python -m bot backup PATH` and
+`restore PATH` copy its data dir out and back (bot/backup.py)."""
 
 from __future__ import annotations
 
@@ -37,18 +38,26 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] in (["backup"], ["restore"]):  # python -m bot backup|restore PATH: no token needed
+        from bot import backup
+
+        raise SystemExit(backup.main(sys.argv[1:]))
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("discord.gateway").setLevel(logging.WARNING)
     import aiohttp
     import discord
 
+    from bot.backup import DataDirBusy
     from engine.presets import PresetFileError
 
     try:
         asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
+    except DataDirBusy as error:  # a restore is under way
+        print(error, file=sys.stderr)
+        raise SystemExit(2) from None
     except PresetFileError as error:  # the owner's presets.toml: each problem on its own line
         print(f"Invalid model presets:\n{error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -54,6 +54,8 @@ EXTENSIONS = (
     "bot.cogs.describe",
     "bot.cogs.tune",
     "bot.cogs.video",
+    "bot.cogs.upkeep",
+    "bot.cogs.retention",
 )
 
 
@@ -61,9 +63,12 @@ class Tastemaker(commands.Bot):
     """The bot borrows its resources (bot/resources.py): whoever opened them closes them."""
 
     def __init__(self, settings: Settings, resources: Resources):
+        intents = discord.Intents.default()  # slash commands need no privileged intent
+        intents.members = settings.members_intent  # members leaving: the retention of their images
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.default(),  # no privileged intents: slash commands only
+            intents=intents,
+            chunk_guilds_at_startup=False,  # leaves arrive as events: no member list downloaded at start
             tree_cls=TastemakerTree,
             help_command=None,
             # Messages echo members' text: nobody is pinged unless a message says so

@@ -24,6 +24,12 @@ class Settings(EngineSettings):
     # sharing the workers fairly with members' jobs).
     auto_pool: bool = Field(True, validation_alias="TASTEMAKER_AUTO_POOL")
     log_level: str = Field("INFO", validation_alias="TASTEMAKER_LOG_LEVEL")
+    # Days the images of deleted jobs, and of members who left a server, are kept before
+    # their files go (/admin retention sets it per server).
+    retention_days: int = Field(30, ge=0, le=3650, validation_alias="TASTEMAKER_RETENTION_DAYS")
+    # Discord's Server Members intent (privileged: turn it on in the developer portal too):
+    # the bot then sees members leave, and their images follow the retention.
+    members_intent: bool = Field(False, validation_alias="TASTEMAKER_MEMBERS_INTENT")
     # The web companion (bot/web): rank, explore and like in a browser. Port 0 turns it off.
     web_port: int = Field(8080, ge=0, le=65535, validation_alias="TASTEMAKER_WEB_PORT")
     web_host: str = Field("127.0.0.1", validation_alias="TASTEMAKER_WEB_HOST")

@@ -144,7 +144,7 @@ async def _record_use(
 
 async def _finished_grid(interaction: discord.Interaction, bot: Tastemaker, job_id: str) -> db_jobs.JobRecord:
     job = await db_jobs.get_job(bot.db, job_id)
-    if job is None or job.state != JobState.DONE or job.kind not in GRID_KINDS:
+    if job is None or job.state != JobState.DONE or job.kind not in GRID_KINDS or job.deleted_at is not None:
         raise UserError(STALE_BUTTON)
     require_owner(interaction, job.user_id)
     return job

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from bot import backup
 from bot.config import Settings
 from bot.web.server import WebSite, start_web
 from bot.workers import LocalWorkers
@@ -35,6 +36,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     # 0. The owner's model presets (presets.toml): a bad file stops startup with what is wrong.
     load_presets(settings)
     async with AsyncExitStack() as stack:
+        # 0. Held while the bot runs: `python -m bot restore` refuses meanwhile (bot/backup.py).
+        stack.enter_context(backup.running(settings.data_dir))
         # 1. The database first: it creates the file and applies migrations, so the
         #    SQLite queue and the workers find its tables.
         db = await database.connect(settings.db_path)

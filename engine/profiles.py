@@ -38,12 +38,18 @@ embedding size) are refused with a clear message.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import math
+import os
 import re
 import secrets
 import sqlite3
-from collections import defaultdict
+import sys
+import weakref
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import aiosqlite
 import numpy as np
@@ -54,6 +60,8 @@ from engine.db import jobs as db_jobs
 from engine.db import members, transaction
 from engine.db import taste as q
 from engine.presets import PRESETS
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CALIBRATION",
@@ -110,7 +118,11 @@ CODE_RE = re.compile(r"^[a-z2-7]{7}$")
 
 PRIOR_SIGMA = 1.0  # cold-start prior N(0, sigma^2 I)
 PRIOR_MIN_MEMBERS = 3  # fewer members with data: the cold-start prior
-PRIOR_REFRESH = 25  # community votes + likes between refits of the community prior
+PRIOR_REFRESH = 25  # community votes + likes between refits of a small community's prior ...
+PRIOR_REFRESH_SHARE = 0.02  # ... and of a big one's: once it has grown by 2% (members or observations)
+PRIOR_MAX_MEMBERS = 1000  # members the prior is fitted on (bench/db_scale.py times the refit)
+PRIOR_MAX_VOTES = 500  # each one's newest votes
+PRIOR_WAIT_MEMBERS = 100  # without a cached prior, a community this small waits for its first fit
 DEFAULT_TASTE_NORM = 1.0  # |w| of a moodboard when no member has a profile on the basis yet
 
 CHOICES = ("left", "right", "skip")
@@ -417,15 +429,17 @@ def _new_code() -> str:
 
 _basis_cache: dict[tuple[int, float], tuple[tm.Basis, str]] = {}
 _pool_cache: dict[tuple[int, float, int], _Pool] = {}
-_refitting: dict[int, asyncio.Task] = {}  # basis version -> its community prior refit, running in the background
+_refitting: dict[tuple[int, int], asyncio.Task] = {}  # (connection, basis version) -> its prior's refit, running
 
 
 @dataclass(frozen=True, eq=False)
 class _Pool:
     images: list[q.PoolImage]
+    ids: np.ndarray  # their ids, ascending
     z: np.ndarray  # (n, k) whitened with the basis
     pairs: np.ndarray  # (m, 2) indices into images, same prompt group, i < j
     deltas: np.ndarray  # (m, k) z of each pair's first image minus its second's
+    keys: np.ndarray  # (m,) each pair as q.PAIR_KEY numbers
 
 
 def _load_basis(row: q.BasisRow) -> tuple[tm.Basis, str]:
@@ -467,7 +481,7 @@ async def _basis_version(db: aiosqlite.Connection, version: int) -> tm.Basis:
 async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
     """The current basis's pool images, whitened, with every same-prompt pair."""
     key = await q.latest_basis_key(db)
-    count = (await q.pool_counts(db))[0]
+    ((count,),) = await db.execute_fetchall("SELECT COUNT(*) FROM pool_images")  # an index count: no embedding read
     cache_key = (basis.version, key[1] if key else 0.0, count)
     hit = _pool_cache.get(cache_key)
     if hit is not None:
@@ -482,7 +496,10 @@ async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
         groups[im.prompt_id].append(i)
     pairs = [(a, b) for members in groups.values() for x, a in enumerate(members) for b in members[x + 1 :]]
     pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    pool = _Pool(images=images, z=z, pairs=pairs, deltas=z[pairs[:, 0]] - z[pairs[:, 1]])
+    ids = np.array([im.id for im in images], dtype=np.int64)
+    lo, hi = np.minimum(ids[pairs[:, 0]], ids[pairs[:, 1]]), np.maximum(ids[pairs[:, 0]], ids[pairs[:, 1]])
+    pool = _Pool(images=images, ids=ids, z=z, pairs=pairs, deltas=z[pairs[:, 0]] - z[pairs[:, 1]],
+                 keys=lo * q.PAIR_KEY + hi)
     if len(_pool_cache) > 4:
         _pool_cache.clear()
     _pool_cache[cache_key] = pool
@@ -494,106 +511,425 @@ async def _pool(db: aiosqlite.Connection, basis: tm.Basis) -> _Pool:
 # ---------------------------------------------------------------------------
 
 
-def _use_comparisons(basis: tm.Basis, signals: list[q.UseSignal]) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(user_id, deltas, weights) of each signal from use whose embeddings are in this basis's space."""
-    out = []
-    for signal in signals:
-        if any(e.shape != (basis.d,) for e in signal.grid + signal.replacement):
-            continue
-        z_grid = basis.whiten(np.stack(signal.grid))
-        if signal.kind == "reroll":
-            deltas, weights = tm.use_comparisons(z_grid, "reroll", z_replacement=basis.whiten(np.stack(signal.replacement)))
-        else:
-            deltas, weights = tm.use_comparisons(z_grid, signal.kind, chosen=signal.chosen)
-        out.append((signal.user_id, deltas, weights))
-    return out
+async def whitened_pool(db: aiosqlite.Connection, basis: tm.Basis) -> tuple[list[q.PoolImage], np.ndarray]:
+    """The current pool's images and their z (cached: a basis never changes)."""
+    pool = await _pool(db, basis)
+    return pool.images, pool.z
 
 
-async def _observations(
-    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile | None
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per member: (deltas (n, k) whitened with the basis, weights (n,)) of one
-    profile, or of every member's main profile (profile None: the community).
+async def _whiten_ids(db: aiosqlite.Connection, basis: tm.Basis, table: str, ids: list[int]) -> dict[int, np.ndarray]:
+    """z of these rows' embeddings (``images`` or ``pool_images``), a few thousand at a time;
+    rows without an embedding of the basis's size (none, or another model's) are left out."""
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), 4096):
+        raw = await q.embeddings_by_id(db, table, ids[start : start + 4096])
+        keys = [i for i, e in raw.items() if e.shape == (basis.d,)]
+        if keys:
+            found.update(zip(keys, basis.whiten(np.stack([raw[i] for i in keys])), strict=True))
+    return found
 
-    A profile learns from its /rank votes (weight 1). The main profile also
-    learns from likes (LIKE_WEIGHT over each other image of the grid) and, unless
-    the member turned it off, from signals from use (engine/taste.py
-    use_comparisons). Embeddings of another size (another model) are left out."""
-    if profile is not None and profile.kind != "votes":
+
+async def _vote_deltas(
+    db: aiosqlite.Connection, basis: tm.Basis, votes: list[tuple[int, int, int]], newest: int | None = None
+) -> dict[int, np.ndarray]:
+    """Per member, z(winner) - z(loser) of their votes (at most their ``newest`` ones),
+    looked up in the whitened pool by id: no embedding is read or whitened again."""
+    if not votes:
         return {}
-    main = profile is None or profile.is_main
-    user = None if profile is None else profile.user_id
-    rows = [(u, a, b, 1.0) for u, a, b in await q.vote_embeddings(db, None if profile is None else profile.id)]
-    grouped: list[tuple[int, np.ndarray, np.ndarray]] = []
-    if main:
-        rows += [(u, a, b, tm.LIKE_WEIGHT) for u, a, b in await q.like_embeddings(db, user)]
-        if user is None or (await members.get_settings(db, user)).learn_from_use:
-            grouped = _use_comparisons(basis, await q.use_signals(db, user))
-    rows = [r for r in rows if r[1].shape == (basis.d,) and r[2].shape == (basis.d,)]
+    users, winners, losers = (np.array(column, dtype=np.int64) for column in zip(*votes, strict=True))
+    pool = await _pool(db, basis)
+    found, z = np.ones(len(votes), dtype=bool), []
+    for ids in (winners, losers):
+        pos = np.searchsorted(pool.ids, ids).clip(0, max(len(pool.ids) - 1, 0))
+        here = pool.ids[pos] == ids if len(pool.ids) else np.zeros(len(ids), dtype=bool)
+        rows = np.zeros((len(ids), basis.k))
+        rows[here] = pool.z[pos[here]]
+        if not np.all(here):  # a pool image outside the current basis's pool (rare): its own embedding
+            extra = await _whiten_ids(db, basis, "pool_images", np.unique(ids[~here]).tolist())
+            for j in np.flatnonzero(~here):
+                if int(ids[j]) in extra:
+                    rows[j], here[j] = extra[int(ids[j])], True
+        found &= here
+        z.append(rows)
+    deltas, users = (z[0] - z[1])[found], users[found]
+    order = np.argsort(users, kind="stable")  # by member, oldest vote first within each
+    users, deltas = users[order], deltas[order]
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    return {int(u[0]): d[-newest:] if newest else d for u, d in zip(np.split(users, bounds), np.split(deltas, bounds), strict=True)}
+
+
+async def _use_deltas(
+    db: aiosqlite.Connection, basis: tm.Basis, user_id: int | None = None, users: list[int] | None = None,
+    *, learning: bool = True, store: bool = True,
+) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per member, (deltas, weights) of likes (LIKE_WEIGHT over each other image of the
+    grid) and, when ``learning``, signals from use (engine/taste.py use_comparisons), of one
+    member or of these members. Each image's embedding is read and whitened once."""
+    likes = await q.like_pairs(db, user_id, users)
+    signals = await q.use_signals(db, user_id, users) if learning else []
+    ids = {i for _, a, b in likes for i in (a, b)} | {i for s in signals for i in s.grid + s.replacement}
+    z = await image_z(db, basis, sorted(ids), store=store)
+    out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    kept = [(u, a, b) for u, a, b in likes if a in z and b in z]
+    if kept:
+        liked = np.array([z[a] for _, a, _ in kept]) - np.array([z[b] for _, _, b in kept])
+        by_user = np.array([u for u, _, _ in kept], dtype=np.int64)
+        for u in np.unique(by_user):
+            mine = liked[by_user == u]
+            out[int(u)].append((mine, np.full(len(mine), tm.LIKE_WEIGHT)))
+    for signal in signals:
+        grid = [i for i in signal.grid if i in z]
+        if len(grid) < 2:
+            continue
+        z_grid = np.stack([z[i] for i in grid])
+        if signal.kind == "reroll":
+            drawn = [z[i] for i in signal.replacement if i in z]
+            if not drawn:
+                continue  # its new grid isn't drawn yet
+            deltas, weights = tm.use_comparisons(z_grid, "reroll", z_replacement=np.stack(drawn))
+        elif signal.chosen in grid:
+            deltas, weights = tm.use_comparisons(z_grid, signal.kind, chosen=grid.index(signal.chosen))
+        else:
+            continue
+        out[signal.user_id].append((deltas, weights))
+    return {u: [_joined(parts, basis.k)] for u, parts in out.items()}
+
+
+async def image_z(
+    db: aiosqlite.Connection, basis: tm.Basis, ids: list[int], *, store: bool = True
+) -> dict[int, np.ndarray]:
+    """z of these images on the basis: from the taste index (image_taste), or whitened from
+    their embeddings and (``store``) added to it. Images without an embedding of the
+    basis's size are left out."""
+    found = await q.image_z(db, basis.version, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        made = await _whiten_ids(db, basis, "images", missing)
+        if store and made:
+            await q.put_image_z(db, basis.version, made)
+        found.update((i, v.astype(np.float32)) for i, v in made.items())
+    return found
+
+
+INDEX_BATCH = 2000
+INDEXED_THROUGH = "image_taste_through"  # meta key: "<basis version>:<last image id indexed in order>"
+
+
+def index_images(path: str, basis: tm.Basis, *, limit: int | None = None) -> int:
+    """Add every image after the last one indexed to the taste index (image_taste), in id
+    order, on a connection and an event loop of its own (run it in a thread: it reads
+    gigabytes at a community's scale). Returns how many it whitened; ``limit`` stops early."""
+
+    async def run() -> int:
+        db = await aiosqlite.connect(path, timeout=30, isolation_level=None)
+        await db.execute_fetchall("PRAGMA busy_timeout=30000")
+        try:
+            mark = await members.get_meta(db, INDEXED_THROUGH) or ""
+            version, _, through = mark.partition(":")
+            after = int(through) if version == str(basis.version) and through.isdigit() else 0
+            done = 0
+            while limit is None or done < limit:
+                rows = await q.images_after(db, after, INDEX_BATCH)
+                if not rows:
+                    break
+                raw = [(i, np.frombuffer(e, dtype=np.float32)) for i, e in rows if e is not None and len(e) == 4 * basis.d]
+                if raw:
+                    z = basis.whiten(np.stack([e for _, e in raw])).astype(np.float32)
+                    await q.put_image_z(db, basis.version, dict(zip([i for i, _ in raw], z, strict=True)))
+                after, done = rows[-1][0], done + len(raw)
+                await members.set_meta(db, INDEXED_THROUGH, f"{basis.version}:{after}")
+            return done
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+# A member's likes and signals from use, fitted at every vote, change far less often than
+# their votes: kept whitened per member, until a like or signal is added or removed.
+USE_CACHE_SIZE = 128
+_use_cache: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
+
+
+async def _member_use(db: aiosqlite.Connection, basis: tm.Basis, user_id: int, use: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The member's likes and signals from use as (deltas, weights), cached while ``use`` (_use_key) is what they are."""
+    key = (basis.version, user_id, use)
+    cache = _use_cache.setdefault(db, OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    found = (await _use_deltas(db, basis, user_id, learning=not use.endswith("/off"))).get(user_id, [])
+    cache[key] = found
+    while len(cache) > USE_CACHE_SIZE:
+        cache.popitem(last=False)
+    return found
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.zeros((0, k)), np.zeros(0)
+    return np.concatenate([d for d, _ in parts]), np.concatenate([w for _, w in parts])
+
+
+async def _community_observations(
+    db: aiosqlite.Connection, basis: tm.Basis, users: list[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per member of ``users``: (deltas (n, k) whitened with the basis, weights (n,)) of their
+    main profile, with their newest PRIOR_MAX_VOTES votes: what the community prior is fitted on.
+
+    A main profile learns from its /rank votes (weight 1), likes (LIKE_WEIGHT over each
+    other image of the grid) and, unless the member turned it off, signals from use
+    (engine/taste.py use_comparisons). Embeddings of another size (another model) are left out."""
     found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    if rows:
-        z = basis.whiten(np.stack([r[1] for r in rows] + [r[2] for r in rows]))
-        deltas = z[: len(rows)] - z[len(rows) :]
-        for i, r in enumerate(rows):
-            found[r[0]].append((deltas[i : i + 1], np.array([r[3]])))
-    for u, deltas, weights in grouped:
-        found[u].append((deltas, weights))
-    return {
-        int(u): (np.concatenate([d for d, _ in parts]), np.concatenate([w for _, w in parts]))
-        for u, parts in found.items()
-    }
+    votes = await q.vote_pairs(db, users=users)
+    for u, deltas in (await _vote_deltas(db, basis, votes, PRIOR_MAX_VOTES)).items():
+        found[u].append((deltas, np.ones(len(deltas))))
+    for u, parts in (await _use_deltas(db, basis, users=users, store=False)).items():
+        found[u] += parts
+    return {int(u): _joined(parts, basis.k) for u, parts in found.items() if parts}
+
+
+def _prior_is_fresh(cached_members: int, cached_observations: int, members_with_data: int, observations: int) -> bool:
+    """A small community's prior is refitted at each new member and every PRIOR_REFRESH
+    observations; a big one's once it has grown by PRIOR_REFRESH_SHARE."""
+    return (
+        abs(members_with_data - cached_members) < max(1.0, PRIOR_REFRESH_SHARE * cached_members)
+        and observations - cached_observations < max(PRIOR_REFRESH, PRIOR_REFRESH_SHARE * cached_observations)
+    )
 
 
 async def community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tm.Prior:
-    """The prior of every member's taste on this basis: empirical Bayes over all
+    """The prior of every member's taste on this basis: empirical Bayes over the
     members' main profiles (votes, likes, signals from use), cached and refitted
-    every PRIOR_REFRESH new observations community-wide (or when the number of
-    members changes).
+    as the community grows (``_prior_is_fresh``).
 
-    A stale cached prior is served at once while the refit runs in the
-    background: a refit over hundreds of members takes seconds, and a member's
-    /imagine must be acknowledged within three."""
+    One refit runs at a time, in the background: a stale cached prior is served
+    meanwhile, since a refit takes seconds (a minute at 10 000 members) and a
+    member's /imagine must be acknowledged within three. With no prior cached yet,
+    a small community's first request waits for it (a second or so); a big one's
+    is served the cold-start prior until it lands."""
+    return (await _community_prior(db, basis))[0]
+
+
+async def _community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tuple[tm.Prior, float]:
+    """community_prior, and when it was made (its created_at; 0 for the cold-start prior)."""
     members_with_data, observations = await q.community_observations(db)
-    cached = await q.get_community_prior_arrays(db, basis.version)
+    stamp = await q.community_prior_stamp(db, basis.version)
     stale = None
-    if cached is not None and cached[2]["mean"].shape == (basis.k,):
-        c_members, c_obs, arrays = cached
-        stale = tm.Prior.from_arrays(arrays)  # the server's taste clusters too, when it has them
-        if c_members == members_with_data and observations - c_obs < PRIOR_REFRESH:
-            return stale
+    if stamp is not None:
+        c_members, c_obs, made = stamp
+        stale = await _stored_prior(db, basis, made)  # the server's taste clusters too, when it has them
+        if stale is not None and _prior_is_fresh(c_members, c_obs, members_with_data, observations):
+            return stale, made
     if members_with_data < PRIOR_MIN_MEMBERS:
-        return tm.Prior.isotropic(basis.k, PRIOR_SIGMA)
+        return _cold_prior(basis.k), 0.0
+    refit = refit_prior_soon(db, basis, members_with_data, observations)
     if stale is not None:
-        if basis.version not in _refitting:
-            _refitting[basis.version] = asyncio.create_task(_refit_prior(db, basis, members_with_data, observations))
-        return stale
-    return await _refit_prior(db, basis, members_with_data, observations)
+        return stale, made
+    if members_with_data <= PRIOR_WAIT_MEMBERS:
+        await asyncio.shield(refit)
+        made = (await q.community_prior_stamp(db, basis.version))[2]
+        return await _stored_prior(db, basis, made), made
+    return _cold_prior(basis.k), 0.0
+
+
+# The stored prior, decoded once: the same object until it is refitted (fits cached against it).
+_priors: weakref.WeakKeyDictionary[aiosqlite.Connection, dict[tuple[int, float], tm.Prior]] = weakref.WeakKeyDictionary()
+
+
+async def _stored_prior(db: aiosqlite.Connection, basis: tm.Basis, made: float) -> tm.Prior | None:
+    known = _priors.setdefault(db, {})
+    key = (basis.version, made)
+    if key not in known:
+        found = await q.get_community_prior_arrays(db, basis.version)
+        if found is None or found[2]["mean"].shape != (basis.k,):
+            return None
+        if len(known) > 8:
+            known.clear()
+        known[key] = tm.Prior.from_arrays(found[2])
+    return known[key]
+
+
+@functools.cache
+def _cold_prior(k: int) -> tm.Prior:
+    return tm.Prior.isotropic(k, PRIOR_SIGMA)
+
+
+def refit_prior_soon(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> asyncio.Task:
+    """The community prior's refit on this connection and basis, in the background: the one
+    running, or a new one (the counts are what it will be stored with)."""
+    key = (id(db), basis.version)
+    if key not in _refitting:
+        _refitting[key] = asyncio.create_task(_refit_prior(db, basis, members_with_data, observations))
+    return _refitting[key]
 
 
 async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> tm.Prior:
     try:
-        data = await _observations(db, basis, None)
-        users = sorted(data)
-        prior = await asyncio.to_thread(
-            tm.community_prior,
-            [data[u][0] for u in users],
-            [data[u][1] for u in users],
-            k=basis.k,
-            min_members=PRIOR_MIN_MEMBERS,
-            sigma=PRIOR_SIGMA,
-        )
+        ((path,),) = await db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        if members_with_data <= PRIOR_WAIT_MEMBERS:  # a second or two: a thread
+            prior = await asyncio.to_thread(fit_community_prior, path, basis)
+        else:  # a minute of numpy and Python: a process, so the bot's loop never waits for the GIL
+            prior = await _fit_in_a_process(path, basis)
         await q.put_community_prior(db, basis.version, members_with_data, observations, **prior.to_arrays())
         return prior
     finally:
-        _refitting.pop(basis.version, None)
+        _refitting.pop((id(db), basis.version), None)
+
+
+async def _fit_in_a_process(path: str, basis: tm.Basis) -> tm.Prior:
+    """fit_community_prior in `python -m engine.prior_fit`, a process of its own."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "engine.prior_fit", path, str(basis.version), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # cancelled (the bot is stopping): don't leave it running
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"the community prior's fit failed: {err.decode(errors='replace')[-2000:]}")
+    return tm.Prior.from_arrays(q.npz_arrays(out))
+
+
+def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
+    """The community prior from the database at ``path``, on a connection and an event loop
+    of its own: run in a thread, it reads and fits without holding up the bot's loop or its
+    connection. Fitted on up to PRIOR_MAX_MEMBERS members (a fixed pseudo-random sample: a
+    k x k covariance is well estimated long before 10 000 members, and the fit's time
+    grows with each one)."""
+
+    async def load() -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+        db.row_factory = aiosqlite.Row
+        try:
+            return await _community_observations(db, basis, await q.prior_sample(db, PRIOR_MAX_MEMBERS))
+        finally:
+            await db.close()
+
+    data = asyncio.run(load())
+    users = sorted(data)
+    return tm.community_prior(
+        [data[u][0] for u in users], [data[u][1] for u in users], k=basis.k, min_members=PRIOR_MIN_MEMBERS,
+        sigma=PRIOR_SIGMA,
+    )
+
+
+# A vote's refit. A small profile is fitted again, exactly, at every vote (a millisecond).
+# A big one (a year of /rank, likes and use: thousands of comparisons) keeps its latest fit,
+# in memory and in taste_fits (so a new process, or a member back after a while, starts from
+# it), and takes each vote answered since in with taste.update (O(k^2), whatever the
+# history); an exact fit runs in a thread every FIT_EXACT_EVERY votes, or once the community
+# prior has been refitted, replacing the folded one when it is done. A new like or signal from
+# use refits exactly.
+FIT_INCREMENTAL_FROM = 300  # observations
+FIT_EXACT_EVERY = 20
+FIT_CACHE_SIZE = 256
+
+
+@dataclass(eq=False)
+class _Fit:
+    prior_made: float  # the community prior it was fitted under (its created_at; 0: the cold-start one)
+    use: str  # the member's likes and signals when it was made (_use_key)
+    votes: int
+    through: float  # the latest answered_at among its votes
+    observations: int  # votes, likes and signals in it
+    posterior: tm.Posterior
+    folded: int = 0  # votes taken in with taste.update since the last exact fit
+    refining: asyncio.Task | None = None
+
+
+_fits: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
 
 
 async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> tm.Posterior:
-    prior = await community_prior(db, basis)
-    mine = (await _observations(db, basis, profile)).get(profile.user_id)
-    if mine is None:
+    prior, made = await _community_prior(db, basis)
+    if profile.kind != "votes":
         return tm.fit(np.zeros((0, basis.k)), prior=prior)
-    return tm.fit(mine[0], mine[1], prior=prior)
+    use = await _use_key(db, profile)
+    fits = _fits.setdefault(db, OrderedDict())
+    key = (profile.id, basis.version)
+    fit = fits.get(key) or await _stored_fit(db, basis, profile)
+    if fit is not None and fit.use == use and fit.observations >= FIT_INCREMENTAL_FROM:
+        new = await q.profile_votes(db, profile.id, after=fit.through)
+        if len(new) <= FIT_EXACT_EVERY and fit.votes + len(new) == await q.vote_count(db, profile.id):
+            posterior = fit.posterior
+            fresh = [(profile.user_id, w, l) for _, w, l, _ in new]
+            for delta in (await _vote_deltas(db, basis, fresh)).get(profile.user_id, ()):
+                posterior = tm.update(posterior, delta)
+            fit.posterior, fit.votes, fit.observations = posterior, fit.votes + len(new), fit.observations + len(new)
+            fit.through, fit.folded = max([fit.through, *(v[3] for v in new)]), fit.folded + len(new)
+            _remember(fits, key, fit)
+            if (fit.folded >= FIT_EXACT_EVERY or fit.prior_made != made) and fit.refining is None:
+                fit.refining = asyncio.create_task(_refine(db, basis, profile, fit))
+            return posterior
+    fit = await _exact_fit(db, basis, profile, prior, made, use, fit.posterior.mean if fit else None)
+    _remember(fits, key, fit)
+    return fit.posterior
+
+
+def _remember(fits: OrderedDict, key: tuple[int, int], fit: _Fit) -> None:
+    fits[key] = fit
+    fits.move_to_end(key)
+    while len(fits) > FIT_CACHE_SIZE:
+        fits.popitem(last=False)
+
+
+async def _use_key(db: aiosqlite.Connection, profile: q.Profile) -> str:
+    """What a main profile's likes and signals from use are now, as a short key ('' for other profiles)."""
+    if not profile.is_main:
+        return ""
+    learning = (await members.get_settings(db, profile.user_id)).learn_from_use
+    signals = await q.signals_key(db, profile.user_id) if learning else "off"
+    return f"{await q.likes_key(db, profile.user_id)}/{signals}"
+
+
+async def _stored_fit(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> _Fit | None:
+    found = await q.get_fit(db, profile.id, basis.version)
+    if found is None:
+        return None
+    posterior = tm.Posterior(mean=found.mean, precision=found.precision)
+    return _Fit(found.prior_made, found.use_key, found.votes, found.voted_through, found.observations, posterior)
+
+
+async def _exact_fit(
+    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, prior: tm.Prior, made: float, use: str,
+    init: np.ndarray | None = None,
+) -> _Fit:
+    """Every vote, like and signal of the profile, fitted; a big one's fit is stored."""
+    votes = await q.profile_votes(db, profile.id)
+    deltas = (await _vote_deltas(db, basis, [(profile.user_id, w, l) for _, w, l, _ in votes])).get(profile.user_id)
+    parts = [] if deltas is None else [(deltas, np.ones(len(deltas)))]
+    if profile.is_main:
+        parts += await _member_use(db, basis, profile.user_id, use)
+    deltas, weights = _joined(parts, basis.k)
+    if len(weights) < FIT_INCREMENTAL_FROM:
+        posterior = tm.fit(deltas, weights, prior=prior)
+    else:  # thousands of comparisons: a few milliseconds of numpy, off the loop
+        posterior = await asyncio.to_thread(tm.fit, deltas, weights, prior=prior, init=init)
+    fit = _Fit(made, use, len(votes), max((v[3] for v in votes), default=0.0), len(weights), posterior)
+    if fit.observations >= FIT_INCREMENTAL_FROM:
+        await q.put_fit(db, profile.id, q.StoredFit(basis.version, made, use, fit.votes, fit.through, fit.observations,
+                                                    posterior.mean, posterior.precision))
+    return fit
+
+
+async def _refine(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, fit: _Fit) -> None:
+    """An exact fit of the profile under the current prior; it replaces the folded one if no
+    vote, like or signal came in meanwhile."""
+    try:
+        prior, made = await _community_prior(db, basis)
+        exact = await _exact_fit(db, basis, profile, prior, made, fit.use, fit.posterior.mean)
+        if (exact.votes, exact.use) == (fit.votes, fit.use):
+            fit.posterior, fit.prior_made, fit.through, fit.folded = exact.posterior, made, exact.through, 0
+    except Exception:  # a background nicety: the folded fit stays
+        log.exception("exact refit of profile %s failed", profile.id)
+    finally:
+        fit.refining = None
 
 
 async def member_posterior(db: aiosqlite.Connection, user_id: int, profile_name: str | None = None) -> tm.Posterior:
@@ -711,13 +1047,15 @@ async def list_profiles(db: aiosqlite.Connection, user_id: int) -> list[ProfileS
 
 
 async def next_pair(
-    db: aiosqlite.Connection, user_id: int, rng: np.random.Generator, profile_name: str | None = None
+    db: aiosqlite.Connection, user_id: int, rng: np.random.Generator, profile_name: str | None = None,
+    avoid: tuple[int, int] | None = None,
 ) -> Pair | None:
     """Choose, record and return the next pair for the member's profile (the main
     one unless named), or None when there is no rank pool (the bot then shows
     NO_POOL_MESSAGE). Both images come from the same prompt; pairs answered for
-    this profile (skips included) are never shown for it again. TasteError when
-    every pair is answered, or the profile is unknown or not ranked by votes."""
+    this profile (skips included) are never shown for it again, nor ``avoid`` (the
+    pool image ids of a pair shown and not answered yet: the web's preloaded one).
+    TasteError when every pair is answered, or the profile is unknown or not ranked by votes."""
     profile = await _profile_named(db, user_id, profile_name)
     if profile.kind != "votes":
         raise TasteError(f"`{profile.name}` is a {profile.kind}: it isn't ranked with /rank.")
@@ -730,10 +1068,9 @@ async def next_pair(
         return None
     # 1. candidates: same-prompt pairs not answered for this profile
     answered = await q.answered_pairs(db, profile.id)
-    ids = np.array([im.id for im in pool.images])
-    a, b = ids[pool.pairs[:, 0]], ids[pool.pairs[:, 1]]
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    fresh = np.array([(int(x), int(y)) not in answered for x, y in zip(lo, hi, strict=True)], dtype=bool)
+    if avoid is not None:
+        answered = np.append(answered, min(avoid) * q.PAIR_KEY + max(avoid))
+    fresh = ~np.isin(pool.keys, answered)
     candidates, deltas = pool.pairs[fresh], pool.deltas[fresh]
     if len(candidates) == 0:
         raise TasteError(

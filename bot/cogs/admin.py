@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import retention
 from bot.app import Tastemaker
 from bot.errors import UserError
 from engine import params, profiles, safety
@@ -141,6 +142,21 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
         lines.append("Days start at 00:00 UTC. Queued jobs count: a grid is 4 images, an upscale 1.")
         await interaction.response.send_message(
             "\n".join(lines), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @app_commands.command(description="Days the images of deleted jobs, and of members who left, are kept")
+    @app_commands.describe(days="0-3650 (0: removed within minutes); leave out to see the current setting")
+    async def retention(self, interaction: discord.Interaction, days: app_commands.Range[int, 0, 3650] | None = None) -> None:
+        if days is not None:
+            await members.update_guild(self.bot.db, interaction.guild_id, retention_days=days)
+        kept = await retention.kept_days(self.bot, interaction.guild_id)
+        own = (await members.get_guild(self.bot.db, interaction.guild_id)).retention_days is not None
+        how = "at the next sweep, within minutes" if kept == 0 else f"**{kept} day{'s' if kept != 1 else ''}** later"
+        default = "" if own else " (the bot's default)"
+        await interaction.response.send_message(
+            f"Images of jobs their members delete (`/delete`), and of members who leave this server, are removed "
+            f"{how}{default}. A deleted job leaves Explore, likes and taste at once; a member who leaves keeps their "
+            "images here until then, and coming back cancels it.", ephemeral=True,
         )
 
     @app_commands.command(description="A taste mixed into every prompt on this server: a code, `server` or `off`")

@@ -47,19 +47,8 @@ class Show(commands.Cog):
         )
 
     async def find(self, interaction: discord.Interaction, written: str) -> db_jobs.JobRecord:
+        record = await find_own_job(self.bot, interaction, written, "/show")
         prefix = written.strip().strip("`").lower()
-        if not _ID_RE.fullmatch(prefix):
-            raise UserError(
-                f"`{written[:40].replace('`', '')}` is not a job id. It's the code at the end of a finished "
-                "message, like `job 1a2b3c4d` (4 to 32 of the characters 0–9 and a–f)."
-            )
-        where = "on this server" if interaction.guild_id else "in your DMs with the bot"
-        found = await db_jobs.find_jobs(self.bot.db, prefix, user_id=interaction.user.id, guild_id=interaction.guild_id)
-        if not found:
-            raise UserError(f"No job `{prefix}` of yours {where}. /show finds your own jobs {where}.")
-        if len(found) > 1:
-            raise UserError(f"Several of your jobs start with `{prefix}`: give more of its id.")
-        record = found[0]
         if record.state is JobState.DONE:
             return record
         if not record.state.terminal:
@@ -83,6 +72,25 @@ class Show(commands.Cog):
                 "channel, so it can't be shown here."
             )
         return safety.Verdict.SPOILER in verdicts
+
+
+async def find_own_job(bot: Tastemaker, interaction: discord.Interaction, written: str, command: str) -> db_jobs.JobRecord:
+    """The asking member's job of this server (in DMs: their DM jobs) whose id starts with what they wrote."""
+    prefix = written.strip().strip("`").lower()
+    if not _ID_RE.fullmatch(prefix):
+        raise UserError(
+            f"`{written[:40].replace('`', '')}` is not a job id. It's the code at the end of a finished "
+            "message, like `job 1a2b3c4d` (4 to 32 of the characters 0–9 and a–f)."
+        )
+    where = "on this server" if interaction.guild_id else "in your DMs with the bot"
+    found = await db_jobs.find_jobs(bot.db, prefix, user_id=interaction.user.id, guild_id=interaction.guild_id)
+    if not found:
+        raise UserError(f"No job `{prefix}` of yours {where}. {command} finds your own jobs {where}.")
+    if len(found) > 1:
+        raise UserError(f"Several of your jobs start with `{prefix}`: give more of its id.")
+    if found[0].deleted_at is not None:
+        raise UserError(f"Job `{prefix}` was deleted.")
+    return found[0]
 
 
 async def setup(bot: Tastemaker) -> None:

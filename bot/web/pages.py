@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from bot.config import Settings
-from bot.web import auth
+from bot.web import auth, thumbnails
 from engine.queue import JobQueue
 
 @dataclass
@@ -28,6 +28,10 @@ class WebContext:
     votes: auth.RateLimit = field(default_factory=lambda: auth.RateLimit(rate=4.0, burst=8))
     likes: auth.RateLimit = field(default_factory=lambda: auth.RateLimit(rate=0.5, burst=20))
     jobs: auth.RateLimit = field(default_factory=lambda: auth.RateLimit(rate=0.2, burst=10))  # GPU work: Vary (Region)
+    thumbnails: thumbnails.Thumbnails = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thumbnails = thumbnails.Thumbnails(self.settings.data_dir)
 
     @property
     def secure_cookies(self) -> bool:
@@ -54,6 +58,10 @@ def templates() -> jinja2.Environment:
     )
     env.filters["ago"] = _ago
     env.filters["plural"] = plural
+    # Thumbnail URLs of a gallery image (anything with id and path) and of a rank-pool image.
+    env.globals["thumb"] = lambda image, size=thumbnails.SMALL: thumbnails.image_url(image.id, image.path, size)
+    env.globals["pool_thumb"] = lambda image, size=thumbnails.SMALL: thumbnails.pool_url(image.id, image.path, size)
+    env.globals["SMALL"], env.globals["LARGE"] = thumbnails.SMALL, thumbnails.LARGE
     return env
 
 

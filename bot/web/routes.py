@@ -21,14 +21,15 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
-from bot import flows_video, generation, ids
+from bot import flows_video, generation, ids, retention
 from bot.errors import UserError
 from bot.render import preset_flag
-from bot.web import auth, gallery
+from bot.web import auth, gallery, thumbnails
 from bot.web.pages import CONTEXT, SESSION, WebContext, render
 from engine import images, profiles, safety
 from engine.db import jobs as db_jobs
 from engine.db import members, transaction
+from engine.db import taste as q
 from engine.db import web as store
 from engine.jobs import EmbedSpec, Job, JobKind, JobState
 from engine.params import ParamError
@@ -61,6 +62,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/image/{image_id:[0-9]+}/vary-region", vary_region)
     app.router.add_post("/api/image/{image_id:[0-9]+}/animate", animate)
     app.router.add_get("/api/jobs/{job_id:[0-9a-f-]{1,64}}", job_state)
+    app.router.add_post("/api/jobs/{job_id:[0-9a-f-]{1,64}}/delete", delete_job)
     app.router.add_get("/profile", profile_page)
     app.router.add_post("/api/codes/{code:[a-z2-7]{7}}", set_code_visibility)
     app.router.add_post("/api/moodboards", create_moodboard)
@@ -68,6 +70,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/img/{image_id:[0-9]+}", image_file)
     app.router.add_get("/video/{image_id:[0-9]+}", video_file)
     app.router.add_get("/img/pool/{image_id:[0-9]+}", pool_image_file)
+    thumb = "/{size:[0-9]{3}}/{version:[0-9a-f]{10}}.webp"
+    app.router.add_get("/img/{image_id:[0-9]+}" + thumb, image_thumbnail)
+    app.router.add_get("/img/pool/{image_id:[0-9]+}" + thumb, pool_thumbnail)
 
 
 def _context(request: web.Request) -> WebContext:
@@ -232,13 +237,16 @@ async def _progress(context: WebContext, user_id: int, profile: str | None = Non
 
 
 def _pair_json(pair: profiles.Pair) -> dict:
-    return {"id": pair.id, "left": f"/img/pool/{pair.left_id}", "right": f"/img/pool/{pair.right_id}",
-            "prompt": pair.prompt}
+    return {"id": pair.id, "left": thumbnails.pool_url(pair.left_id, pair.left_path, thumbnails.LARGE),
+            "right": thumbnails.pool_url(pair.right_id, pair.right_path, thumbnails.LARGE), "prompt": pair.prompt,
+            "images": [pair.left_id, pair.right_id]}
 
 
-async def _next_pair(context: WebContext, user_id: int, profile: str | None = None) -> tuple[dict | None, str | None]:
+async def _next_pair(
+    context: WebContext, user_id: int, profile: str | None = None, avoid: tuple[int, int] | None = None
+) -> tuple[dict | None, str | None]:
     try:
-        pair = await profiles.next_pair(context.db, user_id, np.random.default_rng(), profile)
+        pair = await profiles.next_pair(context.db, user_id, np.random.default_rng(), profile, avoid)
     except profiles.TasteError as error:  # every pair answered, or not a profile of theirs to rank
         return None, str(error)
     if pair is None:
@@ -255,26 +263,29 @@ async def rank_page(request: web.Request) -> web.Response:
     if wanted and profile is None and wanted.lower() != profiles.MAIN_PROFILE:
         raise web.HTTPNotFound(text=f"You have no profile named {wanted[:40]!r} to rank.")
     pair, problem = await _next_pair(context, session.user_id, profile)
+    upcoming = None  # the pair after this one, which the page preloads while the member looks
+    if pair is not None:
+        upcoming, _ = await _next_pair(context, session.user_id, profile, avoid=pair["images"])
     progress = await _progress(context, session.user_id, profile)
-    return render(request, "rank.html", title="Rank", pair=pair, problem=problem, progress=progress,
-                  progress_json=json.dumps(progress), profile=profile or profiles.MAIN_PROFILE,
+    return render(request, "rank.html", title="Rank", pair=pair, upcoming_json=json.dumps(upcoming), problem=problem,
+                  progress=progress, progress_json=json.dumps(progress), profile=profile or profiles.MAIN_PROFILE,
                   ranked=[p.name for p in ranked])
 
 
 async def vote(request: web.Request) -> web.Response:
-    """One key press: store the vote, reveal what was compared, and send the next pair."""
+    """One key press: store the vote, reveal what was compared, and send the next pair:
+    the one after `upcoming` (the pair the page preloaded and shows now), if it sent one."""
     context, session = _context(request), _session(request)
     if not context.votes.allow(session.user_id):
         return _json_error("Slow down a little: too many votes at once.", 429)
     try:
         body = await request.json()
         pair_id, choice = ids.row_id(str(body["pair_id"])), str(body["choice"])
-    except (ValueError, KeyError, TypeError):
-        return _json_error("A vote needs pair_id and choice (left, right or skip).")
+        upcoming_id = None if body.get("upcoming") is None else ids.row_id(str(body["upcoming"]))
+    except (KeyError, TypeError, AttributeError):
+        return _json_error("A vote needs pair_id and choice (left, right or skip), and upcoming a pair id or null.")
     if choice not in profiles.CHOICES:
         return _json_error("choice is left, right or skip.")
-    from engine.db import taste as q
-
     shown = await q.get_rank_pair(context.db, pair_id) if pair_id is not None else None
     if shown is None or shown.user_id != session.user_id:
         return _json_error("That pair is not yours.", 404)
@@ -282,7 +293,9 @@ async def vote(request: web.Request) -> web.Response:
         return _json_error("That pair is already counted; vote on the newest one.", 409)
     answered = await profiles.answered(context.db, session.user_id, pair_id)
     profile = answered.profile  # the next pair teaches the same profile
-    pair, problem = await _next_pair(context, session.user_id, profile)
+    upcoming = await q.get_rank_pair(context.db, upcoming_id) if upcoming_id is not None else None
+    avoid = (upcoming.left_id, upcoming.right_id) if upcoming is not None and upcoming.user_id == session.user_id else None
+    pair, problem = await _next_pair(context, session.user_id, profile, avoid)
     return web.json_response({
         "answered": {"prompt": answered.prompt, "left": answered.left_style, "right": answered.right_style,
                      "choice": choice},
@@ -523,12 +536,27 @@ async def job_state(request: web.Request) -> web.Response:
     return web.json_response(await _job_json(context, record))
 
 
+async def delete_job(request: web.Request) -> web.Response:
+    """The member deletes one of their jobs from its image page, as /delete does in Discord
+    (the upkeep cog clears its Discord message within a minute)."""
+    context, session = _context(request), _session(request)
+    record = await db_jobs.get_job(context.db, request.match_info["job_id"])
+    if record is None or record.user_id != session.user_id or record.deleted_at is not None:
+        return _json_error("No such job of yours.", 404)
+    if not record.state.terminal:
+        return _json_error("This job is still going: cancel it first.", 409)
+    images = await retention.delete(context.db, record.id)
+    log.info("web: user %s deleted job %s (%d images)", session.user_id, record.id, images)
+    return web.json_response({"deleted": record.id, "images": images})
+
+
 async def _job_json(context: WebContext, record: db_jobs.JobRecord) -> dict:
     shown = []
     if record.state is JobState.DONE and record.guild_id is not None:  # what the gallery shows: not what the filter flagged
         for stored in await db_jobs.images_of(context.db, record.id):
             if await gallery.get_visible(context.db, record.user_id, [record.guild_id], stored.id) is not None:
-                shown.append({"id": stored.id, "src": f"/img/{stored.id}", "href": f"/image/{stored.id}",
+                shown.append({"id": stored.id, "src": thumbnails.image_url(stored.id, stored.path, thumbnails.SMALL),
+                              "full": f"/img/{stored.id}", "href": f"/image/{stored.id}",
                               "video": f"/video/{stored.id}" if stored.video else None})
     withheld = len(record.request.get("nsfw", {}).get("withheld", ()))
     return {
@@ -660,11 +688,24 @@ async def moodboard_state(request: web.Request) -> web.Response:
 
 
 async def image_file(request: web.Request) -> web.StreamResponse:
-    context = _context(request)
+    """The full-size original; ?download=1 asks the browser to save it."""
+    return await _original(request, "path", "png", "image/png")
+
+
+async def video_file(request: web.Request) -> web.StreamResponse:
+    """A clip's MP4 (byte ranges served, so a browser can seek and loop it); ?download=1 saves it."""
+    return await _original(request, "video", "mp4", "video/mp4")
+
+
+async def _original(request: web.Request, field: str, ext: str, content_type: str) -> web.StreamResponse:
     image = await _requested_image(request)
-    if image is None:
+    relative = getattr(image, field, None)
+    if relative is None:
         raise web.HTTPNotFound()
-    return _file(context, await gallery.image_path(context.db, image.id))
+    headers = {"Content-Type": content_type}
+    if request.query.get("download") == "1":
+        headers["Content-Disposition"] = f'attachment; filename="tastemaker-{image.job_id[:8]}-{image.idx}.{ext}"'
+    return _file(_context(request), relative, headers)
 
 
 async def pool_image_file(request: web.Request) -> web.StreamResponse:
@@ -673,16 +714,31 @@ async def pool_image_file(request: web.Request) -> web.StreamResponse:
     return _file(context, await gallery.pool_image_path(context.db, image_id) if image_id is not None else None)
 
 
-async def video_file(request: web.Request) -> web.StreamResponse:
-    """A clip's MP4 (byte ranges served, so a browser can seek and loop it)."""
-    context = _context(request)
+async def image_thumbnail(request: web.Request) -> web.StreamResponse:
     image = await _requested_image(request)
-    if image is None or image.video is None:
+    return await _thumbnail(request, image.path if image is not None else None)
+
+
+async def pool_thumbnail(request: web.Request) -> web.StreamResponse:
+    image_id = ids.row_id(request.match_info["image_id"])
+    path = await gallery.pool_image_path(_context(request).db, image_id) if image_id is not None else None
+    return await _thumbnail(request, path)
+
+
+async def _thumbnail(request: web.Request, relative: str | None) -> web.StreamResponse:
+    """A WebP thumbnail, made on first request. Its URL names one picture forever
+    (the version is its original's path), so browsers keep it without asking again;
+    the ETag (mtime and size: a strong one) answers a revalidation with 304."""
+    if relative is None or request.match_info["version"] != thumbnails.version(relative):
         raise web.HTTPNotFound()
-    return _file(context, image.video, "video/mp4")
+    path = await _context(request).thumbnails.get(relative, int(request.match_info["size"]))
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=31536000, immutable",
+                                           "Content-Type": "image/webp"})
 
 
-def _file(context: WebContext, relative: str | None, content_type: str = "image/png") -> web.StreamResponse:
+def _file(context: WebContext, relative: str | None, headers: dict[str, str] | None = None) -> web.StreamResponse:
     """A stored file under the data dir (its path comes from the database)."""
     if relative is None:
         raise web.HTTPNotFound()
@@ -691,4 +747,5 @@ def _file(context: WebContext, relative: str | None, content_type: str = "image/
     if not path.is_relative_to(root) or not path.is_file():
         raise web.HTTPNotFound()
     # Ids never change what they name: the browser may keep it (privately) for a day.
-    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": content_type})
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400", "Content-Type": "image/png",
+                                           **(headers or {})})

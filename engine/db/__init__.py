@@ -107,8 +107,9 @@ def migration_files() -> list[tuple[int, Path]]:
     return found
 
 
-async def migrate(db: aiosqlite.Connection) -> int:
-    """Apply each pending migration in one transaction; returns the schema version.
+async def migrate(db: aiosqlite.Connection, target: int | None = None) -> int:
+    """Apply each pending migration (up to ``target``, default all) in one transaction;
+    returns the schema version.
 
     Safe to run from several processes at once: BEGIN IMMEDIATE serialises them
     and the version is re-read inside the transaction.
@@ -119,7 +120,7 @@ async def migrate(db: aiosqlite.Connection) -> int:
         await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
         ((current,),) = await db.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")
         for number, name, statements in scripts:
-            if number <= current:
+            if number <= current or (target is not None and number > target):
                 continue
             for statement in statements:
                 await db.execute(statement)
@@ -130,6 +131,18 @@ async def migrate(db: aiosqlite.Connection) -> int:
 
 
 def _statements(sql: str) -> list[str]:
-    # executescript() would commit our transaction; split on ';' at line ends instead.
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().strip(";")]
+    # executescript() would commit our transaction; split into complete statements
+    # instead (sqlite3.complete_statement keeps a trigger's BEGIN ... END whole).
+    statements, lines = [], []
+    for line in sql.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        lines.append(line)
+        text = "\n".join(lines).strip()
+        if text.endswith(";") and sqlite3.complete_statement(text):
+            if text.strip(";").strip():
+                statements.append(text)
+            lines = []
+    if "\n".join(lines).strip():
+        statements.append("\n".join(lines).strip())
+    return statements

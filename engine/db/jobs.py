@@ -37,6 +37,8 @@ class JobRecord:
     finished_at: float | None
     delivered_at: float | None
     images: int  # what it makes (a grid 4, an upscale 1): counted against the daily quota unless it failed
+    deleted_at: float | None = None  # its member deleted it: its images are hidden now, purged later
+    purged_at: float | None = None  # its images, uploads and prompt are gone (engine/db/retention.py)
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> JobRecord:
@@ -171,13 +173,18 @@ async def add_image(
     return image_id
 
 
+# A deleted job's images are kept until the retention has passed, for no one: no button,
+# like or page reaches them (engine/db/retention.py).
+_LIVE = " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = images.job_id AND j.deleted_at IS NOT NULL)"
+
+
 async def images_of(db: aiosqlite.Connection, job_id: str) -> list[ImageRecord]:
-    rows = await db.execute_fetchall("SELECT * FROM images WHERE job_id = ? ORDER BY idx", (job_id,))
+    rows = await db.execute_fetchall("SELECT * FROM images WHERE job_id = ?" + _LIVE + " ORDER BY idx", (job_id,))
     return [ImageRecord.from_row(row) for row in rows]
 
 
 async def get_image(db: aiosqlite.Connection, image_id: int) -> ImageRecord | None:
-    rows = await db.execute_fetchall("SELECT * FROM images WHERE id = ?", (image_id,))
+    rows = await db.execute_fetchall("SELECT * FROM images WHERE id = ?" + _LIVE, (image_id,))
     return ImageRecord.from_row(rows[0]) if rows else None
 
 

@@ -40,6 +40,7 @@ class GuildSettings:
     house_taste_owner: int | None = None  # who set it: their private code may serve as the house taste
     video_clips: int = 4  # clips a video job makes (/admin video; --bs asks for fewer)
     video_clip_images: int = 8  # what one clip counts against a daily quota, in images
+    retention_days: int | None = None  # days deleted or departed members' images are kept; None = the bot's
 
 
 async def ensure_user(db: aiosqlite.Connection, user_id: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass
 
 import aiosqlite
@@ -84,12 +85,24 @@ async def insert_basis(
             "INSERT INTO bases (version, preset, dim, k, images, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (version, preset, dim, k, images, time.time(), data),
         )
+    _basis_keys.pop(db, None)
+
+
+BASIS_CHECK_S = 2.0  # how stale the current basis may be: a pool built by another process shows within this
+_basis_keys: weakref.WeakKeyDictionary[aiosqlite.Connection, tuple[float, tuple[int, float] | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def latest_basis_key(db: aiosqlite.Connection) -> tuple[int, float] | None:
     """(version, created_at) of the current basis without its data, for caches."""
+    checked = _basis_keys.get(db)
+    if checked is not None and time.monotonic() - checked[0] < BASIS_CHECK_S:
+        return checked[1]
     rows = await db.execute_fetchall("SELECT version, created_at FROM bases ORDER BY version DESC LIMIT 1")
-    return (int(rows[0][0]), float(rows[0][1])) if rows else None
+    key = (int(rows[0][0]), float(rows[0][1])) if rows else None
+    _basis_keys[db] = (time.monotonic(), key)
+    return key
 
 
 async def latest_basis(db: aiosqlite.Connection) -> BasisRow | None:
@@ -393,13 +406,16 @@ async def answer_rank_pair(db: aiosqlite.Connection, pair_id: int, user_id: int,
     return cur.rowcount == 1
 
 
-async def answered_pairs(db: aiosqlite.Connection, profile_id: int) -> set[tuple[int, int]]:
-    """Unordered (min id, max id) of every pair answered for the profile, skips included."""
+PAIR_KEY = 2**32  # an unordered pair of pool image ids as one number: min * PAIR_KEY + max
+
+
+async def answered_pairs(db: aiosqlite.Connection, profile_id: int) -> np.ndarray:
+    """Every pair answered for the profile, skips included, as keys (PAIR_KEY)."""
     rows = await db.execute_fetchall(
-        "SELECT MIN(left_id, right_id), MAX(left_id, right_id) FROM rank_pairs WHERE profile_id = ? AND choice IS NOT NULL",
-        (profile_id,),
+        "SELECT MIN(left_id, right_id) * ? + MAX(left_id, right_id) FROM rank_pairs WHERE profile_id = ?"
+        " AND choice IS NOT NULL", (PAIR_KEY, profile_id),
     )
-    return {(r[0], r[1]) for r in rows}
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
 async def vote_count(db: aiosqlite.Connection, profile_id: int) -> int:
@@ -410,28 +426,115 @@ async def vote_count(db: aiosqlite.Connection, profile_id: int) -> int:
     return int(count)
 
 
-async def vote_embeddings(
-    db: aiosqlite.Connection, profile_id: int | None = None
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(user_id, winner embedding, loser embedding) of each vote, of one profile
-    or of every member's main profile (what the community prior is fitted on)."""
-    sql = (
-        "SELECT p.user_id, p.choice, l.embedding AS le, r.embedding AS re FROM rank_pairs p"
-        " JOIN pool_images l ON l.id = p.left_id JOIN pool_images r ON r.id = p.right_id"
-        " WHERE p.choice IN ('left', 'right')"
+def _in(values) -> str:
+    return ",".join("?" * len(values))
+
+
+async def vote_pairs(db: aiosqlite.Connection, users: list[int]) -> list[tuple[int, int, int]]:
+    """(user_id, winner pool image id, loser pool image id) of each vote into these members'
+    main profiles, oldest first: what the community prior is fitted on."""
+    rows = await db.execute_fetchall(
+        "SELECT user_id, CASE choice WHEN 'left' THEN left_id ELSE right_id END,"
+        " CASE choice WHEN 'left' THEN right_id ELSE left_id END FROM rank_pairs WHERE choice IN ('left', 'right')"
+        f" AND profile_id IN (SELECT id FROM profiles WHERE name = ? AND user_id IN ({_in(users)})) ORDER BY id",
+        (MAIN_PROFILE, *users),
     )
-    if profile_id is not None:
-        sql += " AND p.profile_id = ?"
-        args: tuple = (profile_id,)
-    else:
-        sql += " AND p.profile_id IN (SELECT id FROM profiles WHERE name = ?)"
-        args = (MAIN_PROFILE,)
-    rows = await db.execute_fetchall(sql + " ORDER BY p.id", args)
-    out = []
-    for r in rows:
-        left, right = f32_array(r["le"]), f32_array(r["re"])
-        out.append((r["user_id"], left, right) if r["choice"] == "left" else (r["user_id"], right, left))
-    return out
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def image_z(db: aiosqlite.Connection, basis_version: int, ids: list[int]) -> dict[int, np.ndarray]:
+    """The stored z (float32, image_taste) of these images on this basis; others are left out."""
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        rows = await db.execute_fetchall(
+            f"SELECT image_id, z FROM image_taste WHERE image_id IN ({_in(chunk)}) AND basis_version = ?",
+            (*chunk, basis_version),
+        )
+        found.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in rows)
+    return found
+
+
+async def put_image_z(db: aiosqlite.Connection, basis_version: int, z: dict[int, np.ndarray]) -> None:
+    async with transaction(db):
+        await db.executemany(
+            "INSERT INTO image_taste (image_id, basis_version, z) VALUES (?, ?, ?) ON CONFLICT (image_id)"
+            " DO UPDATE SET basis_version = excluded.basis_version, z = excluded.z",
+            [(i, basis_version, np.asarray(v, dtype=np.float32).tobytes()) for i, v in z.items()],
+        )
+
+
+async def images_after(db: aiosqlite.Connection, after_id: int, limit: int) -> list[tuple[int, bytes | None]]:
+    """(id, raw embedding) of the next images by id: the taste index's backfill."""
+    rows = await db.execute_fetchall(
+        "SELECT id, embedding FROM images WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+_VOTE = (
+    "SELECT id, CASE choice WHEN 'left' THEN left_id ELSE right_id END, CASE choice WHEN 'left' THEN right_id"
+    " ELSE left_id END, answered_at FROM rank_pairs WHERE profile_id = ? AND choice IN ('left', 'right')"
+)
+
+
+async def profile_votes(db: aiosqlite.Connection, profile_id: int, after: float | None = None) -> list[tuple[int, int, int, float]]:
+    """(rank_pairs id, winner pool image id, loser pool image id, answered_at) of the profile's
+    votes (those answered after `after`, when given), by id."""
+    since, args = (" AND answered_at > ?", (profile_id, after)) if after is not None else ("", (profile_id,))
+    rows = await db.execute_fetchall(_VOTE + since + " ORDER BY id", args)
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+@dataclass(frozen=True)
+class StoredFit:
+    basis_version: int
+    prior_made: float
+    use_key: str
+    votes: int
+    voted_through: float
+    observations: int
+    mean: np.ndarray
+    precision: np.ndarray
+
+
+async def get_fit(db: aiosqlite.Connection, profile_id: int, basis_version: int) -> StoredFit | None:
+    rows = await db.execute_fetchall(
+        "SELECT basis_version, prior_made, use_key, votes, voted_through, observations, mean, precision FROM taste_fits"
+        " WHERE profile_id = ? AND basis_version = ?", (profile_id, basis_version),
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    k = len(r[6]) // 8
+    return StoredFit(r[0], r[1], r[2], r[3], r[4], r[5], f64_array(r[6]), f64_array(r[7]).reshape(k, k))
+
+
+async def put_fit(db: aiosqlite.Connection, profile_id: int, fit: StoredFit) -> None:
+    async with transaction(db):
+        await db.execute(
+            "INSERT INTO taste_fits (profile_id, basis_version, prior_made, use_key, votes, voted_through, observations,"
+            " mean, precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (profile_id) DO UPDATE SET"
+            " basis_version = excluded.basis_version, prior_made = excluded.prior_made, use_key = excluded.use_key,"
+            " votes = excluded.votes, voted_through = excluded.voted_through, observations = excluded.observations,"
+            " mean = excluded.mean, precision = excluded.precision",
+            (profile_id, fit.basis_version, fit.prior_made, fit.use_key, fit.votes, fit.voted_through, fit.observations,
+             f64_blob(fit.mean), f64_blob(fit.precision)),
+        )
+
+
+async def embeddings_by_id(db: aiosqlite.Connection, table: str, ids: list[int]) -> dict[int, np.ndarray]:
+    """Raw float32 embeddings of these rows of ``images`` or ``pool_images`` (rows without one are left out)."""
+    if table not in ("images", "pool_images"):
+        raise ValueError(f"no embeddings in {table!r}")
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        rows = await db.execute_fetchall(
+            f"SELECT id, embedding FROM {table} WHERE id IN ({_in(chunk)}) AND embedding IS NOT NULL", chunk
+        )
+        found.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in rows)
+    return found
 
 
 # ---------------------------------------------------------------------------
@@ -457,24 +560,26 @@ async def like_count(db: aiosqlite.Connection, user_id: int) -> int:
     return int(count)
 
 
-async def like_embeddings(
-    db: aiosqlite.Connection, user_id: int | None = None
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(user_id, winner embedding, loser embedding) for each like and each other
-    image of the liked image's grid, of one member or everyone. Images without
-    an embedding are left out."""
-    sql = (
-        "SELECT l.user_id, g.embedding AS we, o.embedding AS le FROM likes l"
-        " JOIN images g ON g.id = l.grid_image_id"
-        " JOIN images o ON o.job_id = g.job_id AND o.id != g.id"
-        " WHERE g.embedding IS NOT NULL AND o.embedding IS NOT NULL"
+async def like_pairs(
+    db: aiosqlite.Connection, user_id: int | None = None, users: list[int] | None = None
+) -> list[tuple[int, int, int]]:
+    """(user_id, liked grid image id, other image id) for each like and each other image of
+    the liked image's grid, of one member or of these members, oldest first."""
+    who, args = ("l.user_id = ?", (user_id,)) if user_id is not None else (f"l.user_id IN ({_in(users or ())})", tuple(users or ()))
+    rows = await db.execute_fetchall(
+        "SELECT l.user_id, g.id, o.id FROM likes l JOIN images g ON g.id = l.grid_image_id"
+        f" JOIN images o ON o.job_id = g.job_id AND o.id != g.id WHERE {who} ORDER BY l.rowid, o.idx",
+        args,
     )
-    args: tuple = ()
-    if user_id is not None:
-        sql += " AND l.user_id = ?"
-        args = (user_id,)
-    rows = await db.execute_fetchall(sql + " ORDER BY l.rowid, o.idx", args)
-    return [(r["user_id"], f32_array(r["we"]), f32_array(r["le"])) for r in rows]
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def likes_key(db: aiosqlite.Connection, user_id: int) -> tuple[int, int]:
+    """(count, newest rowid) of the member's likes: changes whenever one is added or removed."""
+    ((count, newest),) = await db.execute_fetchall(
+        "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM likes WHERE user_id = ?", (user_id,)
+    )
+    return int(count), int(newest)
 
 
 SIGNAL_KINDS = ("upscale", "vary", "reroll")
@@ -508,55 +613,62 @@ async def use_signal_counts(db: aiosqlite.Connection, user_id: int) -> dict[str,
 class UseSignal:
     user_id: int
     kind: str
-    grid: list[np.ndarray]  # the grid's image embeddings, in order
-    chosen: int | None  # upscale, vary: index into grid
-    replacement: list[np.ndarray]  # reroll: the embeddings of the grid it drew
+    grid: list[int]  # the grid's image ids, in order
+    chosen: int | None  # upscale, vary: the chosen image's id
+    replacement: list[int]  # reroll: the image ids of the grid it drew
 
 
-async def use_signals(db: aiosqlite.Connection, user_id: int | None = None) -> list[UseSignal]:
-    """Signals from use with the embeddings they compare, of one member or of every
-    member who learns from use. A signal whose grid lacks embeddings, or a reroll
-    whose new grid isn't drawn yet, is left out."""
+async def use_signals(
+    db: aiosqlite.Connection, user_id: int | None = None, users: list[int] | None = None
+) -> list[UseSignal]:
+    """Signals from use with the images they compare, of one member or of these members
+    (those who turned learning from use off are left out of a community's)."""
     sql = (
-        "SELECT s.id, s.user_id, s.kind, s.image_id, g.id AS gid, g.embedding AS ge, NULL AS re FROM use_signals s"
-        " JOIN images g ON g.job_id = s.grid_job_id WHERE g.embedding IS NOT NULL AND {who}"
-        " UNION ALL SELECT s.id, s.user_id, s.kind, s.image_id, NULL, NULL, n.embedding FROM use_signals s"
-        " JOIN images n ON n.job_id = s.next_job_id WHERE n.embedding IS NOT NULL AND {who}"
-        " ORDER BY 1"
+        "SELECT s.id, s.user_id, s.kind, s.image_id, g.id AS gid, NULL AS rid FROM use_signals s"
+        " JOIN images g ON g.job_id = s.grid_job_id WHERE {who}"
+        " UNION ALL SELECT s.id, s.user_id, s.kind, s.image_id, NULL, n.id FROM use_signals s"
+        " JOIN images n ON n.job_id = s.next_job_id WHERE {who}"
+        " ORDER BY 1, 5, 6"
     )
     if user_id is not None:
         rows = await db.execute_fetchall(sql.format(who="s.user_id = ?"), (user_id, user_id))
     else:
-        who = "s.user_id NOT IN (SELECT user_id FROM user_settings WHERE learn_from_use = 0)"
-        rows = await db.execute_fetchall(sql.format(who=who))
-    found: dict[int, tuple[int, str, int | None, list[int], list[np.ndarray], list[np.ndarray]]] = {}
+        users = list(users or ())
+        who = f"s.user_id IN ({_in(users)}) AND s.user_id NOT IN (SELECT user_id FROM user_settings WHERE learn_from_use = 0)"
+        rows = await db.execute_fetchall(sql.format(who=who), (*users, *users))
+    found: dict[int, UseSignal] = {}
     for r in rows:
-        entry = found.setdefault(r["id"], (r["user_id"], r["kind"], r["image_id"], [], [], []))
-        if r["re"] is not None:
-            entry[5].append(f32_array(r["re"]))
-        else:
-            entry[3].append(r["gid"])
-            entry[4].append(f32_array(r["ge"]))
-    out = []
-    for user, kind, image_id, ids, grid, replacement in found.values():
-        if len(grid) < 2:
-            continue
-        if kind == "reroll":
-            if replacement:
-                out.append(UseSignal(user, kind, grid, None, replacement))
-        elif image_id in ids:
-            out.append(UseSignal(user, kind, grid, ids.index(image_id), []))
-    return out
+        signal = found.setdefault(r["id"], UseSignal(r["user_id"], r["kind"], [], r["image_id"], []))
+        (signal.grid if r["gid"] is not None else signal.replacement).append(r["gid"] if r["gid"] is not None else r["rid"])
+    return list(found.values())
+
+
+async def signals_key(db: aiosqlite.Connection, user_id: int) -> tuple[int, int, int]:
+    """(count, newest id, images drawn by its rerolls) of the member's signals from use:
+    changes when one is added or removed, or a reroll's new grid arrives."""
+    ((count, newest),) = await db.execute_fetchall(
+        "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM use_signals WHERE user_id = ?", (user_id,)
+    )
+    ((drawn,),) = await db.execute_fetchall(
+        "SELECT COUNT(*) FROM use_signals s JOIN images n ON n.job_id = s.next_job_id WHERE s.user_id = ?", (user_id,)
+    )
+    return int(count), int(newest), int(drawn)
+
+
+async def prior_sample(db: aiosqlite.Connection, limit: int) -> list[int]:
+    """Up to ``limit`` members with taste data, in a fixed pseudo-random order (the same
+    members from one refit to the next, unbiased by activity): the community prior's sample."""
+    rows = await db.execute_fetchall(
+        "SELECT user_id FROM taste_counts WHERE votes + likes + signals > 0"
+        " ORDER BY (user_id * 2654435761) % 4294967296 LIMIT ?", (limit,),
+    )
+    return sorted(r[0] for r in rows)
 
 
 async def community_observations(db: aiosqlite.Connection) -> tuple[int, int]:
     """(members with votes, likes or signals from use, their count) over everyone's main profiles."""
-    ((members, observations),) = await db.execute_fetchall(
-        "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM ("
-        " SELECT r.user_id FROM rank_pairs r JOIN profiles p ON p.id = r.profile_id"
-        " WHERE r.choice IN ('left', 'right') AND p.name = ?"
-        " UNION ALL SELECT user_id FROM likes UNION ALL SELECT user_id FROM use_signals)",
-        (MAIN_PROFILE,),
+    ((members, observations),) = await db.execute_fetchall(  # kept by triggers (migration 0013)
+        "SELECT members, observations FROM taste_totals"
     )
     return int(members), int(observations)
 
@@ -669,6 +781,14 @@ async def get_community_prior(db: aiosqlite.Connection, basis_version: int) -> t
     """(members, observations, mean, cov) cached for this basis, or None."""
     found = await get_community_prior_arrays(db, basis_version)
     return None if found is None else (found[0], found[1], found[2]["mean"], found[2]["cov"])
+
+
+async def community_prior_stamp(db: aiosqlite.Connection, basis_version: int) -> tuple[int, int, float] | None:
+    """(members, observations, created_at) of the prior cached for this basis, without its data."""
+    rows = await db.execute_fetchall(
+        "SELECT members, observations, created_at FROM community_priors WHERE basis_version = ?", (basis_version,)
+    )
+    return (int(rows[0][0]), int(rows[0][1]), float(rows[0][2])) if rows else None
 
 
 async def get_community_prior_arrays(

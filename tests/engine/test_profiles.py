@@ -434,14 +434,14 @@ async def test_likes(world):
     assert st.likes == 1 and st.votes == 0
     # a like is a weighted win over the 3 other images of the grid
     after = await profiles.member_posterior(world.db, 1)
-    z = world.basis.whiten(np.stack(embs[:4]))
+    z = world.basis.whiten(np.stack(embs[:4])).astype(np.float32)  # as the taste index keeps them
     expected = tm.fit(z[0] - z[1:], np.full(3, tm.LIKE_WEIGHT), prior=tm.Prior.isotropic(K, profiles.PRIOR_SIGMA))
     np.testing.assert_allclose(after.mean, expected.mean, atol=1e-9)
     assert not np.allclose(after.mean, before.mean)
     # a single image (an upscale) is credited against its parent's grid
     upscale = await _grid(world.db, owner=2, embeddings=[embs[1] * 2], parent=grid[1])
     assert await profiles.record_like(world.db, 1, upscale[0])
-    assert len(await q.like_embeddings(world.db, 1)) == 6
+    assert len(await q.like_pairs(world.db, 1)) == 6
     with pytest.raises(TasteError):
         await profiles.record_like(world.db, 1, 999_999)
 

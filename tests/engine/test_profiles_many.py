@@ -138,7 +138,7 @@ async def test_signals_from_use_teach_the_main_profile(world):
     assert st.progress == profiles.UNLOCK_CREDIT["upscale"]
 
     # the U click is the chosen image over the other three, at UPSCALE_WEIGHT
-    z = world.basis.whiten(np.stack(embs[:4]))
+    z = world.basis.whiten(np.stack(embs[:4])).astype(np.float32)  # as the taste index keeps them
     posterior = await profiles.member_posterior(world.db, 1)
     d, w = tm.use_comparisons(z, "upscale", chosen=1)
     expected = tm.fit(d, w, prior=tm.Prior.isotropic(world.basis.k, profiles.PRIOR_SIGMA))
@@ -148,7 +148,7 @@ async def test_signals_from_use_teach_the_main_profile(world):
     drawn = await _grid(world.db, owner=1, embeddings=embs[8:12])
     drawn_job = (await world.db.execute_fetchall("SELECT job_id FROM images WHERE id = ?", (drawn[0],)))[0][0]
     assert await profiles.record_use(world.db, 1, "reroll", grid_job, next_job_id=drawn_job)
-    d2, w2 = tm.use_comparisons(z, "reroll", z_replacement=world.basis.whiten(np.stack(embs[8:12])))
+    d2, w2 = tm.use_comparisons(z, "reroll", z_replacement=world.basis.whiten(np.stack(embs[8:12])).astype(np.float32))
     expected = tm.fit(np.concatenate([d, d2]), np.concatenate([w, w2]),
                       prior=tm.Prior.isotropic(world.basis.k, profiles.PRIOR_SIGMA))
     np.testing.assert_allclose((await profiles.member_posterior(world.db, 1)).mean, expected.mean, atol=1e-9)

@@ -105,7 +105,7 @@ async def test_the_owners_drawn_mask_queues_a_region_variation_that_redraws_only
         assert done["state"] == "done", done
         assert len(done["images"]) == 4
         for made in done["images"]:
-            async with client.get(base_url + made["src"]) as answer:
+            async with client.get(base_url + made["full"]) as answer:  # the original (src is its thumbnail)
                 result = np.asarray(Image.open(io.BytesIO(await answer.read())).convert("RGB")).astype(int)
             assert result.shape == (SIDE, SIDE, 3)
             assert np.abs(result[:, SIDE // 2 :] - source[:, SIDE // 2 :]).mean() < 2

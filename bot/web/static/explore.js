@@ -21,6 +21,14 @@
   }
   if (tiles) watch();
 
+  // Delete job (the member's own image page): its images leave Explore, and the likes on them go.
+  const remove = document.getElementById("delete-job");
+  if (remove) remove.addEventListener("click", async () => {
+    if (!confirm("Delete this job? Its images leave Explore, and the likes on them go.")) return;
+    try { await post(`/api/jobs/${remove.dataset.job}/delete`); location.assign("/explore"); }
+    catch (e) { toast(e.message, "error"); }
+  });
+
   const copy = document.getElementById("copy");
   if (copy) copy.addEventListener("click", async () => {
     try { await navigator.clipboard.writeText(copy.dataset.copy); toast("Prompt copied."); }

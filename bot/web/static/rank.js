@@ -1,9 +1,13 @@
-// Rank: keys 1 and 2 choose, 3 skips; the next pair arrives with the vote's answer.
+// Rank: keys 1 and 2 choose, 3 skips. The pair after this one is preloaded while the member
+// looks at this one, so a vote shows it at once; the vote's answer brings the one after it.
 "use strict";
 (() => {
   const root = document.getElementById("rank");
   const pairEl = document.getElementById("pair");
   let progress = JSON.parse(root.dataset.progress);
+  let upcoming = JSON.parse(root.dataset.upcoming || "null");
+  let loading = upcoming ? preloadPair(upcoming) : Promise.resolve();
+  let ended = null;  // the server's word once no pair is left after the upcoming one
   let busy = false;
 
   function showProgress() {
@@ -23,6 +27,14 @@
   }
 
   function preload(url) { const img = new Image(); img.src = url; return img.decode().catch(() => {}); }
+  function preloadPair(pair) { return Promise.all([preload(pair.left), preload(pair.right)]); }
+
+  function showPair(pair) {
+    document.getElementById("left-img").src = pair.left;
+    document.getElementById("right-img").src = pair.right;
+    document.getElementById("pair-prompt").textContent = pair.prompt;
+    pairEl.dataset.pair = pair.id;
+  }
 
   async function vote(choice) {
     if (!pairEl || busy) return;
@@ -31,7 +43,7 @@
     if (pick) pick.classList.add("picked");
     const wasUnlocked = progress.unlocked;
     try {
-      const data = await post("/api/rank/vote", { pair_id: Number(pairEl.dataset.pair), choice });
+      const data = await post("/api/rank/vote", { pair_id: Number(pairEl.dataset.pair), choice, upcoming: upcoming && upcoming.id });
       const a = data.answered;
       const verdict = a.choice === "skip" ? `skipped ${a.left} vs ${a.right}`
         : `you chose ${a.choice === "left" ? a.left : a.right} over ${a.choice === "left" ? a.right : a.left}`;
@@ -43,16 +55,18 @@
         const which = progress.profile ? `${progress.profile} is` : "Your profile is";
         toast(`${which} unlocked! Its code is ${progress.code}.`, "success");
       }
-      if (data.pair) {
-        await Promise.all([preload(data.pair.left), preload(data.pair.right)]);
-        document.getElementById("left-img").src = data.pair.left;
-        document.getElementById("right-img").src = data.pair.right;
-        document.getElementById("pair-prompt").textContent = data.pair.prompt;
-        pairEl.dataset.pair = data.pair.id;
+      // Show the preloaded pair and preload the new one; without a preloaded pair, show the new one.
+      const show = upcoming || data.pair;
+      upcoming = upcoming ? data.pair : null;
+      if (!data.pair) ended = data.problem;
+      if (show) {
+        if (show === data.pair) await preloadPair(show); else await loading;
+        showPair(show);
+        loading = upcoming ? preloadPair(upcoming) : Promise.resolve();
       } else {
         pairEl.hidden = true;
         const problem = document.getElementById("problem");
-        problem.textContent = data.problem;
+        problem.textContent = ended || data.problem;
         problem.hidden = false;
       }
       pairEl.dataset.votes = progress.votes;  // tests and the bench wait on this

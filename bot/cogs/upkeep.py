@@ -1,0 +1,52 @@
+"""Background upkeep, every minute: the taste index of new images (all of them after a new
+basis), so likes, For you and "more like this" read k numbers per image instead of
+whitening 1024 (engine.profiles.index_images); the retention sweep of deleted and departed
+members' images (bot/retention.py), and the Discord messages of jobs deleted on the web."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from discord.ext import commands, tasks
+
+from bot import retention
+from bot.app import Tastemaker
+from engine import profiles
+
+log = logging.getLogger("bot.upkeep")
+EVERY_MINUTES = 1
+
+
+class Upkeep(commands.Cog):
+    def __init__(self, bot: Tastemaker):
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.every_minute.start()
+
+    async def cog_unload(self) -> None:
+        self.every_minute.cancel()
+
+    @tasks.loop(minutes=EVERY_MINUTES)
+    async def every_minute(self) -> None:
+        try:
+            await self.index_images()
+            await retention.sweep(self.bot.db, self.bot.settings.data_dir, self.bot.settings.retention_days)
+            await retention.scrub_deleted(self.bot)
+        except Exception:  # logged, and tried again next time
+            log.exception("upkeep failed")
+
+    async def index_images(self) -> int:
+        found = await profiles.current_basis(self.bot.db)
+        if found is None:
+            return 0
+        ((path,),) = await self.bot.db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        indexed = await asyncio.to_thread(profiles.index_images, path, found[0])
+        if indexed:
+            log.info("taste index: %d new images on basis %d", indexed, found[0].version)
+        return indexed
+
+
+async def setup(bot: Tastemaker) -> None:
+    await bot.add_cog(Upkeep(bot))

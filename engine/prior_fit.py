@@ -1,0 +1,41 @@
+"""python -m engine.prior_fit DATABASE BASIS_VERSION: a big community's prior (engine.profiles
+fit_community_prior), fitted in a process of its own and written to stdout as npz.
+
+engine.profiles starts it when a community outgrows a thread: a minute of numpy and
+Python there would hold the GIL the bot's event loop needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import aiosqlite
+
+from engine import profiles
+from engine import taste as tm
+from engine.db import taste as q
+
+
+async def _basis(path: str, version: int) -> tm.Basis:
+    db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+    db.row_factory = aiosqlite.Row
+    try:
+        row = await q.get_basis(db, version)
+    finally:
+        await db.close()
+    if row is None:
+        raise SystemExit(f"basis {version} is not in {path}")
+    return tm.Basis.from_bytes(row.data)
+
+
+def main() -> None:
+    os.nice(10)  # background work: the bot's own process comes first for the CPU
+    path, version = sys.argv[1], int(sys.argv[2])
+    prior = profiles.fit_community_prior(path, asyncio.run(_basis(path, version)))
+    sys.stdout.buffer.write(q.npz_blob(**prior.to_arrays()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""What keeps the taste service fast at a community's scale (migration 0013, engine/profiles.py):
+counts kept by triggers agree with a recount, from the migration's backfill on, through
+votes, likes, signals and deletions; a big profile takes votes in incrementally, from a fit
+it stored, and an exact refit replaces the folded one."""
+
+from __future__ import annotations
+
+import aiosqlite
+import numpy as np
+import pytest
+
+from engine import db as database
+from engine import profiles
+from engine import taste as tm
+from engine.db import retention
+from engine.db import taste as q
+from tests.engine.test_profiles import UNLOCK, _grid, _loves, _make_world, _vote
+
+
+async def recount(db) -> dict:
+    """The counts the triggers keep, counted the slow way."""
+    likes = {r[0]: r[1] for r in await db.execute_fetchall("SELECT image_id, COUNT(*) FROM likes GROUP BY image_id")}
+    per_member: dict[int, list[int]] = {}
+    for sql, column in (
+        ("SELECT r.user_id, COUNT(*) FROM rank_pairs r JOIN profiles p ON p.id = r.profile_id"
+         " WHERE r.choice IN ('left', 'right') AND p.name = 'main' GROUP BY r.user_id", 0),
+        ("SELECT user_id, COUNT(*) FROM likes GROUP BY user_id", 1),
+        ("SELECT user_id, COUNT(*) FROM use_signals GROUP BY user_id", 2),
+    ):
+        for user, n in await db.execute_fetchall(sql):
+            per_member.setdefault(user, [0, 0, 0])[column] = n
+    members = {u: tuple(c) for u, c in per_member.items() if sum(c)}
+    return {"likes": likes, "members": members, "totals": (len(members), sum(sum(c) for c in members.values()))}
+
+
+async def kept(db) -> dict:
+    likes = {r[0]: r[1] for r in await db.execute_fetchall("SELECT image_id, likes FROM image_likes WHERE likes > 0")}
+    members = {r[0]: (r[1], r[2], r[3]) for r in await db.execute_fetchall(
+        "SELECT user_id, votes, likes, signals FROM taste_counts WHERE votes + likes + signals > 0")}
+    return {"likes": likes, "members": members, "totals": await q.community_observations(db)}
+
+
+async def test_counts_kept_by_triggers_agree_with_a_recount_from_the_migration_on(tmp_path):
+    counting = next(n for n, f in database.migration_files() if f.stem.endswith("_community_scale"))
+    fresh = tmp_path / "fresh.db"
+    raw = await aiosqlite.connect(fresh, isolation_level=None)
+    raw.row_factory = aiosqlite.Row
+    await database.migrate(raw, target=counting - 1)
+    await raw.execute("INSERT INTO users (id, created_at) VALUES (1, 0), (2, 0), (3, 0)")
+    await raw.execute("INSERT INTO profiles (id, user_id, name, kind, created_at) VALUES (1, 1, 'main', 'votes', 0),"
+                      " (2, 2, 'main', 'votes', 0), (3, 2, 'other', 'votes', 0)")
+    await raw.execute("INSERT INTO jobs (id, kind, user_id, guild_id, prompt, request, state, created_at)"
+                      " VALUES ('a1', 'imagine', 3, 7, 'p', '{}', 'done', 0), ('b2', 'imagine', 1, 7, 'p', '{}', 'done', 0)")
+    for n, job in enumerate(("a1", "a1", "b2", "b2")):
+        await raw.execute("INSERT INTO images (id, job_id, idx, user_id, path, width, height, seed, created_at)"
+                          " VALUES (?, ?, ?, 3, 'x.png', 8, 8, 1, 0)", (n + 1, job, n % 2 + 1))
+    await raw.execute("INSERT INTO likes (user_id, image_id, grid_image_id, created_at) VALUES (1, 1, 1, 0), (2, 1, 1, 0),"
+                      " (2, 2, 2, 0)")
+    await raw.execute("INSERT INTO rank_pairs (user_id, left_id, right_id, shown_at, choice, profile_id) VALUES"
+                      " (1, 1, 2, 0, 'left', 1), (2, 1, 2, 0, 'right', 3), (2, 3, 4, 0, 'skip', 2)")
+    await raw.execute("INSERT INTO use_signals (user_id, kind, grid_job_id, image_id, created_at) VALUES (1, 'upscale', 'b2', 3, 0)")
+    await database.migrate(raw)  # the counting migration backfills
+    assert await kept(raw) == await recount(raw)
+    assert (await kept(raw))["totals"] == (2, 5)  # 1: a vote, a like, a signal; 2: two likes (not its other profile's vote, nor a skip)
+    # then the triggers: a vote answered, a like, a signal, a deleted job taking likes and signals with it
+    await raw.execute("INSERT INTO rank_pairs (id, user_id, left_id, right_id, shown_at, profile_id) VALUES (9, 2, 3, 4, 0, 2)")
+    await raw.execute("UPDATE rank_pairs SET choice = 'left' WHERE id = 9")
+    await raw.execute("INSERT INTO likes (user_id, image_id, grid_image_id, created_at) VALUES (3, 3, 3, 0)")
+    await raw.execute("INSERT INTO use_signals (user_id, kind, grid_job_id, image_id, created_at) VALUES (3, 'vary', 'a1', 1, 0)")
+    assert await kept(raw) == await recount(raw)
+    await retention.delete_job(raw, "b2")
+    assert await kept(raw) == await recount(raw)
+    assert (await kept(raw))["likes"] == {1: 2, 2: 1}
+    await raw.close()
+
+
+@pytest.fixture
+async def world(tmp_path):
+    w = await _make_world(tmp_path / "t.db")
+    yield w
+    await w.db.close()
+
+
+@pytest.fixture
+def small_big(monkeypatch):
+    """'Big' profiles from 8 observations, an exact refit every 4 votes."""
+    monkeypatch.setattr(profiles, "FIT_INCREMENTAL_FROM", 8)
+    monkeypatch.setattr(profiles, "FIT_EXACT_EVERY", 4)
+
+
+async def exact(world, user: int) -> tm.Posterior:
+    """The member's posterior fitted from scratch on every vote (what a small profile gets)."""
+    main = await q.main_profile(world.db, user)
+    votes = await q.profile_votes(world.db, main.id)
+    z = {im.id: world.basis.whiten(world.embeddings[im.id]) for im in await q.pool_images_of_dim(world.db, world.basis.d)}
+    deltas = np.array([z[w] - z[l] for _, w, l, _ in votes])
+    return tm.fit(deltas, prior=await profiles.community_prior(world.db, world.basis))
+
+
+async def test_a_big_profile_takes_votes_in_one_at_a_time_then_refits_exactly(world, small_big):
+    taste = _loves(world, 2)
+    await _vote(world, 1, 8, taste)  # the 8th vote's fit is exact and stored
+    posterior = await profiles.member_posterior(world.db, 1)
+    np.testing.assert_allclose(posterior.mean, (await exact(world, 1)).mean, atol=1e-5)  # Newton's tolerance
+    main = await q.main_profile(world.db, 1)
+    assert (await q.get_fit(world.db, main.id, world.basis.version)).votes == 8
+    # A new vote is folded in (taste.update): close to the exact fit, not equal to it.
+    await _vote(world, 1, 1, taste)
+    folded = await profiles.member_posterior(world.db, 1)
+    target = (await exact(world, 1)).mean
+    assert not np.allclose(folded.mean, target, atol=1e-9)
+    assert np.linalg.norm(folded.mean - target) < 0.1 * np.linalg.norm(target)
+    # After FIT_EXACT_EVERY folded votes an exact fit runs in the background and replaces it.
+    for _ in range(3):
+        await _vote(world, 1, 1, taste)
+        await profiles.member_posterior(world.db, 1)
+    fit = profiles._fits[world.db][(main.id, world.basis.version)]
+    assert fit.refining is not None
+    await fit.refining
+    again = await profiles.member_posterior(world.db, 1)
+    np.testing.assert_allclose(again.mean, (await exact(world, 1)).mean, atol=1e-5)  # Newton's tolerance
+    assert (await q.get_fit(world.db, main.id, world.basis.version)).votes == 12
+
+
+async def test_another_process_starts_from_the_stored_fit_and_a_like_refits_exactly(world, small_big, monkeypatch, tmp_path):
+    taste = _loves(world, 4)
+    await _vote(world, 1, 9, taste)
+    await profiles.member_posterior(world.db, 1)
+    await _vote(world, 1, 2, taste)
+    exact_fits = []
+    real = profiles._exact_fit
+
+    async def counted(*args, **kwargs):
+        exact_fits.append(args[2].id)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(profiles, "_exact_fit", counted)
+    # A second connection (another process, or after a restart) has nothing in memory: it reads
+    # the stored fit and folds the two votes answered since, without fitting everything again.
+    other = await database.connect(tmp_path / "t.db")
+    try:
+        posterior = await profiles.member_posterior(other, 1)
+        assert exact_fits == []
+        assert np.linalg.norm(posterior.mean - (await exact(world, 1)).mean) < 0.1
+        # A like changes what the profile learns from: an exact fit.
+        embs = list(world.embeddings.values())
+        grid = await _grid(other, owner=2, embeddings=embs[:4])
+        assert await profiles.record_like(other, 1, grid[0])
+        await profiles.member_posterior(other, 1)
+        assert len(exact_fits) == 1
+    finally:
+        await other.close()
+    assert (await profiles.status(world.db, 1, UNLOCK)).likes == 1
