@@ -432,7 +432,7 @@ async def animate(request: web.Request) -> web.Response:
         return _json_error("motion is low or high.")
     try:
         source = await db_jobs.get_job(context.db, image.job_id)
-        start = await asyncio.to_thread((Path(context.settings.data_dir) / (await gallery.image_path(context.db, image.id))).read_bytes)
+        start = await asyncio.to_thread((Path(context.settings.data_dir) / image.path).read_bytes)
         animation = generation.Animation(prompt=flows_video.description(source), motion=motion, start=start,
                                          start_image_id=image.id)
         prepared = await generation.prepare_video(context, session.user_id, image.guild_id, animation,
