@@ -187,6 +187,7 @@ class Outbox:
     def stop(self) -> None:
         for bucket in self._buckets.values():
             if bucket.task is not None:
+                bucket.woken = False  # a cancel that is not a wake-up: the drain ends
                 bucket.task.cancel()
 
     # -- the drains ----------------------------------------------------------------------------
@@ -256,7 +257,6 @@ class Outbox:
             return
         if write.sent is not None:
             await write.sent()
-
 
     @staticmethod
     async def _nap(bucket: _Bucket, seconds: float, priority: int) -> None:
