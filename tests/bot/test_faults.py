@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -82,6 +83,24 @@ async def real_wait(check: Callable[[], Awaitable[bool]], timeout: float, what: 
         await asyncio.to_thread(time.sleep, 0.02)
 
 
+def freeze(process: subprocess.Popen, settings) -> None:
+    """SIGSTOP the worker at a moment it holds no write lock on the queue's database: a worker frozen
+    inside a write (its start-up report, a progress event) would block every write of the bot's."""
+    for _ in range(200):
+        os.kill(process.pid, signal.SIGSTOP)
+        probe = sqlite3.connect(settings.data_dir / "tastemaker.db", timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # "database is locked": let it finish that write
+            os.kill(process.pid, signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+    raise AssertionError("the worker never let go of the database's write lock")
+
+
 def current(channel, message_id: int):
     """The message as Discord shows it now."""
     [message] = [m for m in channel.history() if m.id == message_id]
@@ -115,10 +134,10 @@ def patches_of(env, channel, message_id: int) -> int:
 
 @pytest.mark.parametrize("bot_overrides", [NO_LOCAL_WORKERS])
 async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
-    simcord_env, world, simcord_bot, restart_bot, worker_process
+    simcord_env, world, simcord_bot, restart_bot, worker_process, settings
 ):
     _, channel, alice, _ = world
-    os.kill(worker_process.pid, signal.SIGSTOP)  # held while the member reads the waiting message
+    freeze(worker_process, settings)  # held while the member reads the waiting message
     await alice.slash(channel, "imagine", prompt="a windmill at dusk --q 2 --seed 5")
     original = channel.last_message
     assert "(Waiting to start)" in original.content
@@ -129,7 +148,7 @@ async def test_a_grid_reaches_the_original_message_after_a_bot_restart(
     # The worker claims the job and the bot hears of it; freeze the worker mid-job, so the
     # job is surely running across the restart.
     await real_wait(lambda: _running_in_bot(simcord_bot, record.id), 60, "the bot saw the job start")
-    os.kill(worker_process.pid, signal.SIGSTOP)
+    freeze(worker_process, settings)
     assert await simcord_bot.queue.state(record.id) == JobState.RUNNING
     await simcord_env.advance_time(POLL_S)  # the old bot shows it running ...
     assert "%)" in current(channel, original.id).content
