@@ -386,18 +386,29 @@ MAX_PROMPT_CHARS = 4000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+async def _makers_image(
+    request: web.Request, context: WebContext, session: store.Session, doing: str
+) -> tuple[gallery.Shown | None, web.Response | None]:
+    """The image a job from the web starts from, or the refusal: too many jobs at once, no such
+    image, or not the member's own (as the Discord buttons: only its maker may `doing` it)."""
+    if not context.jobs.allow(session.user_id):
+        return None, _json_error("Slow down a little: too many jobs at once.", 429)
+    image = await _requested_image(request)
+    if image is None:
+        return None, _json_error("No such image.", 404)
+    if image.user_id != session.user_id:
+        return None, _json_error(f"Only the member who made this image can {doing} it.", 403)
+    return image, None
+
+
 async def vary_region(request: web.Request) -> web.Response:
     """The owner's drawn mask (a PNG at the image's size) and an optional prompt edit -> the
     same VARIATION job as Discord's Vary (Region) (generation.prepare_from_image), queued as
     a web job: no Discord message; the page follows it through job_state."""
     context, session = _context(request), _session(request)
-    if not context.jobs.allow(session.user_id):
-        return _json_error("Slow down a little: too many jobs at once.", 429)
-    image = await _requested_image(request)
-    if image is None:
-        return _json_error("No such image.", 404)
-    if image.user_id != session.user_id:  # as the Discord buttons: only its maker may vary it
-        return _json_error("Only the member who made this image can vary it.", 403)
+    image, refused = await _makers_image(request, context, session, "vary")
+    if refused is not None:
+        return refused
     try:
         data, prompt = await _read_mask_form(request)
         mask = await asyncio.to_thread(drawn_mask, data, image.width, image.height)
@@ -415,13 +426,9 @@ async def animate(request: web.Request) -> web.Response:
     """Animate (Low / High motion) from the image page: the same video job as Discord's buttons, queued
     as a web job (no Discord message); the page follows it through job_state and plays its clips."""
     context, session = _context(request), _session(request)
-    if not context.jobs.allow(session.user_id):
-        return _json_error("Slow down a little: too many jobs at once.", 429)
-    image = await _requested_image(request)
-    if image is None:
-        return _json_error("No such image.", 404)
-    if image.user_id != session.user_id:  # as the Discord buttons: only its maker may animate it
-        return _json_error("Only the member who made this image can animate it.", 403)
+    image, refused = await _makers_image(request, context, session, "animate")
+    if refused is not None:
+        return refused
     if image.video is not None:
         return _json_error("This is a clip already: extend it in Discord.")
     try:
