@@ -31,16 +31,6 @@
     status.append(text);
   }
 
-  async function follow(id) {
-    for (let i = 0; i < 2400; i++) {
-      await new Promise((r) => setTimeout(r, 1500));
-      const response = await fetch(`/api/jobs/${id}`, { credentials: "same-origin" });
-      if (!response.ok) return;
-      const job = await response.json();
-      show(job);
-      if (!["queued", "running"].includes(job.state)) return;
-    }
-  }
 
   for (const button of buttons) {
     button.addEventListener("click", async () => {
@@ -48,7 +38,7 @@
       try {
         const job = await post(`/api/image/${tool.dataset.image}/animate`, { motion: button.dataset.motion });
         show(job);
-        follow(job.id);
+        followJob(job.id, show, 2400);
       } catch (error) {
         toast(error.message, "error");
       } finally { for (const b of buttons) b.disabled = false; }

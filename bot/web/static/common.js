@@ -13,6 +13,18 @@ async function post(url, body) {
   return data;
 }
 
+// A job queued from a page (Vary (Region), Animate): show(job) on each state until it ends.
+async function followJob(id, show, rounds) {
+  for (let i = 0; i < rounds; i++) {
+    await new Promise((r) => setTimeout(r, 1500));
+    const response = await fetch(`/api/jobs/${id}`, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const job = await response.json();
+    show(job);
+    if (!["queued", "running"].includes(job.state)) return;
+  }
+}
+
 function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
 
 let toastTimer = null;

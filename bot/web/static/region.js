@@ -106,7 +106,7 @@
       clear();
       open(false);
       show(job);
-      follow(job.id);
+      followJob(job.id, show, 1200);
     } catch (error) {
       problem.textContent = error.message;
       problem.hidden = false;
@@ -145,16 +145,6 @@
       text.textContent = job.error ? `Vary (Region) failed: ${job.error}` : `Vary (Region) was ${job.state}.`;
     }
     line.append(text);
-  }
-  async function follow(id) {
-    for (let i = 0; i < 1200; i++) {
-      await new Promise((r) => setTimeout(r, 1500));
-      const response = await fetch(`/api/jobs/${id}`, { credentials: "same-origin" });
-      if (!response.ok) return;
-      const job = await response.json();
-      show(job);
-      if (!["queued", "running"].includes(job.state)) return;
-    }
   }
 
   clear();
