@@ -1,5 +1,7 @@
-"""python -m engine.prior_fit DATABASE BASIS_VERSION: a big community's prior (engine.profiles
-fit_community_prior), fitted in a process of its own and written to stdout as npz.
+"""python -m engine.prior_fit DATABASE BASIS_VERSION [--profiles]: a big community's prior
+(engine.profiles fit_community_prior), fitted in a process of its own and written to stdout
+as npz; with --profiles, a stored fit of each big profile that has none (engine.profiles
+fit_profiles), and how many it fitted.
 
 engine.profiles starts it when a community outgrows a thread: a minute of numpy and
 Python there would hold the GIL the bot's event loop needs.
@@ -33,7 +35,11 @@ async def _basis(path: str, version: int) -> tm.Basis:
 def main() -> None:
     os.nice(10)  # background work: the bot's own process comes first for the CPU
     path, version = sys.argv[1], int(sys.argv[2])
-    prior = profiles.fit_community_prior(path, asyncio.run(_basis(path, version)))
+    basis = asyncio.run(_basis(path, version))
+    if sys.argv[3:] == ["--profiles"]:
+        print(profiles.fit_profiles(path, basis))
+        return
+    prior = profiles.fit_community_prior(path, basis)
     sys.stdout.buffer.write(q.npz_blob(**prior.to_arrays()))
 
 

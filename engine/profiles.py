@@ -559,14 +559,12 @@ async def _vote_deltas(
 
 
 async def _use_deltas(
-    db: aiosqlite.Connection, basis: tm.Basis, user_id: int | None = None, users: list[int] | None = None,
-    *, learning: bool = True, store: bool = True,
+    db: aiosqlite.Connection, basis: tm.Basis, likes: list[tuple[int, int, int]], signals: list[q.UseSignal],
+    *, store: bool = True,
 ) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
-    """Per member, (deltas, weights) of likes (LIKE_WEIGHT over each other image of the
-    grid) and, when ``learning``, signals from use (engine/taste.py use_comparisons), of one
-    member or of these members. Each image's embedding is read and whitened once."""
-    likes = await q.like_pairs(db, user_id, users)
-    signals = await q.use_signals(db, user_id, users) if learning else []
+    """Per member, (deltas, weights) of these likes (q.like_pairs: LIKE_WEIGHT over each other
+    image of the grid) and signals from use (engine/taste.py use_comparisons). Each image's
+    embedding is read and whitened once."""
     ids = {i for _, a, b in likes for i in (a, b)} | {i for s in signals for i in s.grid + s.replacement}
     z = await image_z(db, basis, sorted(ids), store=store)
     out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
@@ -585,7 +583,7 @@ async def _use_deltas(
         if signal.kind == "reroll":
             drawn = [z[i] for i in signal.replacement if i in z]
             if not drawn:
-                continue  # its new grid isn't drawn yet
+                continue  # its new grid isn't done yet
             deltas, weights = tm.use_comparisons(z_grid, "reroll", z_replacement=np.stack(drawn))
         elif signal.chosen in grid:
             deltas, weights = tm.use_comparisons(z_grid, signal.kind, chosen=grid.index(signal.chosen))
@@ -620,48 +618,124 @@ def index_images(path: str, basis: tm.Basis, *, limit: int | None = None) -> int
     order, on a connection and an event loop of its own (run it in a thread: it reads
     gigabytes at a community's scale). Returns how many it whitened; ``limit`` stops early."""
 
-    async def run() -> int:
+    async def run(db: aiosqlite.Connection) -> int:
+        mark = await members.get_meta(db, INDEXED_THROUGH) or ""
+        version, _, through = mark.partition(":")
+        after = int(through) if version == str(basis.version) and through.isdigit() else 0
+        done = 0
+        while limit is None or done < limit:
+            rows = await q.images_after(db, after, INDEX_BATCH)
+            if not rows:
+                break
+            raw = [(i, np.frombuffer(e, dtype=np.float32)) for i, e in rows if e is not None and len(e) == 4 * basis.d]
+            if raw:
+                z = basis.whiten(np.stack([e for _, e in raw])).astype(np.float32)
+                await q.put_image_z(db, basis.version, dict(zip([i for i, _ in raw], z, strict=True)))
+            after, done = rows[-1][0], done + len(raw)
+            await members.set_meta(db, INDEXED_THROUGH, f"{basis.version}:{after}")
+        return done
+
+    return _apart(path, run)
+
+
+def _apart(path: str, work, *args, **kwargs):
+    """``await work(db, *args, **kwargs)`` on a connection and an event loop of its own: called in
+    a thread (or another process), it reads and writes without holding up the bot's loop."""
+
+    async def run():
         db = await aiosqlite.connect(path, timeout=30, isolation_level=None)
+        db.row_factory = aiosqlite.Row
         await db.execute_fetchall("PRAGMA busy_timeout=30000")
         try:
-            mark = await members.get_meta(db, INDEXED_THROUGH) or ""
-            version, _, through = mark.partition(":")
-            after = int(through) if version == str(basis.version) and through.isdigit() else 0
-            done = 0
-            while limit is None or done < limit:
-                rows = await q.images_after(db, after, INDEX_BATCH)
-                if not rows:
-                    break
-                raw = [(i, np.frombuffer(e, dtype=np.float32)) for i, e in rows if e is not None and len(e) == 4 * basis.d]
-                if raw:
-                    z = basis.whiten(np.stack([e for _, e in raw])).astype(np.float32)
-                    await q.put_image_z(db, basis.version, dict(zip([i for i, _ in raw], z, strict=True)))
-                after, done = rows[-1][0], done + len(raw)
-                await members.set_meta(db, INDEXED_THROUGH, f"{basis.version}:{after}")
-            return done
+            return await work(db, *args, **kwargs)
         finally:
             await db.close()
 
     return asyncio.run(run())
 
 
-# A member's likes and signals from use, fitted at every vote, change far less often than
-# their votes: kept whitened per member, until a like or signal is added or removed.
+async def _path(db: aiosqlite.Connection) -> str:
+    """The file of the connection's database."""
+    ((path,),) = await db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
+    return path
+
+
+@dataclass(frozen=True)
+class _Use:
+    """A main profile's likes and signals from use, as they are now or as a fit holds them:
+    how many of each, the newest of each, and the rerolls whose new grid isn't done yet
+    (nothing to compare with until it is). ``key`` is how taste_fits stores it."""
+
+    likes: int = 0
+    likes_through: int = 0  # the newest like's rowid
+    signals: int = 0
+    signals_through: int = 0  # the newest signal's id
+    waiting: tuple[int, ...] = ()
+    learning: bool = True  # False: the member turned learning from use off, and signals are left out
+
+    @property
+    def key(self) -> str:
+        signals = f"{self.signals}:{self.signals_through}:{','.join(map(str, self.waiting))}" if self.learning else "off"
+        return f"{self.likes}:{self.likes_through}/{signals}"
+
+    @classmethod
+    def from_key(cls, key: str) -> _Use | None:
+        """None for a key in another form (an older release's fit: it can't be added to)."""
+        try:
+            likes, signals = key.split("/")
+            count, through = map(int, likes.split(":"))
+            if signals == "off":
+                return cls(count, through, learning=False)
+            n, newest, waiting = signals.split(":")
+            return cls(count, through, int(n), int(newest), tuple(int(i) for i in waiting.split(",") if i))
+        except ValueError:
+            return None
+
+
+NO_USE = _Use()  # a profile other than the main one learns from its votes alone
+
+
+async def _use_now(db: aiosqlite.Connection, profile: q.Profile) -> _Use:
+    """The main profile's likes and signals from use as they are now (NO_USE for other profiles)."""
+    if not profile.is_main:
+        return NO_USE
+    likes, likes_through = await q.likes_key(db, profile.user_id)
+    if not (await members.get_settings(db, profile.user_id)).learn_from_use:
+        return _Use(likes, likes_through, learning=False)
+    return _Use(likes, likes_through, *await q.signals_key(db, profile.user_id))
+
+
+# A member's likes and signals from use, fitted at every vote of a small profile, change far
+# less often than their votes: kept whitened per member, until a like or signal is added or removed.
 USE_CACHE_SIZE = 128
 _use_cache: weakref.WeakKeyDictionary[aiosqlite.Connection, OrderedDict] = weakref.WeakKeyDictionary()
 
 
-async def _member_use(db: aiosqlite.Connection, basis: tm.Basis, user_id: int, use: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The member's likes and signals from use as (deltas, weights), cached while ``use`` (_use_key) is what they are."""
-    key = (basis.version, user_id, use)
+async def _member_use(
+    db: aiosqlite.Connection, basis: tm.Basis, user_id: int, now: _Use, held: _Use | None = None
+) -> tuple[np.ndarray, np.ndarray, _Use]:
+    """The member's likes and signals from use up to ``now`` (_use_now) as (deltas, weights);
+    with ``held`` (what a fit has), only those it lacks. Then what a fit with them has: ``now``,
+    less the rerolls whose new grid was read meanwhile. All of them are cached while ``now`` holds."""
+    key = (basis.version, user_id, now)
     cache = _use_cache.setdefault(db, OrderedDict())
-    if key in cache:
+    if held is None and key in cache:
         cache.move_to_end(key)
         return cache[key]
-    found = (await _use_deltas(db, basis, user_id, learning=not use.endswith("/off"))).get(user_id, [])
-    cache[key] = found
-    while len(cache) > USE_CACHE_SIZE:
-        cache.popitem(last=False)
+    since = held or _Use(learning=now.learning)
+    likes = await q.like_pairs(db, user_id, after=since.likes_through, through=now.likes_through)
+    signals = await q.use_signals(
+        db, user_id, after=since.signals_through, through=now.signals_through, also=since.waiting,
+    ) if now.learning else []
+    parts = (await _use_deltas(db, basis, likes, signals)).get(user_id, [])
+    # still waiting: read without a new grid, and not done when ``now`` was read (one done with
+    # every image withheld has none, and never will)
+    unmatched = {s.id for s in signals if s.kind == "reroll" and not s.replacement}
+    found = (*_joined(parts, basis.k), replace(now, waiting=tuple(i for i in now.waiting if i in unmatched)))
+    if held is None:
+        cache[key] = found
+        while len(cache) > USE_CACHE_SIZE:
+            cache.popitem(last=False)
     return found
 
 
@@ -684,7 +758,8 @@ async def _community_observations(
     votes = await q.vote_pairs(db, users=users)
     for u, deltas in (await _vote_deltas(db, basis, votes, PRIOR_MAX_VOTES)).items():
         found[u].append((deltas, np.ones(len(deltas))))
-    for u, parts in (await _use_deltas(db, basis, users=users, store=False)).items():
+    likes, signals = await q.like_pairs(db, users=users), await q.use_signals(db, users=users)
+    for u, parts in (await _use_deltas(db, basis, likes, signals, store=False)).items():
         found[u] += parts
     return {int(u): _joined(parts, basis.k) for u, parts in found.items() if parts}
 
@@ -766,23 +841,24 @@ def refit_prior_soon(db: aiosqlite.Connection, basis: tm.Basis, members_with_dat
 
 async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> tm.Prior:
     try:
-        ((path,),) = await db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        path = await _path(db)
         if members_with_data <= PRIOR_WAIT_MEMBERS:  # a second or two: a thread
             prior = await asyncio.to_thread(fit_community_prior, path, basis)
         else:  # a minute of numpy and Python: a process, so the bot's loop never waits for the GIL
-            prior = await _fit_in_a_process(path, basis)
+            prior = tm.Prior.from_arrays(q.npz_arrays(await _in_a_process(path, basis)))
         await q.put_community_prior(db, basis.version, members_with_data, observations, **prior.to_arrays())
         return prior
     finally:
         _refitting.pop((id(db), basis.version), None)
 
 
-async def _fit_in_a_process(path: str, basis: tm.Basis) -> tm.Prior:
-    """fit_community_prior in `python -m engine.prior_fit`, a process of its own."""
+async def _in_a_process(path: str, basis: tm.Basis, *args: str) -> bytes:
+    """What `python -m engine.prior_fit DATABASE BASIS_VERSION *args`, a process of its own, writes:
+    the community prior's fit, or with --profiles, fit_profiles'."""
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engine.prior_fit", path, str(basis.version), env=env,
+        sys.executable, "-m", "engine.prior_fit", path, str(basis.version), *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -792,8 +868,8 @@ async def _fit_in_a_process(path: str, basis: tm.Basis) -> tm.Prior:
             process.kill()
             await process.wait()
     if process.returncode != 0:
-        raise RuntimeError(f"the community prior's fit failed: {err.decode(errors='replace')[-2000:]}")
-    return tm.Prior.from_arrays(q.npz_arrays(out))
+        raise RuntimeError(f"a background fit failed: {err.decode(errors='replace')[-2000:]}")
+    return out
 
 
 def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
@@ -822,24 +898,26 @@ def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
 # A vote's refit. A small profile is fitted again, exactly, at every vote (a millisecond).
 # A big one (a year of /rank, likes and use: thousands of comparisons) keeps its latest fit,
 # in memory and in taste_fits (so a new process, or a member back after a while, starts from
-# it), and takes each vote answered since in with taste.update (O(k^2), whatever the
-# history); an exact fit runs in a thread every FIT_EXACT_EVERY votes, or once the community
-# prior has been refitted, replacing the folded one when it is done. A new like or signal from
-# use refits exactly.
-FIT_INCREMENTAL_FROM = 300  # observations
-FIT_EXACT_EVERY = 20
+# it), and takes each vote, like and signal from use that came since in with taste.update
+# (O(k^2) a comparison, whatever the history); an exact fit runs in a thread every
+# FIT_EXACT_EVERY of them, or once the community prior has been refitted, replacing the folded
+# one when it is done. The upkeep cog stores a fit for every big profile that has none on the
+# basis (fit_profiles), so after an upgrade or a new basis no member waits for one.
+FIT_INCREMENTAL_FROM = 300  # comparisons
+FIT_EXACT_EVERY = 20  # votes, likes and signals
 FIT_CACHE_SIZE = 256
+FITS_IN_A_THREAD = 50  # big profiles without a stored fit: up to this many are fitted in a thread, more in a process
 
 
 @dataclass(eq=False)
 class _Fit:
     prior_made: float  # the community prior it was fitted under (its created_at; 0: the cold-start one)
-    use: str  # the member's likes and signals when it was made (_use_key)
+    use: _Use | None  # the likes and signals from use in it; None: an older release's, which can't be added to
     votes: int
     through: float  # the latest answered_at among its votes
-    observations: int  # votes, likes and signals in it
+    observations: int  # the comparisons in it
     posterior: tm.Posterior
-    folded: int = 0  # votes taken in with taste.update since the last exact fit
+    folded: int = 0  # votes, likes and signals taken in with taste.update since the last exact fit
     refining: asyncio.Task | None = None
 
 
@@ -850,26 +928,53 @@ async def _posterior(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profi
     prior, made = await _community_prior(db, basis)
     if profile.kind != "votes":
         return tm.fit(np.zeros((0, basis.k)), prior=prior)
-    use = await _use_key(db, profile)
     fits = _fits.setdefault(db, OrderedDict())
     key = (profile.id, basis.version)
     fit = fits.get(key) or await _stored_fit(db, basis, profile)
-    if fit is not None and fit.use == use and fit.observations >= FIT_INCREMENTAL_FROM:
-        new = await q.profile_votes(db, profile.id, after=fit.through)
-        if len(new) <= FIT_EXACT_EVERY and fit.votes + len(new) == await q.vote_count(db, profile.id):
-            posterior = fit.posterior
-            fresh = [(profile.user_id, w, l) for _, w, l, _ in new]
-            for delta in (await _vote_deltas(db, basis, fresh)).get(profile.user_id, ()):
-                posterior = tm.update(posterior, delta)
-            fit.posterior, fit.votes, fit.observations = posterior, fit.votes + len(new), fit.observations + len(new)
-            fit.through, fit.folded = max([fit.through, *(v[3] for v in new)]), fit.folded + len(new)
-            _remember(fits, key, fit)
-            if (fit.folded >= FIT_EXACT_EVERY or fit.prior_made != made) and fit.refining is None:
-                fit.refining = asyncio.create_task(_refine(db, basis, profile, fit))
-            return posterior
-    fit = await _exact_fit(db, basis, profile, prior, made, use, fit.posterior.mean if fit else None)
+    if fit is not None and fit.observations >= FIT_INCREMENTAL_FROM and await _fold(db, basis, profile, fit):
+        _remember(fits, key, fit)
+        if (fit.folded >= FIT_EXACT_EVERY or fit.prior_made != made) and fit.refining is None:
+            fit.refining = asyncio.create_task(_refine(db, basis, profile, fit))
+        return fit.posterior
+    if fit is None or fit.observations < FIT_INCREMENTAL_FROM:  # small (a big one has a stored fit): here
+        fit = await _exact_fit(db, basis, profile, prior, made, fit.posterior.mean if fit else None)
+    else:  # big: read and fitted in a thread
+        fit = await _exact_fit_apart(db, basis, profile, prior, made, fit.posterior.mean)
     _remember(fits, key, fit)
     return fit.posterior
+
+
+async def _fold(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, fit: _Fit) -> bool:
+    """Take the votes, likes and signals from use that came since the fit in, one comparison at
+    a time. False, leaving the fit as it was, when only an exact fit will do: more than
+    FIT_EXACT_EVERY came, some were deleted, learning from use was turned on or off, or
+    another request changed the fit meanwhile."""
+    before, held = fit.posterior, fit.use
+    if held is None:
+        return False
+    now = await _use_now(db, profile)
+    new = await q.profile_votes(db, profile.id, after=fit.through)
+    came = len(new) + now.likes - held.likes + now.signals - held.signals
+    if came > FIT_EXACT_EVERY or fit.votes + len(new) != await q.vote_count(db, profile.id):
+        return False
+    fresh = [(profile.user_id, w, l) for _, w, l, _ in new]
+    parts = [(d, np.ones(len(d))) for d in (await _vote_deltas(db, basis, fresh)).values()]
+    if now != held:
+        if now.learning != held.learning or (held.likes, held.signals) != await q.use_counts_through(
+            db, profile.user_id, held.likes_through, held.signals_through
+        ):
+            return False
+        deltas, weights, held = await _member_use(db, basis, profile.user_id, now, held)
+        parts.append((deltas, weights))
+    if fit.posterior is not before:
+        return False
+    deltas, weights = _joined(parts, basis.k)
+    posterior = fit.posterior
+    for delta, weight in zip(deltas, weights, strict=True):
+        posterior = tm.update(posterior, delta, weight)
+    fit.posterior, fit.use, fit.votes, fit.observations = posterior, held, fit.votes + len(new), fit.observations + len(weights)
+    fit.through, fit.folded = max([fit.through, *(v[3] for v in new)]), fit.folded + came
+    return True
 
 
 def _remember(fits: OrderedDict, key: tuple[int, int], fit: _Fit) -> None:
@@ -879,57 +984,96 @@ def _remember(fits: OrderedDict, key: tuple[int, int], fit: _Fit) -> None:
         fits.popitem(last=False)
 
 
-async def _use_key(db: aiosqlite.Connection, profile: q.Profile) -> str:
-    """What a main profile's likes and signals from use are now, as a short key ('' for other profiles)."""
-    if not profile.is_main:
-        return ""
-    learning = (await members.get_settings(db, profile.user_id)).learn_from_use
-    signals = await q.signals_key(db, profile.user_id) if learning else "off"
-    return f"{await q.likes_key(db, profile.user_id)}/{signals}"
-
-
 async def _stored_fit(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile) -> _Fit | None:
     found = await q.get_fit(db, profile.id, basis.version)
     if found is None:
         return None
     posterior = tm.Posterior(mean=found.mean, precision=found.precision)
-    return _Fit(found.prior_made, found.use_key, found.votes, found.voted_through, found.observations, posterior)
+    return _Fit(found.prior_made, _Use.from_key(found.use_key), found.votes, found.voted_through, found.observations,
+                posterior)
 
 
 async def _exact_fit(
-    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, prior: tm.Prior, made: float, use: str,
-    init: np.ndarray | None = None,
+    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, prior: tm.Prior, made: float,
+    init: np.ndarray | None = None, *, store: bool = False,
 ) -> _Fit:
-    """Every vote, like and signal of the profile, fitted; a big one's fit is stored."""
+    """Every vote, like and signal of the profile, fitted; a big one's fit (any, with ``store``) is stored."""
     votes = await q.profile_votes(db, profile.id)
     deltas = (await _vote_deltas(db, basis, [(profile.user_id, w, l) for _, w, l, _ in votes])).get(profile.user_id)
     parts = [] if deltas is None else [(deltas, np.ones(len(deltas)))]
+    use = await _use_now(db, profile)
     if profile.is_main:
-        parts += await _member_use(db, basis, profile.user_id, use)
+        use_deltas, use_weights, use = await _member_use(db, basis, profile.user_id, use)
+        parts.append((use_deltas, use_weights))
     deltas, weights = _joined(parts, basis.k)
     if len(weights) < FIT_INCREMENTAL_FROM:
         posterior = tm.fit(deltas, weights, prior=prior)
     else:  # thousands of comparisons: a few milliseconds of numpy, off the loop
         posterior = await asyncio.to_thread(tm.fit, deltas, weights, prior=prior, init=init)
     fit = _Fit(made, use, len(votes), max((v[3] for v in votes), default=0.0), len(weights), posterior)
-    if fit.observations >= FIT_INCREMENTAL_FROM:
-        await q.put_fit(db, profile.id, q.StoredFit(basis.version, made, use, fit.votes, fit.through, fit.observations,
-                                                    posterior.mean, posterior.precision))
+    if store or fit.observations >= FIT_INCREMENTAL_FROM:
+        await q.put_fit(db, profile.id, q.StoredFit(basis.version, made, use.key, fit.votes, fit.through,
+                                                    fit.observations, posterior.mean, posterior.precision))
     return fit
 
 
+async def _exact_fit_apart(
+    db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, prior: tm.Prior, made: float,
+    init: np.ndarray | None = None,
+) -> _Fit:
+    """_exact_fit on a connection and an event loop of its own, in a thread: a big profile's
+    thousands of comparisons are read and fitted while the bot's loop serves everyone else."""
+    return await asyncio.to_thread(_apart, await _path(db), _exact_fit, basis, profile, prior, made, init)
+
+
+# Background exact fits take turns: after a prior refit every active member's next request
+# starts one, and a crowd of them at once would take the CPU the bot's loop needs.
+_refine_turns: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def _refine(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, fit: _Fit) -> None:
-    """An exact fit of the profile under the current prior; it replaces the folded one if no
-    vote, like or signal came in meanwhile."""
+    """An exact fit of the profile under the current prior, in its turn; it replaces the folded
+    one if no vote, like or signal came in meanwhile."""
     try:
-        prior, made = await _community_prior(db, basis)
-        exact = await _exact_fit(db, basis, profile, prior, made, fit.use, fit.posterior.mean)
+        async with _refine_turns.setdefault(db, asyncio.Lock()):
+            prior, made = await _community_prior(db, basis)
+            exact = await _exact_fit_apart(db, basis, profile, prior, made, fit.posterior.mean)
         if (exact.votes, exact.use) == (fit.votes, fit.use):
             fit.posterior, fit.prior_made, fit.through, fit.folded = exact.posterior, made, exact.through, 0
     except Exception:  # a background nicety: the folded fit stays
         log.exception("exact refit of profile %s failed", profile.id)
     finally:
         fit.refining = None
+
+
+def fit_profiles(path: str, basis: tm.Basis, *, limit: int | None = None) -> int:
+    """Store an exact fit of every big main profile that has none on this basis yet, busiest
+    first, on a connection and an event loop of its own; their first /rank pair then takes in
+    only what came since. Under the stored community prior (a newer one refits each in the
+    background at its next use). Returns how many it fitted; ``limit`` stops early."""
+
+    async def run(db: aiosqlite.Connection) -> int:
+        stamp = await q.community_prior_stamp(db, basis.version)
+        prior = None if stamp is None else await _stored_prior(db, basis, stamp[2])
+        prior, made = (prior, stamp[2]) if prior is not None else (_cold_prior(basis.k), 0.0)
+        todo = await q.unfitted_profiles(db, basis.version, FIT_INCREMENTAL_FROM, -1 if limit is None else limit)
+        for profile_id in todo:
+            await _exact_fit(db, basis, await q.get_profile(db, profile_id), prior, made, store=True)
+        return len(todo)
+
+    return _apart(path, run)
+
+
+async def store_fits(db: aiosqlite.Connection, basis: tm.Basis) -> int:
+    """fit_profiles for the upkeep cog, each minute: a few profiles (members who just grew big)
+    in a thread; more (after an upgrade or a new basis, thousands: a minute of numpy and Python
+    that would hold the GIL the bot's loop needs) in a process of its own. Returns how many."""
+    waiting = len(await q.unfitted_profiles(db, basis.version, FIT_INCREMENTAL_FROM, FITS_IN_A_THREAD + 1))
+    if waiting == 0:
+        return 0
+    if waiting <= FITS_IN_A_THREAD:
+        return await asyncio.to_thread(fit_profiles, await _path(db), basis)
+    return int(await _in_a_process(await _path(db), basis, "--profiles"))
 
 
 async def member_posterior(db: aiosqlite.Connection, user_id: int, profile_name: str | None = None) -> tm.Posterior:

@@ -445,8 +445,9 @@ class Posterior:
         half = np.linalg.solve(self._chol, d.T)  # L^-1 d, (k, n)
         return np.einsum("ij,ij->j", half, half)
 
-    def _moderated(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        v = self.variance_along(d)
+    def _moderated(self, d: np.ndarray, v: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(P(first beats second), v) for each row of d; ``v``: d^T H^-1 d, when the caller has it."""
+        v = self.variance_along(d) if v is None else v
         pbar = sigmoid((d @ self.mean) / np.sqrt(1.0 + (math.pi / 8.0) * v))
         return pbar, v
 
@@ -719,9 +720,8 @@ def choose_pair(
         raise ValueError("no candidate pairs")
     if explore > 0 and rng.random() < explore:
         return int(rng.integers(n))
-    pbar, v = posterior._moderated(d)
-    cov = posterior.covariance
-    cd = d @ cov  # rows C d
+    cd = d @ posterior.covariance  # rows C d
+    pbar, v = posterior._moderated(d, np.einsum("ij,ij->i", cd, d))  # v = d^T C d, from C d at hand
     if spread is None:
         spread = (d.T @ d) / n  # Sigma
     elif np.shape(spread) != (posterior.k, posterior.k):

@@ -1,7 +1,10 @@
 """Background upkeep, every minute: the taste index of new images (all of them after a new
 basis), so likes, For you and "more like this" read k numbers per image instead of
-whitening 1024 (engine.profiles.index_images); the retention sweep of deleted and departed
-members' images (bot/retention.py), and the Discord messages of jobs deleted on the web."""
+whitening 1024 (engine.profiles.index_images); a stored fit of every big taste profile that
+has none on the basis (after an upgrade or a new basis: engine.profiles.store_fits), so no
+member's /rank waits for a year of their comparisons to be fitted; the retention sweep of
+deleted and departed members' images (bot/retention.py), and the Discord messages of jobs
+deleted on the web."""
 
 from __future__ import annotations
 
@@ -31,21 +34,24 @@ class Upkeep(commands.Cog):
     @tasks.loop(minutes=EVERY_MINUTES)
     async def every_minute(self) -> None:
         try:
-            await self.index_images()
+            await self.taste_upkeep()
             await retention.sweep(self.bot.db, self.bot.settings.data_dir, self.bot.settings.retention_days)
             await retention.scrub_deleted(self.bot)
         except Exception:  # logged, and tried again next time
             log.exception("upkeep failed")
 
-    async def index_images(self) -> int:
+    async def taste_upkeep(self) -> None:
         found = await profiles.current_basis(self.bot.db)
         if found is None:
-            return 0
+            return
+        basis = found[0]
         ((path,),) = await self.bot.db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        indexed = await asyncio.to_thread(profiles.index_images, path, found[0])
+        indexed = await asyncio.to_thread(profiles.index_images, path, basis)
         if indexed:
-            log.info("taste index: %d new images on basis %d", indexed, found[0].version)
-        return indexed
+            log.info("taste index: %d new images on basis %d", indexed, basis.version)
+        fitted = await profiles.store_fits(self.bot.db, basis)
+        if fitted:
+            log.info("taste fits: %d big profiles fitted on basis %d", fitted, basis.version)
 
 
 async def setup(bot: Tastemaker) -> None:

@@ -523,6 +523,21 @@ async def put_fit(db: aiosqlite.Connection, profile_id: int, fit: StoredFit) -> 
         )
 
 
+async def unfitted_profiles(
+    db: aiosqlite.Connection, basis_version: int, comparisons: int, limit: int = -1
+) -> list[int]:
+    """Main profiles with about ``comparisons`` or more (a like or a signal from use compares
+    three or four images) and no fit stored on this basis, busiest first."""
+    rows = await db.execute_fetchall(
+        "SELECT p.id FROM taste_counts c JOIN profiles p ON p.user_id = c.user_id AND p.name = ? COLLATE NOCASE"
+        " AND p.deleted_at IS NULL WHERE c.votes + 3 * (c.likes + c.signals) >= ?"
+        " AND NOT EXISTS (SELECT 1 FROM taste_fits f WHERE f.profile_id = p.id AND f.basis_version = ?)"
+        " ORDER BY c.votes + c.likes + c.signals DESC LIMIT ?",
+        (MAIN_PROFILE, comparisons, basis_version, limit),
+    )
+    return [r[0] for r in rows]
+
+
 async def embeddings_by_id(db: aiosqlite.Connection, table: str, ids: list[int]) -> dict[int, np.ndarray]:
     """Raw float32 embeddings of these rows of ``images`` or ``pool_images`` (rows without one are left out)."""
     if table not in ("images", "pool_images"):
@@ -561,15 +576,18 @@ async def like_count(db: aiosqlite.Connection, user_id: int) -> int:
 
 
 async def like_pairs(
-    db: aiosqlite.Connection, user_id: int | None = None, users: list[int] | None = None
+    db: aiosqlite.Connection, user_id: int | None = None, users: list[int] | None = None, *,
+    after: int = 0, through: int | None = None,
 ) -> list[tuple[int, int, int]]:
     """(user_id, liked grid image id, other image id) for each like and each other image of
-    the liked image's grid, of one member or of these members, oldest first."""
+    the liked image's grid, of one member or of these members, oldest first; only the likes
+    with a rowid after ``after`` and up to ``through``, when given."""
     who, args = ("l.user_id = ?", (user_id,)) if user_id is not None else (f"l.user_id IN ({_in(users or ())})", tuple(users or ()))
     rows = await db.execute_fetchall(
         "SELECT l.user_id, g.id, o.id FROM likes l JOIN images g ON g.id = l.grid_image_id"
-        f" JOIN images o ON o.job_id = g.job_id AND o.id != g.id WHERE {who} ORDER BY l.rowid, o.idx",
-        args,
+        f" JOIN images o ON o.job_id = g.job_id AND o.id != g.id WHERE {who} AND l.rowid > ? AND l.rowid <= ?"
+        " ORDER BY l.rowid, o.idx",
+        (*args, after, through if through is not None else 2**63 - 1),
     )
     return [(r[0], r[1], r[2]) for r in rows]
 
@@ -580,6 +598,19 @@ async def likes_key(db: aiosqlite.Connection, user_id: int) -> tuple[int, int]:
         "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM likes WHERE user_id = ?", (user_id,)
     )
     return int(count), int(newest)
+
+
+async def use_counts_through(
+    db: aiosqlite.Connection, user_id: int, likes_through: int, signals_through: int
+) -> tuple[int, int]:
+    """How many of the member's likes (by rowid) and signals from use (by id) are at or before
+    these: fewer than a fit counted there means some were deleted since."""
+    ((likes, signals),) = await db.execute_fetchall(
+        "SELECT (SELECT COUNT(*) FROM likes WHERE user_id = ? AND rowid <= ?),"
+        " (SELECT COUNT(*) FROM use_signals WHERE user_id = ? AND id <= ?)",
+        (user_id, likes_through, user_id, signals_through),
+    )
+    return int(likes), int(signals)
 
 
 SIGNAL_KINDS = ("upscale", "vary", "reroll")
@@ -611,48 +642,57 @@ async def use_signal_counts(db: aiosqlite.Connection, user_id: int) -> dict[str,
 
 @dataclass(frozen=True)
 class UseSignal:
+    id: int
     user_id: int
     kind: str
     grid: list[int]  # the grid's image ids, in order
     chosen: int | None  # upscale, vary: the chosen image's id
-    replacement: list[int]  # reroll: the image ids of the grid it drew
+    replacement: list[int]  # reroll: the image ids of the grid it drew, once that job is done (empty before)
 
 
 async def use_signals(
-    db: aiosqlite.Connection, user_id: int | None = None, users: list[int] | None = None
+    db: aiosqlite.Connection, user_id: int | None = None, users: list[int] | None = None, *,
+    after: int = 0, through: int | None = None, also: tuple[int, ...] = (),
 ) -> list[UseSignal]:
     """Signals from use with the images they compare, of one member or of these members
-    (those who turned learning from use off are left out of a community's)."""
+    (those who turned learning from use off are left out of a community's); of one member,
+    only those with an id after ``after`` and up to ``through``, and those in ``also``.
+
+    A reroll's new grid counts once its job is done: its images arrive one by one, and a
+    comparison that changed with each would have to be taken out of a fit again."""
     sql = (
         "SELECT s.id, s.user_id, s.kind, s.image_id, g.id AS gid, NULL AS rid FROM use_signals s"
         " JOIN images g ON g.job_id = s.grid_job_id WHERE {who}"
         " UNION ALL SELECT s.id, s.user_id, s.kind, s.image_id, NULL, n.id FROM use_signals s"
-        " JOIN images n ON n.job_id = s.next_job_id WHERE {who}"
+        " JOIN jobs j ON j.id = s.next_job_id AND j.state = 'done' JOIN images n ON n.job_id = j.id WHERE {who}"
         " ORDER BY 1, 5, 6"
     )
     if user_id is not None:
-        rows = await db.execute_fetchall(sql.format(who="s.user_id = ?"), (user_id, user_id))
+        who = f"s.user_id = ? AND (s.id > ? AND s.id <= ? OR s.id IN ({_in(also)}))"
+        args = (user_id, after, through if through is not None else 2**63 - 1, *also)
+        rows = await db.execute_fetchall(sql.format(who=who), args * 2)
     else:
         users = list(users or ())
         who = f"s.user_id IN ({_in(users)}) AND s.user_id NOT IN (SELECT user_id FROM user_settings WHERE learn_from_use = 0)"
         rows = await db.execute_fetchall(sql.format(who=who), (*users, *users))
     found: dict[int, UseSignal] = {}
     for r in rows:
-        signal = found.setdefault(r["id"], UseSignal(r["user_id"], r["kind"], [], r["image_id"], []))
+        signal = found.setdefault(r["id"], UseSignal(r["id"], r["user_id"], r["kind"], [], r["image_id"], []))
         (signal.grid if r["gid"] is not None else signal.replacement).append(r["gid"] if r["gid"] is not None else r["rid"])
     return list(found.values())
 
 
-async def signals_key(db: aiosqlite.Connection, user_id: int) -> tuple[int, int, int]:
-    """(count, newest id, images drawn by its rerolls) of the member's signals from use:
-    changes when one is added or removed, or a reroll's new grid arrives."""
+async def signals_key(db: aiosqlite.Connection, user_id: int) -> tuple[int, int, tuple[int, ...]]:
+    """(count, newest id, the rerolls whose new grid isn't done yet) of the member's signals
+    from use: changes when one is added or removed, or a reroll's new grid is done."""
     ((count, newest),) = await db.execute_fetchall(
         "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM use_signals WHERE user_id = ?", (user_id,)
     )
-    ((drawn,),) = await db.execute_fetchall(
-        "SELECT COUNT(*) FROM use_signals s JOIN images n ON n.job_id = s.next_job_id WHERE s.user_id = ?", (user_id,)
+    rows = await db.execute_fetchall(
+        "SELECT s.id FROM use_signals s WHERE s.user_id = ? AND s.kind = 'reroll' AND NOT EXISTS"
+        " (SELECT 1 FROM jobs j WHERE j.id = s.next_job_id AND j.state = 'done') ORDER BY s.id", (user_id,)
     )
-    return int(count), int(newest), int(drawn)
+    return int(count), int(newest), tuple(r[0] for r in rows)
 
 
 async def prior_sample(db: aiosqlite.Connection, limit: int) -> list[int]:
