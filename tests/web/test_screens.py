@@ -138,7 +138,9 @@ async def test_a_member_on_a_phone_and_a_laptop_reaches_everything(simcord_env, 
         assert browser.find_element(By.ID, "moodboard-submit").is_enabled()
         screenshot(browser, "screens-8-profile-chosen-1440")
         browser.find_element(By.ID, "moodboard-submit").click()
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#boards li").text.startswith("2 images · "))
+        # (read in the page: the list item is replaced as the moodboard's state comes in)
+        first_board = "const li = document.querySelector('#boards li'); return li ? li.textContent : '';"
+        wait.until(lambda d: d.execute_script(first_board).startswith("2 images · "))
         assert browser.find_element(By.ID, "moodboard-chosen").text == "", "the form is cleared for the next one"
 
     await asyncio.to_thread(in_the_browser)
