@@ -394,11 +394,16 @@ def _tile(seg: _Seg, spec: _Spec, presets: Collection[str]) -> bool:
     return True
 
 
-def _style(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
-    tok = _one(seg, spec)
-    if tok.lower() not in STYLES:
-        raise _fail(seg, spec, tok, "is not a style")
-    return tok.lower()
+def _word_in(words: Collection[str], noun: str):
+    """A parameter that takes one of `words` (any case): `--style raw`, `--motion high`."""
+
+    def parse(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
+        tok = _one(seg, spec)
+        if tok.lower() not in words:
+            raise _fail(seg, spec, tok, f"is not a {noun}")
+        return tok.lower()
+
+    return parse
 
 
 def _image_weight(seg: _Seg, spec: _Spec, presets: Collection[str]) -> float:
@@ -413,13 +418,6 @@ def _image_weight(seg: _Seg, spec: _Spec, presets: Collection[str]) -> float:
 def _raw(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
     _tile(seg, spec, presets)  # a flag: no value
     return "raw"
-
-
-def _motion(seg: _Seg, spec: _Spec, presets: Collection[str]) -> str:
-    tok = _one(seg, spec)
-    if tok.lower() not in MOTIONS:
-        raise _fail(seg, spec, tok, "is not a motion")
-    return tok.lower()
 
 
 def _clips(seg: _Seg, spec: _Spec, presets: Collection[str]) -> int:
@@ -502,7 +500,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("quality", "quality", ("q", "quality"), "`.5`, `1` or `2`", _quality,
           lambda q: _num(q).removeprefix("0")),
     _Spec("stop", "stop", ("stop",), "10–100 (% of the steps)", _integer(10, 100), str),
-    _Spec("style", "style", ("style",), "`raw`", _style, str),
+    _Spec("style", "style", ("style",), "`raw`", _word_in(STYLES, "style"), str),
     _Spec("style", "raw", ("raw",), "no value (it is `--style raw`)", _raw, str),
     _Spec("repeat", "repeat", ("repeat", "r"), f"1–{MAX_JOBS}", _integer(1, MAX_JOBS), str),
     _Spec("tile", "tile", ("tile",), "no value", _tile, lambda _: ""),
@@ -510,7 +508,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("image_weight", "image weight", ("iw",), f"0–{MAX_IMAGE_WEIGHT:g}, like `--iw 1.5`", _image_weight, _num),
     _Spec("preset", "version", ("v", "version"), "a model name like `tiny`", _preset, str),
     _Spec("video", "video", ("video",), "no value", _tile, lambda _: ""),
-    _Spec("motion", "motion", ("motion",), "`low` or `high`", _motion, str),
+    _Spec("motion", "motion", ("motion",), "`low` or `high`", _word_in(MOTIONS, "motion"), str),
     _Spec("loop", "loop", ("loop",), "no value", _tile, lambda _: ""),
     _Spec("end", "end frame", ("end",), "an http(s) image link", _end, str),
     _Spec("clips", "batch size", ("bs",), "`1`, `2` or `4` (clips)", _clips, str),
