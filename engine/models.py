@@ -55,6 +55,7 @@ _TINY_IP_TOKENS = 4  # the plain IP-Adapter projects one image embedding to 4 to
 CAPTIONER = ("coca_ViT-L-14", "mscoco_finetuned_laion2b_s13b_b90k")
 TINY_COCA_MODEL = "tastemaker-tiny-coca"
 TINY_COCA_DIR = "tiny-coca"  # under <data_dir>/models/
+TINY_COCA_BUILD = 2  # 2: the decoder's projection is initialised (1 left it as torch.empty's memory)
 TINY_COCA_WEIGHT = "open_clip_model.safetensors"
 
 
@@ -185,7 +186,7 @@ def build_tiny_coca(data_dir: str | os.PathLike) -> Path:
     target = Path(data_dir) / "models" / TINY_COCA_DIR
     config_path = target / f"{TINY_COCA_MODEL}.json"
     with _LOADING:
-        if (target / TINY_MARKER).exists():
+        if _tiny_coca_is_built(target):
             return target
         work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         work.mkdir(parents=True)
@@ -195,16 +196,32 @@ def build_tiny_coca(data_dir: str | os.PathLike) -> Path:
             with torch.random.fork_rng():
                 torch.manual_seed(6)
                 model = open_clip.create_model(TINY_COCA_MODEL, pretrained=None)
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(work / TINY_COCA_WEIGHT))
-            (work / TINY_MARKER).write_text(json.dumps({"version": 1}))
+                # open_clip leaves the decoder's vocabulary projection as torch.empty (its
+                # MultimodalTransformer.init_parameters is never called, and broken): zeros on
+                # one machine, NaN on another. Initialise it as CLIP's text projection is.
+                decoder = model.text_decoder
+                torch.nn.init.normal_(decoder.text_projection, std=decoder.width**-0.5)
+            weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+            if bad := [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+                raise RuntimeError(f"tiny CoCa built with non-finite weights: {', '.join(bad)}")
+            save_file(weights, str(work / TINY_COCA_WEIGHT))
+            (work / TINY_MARKER).write_text(json.dumps({"version": TINY_COCA_BUILD}))
+            shutil.rmtree(target, ignore_errors=True)  # an older build
             try:
                 os.replace(work, target)
             except OSError:  # another process built it first
-                if not (target / TINY_MARKER).exists():
+                if not _tiny_coca_is_built(target):
                     raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _tiny_coca_is_built(target: Path) -> bool:
+    try:
+        return json.loads((target / TINY_MARKER).read_text()).get("version") == TINY_COCA_BUILD
+    except (OSError, ValueError):
+        return False
 
 
 def load_captioner(preset: Preset, device: str | torch.device, data_dir: str | os.PathLike) -> Captioner:

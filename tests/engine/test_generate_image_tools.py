@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from engine.images import decode_image
 from engine.jobs import DescribeSpec, GenerateSpec, Job, JobError, JobKind
@@ -112,6 +113,18 @@ def test_describe_makes_four_prompts_from_coca_and_ranked_style_words(engine, pi
     assert describe(engine, pictures[0], seed=1).prompts == result.prompts
     # A new seed, new prompts (random-weight CoCa's gibberish can repeat for one seed: one of three differs)
     assert any(describe(engine, pictures[0], seed=seed).prompts != result.prompts for seed in (2, 3, 4))
+
+
+def test_the_tiny_coca_reads_the_image(engine, pictures):
+    """Its captions depend on the picture: a decoder left with an uninitialised projection gave
+    every image the same captions on one machine and NaN probabilities on another."""
+    describe(engine, pictures[0], seed=1)  # loads the captioner
+    captioner = engine.captioner
+    noise = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (96, 96, 3), dtype=np.uint8)) for i in range(3)]
+    captions = [tuple(captioner.captions(image, 2, seed=1)) for image in noise]
+    assert all(all(c) for c in captions) and len(set(captions)) == len(noise)
+    weights = [v for v in captioner.model.state_dict().values() if v.is_floating_point()]
+    assert all(bool(v.isfinite().all()) for v in weights)
 
 
 def test_describe_refuses_a_bad_image(engine):
