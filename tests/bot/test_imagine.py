@@ -23,7 +23,7 @@ def buttons(message) -> list[str]:
 async def test_second_member_sees_queue_position(simcord_env, world):
     _, channel, alice, bob = world
     first = await alice.slash(channel, "imagine", prompt="a lighthouse in a storm --ar 3:2 --seed 7")
-    second = await bob.slash(channel, "imagine", prompt="a red fox in snow")
+    await bob.slash(channel, "imagine", prompt="a red fox in snow")
 
     assert not first.ephemeral
     assert "(Waiting to start) · position 1 in queue" in channel.history()[-2].content
@@ -47,7 +47,7 @@ def finished(channel, fragment: str) -> bool:
 
 async def test_imagine_ends_in_a_grid_with_nine_buttons(simcord_env, world):
     _, channel, alice, _ = world
-    result = await alice.slash(channel, "imagine", prompt="a lighthouse in a storm --ar 3:2 --seed 7")
+    await alice.slash(channel, "imagine", prompt="a lighthouse in a storm --ar 3:2 --seed 7")
     assert "(Waiting to start)" in channel.last_message.content
 
     await run_until(simcord_env, lambda: finished(channel, "a lighthouse in a storm"))

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.bot.conftest import (  # noqa: F401  (fixtures)
-    bot_overrides, bot_processes, data_dir, rank_pool, settings, simcord_bot, with_rank_pool, world,
+    bot_overrides, bot_processes, data_dir, mod, rank_pool, settings, simcord_bot, with_rank_pool, world,
 )
 
 ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots (git-ignored)

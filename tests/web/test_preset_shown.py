@@ -13,7 +13,7 @@ import pytest
 from bot import render
 from engine.db import jobs as db_jobs
 from engine.worker import InlineWorker
-from tests.bot.conftest import mod, run_until  # noqa: F401  (fixture)
+from tests.bot.conftest import run_until
 from tests.bot.test_imagine import finished, job_message
 from tests.web.conftest import signed_in
 

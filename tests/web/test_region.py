@@ -15,7 +15,7 @@ from PIL import Image
 
 from engine.db import members
 from engine.jobs import Job, JobKind
-from tests.bot.conftest import mod, run_until  # noqa: F401  (fixture)
+from tests.bot.conftest import run_until
 from tests.bot.test_imagine import finished, job_message
 from tests.web.conftest import signed_in
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from engine.db import jobs as db_jobs
-from tests.bot.conftest import mod, run_until  # noqa: F401  (fixture)
+from tests.bot.conftest import run_until
 from tests.bot.test_imagine import finished
 from tests.web.conftest import login_link, screenshot, signed_in
 
