@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,42 @@ def tiny_dir(data_dir: str | os.PathLike, arch: str = "sd") -> Path:
 
 
 def tiny_is_built(data_dir: str | os.PathLike, arch: str = "sd") -> bool:
-    marker = tiny_dir(data_dir, arch) / TINY_MARKER
+    return is_built(tiny_dir(data_dir, arch), TINY_BUILD_VERSION)
+
+
+def is_built(folder: Path, version: int) -> bool:
+    """Whether `folder` holds a finished random-weight build of this version (older ones are rebuilt)."""
     try:
-        return json.loads(marker.read_text()).get("version") == TINY_BUILD_VERSION
+        return json.loads((folder / TINY_MARKER).read_text()).get("version") == version
     except (OSError, ValueError):
         return False
+
+
+def build_in_place(target: Path, version: int, build: Callable[[Path], None], *, force: bool = False) -> Path:
+    """Run `build` on a private folder beside `target`, mark it with `version` and rename it into
+    place: safe against concurrent builders in other processes (a current build of theirs is
+    kept) and replacing an older version. In-process builders hold _LOADING (seeding is global)."""
+    if is_built(target, version) and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    try:
+        build(work)
+        (work / TINY_MARKER).write_text(json.dumps({"version": version}))
+        if target.exists():
+            if is_built(target, version) and not force:
+                return target
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(work, target)
+        except OSError:
+            if not is_built(target, version):
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("built %s", target)
+    return target
 
 
 @dataclass(frozen=True)
@@ -180,48 +212,29 @@ def _register_openclip_config(name: str, config_path: str | os.PathLike) -> None
 def build_tiny_coca(data_dir: str | os.PathLike) -> Path:
     """A tiny random-weight CoCa (seeded) under <data_dir>/models/tiny-coca/, once:
     its config and weights, loaded like the real one by create_model_and_transforms."""
-    import open_clip
-    from safetensors.torch import save_file
 
-    target = Path(data_dir) / "models" / TINY_COCA_DIR
-    config_path = target / f"{TINY_COCA_MODEL}.json"
+    def build(work: Path) -> None:
+        import open_clip
+        from safetensors.torch import save_file
+
+        config_path = work / f"{TINY_COCA_MODEL}.json"
+        config_path.write_text(json.dumps(_tiny_coca_config(), indent=2))
+        _register_openclip_config(TINY_COCA_MODEL, config_path)
+        with torch.random.fork_rng():
+            torch.manual_seed(6)
+            model = open_clip.create_model(TINY_COCA_MODEL, pretrained=None)
+            # open_clip leaves the decoder's vocabulary projection as torch.empty (its
+            # MultimodalTransformer.init_parameters is never called, and broken): zeros on
+            # one machine, NaN on another. Initialise it as CLIP's text projection is.
+            decoder = model.text_decoder
+            torch.nn.init.normal_(decoder.text_projection, std=decoder.width**-0.5)
+        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+        if bad := [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+            raise RuntimeError(f"tiny CoCa built with non-finite weights: {', '.join(bad)}")
+        save_file(weights, str(work / TINY_COCA_WEIGHT))
+
     with _LOADING:
-        if _tiny_coca_is_built(target):
-            return target
-        work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        work.mkdir(parents=True)
-        try:
-            (work / config_path.name).write_text(json.dumps(_tiny_coca_config(), indent=2))
-            _register_openclip_config(TINY_COCA_MODEL, work / config_path.name)
-            with torch.random.fork_rng():
-                torch.manual_seed(6)
-                model = open_clip.create_model(TINY_COCA_MODEL, pretrained=None)
-                # open_clip leaves the decoder's vocabulary projection as torch.empty (its
-                # MultimodalTransformer.init_parameters is never called, and broken): zeros on
-                # one machine, NaN on another. Initialise it as CLIP's text projection is.
-                decoder = model.text_decoder
-                torch.nn.init.normal_(decoder.text_projection, std=decoder.width**-0.5)
-            weights = {k: v.contiguous() for k, v in model.state_dict().items()}
-            if bad := [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
-                raise RuntimeError(f"tiny CoCa built with non-finite weights: {', '.join(bad)}")
-            save_file(weights, str(work / TINY_COCA_WEIGHT))
-            (work / TINY_MARKER).write_text(json.dumps({"version": TINY_COCA_BUILD}))
-            shutil.rmtree(target, ignore_errors=True)  # an older build
-            try:
-                os.replace(work, target)
-            except OSError:  # another process built it first
-                if not _tiny_coca_is_built(target):
-                    raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return target
-
-
-def _tiny_coca_is_built(target: Path) -> bool:
-    try:
-        return json.loads((target / TINY_MARKER).read_text()).get("version") == TINY_COCA_BUILD
-    except (OSError, ValueError):
-        return False
+        return build_in_place(Path(data_dir) / "models" / TINY_COCA_DIR, TINY_COCA_BUILD, build)
 
 
 def load_captioner(preset: Preset, device: str | torch.device, data_dir: str | os.PathLike) -> Captioner:
@@ -512,19 +525,14 @@ def build_tiny(data_dir: str | os.PathLike, *, arch: str = "sd", force: bool = F
 
 
 def _build_tiny(data_dir: str | os.PathLike, arch: str, force: bool) -> Path:
-    from safetensors.torch import save_file
-
-    import open_clip
-
     if arch not in TINY_ARCHS:
         raise ValueError(f"unknown tiny arch {arch!r}: use one of {', '.join(TINY_ARCHS)}")
-    target = tiny_dir(data_dir, arch)
-    if tiny_is_built(data_dir, arch) and not force:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    work.mkdir()
-    try:
+
+    def build(work: Path) -> None:
+        from safetensors.torch import save_file
+
+        import open_clip
+
         # 1-4. The pipeline's modules (seeded), saved as a diffusers folder.
         pipe = TINY_ARCHS[arch]()
         pipe.save_pretrained(work, safe_serialization=True)
@@ -550,21 +558,8 @@ def _build_tiny(data_dir: str | os.PathLike, arch: str, force: bool) -> Path:
             str(clip_dir / TINY_OPENCLIP_WEIGHT),
         )
 
-        (work / TINY_MARKER).write_text(json.dumps({"version": TINY_BUILD_VERSION, "arch": arch}))
-        # 7. Move into place. A concurrent builder may have won the race: keep theirs.
-        if target.exists():
-            if tiny_is_built(data_dir, arch) and not force:
-                return target
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(work, target)
-        except OSError:
-            if not tiny_is_built(data_dir, arch):
-                raise
-        log.info("built a tiny %s model in %s", arch, target)
-        return target
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # 7. Moved into place; a concurrent builder's finished build is kept.
+    return build_in_place(tiny_dir(data_dir, arch), TINY_BUILD_VERSION, build, force=force)
 
 
 def tiny_sdxl_preset(data_dir: str | os.PathLike, **overrides) -> Preset:

@@ -27,9 +27,7 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,7 @@ import torch
 from PIL import Image
 
 from engine import mp4, safety
-from engine.models import _DTYPE_KW, _LOADING, CheckItem, _cached, _check_files
+from engine.models import _DTYPE_KW, _LOADING, CheckItem, _cached, _check_files, build_in_place, is_built
 from engine.images import ImageDecodeError, decode_image
 from engine.jobs import ClipOut, Job, JobCancelled, JobError, JobResult, VideoSpec
 from engine.presets import TINY_VIDEO, Preset, VideoModel
@@ -125,22 +123,8 @@ def _tokenizer():
 
 def build_tiny_video(data_dir: str | os.PathLike) -> Path:
     """The tiny preset's video model (TINY_SIZES), built once under <data_dir>/models/tiny-video/."""
-    target = tiny_video_dir(data_dir)
-    marker = target / "BUILT"
     with _LOADING:
-        if marker.exists() and json.loads(marker.read_text()).get("version") == TINY_VIDEO_BUILD:
-            return target
-        work = target.parent / f".{target.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        work.mkdir(parents=True)
-        try:
-            save_random(work, TINY_SIZES)
-            (work / "BUILT").write_text(json.dumps({"version": TINY_VIDEO_BUILD}))
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(work, target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    log.info("built the tiny video model in %s", target)
-    return target
+        return build_in_place(tiny_video_dir(data_dir), TINY_VIDEO_BUILD, lambda work: save_random(work, TINY_SIZES))
 
 
 def source(model: VideoModel, data_dir: str | os.PathLike) -> str:
@@ -347,7 +331,7 @@ def check(preset: Preset, data_dir: str | os.PathLike) -> list:
     if model is None:
         return items + [CheckItem("video model", True, "none (Animate is off for this preset)")]
     if model.repo == TINY_VIDEO:
-        built = (tiny_video_dir(data_dir) / "BUILT").exists()
+        built = is_built(tiny_video_dir(data_dir), TINY_VIDEO_BUILD)
         return items + [CheckItem("tiny video model", built, str(tiny_video_dir(data_dir)) if built else "built on first use")]
     items.append(_check_files("video model_index", model.repo, ["model_index.json"]))
     for component, index in (("transformer", "diffusion_pytorch_model"), ("transformer_2", "diffusion_pytorch_model"),
