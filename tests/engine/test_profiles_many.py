@@ -3,6 +3,8 @@ don't churn, the server's taste and a house taste (engine/profiles.py)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -214,13 +216,22 @@ def test_predictions_moved():
 # --- the server's taste and a house taste -------------------------------------------------
 
 
+async def _settled_prior(world) -> tm.Prior:
+    """The community prior once no refit is running: a stale one is served while a refit
+    runs in the background, which could otherwise land between two reads."""
+    while True:
+        prior = await profiles.community_prior(world.db, world.basis)
+        if not profiles._refitting:
+            return prior
+        await asyncio.gather(*profiles._refitting.values())
+
+
 async def test_server_taste_and_house_taste(world):
     with pytest.raises(TasteError, match="there is none yet: it forms once 3 members"):
         await profiles.resolve(world.db, 5, [("server", 1.0)], UNLOCK)  # the cold start's mean is no one's taste
     for user, style in ((1, 0), (2, 0), (3, 1), (4, 0)):
         await _rank(world, user, UNLOCK, _loves(world, style), seed=user)
-    basis = world.basis
-    prior = await profiles.community_prior(world.db, basis)
+    prior = await _settled_prior(world)
     server = await profiles.resolve(world.db, 5, [("server", 1.0)], UNLOCK)
     np.testing.assert_allclose(server.w, prior.mean)
     assert np.linalg.norm(prior.mean) > 0  # the community leans somewhere: three of four love style 0
