@@ -315,10 +315,7 @@ class Delivery:
     async def _progress_failed(self, key: str, error: BaseException) -> float | None:
         """Seconds until the message is written again (its newest state), or None to give up on it."""
         if isinstance(error, discord.NotFound):
-            log.warning("job %s: its message is gone; giving up on showing it", key)
-            await db_jobs.update_job(self.bot.db, key, delivered_at=time.time())
-            self._forget(key)
-            return None
+            return await self._message_gone(key)
         shown = self._shown.setdefault(key, _Shown())
         shown.text, shown.preview = "", None  # unknown: Discord may not show it
         return self._backoff(key, shown, error)
@@ -346,10 +343,7 @@ class Delivery:
     async def _final_failed(self, record: db_jobs.JobRecord, error: BaseException) -> float | None:
         """Seconds until the final write is tried again, or None to give up on the message."""
         if isinstance(error, discord.NotFound):
-            log.warning("job %s: its message is gone; giving up on showing it", record.id)
-            await db_jobs.update_job(self.bot.db, record.id, delivered_at=time.time())
-            self._forget(record.id)
-            return None
+            return await self._message_gone(record.id)
         if isinstance(error, discord.HTTPException) and error.code == REQUEST_TOO_LARGE:
             # The server's limit is lower than the job was told (boosts ran out): smaller, then none.
             limit = self._limits.get(record.id, record.request.get("upload_limit") or posting.DEFAULT_LIMIT) // 2
@@ -359,6 +353,12 @@ class Delivery:
             log.warning("job %s: Discord refused its post as too large; trying again within %d bytes", record.id, limit)
             return 0.0
         return self._backoff(record.id, self._shown.setdefault(record.id, _Shown()), error)
+
+    async def _message_gone(self, key: str) -> None:
+        """Someone deleted the job's message: nothing left to write to, so it counts as delivered."""
+        log.warning("job %s: its message is gone; giving up on showing it", key)
+        await db_jobs.update_job(self.bot.db, key, delivered_at=time.time())
+        self._forget(key)
 
     @staticmethod
     def _backoff(key: str, shown: _Shown, error: BaseException) -> float:
@@ -423,6 +423,7 @@ class Delivery:
             return "\n(Shown smaller to fit this server's upload limit.)"
         where = f"/image/{image.id}" if image is not None else "/explore"
         return f"\n[Full size on the web]({settings.web_base_url}{where})"
+
     async def notify(self, record: db_jobs.JobRecord) -> None:
         """auto_dm: a short DM with a link once a grid is ready."""
         if record.state is not JobState.DONE or not (await members.get_settings(self.bot.db, record.user_id)).auto_dm:
