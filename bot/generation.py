@@ -673,11 +673,10 @@ async def check_guild_rules(bot: Tastemaker, guild_id: int | None, text: str) ->
     """Banned words, matched on all the member's words (Request.member_text: the
     description, the `--no` list, a link), both sides folded alike (params.matching_key): case,
     full-width forms, invisible characters, accents and `b.a.d` spellings don't hide a word.
-    Whole words, unless the owner's `*` asks for more (params.banned_in)."""
+    Whole words, unless the owner's `*` asks for more (params.banned_in); the text is folded once."""
     rules = await members.get_guild(bot.db, guild_id)
-    for word in rules.banned_words:
-        if params.banned_in(word, text):
-            raise UserError(f"This server doesn't allow the word `{word}` in prompts.")
+    if (word := params.first_banned(rules.banned_words, text)) is not None:
+        raise UserError(f"This server doesn't allow the word `{word}` in prompts.")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import difflib
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -137,16 +137,25 @@ def banned_in(word: str, text: str) -> bool:
     folded by matching_key: as a whole word (`ass` is not in `class`), or where the word
     starts or ends with `*`, also as the end, start or inside of a longer one (`*ass*` is).
     Spelled out, its letters count wherever they run (`a g.o.r.e fest` has `gore`)."""
-    key = matching_key(word.strip("*"))
-    if not key:
-        return False
-    before = "" if word.startswith("*") else _LETTER_BEFORE
-    after = "" if word.endswith("*") else _LETTER_AFTER
-    if re.search(before + re.escape(key) + after, matching_key(text)):
-        return True
+    return first_banned([word], text) is not None
+
+
+def first_banned(words: Iterable[str], text: str) -> str | None:
+    """The first of a server's banned words (banned_in) in a member's text, or None; the text is
+    folded once, however many words the owner banned."""
+    folded = matching_key(text)
     # A run of single letters has no word edges to go by: `a g o r e` may be "a gore".
-    letters = key.replace(" ", "")
-    return any(letters in re.sub(r"[\W_]", "", run[0]) for run in _SEPARATED_LETTERS_RE.finditer(_bare(text)))
+    runs = [re.sub(r"[\W_]", "", run[0]) for run in _SEPARATED_LETTERS_RE.finditer(_bare(text))]
+    for word in words:
+        key = matching_key(word.strip("*"))
+        if not key:
+            continue
+        before = "" if word.startswith("*") else _LETTER_BEFORE
+        after = "" if word.endswith("*") else _LETTER_AFTER
+        letters = key.replace(" ", "")
+        if re.search(before + re.escape(key) + after, folded) or any(letters in run for run in runs):
+            return word
+    return None
 
 
 def is_code(s: object) -> bool:
