@@ -157,7 +157,7 @@ def fit(image: Image.Image, limit: int) -> bytes:
     budget = limit - REQUEST_MARGIN
     while True:
         for quality in JPEG_QUALITIES:
-            data = _encode(image, "JPEG", quality=quality)
+            data = _jpeg(image, quality)
             if len(data) <= budget:
                 return data
         if max(image.size) < 64:
@@ -166,11 +166,9 @@ def fit(image: Image.Image, limit: int) -> bytes:
                              Image.Resampling.LANCZOS)
 
 
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
+def _jpeg(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
-    if fmt == "JPEG":
-        options.setdefault("subsampling", 0)  # 4:4:4: art has sharp coloured edges that 4:2:0 smears
-    image.save(out, format=fmt, **options)
+    image.save(out, format="JPEG", quality=quality, subsampling=0)  # 4:4:4: art has sharp coloured edges that 4:2:0 smears
     return out.getvalue()
 
 
