@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import json
 import time
 import weakref
@@ -125,29 +126,31 @@ async def _newest(
     if len(guild_ids) == 1:
         rows = await db.execute_fetchall(sql, (viewer, guild_ids[0], *_VISIBLE_ARGS, limit, offset))
         return [_shown(r) for r in rows]
-    lists = [
-        [_shown(r) for r in await db.execute_fetchall(sql, (viewer, g, *_VISIBLE_ARGS, offset + limit, 0))]
-        for g in guild_ids
-    ]
-    merged = heapq.merge(*lists, key=lambda s: (-(s.finished_at or 0.0), s.job_id, s.idx))
-    return list(merged)[offset : offset + limit]
+    # Several servers: each one's first offset + limit by their sort keys only, merged; then the page's rows.
+    keys = ("SELECT i.id, j.finished_at, i.job_id, i.idx FROM images i JOIN jobs j ON j.id = i.job_id WHERE j.guild_id = ?"
+            + _VISIBLE + extra + " ORDER BY j.finished_at DESC, i.job_id, i.idx LIMIT ?")
+    lists = [await db.execute_fetchall(keys, (g, *_VISIBLE_ARGS, offset + limit)) for g in guild_ids]
+    merged = heapq.merge(*lists, key=lambda r: (-(r["finished_at"] or 0.0), r["job_id"], r["idx"]))
+    return await _by_ids(db, viewer, guild_ids, [r["id"] for r in itertools.islice(merged, offset, offset + limit)])
 
 
 async def _most_liked(db: aiosqlite.Connection, viewer: int, guild_ids: list[int], offset: int, limit: int) -> list[Shown]:
     """Most liked first (ties: the newer image first), then the images nobody likes, newest first."""
     sql = (
-        _COLUMNS + " FROM image_likes c JOIN images i ON i.id = c.image_id JOIN jobs j ON j.id = i.job_id"
-        " WHERE c.guild_id = ? AND c.likes > 0" + _VISIBLE + " ORDER BY c.likes DESC, c.image_id DESC LIMIT ?"
+        "SELECT c.image_id AS id, c.likes FROM image_likes c JOIN images i ON i.id = c.image_id"
+        " JOIN jobs j ON j.id = i.job_id WHERE c.guild_id = ? AND c.likes > 0" + _VISIBLE
+        + " ORDER BY c.likes DESC, c.image_id DESC LIMIT ?"
     )
-    wanted = offset + limit
-    lists = [[_shown(r) for r in await db.execute_fetchall(sql, (viewer, g, *_VISIBLE_ARGS, wanted))] for g in guild_ids]
-    liked = list(heapq.merge(*lists, key=lambda s: (-s.likes, -s.id)))[:wanted]
+    wanted = offset + limit  # by sort keys only: the page's rows are read once it is known
+    lists = [await db.execute_fetchall(sql, (g, *_VISIBLE_ARGS, wanted)) for g in guild_ids]
+    liked = [r["id"] for r in itertools.islice(heapq.merge(*lists, key=lambda r: (-r["likes"], -r["id"])), wanted)]
     if len(liked) == wanted:
-        return liked[offset:]
+        return await _by_ids(db, viewer, guild_ids, liked[offset:])
     # `liked` holds every liked image: the page goes on with the newest that nobody likes
     if offset >= len(liked):
         return await _newest(db, viewer, guild_ids, offset - len(liked), limit, unliked=True)
-    return liked[offset:] + await _newest(db, viewer, guild_ids, 0, limit - (len(liked) - offset), unliked=True)
+    first = await _by_ids(db, viewer, guild_ids, liked[offset:])
+    return first + await _newest(db, viewer, guild_ids, 0, limit - (len(liked) - offset), unliked=True)
 
 
 async def _by_ids(db: aiosqlite.Connection, viewer: int, guild_ids: list[int], ids: list[int]) -> list[Shown]:
