@@ -7,7 +7,6 @@
   let progress = JSON.parse(root.dataset.progress);
   let upcoming = JSON.parse(root.dataset.upcoming || "null");
   let loading = upcoming ? preloadPair(upcoming) : Promise.resolve();
-  let ended = null;  // the server's word once no pair is left after the upcoming one
   let busy = false;
 
   function showProgress() {
@@ -58,7 +57,6 @@
       // Show the preloaded pair and preload the new one; without a preloaded pair, show the new one.
       const show = upcoming || data.pair;
       upcoming = upcoming ? data.pair : null;
-      if (!data.pair) ended = data.problem;
       if (show) {
         if (show === data.pair) await preloadPair(show); else await loading;
         showPair(show);
@@ -66,7 +64,7 @@
       } else {
         pairEl.hidden = true;
         const problem = document.getElementById("problem");
-        problem.textContent = ended || data.problem;
+        problem.textContent = data.problem;
         problem.hidden = false;
       }
       pairEl.dataset.votes = progress.votes;  // tests and the bench wait on this
