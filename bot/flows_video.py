@@ -76,13 +76,22 @@ async def _animate(interaction: discord.Interaction, bot: Tastemaker, image: db_
                    job: db_jobs.JobRecord | None, animation: generation.Animation) -> None:
     if image.video is not None:  # a clip is continued with Extend, not animated again
         raise UserError(flows.STALE_BUTTON)
+    prepared = await prepare_animation(bot, interaction.user.id, interaction.guild_id, image, job, animation)
+    await generation.start(bot, interaction, prepared)
+
+
+async def prepare_animation(
+    bot: Tastemaker, user_id: int, guild_id: int | None, image: db_jobs.ImageRecord,
+    job: db_jobs.JobRecord | None, animation: generation.Animation,
+) -> generation.Prepared:
+    """The video job animating a stored image (not a clip), with its job's model: Discord's Animate
+    buttons and the web's Animate queue the same one."""
     start = await _read(bot, image.path, "That image's file")
     animation = dataclasses.replace(animation, start=start, start_image_id=image.id)
-    prepared = await generation.prepare_video(
-        bot, interaction.user.id, interaction.guild_id, animation,
-        preset_name=job.request.get("preset") if job else None, parent_image_id=image.id,
+    return await generation.prepare_video(
+        bot, user_id, guild_id, animation, preset_name=job.request.get("preset") if job else None,
+        parent_image_id=image.id,
     )
-    await generation.start(bot, interaction, prepared)
 
 
 # -- under a clip ----------------------------------------------------------------------

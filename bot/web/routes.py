@@ -32,7 +32,7 @@ from engine.db import members, transaction
 from engine.db import taste as q
 from engine.db import web as store
 from engine.jobs import EmbedSpec, Job, JobKind, JobState
-from engine.params import ParamError
+from engine.params import MOTIONS, ParamError
 from engine.presets import PRESETS
 
 log = logging.getLogger("bot.web")
@@ -435,17 +435,14 @@ async def animate(request: web.Request) -> web.Response:
         motion = str((await request.json()).get("motion", "low"))
     except (ValueError, AttributeError):
         motion = ""
-    if motion not in ("low", "high"):
+    if motion not in MOTIONS:
         return _json_error("motion is low or high.")
     try:
         source = await db_jobs.get_job(context.db, image.job_id)
-        start = await asyncio.to_thread((Path(context.settings.data_dir) / image.path).read_bytes)
-        animation = generation.Animation(prompt=flows_video.description(source), motion=motion, start=start,
-                                         start_image_id=image.id)
-        prepared = await generation.prepare_video(context, session.user_id, image.guild_id, animation,
-                                                  preset_name=image.request.get("preset"), parent_image_id=image.id)
+        animation = generation.Animation(prompt=flows_video.description(source), motion=motion)
+        prepared = await flows_video.prepare_animation(context, session.user_id, image.guild_id, image, source, animation)
         record = await _queue_web_job(context, prepared, image)
-    except (UserError, ParamError, profiles.TasteError, OSError) as error:
+    except (UserError, ParamError, profiles.TasteError) as error:
         return _json_error(f"{error} Nothing was queued.")
     log.info("web animate %s queued for user %s (image %s)", record.id, session.user_id, image.id)
     return web.json_response(await _job_json(context, record))
