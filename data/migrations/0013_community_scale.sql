@@ -90,6 +90,10 @@ END;
 ALTER TABLE jobs ADD COLUMN deleted_at REAL;
 ALTER TABLE jobs ADD COLUMN purged_at REAL;
 CREATE INDEX jobs_deleted ON jobs(deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL;
+-- Deleted jobs whose Discord message still shows them (bot/retention.py scrub_deleted, every
+-- minute): its WHERE repeats the query's so SQLite uses it; purged jobs may still be waiting.
+CREATE INDEX jobs_unscrubbed ON jobs(deleted_at)
+    WHERE deleted_at IS NOT NULL AND message_id IS NOT NULL AND message_id != 0;
 
 -- Explore's "newest": a server's finished jobs, newest first; their images with the content
 -- filter's score, read from the index (in the table it sits after the 4 KB embedding).

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from bot.retention import DELETED
+from bot.retention import DELETED, UNSCRUBBED
+from engine.db import connect
 from tests.bot.conftest import acknowledge_user_errors, run_until
 from tests.bot.test_flows import post_buttons
 from tests.bot.test_imagine import finished, job_message
@@ -110,3 +111,12 @@ async def test_a_departed_members_images_go_once_the_retention_has_passed_and_co
     first = (await alice.slash(channel, "explore")).response.message
     shown = first.content + (await alice.click(first, label="Next")).response.message.content
     assert shown.count("a red kite") == 4 and shown.count("a green kite") == 4 and "a blue kite" not in shown
+
+
+async def test_the_every_minute_pass_over_deleted_jobs_messages_reads_an_index_not_every_job(tmp_path):
+    db = await connect(tmp_path / "tastemaker.db")
+    try:
+        plan = " ".join(row[3] for row in await db.execute_fetchall("EXPLAIN QUERY PLAN " + UNSCRUBBED))
+    finally:
+        await db.close()
+    assert "USING INDEX jobs_unscrubbed" in plan, plan
