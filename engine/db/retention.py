@@ -35,19 +35,22 @@ async def delete_job(db: aiosqlite.Connection, job_id: str, now: float | None = 
         )
         if changed.rowcount == 0:
             return []
-        images = [r[0] for r in await db.execute_fetchall("SELECT id FROM images WHERE job_id = ?", (job_id,))]
-        await _forget_images(db, images)
-        await db.execute("DELETE FROM use_signals WHERE grid_job_id = ? OR next_job_id = ?", (job_id, job_id))
-    return images
+        return await _forget_jobs(db, [job_id])
 
 
-async def _forget_images(db: aiosqlite.Connection, images: list[int]) -> None:
-    """Likes on these images (or on single images credited against them), and signals from
-    use that chose one of them."""
+async def _forget_jobs(db: aiosqlite.Connection, job_ids: list[str]) -> list[int]:
+    """Likes on these jobs' images (or on single images credited against them), and signals
+    from use that chose one of them or came from these jobs; returns the images' ids."""
+    marks = _in(job_ids)
+    images = [r[0] for r in await db.execute_fetchall(f"SELECT id FROM images WHERE job_id IN ({marks})", job_ids)]
     if images:
-        marks = _in(images)
-        await db.execute(f"DELETE FROM likes WHERE image_id IN ({marks}) OR grid_image_id IN ({marks})", (*images, *images))
-        await db.execute(f"DELETE FROM use_signals WHERE image_id IN ({marks})", images)
+        image_marks = _in(images)
+        await db.execute(f"DELETE FROM likes WHERE image_id IN ({image_marks}) OR grid_image_id IN ({image_marks})",
+                         (*images, *images))
+        await db.execute(f"DELETE FROM use_signals WHERE image_id IN ({image_marks})", images)
+    await db.execute(f"DELETE FROM use_signals WHERE grid_job_id IN ({marks}) OR next_job_id IN ({marks})",
+                     (*job_ids, *job_ids))
+    return images
 
 
 async def record_departure(db: aiosqlite.Connection, guild_id: int, user_id: int, now: float | None = None) -> None:
@@ -109,10 +112,7 @@ async def purge(db: aiosqlite.Connection, job_ids: list[str], now: float | None 
         return []
     marks = _in(job_ids)
     async with transaction(db):
-        images = [r[0] for r in await db.execute_fetchall(f"SELECT id FROM images WHERE job_id IN ({marks})", job_ids)]
-        await _forget_images(db, images)
-        await db.execute(f"DELETE FROM use_signals WHERE grid_job_id IN ({marks}) OR next_job_id IN ({marks})",
-                         (*job_ids, *job_ids))
+        images = await _forget_jobs(db, job_ids)
         if images:
             image_marks = _in(images)
             await db.execute(f"UPDATE jobs SET parent_image_id = NULL WHERE parent_image_id IN ({image_marks})", images)
