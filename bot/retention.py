@@ -37,10 +37,9 @@ async def delete(db: aiosqlite.Connection, job_id: str) -> int:
     return len(images)
 
 
-async def kept_days(bot: Tastemaker, guild_id: int | None) -> int:
+def kept_days(bot: Tastemaker, guild: members.GuildSettings) -> int:
     """Days this server keeps deleted and departed members' images (the bot's default unless set)."""
-    days = (await members.get_guild(bot.db, guild_id)).retention_days
-    return bot.settings.retention_days if days is None else days
+    return bot.settings.retention_days if guild.retention_days is None else guild.retention_days
 
 
 async def sweep(db: aiosqlite.Connection, data_dir: Path, default_days: int, now: float | None = None) -> int:

@@ -147,12 +147,14 @@ class Admin(commands.GroupCog, group_name="admin", group_description="Server own
     @app_commands.command(description="Days the images of deleted jobs, and of members who left, are kept")
     @app_commands.describe(days="0-3650 (0: removed within minutes); leave out to see the current setting")
     async def retention(self, interaction: discord.Interaction, days: app_commands.Range[int, 0, 3650] | None = None) -> None:
-        if days is not None:
-            await members.update_guild(self.bot.db, interaction.guild_id, retention_days=days)
-        kept = await retention.kept_days(self.bot, interaction.guild_id)
-        own = (await members.get_guild(self.bot.db, interaction.guild_id)).retention_days is not None
+        db, guild_id = self.bot.db, interaction.guild_id
+        if days is None:
+            guild = await members.get_guild(db, guild_id)
+        else:  # update_guild answers with the settings it wrote: no second read
+            guild = await members.update_guild(db, guild_id, retention_days=days)
+        kept = retention.kept_days(self.bot, guild)
         how = "at the next sweep, within minutes" if kept == 0 else f"**{kept} day{'s' if kept != 1 else ''}** later"
-        default = "" if own else " (the bot's default)"
+        default = "" if guild.retention_days is not None else " (the bot's default)"
         await interaction.response.send_message(
             f"Images of jobs their members delete (`/delete`), and of members who leave this server, are removed "
             f"{how}{default}. A deleted job leaves Explore, likes and taste at once; a member who leaves keeps their "

@@ -12,6 +12,7 @@ from bot import render, retention
 from bot.app import Tastemaker
 from bot.cogs.show import find_own_job
 from bot.errors import UserError
+from engine.db import members
 from engine.db import retention as db_retention
 
 
@@ -27,7 +28,7 @@ class Retention(commands.Cog):
             raise UserError(f"Job `{render.short_id(record.id)}` is still going: cancel it with ❌ on its message first.")
         images = await retention.delete(self.bot.db, record.id)
         await retention.scrub(self.bot, record)
-        days = await retention.kept_days(self.bot, interaction.guild_id)
+        days = retention.kept_days(self.bot, await members.get_guild(self.bot.db, interaction.guild_id))
         when = "at the next sweep (within minutes)" if days == 0 else f"after {days} day{'s' if days != 1 else ''}"
         await interaction.response.send_message(
             f"Deleted job `{render.short_id(record.id)}`: its {images} image{'s' if images != 1 else ''} left Explore, "
