@@ -194,12 +194,13 @@ def latents_to_preview(family: Family, pipe, latents: torch.Tensor, size: tuple[
 class _Progress:
     """callback_on_step_end for a job made of `n_batches` pipeline calls."""
 
-    def __init__(self, report: Report, should_stop: ShouldStop, family: Family, n_batches: int):
+    def __init__(self, report: Report, should_stop: ShouldStop, family: Family, n_batches: int, offload: str):
         self.report = report
         self.should_stop = should_stop
         self.family = family
         self.size = (0, 0)  # (width, height) of the images being drawn
-        self.previews = True  # off where a preview would need an offloaded VAE (16-channel latents, offload)
+        # A family without a latent_rgb map previews through the VAE: not while it is offloaded.
+        self.previews = family.latent_rgb is not None or offload == "none"
         self.n_batches = max(1, n_batches)
         self.batch = -1
         self.last_preview = -math.inf
@@ -534,8 +535,7 @@ class Engine:
 
         # 3. Run it.
         gen_t, emb_t = _Timer(m.device), _Timer(m.device)
-        progress = _Progress(report, should_stop, m.family, 1)
-        progress.previews = m.family.latent_rgb is not None or self.preset.offload == "none"
+        progress = _Progress(report, should_stop, m.family, 1, self.preset.offload)
         try:
             spec = job.generate
             if styles or prompt_images:
@@ -846,7 +846,9 @@ class Engine:
         spec = job.video
         # 1. A text prompt's start frame: one image of this preset, with the member's taste.
         if start is None and spec.start is not None:
-            progress = _Progress(lambda percent, preview: report(0.0, preview), should_stop, m.family, 1)
+            progress = _Progress(
+                lambda percent, preview: report(0.0, preview), should_stop, m.family, 1, self.preset.offload
+            )
             drawn = self._generate(m, self._imagine(m, spec.start.model_copy(update={"count": 1})), progress, gen_t, emb_t)
             start = decode_image(drawn.images[0].png)
         # 2. The clips, on the video model (loaded once).

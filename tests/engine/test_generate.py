@@ -143,6 +143,17 @@ def test_progress_percents_and_previews(engine, gen):
         assert im.format == "JPEG" and max(im.size) <= 256
 
 
+def test_progress_previews_skip_an_offloaded_vae():
+    from engine.families import FAMILIES
+    from engine.generate import _Progress
+
+    def made(kind: str, offload: str) -> bool:
+        return _Progress(lambda p, prev: None, lambda: False, FAMILIES[kind], 1, offload).previews
+
+    assert made("sdxl", "model") and made("flux", "none")  # a latent_rgb map, or the VAE on the device
+    assert not made("flux", "model") and not made("sd3", "sequential")  # a 16-channel VAE offloaded
+
+
 def test_cancel_raises_and_leaves_the_engine_usable(engine, gen, base_grid):
     polls = []
 
