@@ -518,8 +518,10 @@ class Engine:
         self._check_safe(job, [("the source image", decoded)] if decoded is not None else [])
         self._check_safe(job, [(f"--sref image {i}", im) for i, im in enumerate(styles, 1)])
         self._check_safe(job, [(f"image prompt {i}", im) for i, im in enumerate(prompt_images, 1)])
+        end = None  # the video's end frame, decoded once here for the filter and the video runner
         if job.kind == JobKind.VIDEO and job.video.end_image is not None:
-            self._check_safe(job, [("the end frame", self._decoded(job.video.end_image, "the end frame"))])
+            end = self._decoded(job.video.end_image, "the end frame")
+            self._check_safe(job, [("the end frame", end)])
         if should_stop():
             raise JobCancelled()
 
@@ -556,7 +558,7 @@ class Engine:
                 case JobKind.POOL:
                     result = self._generate(m, self._pool(m, job.pool), progress, gen_t, emb_t)
                 case JobKind.VIDEO:
-                    result = self._video(m, job, decoded, report, should_stop, gen_t, emb_t)
+                    result = self._video(m, job, decoded, end, report, should_stop, gen_t, emb_t)
         except torch.cuda.OutOfMemoryError as e:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -841,8 +843,8 @@ class Engine:
         out = [self._out(images[i], embs[i], s.seeds[i], labels[i], scores[i], nsfw[i]) for i in order]
         return JobResult(images=out, timings={"nsfw": round(nsfw_s, 4)})
 
-    def _video(self, m: Loaded, job: Job, start: Image.Image | None, report: Report, should_stop: ShouldStop,
-               gen_t: _Timer, emb_t: _Timer) -> JobResult:
+    def _video(self, m: Loaded, job: Job, start: Image.Image | None, end: Image.Image | None, report: Report,
+               should_stop: ShouldStop, gen_t: _Timer, emb_t: _Timer) -> JobResult:
         spec = job.video
         # 1. A text prompt's start frame: one image of this preset, with the member's taste.
         if start is None and spec.start is not None:
@@ -860,7 +862,7 @@ class Engine:
                 return m.embedder.embed_images(images)
 
         seconds = [0.0]
-        result = self.video.run(job, start, embed, report, should_stop, seconds)
+        result = self.video.run(job, start, end, embed, report, should_stop, seconds)
         gen_t.seconds += seconds[0]
         return result
 

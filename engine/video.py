@@ -39,7 +39,6 @@ from PIL import Image
 
 from engine import mp4, safety
 from engine.models import _DTYPE_KW, _LOADING, CheckItem, _cached, _check_files, build_in_place, is_built
-from engine.images import ImageDecodeError, decode_image
 from engine.jobs import ClipOut, Job, JobCancelled, JobError, JobResult, VideoSpec
 from engine.presets import TINY_VIDEO, Preset, VideoModel
 
@@ -254,7 +253,8 @@ class VideoRunner:
         self.device, self.dtype = device, dtype
         self.pipe = load(self.model, device, dtype, data_dir)
 
-    def run(self, job: Job, start: Image.Image | None, embed: Callable[[list[Image.Image]], np.ndarray],
+    def run(self, job: Job, start: Image.Image | None, end: Image.Image | None,
+            embed: Callable[[list[Image.Image]], np.ndarray],
             report: Callable[[float, bytes | None], None], should_stop: Callable[[], bool],
             gen_seconds: list[float]) -> JobResult:
         spec, model = job.video, self.model
@@ -274,7 +274,6 @@ class VideoRunner:
             width, height = clip_size(start.width, start.height, model.base_size)
             frames = model.frames
         start = start.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        end = _decode(spec.end_image, "the end frame") if spec.end_image is not None else None
         if spec.loop:
             end = Image.fromarray(before[0]) if before else start
         if end is not None:
@@ -312,13 +311,6 @@ class VideoRunner:
             ))
         report(100.0, None)
         return JobResult(clips=clips)
-
-
-def _decode(data: bytes, name: str) -> Image.Image:
-    try:
-        return decode_image(data)
-    except ImageDecodeError as error:
-        raise JobError(f"{name}: {error}", retryable=False) from None
 
 
 def check(preset: Preset, data_dir: str | os.PathLike) -> list:
