@@ -949,7 +949,7 @@ class Engine:
                 # 5. Denoise and decode.
                 result = pipe(
                     **kw,
-                    **family.call_kwargs(s.guidance),
+                    guidance_scale=s.guidance,  # FLUX reads it only with guidance_embeds ([dev])
                     num_inference_steps=s.steps,
                     generator=generators,
                     output_type="pil",

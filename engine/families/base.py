@@ -46,9 +46,6 @@ class Family:
         """The pipeline's embedding keyword arguments (per-image tensors only; batch first)."""
         raise NotImplementedError
 
-    def call_kwargs(self, guidance: float) -> dict[str, Any]:
-        return {"guidance_scale": guidance}
-
     def img2img_size(self, width: int, height: int) -> dict[str, int]:
         """SD's img2img draws at the image's size; the transformer pipelines take it explicitly."""
         return {}

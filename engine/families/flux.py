@@ -56,9 +56,6 @@ class Flux(Family):
         )
         return {"prompt_embeds": pe, "pooled_prompt_embeds": ppe}
 
-    def call_kwargs(self, guidance: float) -> dict[str, Any]:
-        return {"guidance_scale": guidance}  # read only by a transformer with guidance_embeds ([dev])
-
     def img2img_size(self, width: int, height: int) -> dict[str, int]:
         return {"width": width, "height": height}
 
