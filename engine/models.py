@@ -19,6 +19,8 @@ import importlib.util
 import json
 import logging
 import os
+import posixpath
+import re
 import shutil
 import threading
 import time
@@ -976,16 +978,33 @@ def _cached(repo: str, filename: str) -> str | None:
     return hit if isinstance(hit, str) else None
 
 
+_SHARD_INDEX = re.compile(r"\.safetensors\.index(\.[^./]+)?\.json$")  # x.safetensors.index[.fp16].json
+
+
+def _find(repo: str, filename: str) -> str | None:
+    if os.path.isdir(repo):  # a preset may name a local folder instead of a hub id
+        return str(Path(repo) / filename) if os.path.isfile(Path(repo) / filename) else None
+    return _cached(repo, filename)
+
+
 def _check_files(name: str, repo: str, alternatives: list[str]) -> CheckItem:
-    local = os.path.isdir(repo)  # a preset may name a local folder instead of a hub id
     for filename in alternatives:
-        if local:
-            hit = str(Path(repo) / filename) if os.path.isfile(Path(repo) / filename) else None
-        else:
-            hit = _cached(repo, filename)
+        hit = _find(repo, filename)
+        if hit and _SHARD_INDEX.search(filename):
+            return _check_shards(name, repo, filename, hit)
         if hit:
             return CheckItem(name, True, hit)
     return CheckItem(name, False, f"missing: {repo}/{alternatives[0]}")
+
+
+def _check_shards(name: str, repo: str, index: str, hit: str) -> CheckItem:
+    """A sharded weight: its index is present, but loading needs every shard it names."""
+    folder = posixpath.dirname(index)
+    shards = sorted(set(json.loads(Path(hit).read_text())["weight_map"].values()))
+    missing = [s for s in shards if not _find(repo, posixpath.join(folder, s))]
+    if missing:
+        return CheckItem(name, False, f"missing: {len(missing)} of {len(shards)} shards")
+    return CheckItem(name, True, f"{len(shards)} shards in {Path(hit).parent}")
 
 
 def check(preset: Preset | str, data_dir: str | os.PathLike = "data", device: str = "auto") -> list[CheckItem]:

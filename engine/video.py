@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 from engine import mp4, safety
-from engine.models import _DTYPE_KW, _LOADING, CheckItem, _cached, _check_files, build_in_place, is_built
+from engine.models import _DTYPE_KW, _LOADING, CheckItem, _check_files, build_in_place, is_built
 from engine.jobs import ClipOut, Job, JobCancelled, JobError, JobResult, VideoSpec
 from engine.presets import TINY_VIDEO, Preset, VideoModel
 
@@ -328,13 +328,6 @@ def check(preset: Preset, data_dir: str | os.PathLike) -> list:
     items.append(_check_files("video model_index", model.repo, ["model_index.json"]))
     for component, index in (("transformer", "diffusion_pytorch_model"), ("transformer_2", "diffusion_pytorch_model"),
                               ("text_encoder", "model"), ("vae", "diffusion_pytorch_model")):
-        found = _check_files(f"video {component}", model.repo,
-                             [f"{component}/{index}.safetensors.index.json", f"{component}/{index}.safetensors"])
-        if found.present and found.detail.endswith(".index.json"):  # sharded: every shard it names
-            shards = sorted(set(json.loads(Path(found.detail).read_text())["weight_map"].values()))
-            missing = [s for s in shards if not (os.path.isdir(model.repo) and (Path(model.repo) / component / s).is_file())
-                       and not _cached(model.repo, f"{component}/{s}")]
-            found = CheckItem(found.name, not missing, f"missing: {len(missing)} of {len(shards)} shards" if missing
-                              else f"{len(shards)} shards in {Path(found.detail).parent}")
-        items.append(found)
+        items.append(_check_files(f"video {component}", model.repo,  # sharded: every shard it names
+                                  [f"{component}/{index}.safetensors.index.json", f"{component}/{index}.safetensors"]))
     return items

@@ -258,3 +258,41 @@ def test_a_checkpoint_of_another_architecture_is_refused(owner_files, tiny_data_
     with pytest.raises(models.PresetLoadError) as caught:
         models.load(owner_preset("wrong-kind", tiny_data_dir), "cpu", tiny_data_dir)
     assert "preset 'wrong-kind'" in str(caught.value) and "owner-model.safetensors" in str(caught.value)
+
+
+# -- --check: sharded weights ----------------------------------------------------------------
+
+
+def test_check_reports_a_sharded_component_missing_a_shard(tmp_path):
+    """An index.json is only as good as the shards it names (FLUX's transformer and T5 ship sharded)."""
+    import json
+
+    from engine import models
+    from engine.families import FAMILIES
+    from engine.presets import get_preset
+
+    family, root = FAMILIES["flux"], tmp_path / "flux"
+    (root / "model_index.json").parent.mkdir(parents=True)
+    (root / "model_index.json").write_text("{}")
+    for comp, (configs, stem) in family.components.items():
+        (root / comp).mkdir()
+        for name in configs:
+            (root / comp / name).write_text("{}")
+        if stem:
+            (root / comp / f"{stem}.safetensors").write_bytes(b"x")
+    (root / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    shards = ["diffusion_pytorch_model-00001-of-00002.safetensors", "diffusion_pytorch_model-00002-of-00002.safetensors"]
+    (root / "transformer" / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": shards[0], "b": shards[1]}}))
+    (root / "transformer" / shards[0]).write_bytes(b"x")
+
+    def weights() -> models.CheckItem:
+        items = models._check_diffusers(get_preset("flux-schnell"), family, str(root))
+        assert all(i.present for i in items if i.name != "transformer weights")
+        return next(i for i in items if i.name == "transformer weights")
+
+    item = weights()
+    assert not item.present and item.detail == "missing: 1 of 2 shards"
+    (root / "transformer" / shards[1]).write_bytes(b"x")
+    item = weights()
+    assert item.present and item.detail == f"2 shards in {root / 'transformer'}"
