@@ -120,7 +120,7 @@ from PIL import Image
 
 from engine import canvas, params, safety
 from engine.config import DtypeName
-from engine.images import ImageDecodeError, decode_image
+from engine.images import ImageDecodeError, decode_image, encode_png
 from engine.jobs import (  # JobError / JobCancelled live in jobs.py so the worker needs no torch to catch them
     MAX_PIXELS,
     MAX_SIDE,
@@ -341,12 +341,6 @@ def _vae_tiling(vae, enabled: bool) -> Iterator[None]:
         yield
     finally:
         vae.disable_tiling()
-
-
-def _png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
 
 
 def _chaos_generator(seed: int) -> torch.Generator:
@@ -904,7 +898,7 @@ class Engine:
         im: Image.Image, emb: np.ndarray, seed: int, label: str = "", score: float | None = None, nsfw: float | None = None
     ) -> ImageOut:
         return ImageOut(
-            png=_png(im),
+            png=encode_png(im),
             embedding=[float(x) for x in emb],
             seed=seed,
             width=im.width,

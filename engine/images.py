@@ -90,3 +90,10 @@ def reencode(data: bytes) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """What the worker sends back (images, clip posters): PNG at zlib level 6."""
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=6)
+    return out.getvalue()

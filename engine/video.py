@@ -38,6 +38,7 @@ import torch
 from PIL import Image
 
 from engine import mp4, safety
+from engine.images import encode_png
 from engine.models import _DTYPE_KW, _LOADING, CheckItem, _check_files, build_in_place, is_built
 from engine.jobs import ClipOut, Job, JobCancelled, JobError, JobResult, VideoSpec
 from engine.presets import TINY_VIDEO, Preset, VideoModel
@@ -237,12 +238,6 @@ def _jpeg(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=6)
-    return out.getvalue()
-
-
 class VideoRunner:
     """A preset's video model, loaded on the first video job and kept (engine/generate.py Engine.video)."""
 
@@ -306,7 +301,7 @@ class VideoRunner:
             poster = Image.fromarray(video[0])
             data = mp4.write(video, model.fps, master_bitrate(width, height, model.fps))
             clips.append(ClipOut(
-                mp4=data, poster=_png(poster), embedding=[float(x) for x in embed([poster])[0]], seed=spec.seed + i,
+                mp4=data, poster=encode_png(poster), embedding=[float(x) for x in embed([poster])[0]], seed=spec.seed + i,
                 width=width, height=height, frames=len(video), fps=float(model.fps), nsfw=score,
             ))
         report(100.0, None)
