@@ -39,13 +39,13 @@ from PIL import Image
 
 from engine import mp4, safety
 from engine.images import encode_png
-from engine.models import _DTYPE_KW, _LOADING, CheckItem, _check_files, build_in_place, is_built
+from engine.models import _DTYPE_KW, _LOADING, CheckItem, _check_files, _t5_tokenizer, build_in_place, is_built
 from engine.jobs import ClipOut, Job, JobCancelled, JobError, JobResult, VideoSpec
 from engine.presets import TINY_VIDEO, Preset, VideoModel
 
 log = logging.getLogger(__name__)
 
-TINY_VIDEO_BUILD = 1
+TINY_VIDEO_BUILD = 2
 MASTER_BITS_PER_PIXEL = 0.25  # the kept clip's bitrate per pixel and frame: near-transparent H.264 (Baseline)
 MIN_MASTER_BITRATE = 300_000
 PREVIEW_EVERY_S = 0.7
@@ -95,7 +95,7 @@ def save_random(root: Path, sizes: VideoSizes, *, device: torch.device | str = "
     finally:
         torch.set_default_dtype(default)
     pipe = WanImageToVideoPipeline(
-        tokenizer=_tokenizer(), text_encoder=text_encoder, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        tokenizer=_t5_tokenizer(), text_encoder=text_encoder, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         transformer=transformers[0], transformer_2=transformers[-1], boundary_ratio=0.875,
     )
     if one_transformer:
@@ -107,18 +107,6 @@ def save_random(root: Path, sizes: VideoSizes, *, device: torch.device | str = "
         index["transformer_2"] = ["diffusers", "WanTransformer3DModel"]
         (root / "model_index.json").write_text(json.dumps(index, indent=2))
     return root
-
-
-def _tokenizer():
-    """A T5-style tokenizer from nothing but its vocabulary (printable ASCII; anything else is <unk>)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import T5TokenizerFast
-
-    vocab = ["<pad>", "</s>", "<unk>"] + [chr(c) for c in range(32, 127)] + [f"<extra_id_{i}>" for i in range(4)]
-    unigram = Tokenizer(models.Unigram([(piece, -float(i)) for i, piece in enumerate(vocab)], unk_id=2))
-    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
-    return T5TokenizerFast(tokenizer_object=unigram, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                           extra_ids=0, model_max_length=64)
 
 
 def build_tiny_video(data_dir: str | os.PathLike) -> Path:
