@@ -13,23 +13,20 @@ import asyncio
 import os
 import sys
 
-import aiosqlite
-
 from engine import profiles
 from engine import taste as tm
+from engine.db import open_db
 from engine.db import taste as q
 
 
 async def _basis(path: str, version: int) -> tm.Basis:
-    db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
-    db.row_factory = aiosqlite.Row
+    db = await open_db(path, read_only=True)
     try:
-        row = await q.get_basis(db, version)
+        return await profiles._basis_version(db, version)
+    except profiles.TasteError:
+        raise SystemExit(f"basis {version} is not in {path}") from None
     finally:
         await db.close()
-    if row is None:
-        raise SystemExit(f"basis {version} is not in {path}")
-    return tm.Basis.from_bytes(row.data)
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ import numpy as np
 from engine import params
 from engine import taste as tm
 from engine.db import jobs as db_jobs
-from engine.db import members, transaction
+from engine.db import members, open_db, transaction
 from engine.db import taste as q
 from engine.presets import PRESETS
 
@@ -643,9 +643,7 @@ def _apart(path: str, work, *args, **kwargs):
     a thread (or another process), it reads and writes without holding up the bot's loop."""
 
     async def run():
-        db = await aiosqlite.connect(path, timeout=30, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute_fetchall("PRAGMA busy_timeout=30000")
+        db = await open_db(path)  # the bot's settings: it writes, so foreign keys are enforced too
         try:
             return await work(db, *args, **kwargs)
         finally:
@@ -880,8 +878,7 @@ def fit_community_prior(path: str, basis: tm.Basis) -> tm.Prior:
     grows with each one)."""
 
     async def load() -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
-        db.row_factory = aiosqlite.Row
+        db = await open_db(path, read_only=True)
         try:
             return await _community_observations(db, basis, await q.prior_sample(db, PRIOR_MAX_MEMBERS))
         finally:

@@ -33,11 +33,24 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
     """Open the database, switch to WAL and apply pending migrations."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(path, timeout=30, isolation_level=None)
-    db.row_factory = aiosqlite.Row
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
-        await db.execute_fetchall(f"PRAGMA {pragma}")  # fetch: an unread row keeps the statement open
+    db = await open_db(path)
     await migrate(db)
+    return db
+
+
+async def open_db(path: str | Path, *, read_only: bool = False) -> aiosqlite.Connection:
+    """Open an existing (migrated) database with the bot's per-connection settings: another
+    connection of the same process or a helper one (a thread's, engine.prior_fit's) enforces
+    foreign keys and waits for locks like the bot's own. ``read_only`` opens it so."""
+    if read_only:
+        db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+    else:
+        db = await aiosqlite.connect(path, timeout=30, isolation_level=None)
+    db.row_factory = aiosqlite.Row
+    # journal_mode is the file's (set once, by a writer); the rest are each connection's own
+    pragmas = ("synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000")
+    for pragma in pragmas if read_only else ("journal_mode=WAL", *pragmas):
+        await db.execute_fetchall(f"PRAGMA {pragma}")  # fetch: an unread row keeps the statement open
     return db
 
 

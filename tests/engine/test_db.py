@@ -147,3 +147,30 @@ async def test_a_settings_change_during_a_failed_pump_step_is_not_lost(tmp_path,
         assert (after.state, after.cursor) == (JobState.QUEUED, "")  # the pump's own write was rolled back
     finally:
         await db.close()
+
+
+async def test_a_helper_connection_has_the_bots_settings(db, tmp_path):
+    """A thread's own connection (engine.profiles._apart) writes too: foreign keys hold there
+    as on the bot's; a read-only one (engine.prior_fit) can't write at all."""
+    from engine import profiles
+    from engine.db import open_db
+
+    async with transaction(db):
+        await db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        await db.execute("CREATE TABLE child (parent INTEGER NOT NULL REFERENCES parent (id))")
+
+    async def orphan(helper) -> None:
+        ((on,),) = await helper.execute_fetchall("PRAGMA foreign_keys")
+        assert on == 1
+        async with transaction(helper):
+            await helper.execute("INSERT INTO child VALUES (7)")
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        await asyncio.to_thread(profiles._apart, str(tmp_path / "t.db"), orphan)
+    reader = await open_db(tmp_path / "t.db", read_only=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await reader.execute("INSERT INTO parent VALUES (1)")
+    finally:
+        await reader.close()
+    assert await db.execute_fetchall("SELECT * FROM child") == []
