@@ -677,17 +677,13 @@ class _Use:
         return f"{self.likes}:{self.likes_through}/{signals}"
 
     @classmethod
-    def from_key(cls, key: str) -> _Use | None:
-        """None for a key in another form (an older release's fit: it can't be added to)."""
-        try:
-            likes, signals = key.split("/")
-            count, through = map(int, likes.split(":"))
-            if signals == "off":
-                return cls(count, through, learning=False)
-            n, newest, waiting = signals.split(":")
-            return cls(count, through, int(n), int(newest), tuple(int(i) for i in waiting.split(",") if i))
-        except ValueError:
-            return None
+    def from_key(cls, key: str) -> _Use:
+        likes, signals = key.split("/")
+        count, through = map(int, likes.split(":"))
+        if signals == "off":
+            return cls(count, through, learning=False)
+        n, newest, waiting = signals.split(":")
+        return cls(count, through, int(n), int(newest), tuple(int(i) for i in waiting.split(",") if i))
 
 
 NO_USE = _Use()  # a profile other than the main one learns from its votes alone
@@ -909,7 +905,7 @@ FITS_IN_A_THREAD = 50  # big profiles without a stored fit: up to this many are 
 @dataclass(eq=False)
 class _Fit:
     prior_made: float  # the community prior it was fitted under (its created_at; 0: the cold-start one)
-    use: _Use | None  # the likes and signals from use in it; None: an older release's, which can't be added to
+    use: _Use  # the likes and signals from use in it
     votes: int
     through: float  # the latest answered_at among its votes
     observations: int  # the comparisons in it
@@ -947,8 +943,6 @@ async def _fold(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile, f
     FIT_EXACT_EVERY came, some were deleted, learning from use was turned on or off, or
     another request changed the fit meanwhile."""
     before, held = fit.posterior, fit.use
-    if held is None:
-        return False
     now = await _use_now(db, profile)
     new = await q.profile_votes(db, profile.id, after=fit.through)
     came = len(new) + now.likes - held.likes + now.signals - held.signals
