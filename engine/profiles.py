@@ -551,11 +551,19 @@ async def _vote_deltas(
                     rows[j], here[j] = extra[int(ids[j])], True
         found &= here
         z.append(rows)
-    deltas, users = (z[0] - z[1])[found], users[found]
-    order = np.argsort(users, kind="stable")  # by member, oldest vote first within each
-    users, deltas = users[order], deltas[order]
+    by_member = _by_member(users[found], (z[0] - z[1])[found])  # oldest vote first within each
+    return {u: d[-newest:] if newest else d for u, d in by_member.items()}
+
+
+def _by_member(users: np.ndarray, rows: np.ndarray) -> dict[int, np.ndarray]:
+    """``rows`` grouped by member (``users[i]`` is row i's), in their order within each: one
+    sort for all of them, not a pass over every row per member (thousands at the prior's refit)."""
+    if not len(users):
+        return {}
+    order = np.argsort(users, kind="stable")
+    users, rows = users[order], rows[order]
     bounds = np.flatnonzero(np.diff(users)) + 1
-    return {int(u[0]): d[-newest:] if newest else d for u, d in zip(np.split(users, bounds), np.split(deltas, bounds), strict=True)}
+    return dict(zip(users[np.r_[0, bounds]].tolist(), np.split(rows, bounds), strict=True))
 
 
 async def _use_deltas(
@@ -571,10 +579,8 @@ async def _use_deltas(
     kept = [(u, a, b) for u, a, b in likes if a in z and b in z]
     if kept:
         liked = np.array([z[a] for _, a, _ in kept]) - np.array([z[b] for _, _, b in kept])
-        by_user = np.array([u for u, _, _ in kept], dtype=np.int64)
-        for u in np.unique(by_user):
-            mine = liked[by_user == u]
-            out[int(u)].append((mine, np.full(len(mine), tm.LIKE_WEIGHT)))
+        for u, mine in _by_member(np.array([u for u, _, _ in kept], dtype=np.int64), liked).items():
+            out[u].append((mine, np.full(len(mine), tm.LIKE_WEIGHT)))
     for signal in signals:
         grid = [i for i in signal.grid if i in z]
         if len(grid) < 2:
