@@ -802,9 +802,7 @@ async def _community_prior(db: aiosqlite.Connection, basis: tm.Basis) -> tuple[t
     if stale is not None:
         return stale, made
     if members_with_data <= PRIOR_WAIT_MEMBERS:
-        await asyncio.shield(refit)
-        made = (await q.community_prior_stamp(db, basis.version))[2]
-        return await _stored_prior(db, basis, made), made
+        return await asyncio.shield(refit)
     return _cold_prior(basis.k), 0.0
 
 
@@ -819,10 +817,15 @@ async def _stored_prior(db: aiosqlite.Connection, basis: tm.Basis, made: float) 
         found = await q.get_community_prior_arrays(db, basis.version)
         if found is None or found[2]["mean"].shape != (basis.k,):
             return None
-        if len(known) > 8:
-            known.clear()
-        known[key] = tm.Prior.from_arrays(found[2])
+        _remember_prior(db, basis, made, tm.Prior.from_arrays(found[2]))
     return known[key]
+
+
+def _remember_prior(db: aiosqlite.Connection, basis: tm.Basis, made: float, prior: tm.Prior) -> None:
+    known = _priors.setdefault(db, {})
+    if len(known) > 8:
+        known.clear()
+    known[(basis.version, made)] = prior
 
 
 @functools.cache
@@ -839,15 +842,19 @@ def refit_prior_soon(db: aiosqlite.Connection, basis: tm.Basis, members_with_dat
     return _refitting[key]
 
 
-async def _refit_prior(db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int) -> tm.Prior:
+async def _refit_prior(
+    db: aiosqlite.Connection, basis: tm.Basis, members_with_data: int, observations: int
+) -> tuple[tm.Prior, float]:
+    """The refitted prior, stored, and its created_at; cached as _stored_prior would decode it."""
     try:
         path = await _path(db)
         if members_with_data <= PRIOR_WAIT_MEMBERS:  # a second or two: a thread
             prior = await asyncio.to_thread(fit_community_prior, path, basis)
         else:  # a minute of numpy and Python: a process, so the bot's loop never waits for the GIL
             prior = tm.Prior.from_arrays(q.npz_arrays(await _in_a_process(path, basis)))
-        await q.put_community_prior(db, basis.version, members_with_data, observations, **prior.to_arrays())
-        return prior
+        made = await q.put_community_prior(db, basis.version, members_with_data, observations, **prior.to_arrays())
+        _remember_prior(db, basis, made, prior)  # the waiting request's and the next ones': no re-read, no decode
+        return prior, made
     finally:
         _refitting.pop((id(db), basis.version), None)
 

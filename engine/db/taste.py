@@ -850,13 +850,16 @@ async def put_community_prior(
     mean: np.ndarray,
     cov: np.ndarray,
     **clusters: np.ndarray,
-) -> None:
-    """``clusters``: a clustered prior's other arrays (taste.Prior.to_arrays)."""
+) -> float:
+    """``clusters``: a clustered prior's other arrays (taste.Prior.to_arrays). Returns its
+    created_at (what community_prior_stamp reads back)."""
     data = npz_blob(mean=np.asarray(mean), cov=np.asarray(cov), **{n: np.asarray(a) for n, a in clusters.items()})
     async with transaction(db):
+        made = time.time()
         await db.execute(
             "INSERT INTO community_priors (basis_version, members, observations, data, created_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (basis_version) DO UPDATE SET members = excluded.members, observations = excluded.observations,"
             " data = excluded.data, created_at = excluded.created_at",
-            (basis_version, members, observations, data, time.time()),
+            (basis_version, members, observations, data, made),
         )
+    return made

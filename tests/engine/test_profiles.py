@@ -397,6 +397,29 @@ async def test_community_prior_is_cached_and_refreshed(world):
     assert (await q.get_community_prior(world.db, world.basis.version))[:2] == (4, 13 + profiles.PRIOR_REFRESH)
 
 
+async def test_a_waited_for_refit_serves_the_prior_it_fitted(world, monkeypatch):
+    """A small community's first request waits for the refit and gets the prior it stored, with
+    its created_at, without reading it back: the next requests are served that same object."""
+    for user in (1, 2, 3):
+        await _vote(world, user, 4, _loves(world, 1))
+    await world.db.execute("DELETE FROM community_priors")  # none stored yet: the next request waits for one
+    decoded = []
+    real = q.get_community_prior_arrays
+
+    async def counted(db, version):
+        decoded.append(version)
+        return await real(db, version)
+
+    monkeypatch.setattr(q, "get_community_prior_arrays", counted)
+    prior, made = await profiles._community_prior(world.db, world.basis)
+    assert decoded == []
+    assert made == (await q.community_prior_stamp(world.db, world.basis.version))[2] > 0
+    assert await profiles._community_prior(world.db, world.basis) == (prior, made)
+    assert decoded == []
+    members, obs, mean, cov = await q.get_community_prior(world.db, world.basis.version)
+    assert (members, obs) == (3, 12) and np.array_equal(prior.mean, mean) and np.array_equal(prior.cov, cov)
+
+
 # --- likes ------------------------------------------------------------------------
 
 
