@@ -625,9 +625,7 @@ def index_images(path: str, basis: tm.Basis, *, limit: int | None = None) -> int
     gigabytes at a community's scale). Returns how many it whitened; ``limit`` stops early."""
 
     async def run(db: aiosqlite.Connection) -> int:
-        mark = await members.get_meta(db, INDEXED_THROUGH) or ""
-        version, _, through = mark.partition(":")
-        after = int(through) if version == str(basis.version) and through.isdigit() else 0
+        after = await _indexed_through(db, basis)
         done = 0
         while limit is None or done < limit:
             rows = await q.images_after(db, after, INDEX_BATCH)
@@ -642,6 +640,18 @@ def index_images(path: str, basis: tm.Basis, *, limit: int | None = None) -> int
         return done
 
     return _apart(path, run)
+
+
+async def _indexed_through(db: aiosqlite.Connection, basis: tm.Basis) -> int:
+    """The last image id index_images has been through on this basis (0: none yet)."""
+    version, _, through = (await members.get_meta(db, INDEXED_THROUGH) or "").partition(":")
+    return int(through) if version == str(basis.version) and through.isdigit() else 0
+
+
+async def images_to_index(db: aiosqlite.Connection, basis: tm.Basis) -> bool:
+    """Whether index_images has anything to do: two cheap reads on this connection, so the
+    upkeep starts its thread, connection and event loop only when an image came."""
+    return await q.newest_image_id(db) > await _indexed_through(db, basis)
 
 
 def _apart(path: str, work, *args, **kwargs):

@@ -45,10 +45,10 @@ class Upkeep(commands.Cog):
         if found is None:
             return
         basis = found[0]
-        ((path,),) = await self.bot.db.execute_fetchall("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        indexed = await asyncio.to_thread(profiles.index_images, path, basis)
-        if indexed:
-            log.info("taste index: %d new images on basis %d", indexed, basis.version)
+        if await profiles.images_to_index(self.bot.db, basis):  # most minutes: none came, no thread
+            indexed = await asyncio.to_thread(profiles.index_images, str(self.bot.settings.db_path), basis)
+            if indexed:
+                log.info("taste index: %d new images on basis %d", indexed, basis.version)
         fitted = await profiles.store_fits(self.bot.db, basis)
         if fitted:
             log.info("taste fits: %d big profiles fitted on basis %d", fitted, basis.version)

@@ -472,6 +472,12 @@ async def images_after(db: aiosqlite.Connection, after_id: int, limit: int) -> l
     return [(r[0], r[1]) for r in rows]
 
 
+async def newest_image_id(db: aiosqlite.Connection) -> int:
+    """The highest image id (0 for none): the primary key's last entry, no row read."""
+    ((newest,),) = await db.execute_fetchall("SELECT COALESCE(MAX(id), 0) FROM images")
+    return int(newest)
+
+
 _VOTE = (
     "SELECT id, CASE choice WHEN 'left' THEN left_id ELSE right_id END, CASE choice WHEN 'left' THEN right_id"
     " ELSE left_id END, answered_at FROM rank_pairs WHERE profile_id = ? AND choice IN ('left', 'right')"

@@ -7,6 +7,7 @@ the folded one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 
@@ -312,3 +313,17 @@ async def test_background_exact_fits_take_turns_in_a_thread(world, small_big, mo
                            for main in mains))
     assert most == 1
     assert threads and threading.get_ident() not in threads
+
+
+async def test_the_upkeep_starts_the_taste_index_only_when_an_image_came(world, tmp_path):
+    """images_to_index: two reads on the bot's connection, so a quiet minute starts no thread,
+    connection and event loop for index_images."""
+    path = str(tmp_path / "t.db")
+    assert not await profiles.images_to_index(world.db, world.basis)  # no image yet
+    grid = await _grid(world.db, 1, [world.embeddings[i] for i in list(world.embeddings)[:4]])
+    assert await profiles.images_to_index(world.db, world.basis)
+    assert await asyncio.to_thread(profiles.index_images, path, world.basis) == 4
+    assert not await profiles.images_to_index(world.db, world.basis)
+    assert sorted(await q.image_z(world.db, world.basis.version, grid)) == grid
+    # a new basis: every image again
+    assert await profiles.images_to_index(world.db, dataclasses.replace(world.basis, version=2))
