@@ -1060,20 +1060,23 @@ async def _refine(db: aiosqlite.Connection, basis: tm.Basis, profile: q.Profile,
         fit.refining = None
 
 
-def fit_profiles(path: str, basis: tm.Basis, *, limit: int | None = None) -> int:
+def fit_profiles(path: str, basis: tm.Basis, *, limit: int | None = None, todo: list[int] | None = None) -> int:
     """Store an exact fit of every big main profile that has none on this basis yet, busiest
     first, on a connection and an event loop of its own; their first /rank pair then takes in
     only what came since. Under the stored community prior (a newer one refits each in the
-    background at its next use). Returns how many it fitted; ``limit`` stops early."""
+    background at its next use). Returns how many it fitted; ``limit`` stops early; ``todo``:
+    those profiles (q.unfitted_profiles as the caller just found them), not looked up again."""
 
     async def run(db: aiosqlite.Connection) -> int:
         stamp = await q.community_prior_stamp(db, basis.version)
         prior = None if stamp is None else await _stored_prior(db, basis, stamp[2])
         prior, made = (prior, stamp[2]) if prior is not None else (_cold_prior(basis.k), 0.0)
-        todo = await q.unfitted_profiles(db, basis.version, FIT_INCREMENTAL_FROM, -1 if limit is None else limit)
-        for profile_id in todo:
+        profile_ids = todo if todo is not None else await q.unfitted_profiles(
+            db, basis.version, FIT_INCREMENTAL_FROM, -1 if limit is None else limit
+        )
+        for profile_id in profile_ids:
             await _exact_fit(db, basis, await q.get_profile(db, profile_id), prior, made, store=True)
-        return len(todo)
+        return len(profile_ids)
 
     return _apart(path, run)
 
@@ -1082,11 +1085,11 @@ async def store_fits(db: aiosqlite.Connection, basis: tm.Basis) -> int:
     """fit_profiles for the upkeep cog, each minute: a few profiles (members who just grew big)
     in a thread; more (after an upgrade or a new basis, thousands: a minute of numpy and Python
     that would hold the GIL the bot's loop needs) in a process of its own. Returns how many."""
-    waiting = len(await q.unfitted_profiles(db, basis.version, FIT_INCREMENTAL_FROM, FITS_IN_A_THREAD + 1))
-    if waiting == 0:
+    waiting = await q.unfitted_profiles(db, basis.version, FIT_INCREMENTAL_FROM, FITS_IN_A_THREAD + 1)
+    if not waiting:
         return 0
-    if waiting <= FITS_IN_A_THREAD:
-        return await asyncio.to_thread(fit_profiles, await _path(db), basis)
+    if len(waiting) <= FITS_IN_A_THREAD:  # every one of them (under the limit): fitted as found
+        return await asyncio.to_thread(fit_profiles, await _path(db), basis, todo=waiting)
     return int(await _in_a_process(await _path(db), basis, "--profiles"))
 
 
@@ -1295,12 +1298,13 @@ async def record_like(db: aiosqlite.Connection, user_id: int, image_id: int) -> 
     if image.user_id == user_id:
         return False
     grid_image = image.id
-    job = await db_jobs.get_job(db, image.job_id)
     if image.video is not None:  # a clip: a like on the image it animates, over the rest of that image's grid
+        job = await db_jobs.get_job(db, image.job_id)
         start = job.request.get("start_image_id") if job is not None else None
         if start is not None and await db_jobs.get_image(db, start) is not None:
             grid_image = start
-    elif len(await db_jobs.images_of(db, image.job_id)) < 2:
+    elif len(await db_jobs.images_of(db, image.job_id)) < 2:  # one image (an upscale): its parent's grid
+        job = await db_jobs.get_job(db, image.job_id)
         if job is not None and job.parent_image_id is not None:
             grid_image = job.parent_image_id
     return await q.insert_like(db, user_id, image.id, grid_image)

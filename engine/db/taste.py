@@ -764,7 +764,7 @@ async def insert_profile_version(
 ) -> int:
     """Insert the next version of the profile; returns its number. It is public or
     private as the profile is. Raises sqlite3.IntegrityError when the code is taken."""
-    kind = "moodboard" if profile.kind == "moodboard" else "votes"
+    kind = privacy_kind(profile.kind)
     async with transaction(db):  # the next number and its row together
         ((version,),) = await db.execute_fetchall(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM profile_versions WHERE profile_id = ?", (profile.id,)
